@@ -1,0 +1,128 @@
+//! The listener: accepts connections, gives each its own task, and shuts down gracefully.
+//!
+//! What happens on one connection lives in `connection.rs`; this file owns the set of
+//! connections, so that shutdown can stop accepting at once and then wait (boundedly) for each
+//! connection to finish the message it is handling.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinError, JoinSet};
+use tributary_adapter_core::InboundHandler;
+
+use crate::config::ListenerConfig;
+use crate::connection::{self, ConnectionLimits};
+
+/// How long shutdown waits for in-flight messages before it aborts the connections still open.
+/// Long enough for a handler that is committing to disk; short enough not to stall a restart.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// After an accept error that is about the process (out of file descriptors, ...), wait a little
+/// before trying again instead of spinning on the same error.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accepts connections until `shutdown` resolves; each connection reads frames, calls the handler
+/// for each in order (one at a time per connection: the reply for message n goes out before
+/// message n+1 is handled) and writes every reply frame.
+///
+/// A connection idle (no bytes) for `idle_timeout` is closed. On shutdown the listener is closed
+/// at once (new connections are refused), each connection finishes the message it is handling
+/// and sends its reply, then closes; `serve` returns when all are done, or after
+/// [`SHUTDOWN_GRACE`] by aborting the rest. No input from a peer makes it panic or return early.
+pub async fn serve(
+    listener: TcpListener,
+    config: ListenerConfig,
+    handler: Arc<dyn InboundHandler>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let limits = ConnectionLimits {
+        max_frame: config.max_frame,
+        idle_timeout: config.idle_timeout,
+    };
+    let (stop_sender, stop_receiver) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(%address, "MLLP listener accepting connections");
+
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(connection::run(
+                        stream,
+                        peer,
+                        limits.clone(),
+                        Arc::clone(&handler),
+                        stop_receiver.clone(),
+                    ));
+                }
+                Err(error) if is_about_one_connection(&error) => {
+                    tracing::debug!(%error, "a connection failed while being accepted");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accepting connections failed; retrying shortly");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                }
+            },
+            Some(finished) = connections.join_next(), if !connections.is_empty() => {
+                report_task_end(finished);
+            }
+        }
+    }
+
+    // Closing the socket now is what makes new connections fail fast instead of queueing.
+    drop(listener);
+    tracing::info!(
+        %address,
+        open = connections.len(),
+        "MLLP listener stopped accepting; finishing in-flight messages"
+    );
+    // Ignore the error: it only means no connection is listening, which is fine.
+    let _ = stop_sender.send(true);
+
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some(finished) = connections.join_next().await {
+            report_task_end(finished);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            %address,
+            remaining = connections.len(),
+            "connections still busy after the shutdown grace period; aborting them"
+        );
+        connections.shutdown().await;
+    }
+    tracing::info!(%address, "MLLP listener stopped");
+    Ok(())
+}
+
+/// Errors that concern only the connection being accepted (it was reset before we took it):
+/// the listener itself is fine and the next accept can go ahead at once.
+fn is_about_one_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// Connection tasks catch handler panics themselves; this is the backstop for a panic anywhere
+/// else in one, so that it is at least logged.
+fn report_task_end(finished: Result<(), JoinError>) {
+    if let Err(error) = finished
+        && error.is_panic()
+    {
+        tracing::error!(%error, "an MLLP connection task panicked; its connection was closed");
+    }
+}

@@ -1,0 +1,58 @@
+//! The HTTP API: health and the FHIR endpoint, as axum routers over the store.
+
+mod fhir_patient;
+mod health;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::fhir::{FHIR_JSON, outcome::operation_outcome};
+use crate::store::Store;
+
+pub type AppState = Arc<dyn Store>;
+
+pub fn router(store: Arc<dyn Store>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/fhir/Patient", get(fhir_patient::search))
+        .route("/fhir/Patient/{id}", get(fhir_patient::read))
+        .fallback(not_found)
+        .with_state(store)
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            fhir_error(StatusCode::INTERNAL_SERVER_ERROR, "exception", "internal error")
+        }))
+}
+
+async fn not_found() -> Response {
+    fhir_error(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+}
+
+/// A FHIR JSON response.
+pub fn fhir_json(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    response
+}
+
+/// An error answered as an OperationOutcome.
+pub fn fhir_error(status: StatusCode, code: &str, diagnostics: &str) -> Response {
+    fhir_json(status, &operation_outcome("error", code, diagnostics))
+}

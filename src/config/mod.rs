@@ -1,0 +1,376 @@
+//! Engine configuration: loading `tributary.toml` and validating it before anything starts.
+//!
+//! Every error names the file, the line and the key, so an analyst can fix it without reading
+//! Rust. Unknown keys are errors (a typo must not silently fall back to a default).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub const DEFAULT_CONFIG_PATH: &str = "config/tributary.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub commit: CommitConfig,
+    #[serde(default)]
+    pub channels: Vec<ChannelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Folder of the embedded store; relative paths are taken from the working directory.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_http_bind")]
+    pub bind: Spanned<String>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: default_http_bind(),
+            max_body_bytes: default_body_limit(),
+        }
+    }
+}
+
+fn default_http_bind() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8080".to_string())
+}
+
+fn default_body_limit() -> usize {
+    4 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `tributary=debug,warn`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_log_level(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitConfig {
+    /// Most messages made durable by one fsync.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        CommitConfig {
+            max_batch: default_max_batch(),
+        }
+    }
+}
+
+fn default_max_batch() -> usize {
+    1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: Spanned<String>,
+    /// Which mapping turns this channel's messages into store changes.
+    pub mapping: Spanned<String>,
+    pub source: SourceConfig,
+}
+
+/// Where a channel's messages come from. One flat table for every kind: serde cannot keep the
+/// line numbers of an internally tagged enum's fields, and errors must name their line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub kind: Spanned<SourceKind>,
+    pub bind: Spanned<String>,
+    /// Largest frame accepted; a larger one is answered with AR and never held whole in memory.
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: Spanned<usize>,
+    /// A connection that sends nothing for this long is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Mllp,
+}
+
+fn default_max_frame() -> Spanned<usize> {
+    Spanned::new(0..0, 1024 * 1024)
+}
+
+fn default_idle_timeout() -> u64 {
+    300
+}
+
+/// The mappings the engine knows. The mapping-files work replaces this list with files.
+pub const KNOWN_MAPPINGS: &[&str] = &["adt-patient"];
+
+/// A configuration problem, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            key: "-".into(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `file` is only used in error messages.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let located = |span: Option<std::ops::Range<usize>>, key: String, message: String| ConfigError {
+            file: file.to_string(),
+            line: span.map(|s| line_of(text, s.start)).unwrap_or(0),
+            key,
+            message,
+        };
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let key = key_in_message(e.message()).unwrap_or_else(|| "-".into());
+            located(e.span(), key, e.message().trim().to_string())
+        })?;
+        config.validate(|span, key, message| located(Some(span), key, message))?;
+        Ok(config)
+    }
+
+    fn validate(
+        &self,
+        located: impl Fn(std::ops::Range<usize>, String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        check_bind(&self.http.bind, "http.bind", &located)?;
+        let mut names: Vec<&str> = Vec::new();
+        let mut binds: Vec<SocketAddr> = Vec::new();
+        for (i, channel) in self.channels.iter().enumerate() {
+            let key = |k: &str| format!("channels[{i}].{k}");
+            let name = channel.name.get_ref();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(located(
+                    channel.name.span(),
+                    key("name"),
+                    format!("`{name}` is not a valid channel name (letters, digits, - and _)"),
+                ));
+            }
+            if names.contains(&name.as_str()) {
+                return Err(located(
+                    channel.name.span(),
+                    key("name"),
+                    format!("a channel named `{name}` is defined twice"),
+                ));
+            }
+            names.push(name);
+            if !KNOWN_MAPPINGS.contains(&channel.mapping.get_ref().as_str()) {
+                return Err(located(
+                    channel.mapping.span(),
+                    key("mapping"),
+                    format!(
+                        "unknown mapping `{}` (known: {})",
+                        channel.mapping.get_ref(),
+                        KNOWN_MAPPINGS.join(", ")
+                    ),
+                ));
+            }
+            let source = &channel.source;
+            let addr = check_bind(&source.bind, &key("source.bind"), &located)?;
+            if addr.port() != 0 && binds.contains(&addr) {
+                return Err(located(
+                    source.bind.span(),
+                    key("source.bind"),
+                    format!("{addr} is already used by another channel"),
+                ));
+            }
+            binds.push(addr);
+            if *source.max_frame_bytes.get_ref() < 1024 {
+                return Err(located(
+                    source.max_frame_bytes.span(),
+                    key("source.max_frame_bytes"),
+                    "must be at least 1024".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The http bind address (validated at load).
+    pub fn http_bind(&self) -> SocketAddr {
+        self.http.bind.get_ref().parse().expect("validated at load")
+    }
+}
+
+impl SourceConfig {
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.bind.get_ref().parse().expect("validated at load")
+    }
+}
+
+fn check_bind(
+    bind: &Spanned<String>,
+    key: &str,
+    located: &impl Fn(std::ops::Range<usize>, String, String) -> ConfigError,
+) -> Result<SocketAddr, ConfigError> {
+    bind.get_ref().parse::<SocketAddr>().map_err(|_| {
+        located(
+            bind.span(),
+            key.to_string(),
+            format!("`{}` is not an address like 127.0.0.1:2575", bind.get_ref()),
+        )
+    })
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The key toml names in messages like "unknown field `bindd`" or "missing field `bind`".
+fn key_in_message(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[store]
+data_dir = "./data"
+
+[http]
+bind = "127.0.0.1:8080"
+
+[[channels]]
+name = "ucr-adt"
+mapping = "adt-patient"
+[channels.source]
+kind = "mllp"
+bind = "127.0.0.1:2575"
+"#;
+
+    #[test]
+    fn the_shipped_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.channels.len(), 1);
+        assert_eq!(config.http_bind().to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let config = Config::parse(GOOD, "t.toml").unwrap();
+        let source = &config.channels[0].source;
+        assert_eq!(*source.kind.get_ref(), SourceKind::Mllp);
+        assert_eq!(*source.max_frame_bytes.get_ref(), 1024 * 1024);
+        assert_eq!(source.idle_timeout_secs, 300);
+        assert_eq!(config.commit.max_batch, 1024);
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let text = GOOD.replace("bind = \"127.0.0.1:2575\"", "bindd = \"127.0.0.1:2575\"");
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!(err.key, "bindd");
+        assert_eq!(err.line, 13);
+        assert!(err.to_string().starts_with("t.toml:13: bindd:"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_address_is_named_with_its_line() {
+        let text = GOOD.replace("127.0.0.1:2575", "localhost-2575");
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!(err.line, 13);
+        assert_eq!(err.key, "channels[0].source.bind");
+    }
+
+    #[test]
+    fn an_unknown_mapping_and_a_wrong_type_are_refused() {
+        let text = GOOD.replace("adt-patient", "nope");
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (10, "channels[0].mapping"));
+        let text = GOOD.replace("[store]", "[commit]\nmax_batch = \"many\"\n[store]");
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+    }
+
+    #[test]
+    fn duplicate_channel_names_are_refused() {
+        let second = "\n[[channels]]\nname = \"ucr-adt\"\nmapping = \"adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:2576\"\n";
+        let err = Config::parse(&format!("{GOOD}{second}"), "t.toml").unwrap_err();
+        assert_eq!(err.key, "channels[1].name");
+        assert_eq!(err.line, 16);
+    }
+}

@@ -1,0 +1,429 @@
+//! Patients: applying demographic changes (create, update, merge, identifier change) together
+//! with their indexes, and finding patients by id, identifier, email and phone.
+//!
+//! A Patient is stored as FHIR R4 JSON under its logical id. Its identifiers, emails and phone
+//! numbers are indexed; a retired (merged) record keeps its data but leaves the indexes, so its
+//! identifiers find the survivor.
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
+
+/// What an inbound demographics message asks of the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatientChange {
+    /// Create the patient or update the one any of its identifiers already names. Elements the
+    /// message did not carry are kept; an element set to JSON null (HL7 `""`) is removed.
+    Upsert { patient: Value },
+    /// `survivor` absorbs the patients named by `retired` identifiers (ADT A40).
+    Merge { survivor: Value, retired: Vec<Value> },
+    /// The patient named by `previous` identifiers now carries `patient`'s identifiers (ADT A47).
+    ChangeIdentifier { patient: Value, previous: Vec<Value> },
+}
+
+/// Why a change could not be applied. The message is kept with this error; nothing is written.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("no patient has identifier {0}")]
+    UnknownKey(String),
+    #[error("identifier {0} already belongs to patient {1}")]
+    DuplicateKey(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies a change into `tx`; returns the ids of every patient it wrote.
+pub fn apply(tx: &mut Overlay<'_>, change: &PatientChange, now: &str) -> Result<Vec<String>, ApplyError> {
+    match change {
+        PatientChange::Upsert { patient } => {
+            let (id, old, new) = prepare_upsert(tx, patient)?;
+            write(tx, &id, old.as_ref(), new, now)?;
+            Ok(vec![id])
+        }
+        PatientChange::Merge { survivor, retired } => merge(tx, survivor, retired, now),
+        PatientChange::ChangeIdentifier { patient, previous } => {
+            change_identifier(tx, patient, previous, now)
+        }
+    }
+}
+
+/// The id an upsert writes to, the record as it was, and the record it becomes.
+fn prepare_upsert(tx: &Overlay<'_>, incoming: &Value) -> Result<(String, Option<Value>, Value), ApplyError> {
+    let identifiers = identifiers_of(incoming);
+    if let Some(id) = find_by_any(tx, &identifiers)? {
+        let old = load(tx, &id)?;
+        let new = match &old {
+            Some(old) => updated(old, incoming),
+            None => without_nulls(incoming),
+        };
+        return Ok((id, old, new));
+    }
+    let id = fresh_id(tx, &identifiers)?;
+    Ok((id, None, without_nulls(incoming)))
+}
+
+fn merge(
+    tx: &mut Overlay<'_>,
+    survivor: &Value,
+    retired: &[Value],
+    now: &str,
+) -> Result<Vec<String>, ApplyError> {
+    let (survivor_id, survivor_old, mut survivor_new) = prepare_upsert(tx, survivor)?;
+    let mut written = vec![];
+    let mut retired_ids: Vec<String> = vec![];
+    for identifier in retired {
+        if let Some(id) = find_by_any(tx, std::slice::from_ref(identifier))?
+            && id != survivor_id
+            && !retired_ids.contains(&id)
+        {
+            retired_ids.push(id);
+        }
+    }
+    let mut moved: Vec<Value> = retired.to_vec();
+    for id in &retired_ids {
+        let Some(old) = load(tx, id)? else { continue };
+        let mut gone = old.clone();
+        moved.extend(identifiers_of(&old));
+        gone["active"] = json!(false);
+        set_link(&mut gone, &survivor_id, "replaced-by");
+        write(tx, id, Some(&old), gone, now)?;
+        set_link(&mut survivor_new, id, "replaces");
+        written.push(id.clone());
+    }
+    for identifier in moved {
+        add_identifier(&mut survivor_new, identifier, Some("old"));
+    }
+    write(tx, &survivor_id, survivor_old.as_ref(), survivor_new, now)?;
+    written.insert(0, survivor_id);
+    Ok(written)
+}
+
+fn change_identifier(
+    tx: &mut Overlay<'_>,
+    patient: &Value,
+    previous: &[Value],
+    now: &str,
+) -> Result<Vec<String>, ApplyError> {
+    let id = find_by_any(tx, previous)?.ok_or_else(|| ApplyError::UnknownKey(describe(&previous[0])))?;
+    let Some(old) = load(tx, &id)? else {
+        return Err(ApplyError::UnknownKey(describe(&previous[0])));
+    };
+    let incoming = identifiers_of(patient);
+    for identifier in &incoming {
+        if let Some(owner) = find_by_any(tx, std::slice::from_ref(identifier))?
+            && owner != id
+        {
+            return Err(ApplyError::DuplicateKey(describe(identifier), owner));
+        }
+    }
+    let mut new = old.clone();
+    let kept: Vec<Value> = identifiers_of(&old)
+        .into_iter()
+        .filter(|i| !previous.iter().any(|p| same_identifier(i, p)))
+        .collect();
+    new["identifier"] = Value::Array(kept);
+    for identifier in incoming {
+        add_identifier(&mut new, identifier, None);
+    }
+    write(tx, &id, Some(&old), new, now)?;
+    Ok(vec![id])
+}
+
+/// Stores `new` under `id` with the next version, moving its index entries from `old`'s.
+fn write(
+    tx: &mut Overlay<'_>,
+    id: &str,
+    old: Option<&Value>,
+    mut new: Value,
+    now: &str,
+) -> Result<(), ApplyError> {
+    let version = old
+        .and_then(|o| o["meta"]["versionId"].as_str())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    new["resourceType"] = json!("Patient");
+    new["id"] = json!(id);
+    new["meta"] = json!({ "versionId": version.to_string(), "lastUpdated": now });
+    if let Some(old) = old {
+        for key in identifier_keys(old) {
+            if tx.get(Keyspace::IdentifierIndex, &key)?.as_deref() == Some(id.as_bytes()) {
+                tx.delete(Keyspace::IdentifierIndex, key);
+            }
+        }
+        for (keyspace, key) in contact_keys(old, id) {
+            tx.delete(keyspace, key);
+        }
+    }
+    if new["active"] != json!(false) {
+        for key in identifier_keys(&new) {
+            tx.put(Keyspace::IdentifierIndex, key, id.as_bytes().to_vec());
+        }
+        for (keyspace, key) in contact_keys(&new, id) {
+            tx.put(keyspace, key, vec![]);
+        }
+    }
+    let bytes = serde_json::to_vec(&new).expect("a JSON value always serializes");
+    tx.put(Keyspace::Patient, id.as_bytes().to_vec(), bytes);
+    Ok(())
+}
+
+/// `old` updated with what `incoming` carries: present elements replace, nulls remove, absent
+/// elements stay; identifiers accumulate (one is only ever removed by an identifier change).
+fn updated(old: &Value, incoming: &Value) -> Value {
+    let mut new = old.clone();
+    let Some(fields) = incoming.as_object() else {
+        return new;
+    };
+    for (key, value) in fields {
+        match (key.as_str(), value) {
+            ("identifier", _) => {
+                for identifier in identifiers_of(incoming) {
+                    add_identifier(&mut new, identifier, None);
+                }
+            }
+            (_, Value::Null) => {
+                new.as_object_mut().map(|o| o.remove(key));
+            }
+            _ => new[key] = value.clone(),
+        }
+    }
+    new
+}
+
+fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Map<String, Value>>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn add_identifier(patient: &mut Value, mut identifier: Value, use_code: Option<&str>) {
+    if !patient["identifier"].is_array() {
+        patient["identifier"] = json!([]);
+    }
+    let list = patient["identifier"].as_array_mut().expect("just made an array");
+    if list.iter().any(|i| same_identifier(i, &identifier)) {
+        return;
+    }
+    if let Some(use_code) = use_code {
+        identifier["use"] = json!(use_code);
+    }
+    list.push(identifier);
+}
+
+fn set_link(patient: &mut Value, other_id: &str, link_type: &str) {
+    if !patient["link"].is_array() {
+        patient["link"] = json!([]);
+    }
+    let reference = format!("Patient/{other_id}");
+    let links = patient["link"].as_array_mut().expect("just made an array");
+    if !links.iter().any(|l| l["other"]["reference"] == json!(reference)) {
+        links.push(json!({ "other": { "reference": reference }, "type": link_type }));
+    }
+}
+
+fn identifiers_of(patient: &Value) -> Vec<Value> {
+    patient["identifier"].as_array().cloned().unwrap_or_default()
+}
+
+fn same_identifier(a: &Value, b: &Value) -> bool {
+    a["value"] == b["value"] && a["system"] == b["system"]
+}
+
+fn describe(identifier: &Value) -> String {
+    format!(
+        "{}|{}",
+        identifier["system"].as_str().unwrap_or(""),
+        identifier["value"].as_str().unwrap_or("")
+    )
+}
+
+/// Index key of an identifier: `value \0 system`, so a search by value alone is a prefix scan.
+fn identifier_key(system: &str, value: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(value.len() + system.len() + 1);
+    key.extend_from_slice(value.as_bytes());
+    key.push(0);
+    key.extend_from_slice(system.as_bytes());
+    key
+}
+
+fn identifier_keys(patient: &Value) -> Vec<Vec<u8>> {
+    identifiers_of(patient)
+        .iter()
+        .filter_map(|i| {
+            Some(identifier_key(
+                i["system"].as_str().unwrap_or(""),
+                i["value"].as_str()?,
+            ))
+        })
+        .collect()
+}
+
+fn contact_keys(patient: &Value, id: &str) -> Vec<(Keyspace, Vec<u8>)> {
+    let mut keys = vec![];
+    for contact in patient["telecom"].as_array().into_iter().flatten() {
+        let Some(value) = contact["value"].as_str() else {
+            continue;
+        };
+        match contact["system"].as_str() {
+            Some("email") => keys.push((Keyspace::EmailIndex, index_key(&normalize_email(value), id))),
+            Some("phone") => {
+                for digits in phone_forms(value) {
+                    keys.push((Keyspace::PhoneIndex, index_key(&digits, id)));
+                }
+            }
+            _ => {}
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn index_key(term: &str, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(term.len() + id.len() + 1);
+    key.extend_from_slice(term.as_bytes());
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// The digit strings a phone number is found by: all its digits, and without the country code
+/// when it was written with one (`+1 617 555 1234` is found by 16175551234 and 6175551234).
+fn phone_forms(phone: &str) -> Vec<String> {
+    let main = phone.split(" x").next().unwrap_or(phone);
+    let digits: String = main.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() {
+        return vec![];
+    }
+    let mut forms = vec![digits.clone()];
+    if let Some(rest) = main.trim().strip_prefix('+') {
+        let national: String = rest
+            .split_once(' ')
+            .map(|(_, n)| n)
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .collect();
+        if !national.is_empty() && national != digits {
+            forms.push(national);
+        }
+    }
+    forms
+}
+
+/// The patient any of these identifiers names, trying them in order.
+fn find_by_any(reader: &dyn Reader, identifiers: &[Value]) -> Result<Option<String>, StoreError> {
+    for identifier in identifiers {
+        let Some(value) = identifier["value"].as_str() else {
+            continue;
+        };
+        let system = identifier["system"].as_str().unwrap_or("");
+        if let Some(id) = reader.get(Keyspace::IdentifierIndex, &identifier_key(system, value))? {
+            return Ok(Some(String::from_utf8_lossy(&id).into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// A deterministic id from the first identifier, so the same feed yields the same ids anywhere.
+fn fresh_id(reader: &dyn Reader, identifiers: &[Value]) -> Result<String, StoreError> {
+    let seed = identifiers.first().map(describe).unwrap_or_default();
+    let digest = Sha256::digest(seed.as_bytes());
+    let base: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    let mut id = base.clone();
+    let mut n = 1;
+    // The id may be taken by a patient that has since given this identifier up (A47).
+    while reader.get(Keyspace::Patient, id.as_bytes())?.is_some() {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    Ok(id)
+}
+
+fn load(reader: &dyn Reader, id: &str) -> Result<Option<Value>, StoreError> {
+    match reader.get(Keyspace::Patient, id.as_bytes())? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError(format!("patient {id} is not valid JSON: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// Reads one patient by logical id.
+pub fn read(store: &dyn Store, id: &str) -> Result<Option<Value>, StoreError> {
+    load(store, id)
+}
+
+/// Patients with this identifier; any system when `system` is None.
+pub fn search_identifier(
+    store: &dyn Store,
+    system: Option<&str>,
+    value: &str,
+    limit: usize,
+) -> Result<Vec<Value>, StoreError> {
+    let ids: Vec<Vec<u8>> = match system {
+        Some(system) => store
+            .get(Keyspace::IdentifierIndex, &identifier_key(system, value))?
+            .into_iter()
+            .collect(),
+        None => store
+            .scan_prefix(Keyspace::IdentifierIndex, &identifier_key("", value), limit)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect(),
+    };
+    load_all(store, ids, limit)
+}
+
+pub fn search_email(store: &dyn Store, email: &str, limit: usize) -> Result<Vec<Value>, StoreError> {
+    search_term(store, Keyspace::EmailIndex, &normalize_email(email), limit)
+}
+
+pub fn search_phone(store: &dyn Store, phone: &str, limit: usize) -> Result<Vec<Value>, StoreError> {
+    let digits: String = phone.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() {
+        return Ok(vec![]);
+    }
+    search_term(store, Keyspace::PhoneIndex, &digits, limit)
+}
+
+fn search_term(
+    store: &dyn Store,
+    keyspace: Keyspace,
+    term: &str,
+    limit: usize,
+) -> Result<Vec<Value>, StoreError> {
+    let ids = store
+        .scan_prefix(keyspace, &index_key(term, ""), limit)?
+        .into_iter()
+        .map(|(key, _)| key[term.len() + 1..].to_vec())
+        .collect();
+    load_all(store, ids, limit)
+}
+
+fn load_all(store: &dyn Store, ids: Vec<Vec<u8>>, limit: usize) -> Result<Vec<Value>, StoreError> {
+    let mut seen: Vec<Vec<u8>> = vec![];
+    let mut patients = vec![];
+    for id in ids {
+        if seen.contains(&id) || patients.len() >= limit {
+            continue;
+        }
+        if let Some(patient) = load(store, &String::from_utf8_lossy(&id))? {
+            patients.push(patient);
+        }
+        seen.push(id);
+    }
+    Ok(patients)
+}

@@ -1,0 +1,137 @@
+//! The engine: opens the store, starts the committer, one listener per channel and the HTTP
+//! API, and shuts them down in order (stop accepting, finish what is in flight, sync).
+
+pub mod committer;
+pub mod inbound;
+pub mod journal;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, SourceKind};
+use crate::store::{SledStore, Store};
+
+/// A started engine: where it listens, and the handle to stop it.
+pub struct Engine {
+    /// Channel name and bound address of each MLLP listener.
+    pub mllp: Vec<(String, SocketAddr)>,
+    pub http: SocketAddr,
+    pub store: Arc<dyn Store>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    committer: Option<(committer::CommitterHandle, std::thread::JoinHandle<()>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl Engine {
+    /// Starts everything the config names. Returns once every listener is bound.
+    pub async fn start(config: &Config) -> Result<Engine, StartError> {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.store.data_dir)?);
+        let (handle, thread) = committer::start(store.clone(), config.commit.max_batch)?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut mllp = vec![];
+        for channel in &config.channels {
+            let name = channel.name.get_ref().clone();
+            let source = &channel.source;
+            match source.kind.get_ref() {
+                SourceKind::Mllp => {
+                    let addr = source.bind_addr();
+                    let listener = bind(addr, &format!("channel {name}")).await?;
+                    let bound = listener.local_addr().map_err(|source| StartError::Bind {
+                        addr,
+                        what: name.clone(),
+                        source,
+                    })?;
+                    let settings = tributary_adapter_mllp::ListenerConfig {
+                        bind: bound,
+                        max_frame: *source.max_frame_bytes.get_ref(),
+                        idle_timeout: Duration::from_secs(source.idle_timeout_secs),
+                    };
+                    let handler = Arc::new(inbound::ChannelInbound {
+                        channel: name.clone().into(),
+                        max_frame_bytes: *source.max_frame_bytes.get_ref(),
+                        committer: handle.clone(),
+                    });
+                    let shutdown = stopped_signal(stopped.clone());
+                    let channel_name = name.clone();
+                    tasks.spawn(async move {
+                        if let Err(e) =
+                            tributary_adapter_mllp::serve(listener, settings, handler, shutdown).await
+                        {
+                            tracing::error!(channel = %channel_name, error = %e, "listener failed");
+                        }
+                    });
+                    tracing::info!(channel = %name, addr = %bound, "MLLP listener started");
+                    mllp.push((name, bound));
+                }
+            }
+        }
+        let http_addr = config.http_bind();
+        let listener = bind(http_addr, "HTTP").await?;
+        let http = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: http_addr,
+            what: "HTTP".into(),
+            source,
+        })?;
+        let app = crate::api::router(store.clone(), config.http.max_body_bytes);
+        let shutdown = stopped_signal(stopped.clone());
+        tasks.spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        tracing::info!(addr = %http, "HTTP API started");
+        Ok(Engine {
+            mllp,
+            http,
+            store,
+            stop,
+            tasks,
+            committer: Some((handle, thread)),
+        })
+    }
+
+    /// Stops accepting, lets in-flight messages finish and get their ACKs, then syncs the store.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        if let Some((handle, thread)) = self.committer.take() {
+            drop(handle);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Err(e) = self.store.sync() {
+            tracing::error!(error = %e, "final sync failed");
+        }
+        tracing::info!("engine stopped");
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+        addr,
+        what: what.to_string(),
+        source,
+    })
+}
+
+/// Resolves when the engine is told to stop.
+async fn stopped_signal(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,546 @@
+//! One parsed HL7 v2 message: its decoded text plus the segment and field ranges found by the
+//! parser crate, checked so that a message is either read whole or rejected with a reason.
+
+use crate::hl7::charset::{Charset, decode};
+use crate::hl7::delimiters::Delimiters;
+use crate::hl7::error::{ErrLocation, ErrorCode, ParseError};
+use crate::hl7::path::ValuePath;
+use crate::hl7::segment::{Field, Segment, TextSpan};
+
+/// Where one segment's line and fields are; `fields` indexes `Message::fields`.
+#[derive(Debug, Clone)]
+struct SegmentIndex {
+    line: TextSpan,
+    fields: std::ops::Range<usize>,
+}
+
+/// One parsed HL7 v2 message. Owns its text (after decoding). Cheap accessors over ranges.
+#[derive(Debug, Clone)]
+pub struct Message {
+    text: String,
+    charset: Charset,
+    delimiters: Delimiters,
+    segments: Vec<SegmentIndex>,
+    /// Every field of every segment, in order, so a parse makes two allocations, not one per field.
+    fields: Vec<TextSpan>,
+}
+
+impl Message {
+    /// decode (charset.rs) + parse. Size is bounded by the caller (MLLP frame cap); this must
+    /// still never panic, never hang, never recurse without bound, on ANY bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
+        let (text, charset) = decode(bytes);
+        Message::parse_owned(text, charset)
+    }
+
+    /// Parse text. Segment ends CR, LF or CRLF. Uses hl7_parser's lenient parser AND checks it
+    /// consumed the whole input (hl7_parser silently stops at a bad segment and returns Ok):
+    /// leftover input = ParseError naming the segment number. Must start with "MSH" (a BOM and
+    /// blank lines before it are skipped). Segment names must be 3 chars [A-Z0-9]. Trailing
+    /// segment terminators are fine; blank lines between segments are dropped.
+    pub fn parse_str(text: &str) -> Result<Message, ParseError> {
+        Message::parse_owned(text.to_owned(), Charset::Utf8)
+    }
+
+    fn parse_owned(text: String, charset: Charset) -> Result<Message, ParseError> {
+        let text = tidy_line_breaks(text);
+        let delimiters = Delimiters::read_from_msh(&text)?;
+        if u32::try_from(text.len()).is_err() {
+            return Err(ParseError::new(
+                ErrorCode::SegmentSequence,
+                None,
+                "the message is larger than 4 GiB",
+            ));
+        }
+        let parsed = hl7_parser::parse_message_with_lenient_newlines(&text).map_err(|error| {
+            ParseError::new(
+                ErrorCode::SegmentSequence,
+                Some(ErrLocation::at_segment("MSH", 1)),
+                format!("the MSH segment could not be read: {error}"),
+            )
+        })?;
+        let content_end = text.trim_end_matches(['\r', '\n']).len();
+        if parsed.raw_value().len() < content_end {
+            return Err(unread_segment_error(
+                &text,
+                parsed.raw_value().len(),
+                parsed.segments.len() + 1,
+                delimiters.field,
+            ));
+        }
+
+        let mut segments = Vec::with_capacity(parsed.segments.len());
+        let mut fields = Vec::with_capacity(parsed.segments.iter().map(|s| s.fields.len()).sum());
+        for (index, segment) in parsed.segments.iter().enumerate() {
+            if index > 0 {
+                check_segment_name(segment.name, index + 1)?;
+            }
+            let first_field = fields.len();
+            let parsed_fields = segment.fields.iter().map(|f| span(&f.range));
+            if index == 0 {
+                push_msh_fields(&text, &delimiters, parsed_fields, &mut fields);
+            } else {
+                fields.extend(parsed_fields);
+            }
+            segments.push(SegmentIndex {
+                line: span(&segment.range),
+                fields: first_field..fields.len(),
+            });
+        }
+        Ok(Message {
+            text,
+            charset,
+            delimiters,
+            segments,
+            fields,
+        })
+    }
+
+    /// The decoded message text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The character set the bytes were decoded with; encode replies the same way.
+    pub fn charset(&self) -> Charset {
+        self.charset
+    }
+
+    pub fn delimiters(&self) -> &Delimiters {
+        &self.delimiters
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = Segment<'_>> {
+        self.segments.iter().map(|index| self.view(index))
+    }
+
+    /// The first segment with that name.
+    pub fn segment(&self, name: &str) -> Option<Segment<'_>> {
+        self.segments().find(|segment| segment.name() == name)
+    }
+
+    pub fn segments_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Segment<'a>> {
+        self.segments().filter(move |segment| segment.name() == name)
+    }
+
+    fn view<'a>(&'a self, index: &SegmentIndex) -> Segment<'a> {
+        let fields = self.fields.get(index.fields.clone()).unwrap_or_default();
+        Segment::new(&self.text, &self.delimiters, index.line, fields)
+    }
+
+    fn msh_field(&self, n: usize) -> Field<'_> {
+        // parse guarantees the first segment is MSH, so the fallback is never used.
+        let msh = match self.segments.first() {
+            Some(index) => self.view(index),
+            None => Segment::new("", &self.delimiters, TextSpan { start: 0, end: 0 }, &[]),
+        };
+        msh.field(n)
+    }
+
+    /// MSH-3, the whole field unescaped.
+    pub fn sending_application(&self) -> String {
+        self.msh_field(3).text()
+    }
+
+    /// MSH-4, the whole field unescaped.
+    pub fn sending_facility(&self) -> String {
+        self.msh_field(4).text()
+    }
+
+    /// MSH-5, the whole field unescaped.
+    pub fn receiving_application(&self) -> String {
+        self.msh_field(5).text()
+    }
+
+    /// MSH-6, the whole field unescaped.
+    pub fn receiving_facility(&self) -> String {
+        self.msh_field(6).text()
+    }
+
+    /// MSH-9.1, e.g. `ADT`.
+    pub fn message_type(&self) -> String {
+        self.msh_field(9).component(1).text()
+    }
+
+    /// MSH-9.2, e.g. `A08`.
+    pub fn trigger_event(&self) -> String {
+        self.msh_field(9).component(2).text()
+    }
+
+    /// MSH-10.
+    pub fn control_id(&self) -> String {
+        self.msh_field(10).text()
+    }
+
+    /// MSH-11.1, e.g. `P`.
+    pub fn processing_id(&self) -> String {
+        self.msh_field(11).component(1).text()
+    }
+
+    /// MSH-12.1, e.g. `2.5`.
+    pub fn version(&self) -> String {
+        self.msh_field(12).component(1).text()
+    }
+
+    /// MSH-15 accept acknowledgment type (`AL`, `NE`, `ER`, `SU` or empty).
+    pub fn accept_ack_type(&self) -> String {
+        self.msh_field(15).text()
+    }
+
+    /// MSH-16 application acknowledgment type (`AL`, `NE`, `ER`, `SU` or empty).
+    pub fn app_ack_type(&self) -> String {
+        self.msh_field(16).text()
+    }
+
+    /// Path lookup for tests and tools: "PID-3", "PID-5.1", "PID-3[2].4.2", "MSH-9.2",
+    /// "OBX[2]-5"; the first repetition when none is given; unescaped text; None when absent or
+    /// empty.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let path = ValuePath::parse(path)?;
+        let segment = self.segments_named(path.segment).nth(path.occurrence - 1)?;
+        let field = segment.field(path.field);
+        let repetition = field.repetitions().nth(path.repetition - 1)?;
+        let text = match (path.component, path.subcomponent) {
+            (None, _) => repetition.text(),
+            (Some(component), None) => repetition.component(component).text(),
+            (Some(component), Some(subcomponent)) => {
+                repetition.component(component).subcomponent_text(subcomponent)
+            }
+        };
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+fn span(range: &std::ops::Range<usize>) -> TextSpan {
+    // parse_owned has checked that the text fits in u32.
+    TextSpan {
+        start: range.start as u32,
+        end: range.end as u32,
+    }
+}
+
+/// Skips a BOM and blank lines before MSH, and drops blank lines between segments (files and
+/// hand-edited messages have them; the parser crate would stop there). Untouched, and not
+/// copied, when there is nothing to tidy, which is the usual case.
+fn tidy_line_breaks(mut text: String) -> String {
+    let leading = text.len() - text.trim_start_matches(['\u{feff}', '\r', '\n']).len();
+    if leading > 0 {
+        text.drain(..leading);
+    }
+    let content = text.trim_end_matches(['\r', '\n']);
+    // Any run of line breaks other than a single CR, LF or CRLF contains one of these pairs.
+    let has_blank_line = content.contains("\r\r") || content.contains("\n\n") || content.contains("\n\r");
+    if !has_blank_line {
+        return text;
+    }
+    let mut tidy = String::with_capacity(text.len());
+    for line in text.split(['\r', '\n']).filter(|line| !line.is_empty()) {
+        tidy.push_str(line);
+        tidy.push('\r');
+    }
+    tidy
+}
+
+/// MSH-1 and MSH-2 are the delimiters themselves; the parser crate reports them as two synthetic
+/// fields and knows nothing of a v2.7 truncation character, which it reads as an extra field. So
+/// MSH-1 and MSH-2 are taken from the delimiters, and parsed fields from MSH-3 on.
+fn push_msh_fields(
+    text: &str,
+    delimiters: &Delimiters,
+    mut parsed_fields: impl Iterator<Item = TextSpan>,
+    fields: &mut Vec<TextSpan>,
+) {
+    let encoding_len = delimiters.encoding_characters().len() as u32;
+    let msh_2_end = 4 + encoding_len;
+    fields.push(TextSpan { start: 3, end: 4 });
+    fields.push(TextSpan {
+        start: 4,
+        end: msh_2_end,
+    });
+    let has_msh_3 = text
+        .get(msh_2_end as usize..)
+        .is_some_and(|rest| rest.starts_with(delimiters.field));
+    if !has_msh_3 {
+        return;
+    }
+    let synthetic_fields = 2 + usize::from(delimiters.truncation.is_some());
+    for _ in 0..synthetic_fields {
+        parsed_fields.next();
+    }
+    fields.extend(parsed_fields);
+}
+
+fn is_valid_segment_name(name: &str) -> bool {
+    name.len() == 3 && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+fn invalid_segment_name(name: &str, sequence: usize) -> ParseError {
+    ParseError::new(
+        ErrorCode::SegmentSequence,
+        Some(ErrLocation::at_segment(name, sequence as u32)),
+        format!("segment {sequence} has an invalid name {name:?}: names are 3 characters A-Z 0-9"),
+    )
+}
+
+fn check_segment_name(name: &str, sequence: usize) -> Result<(), ParseError> {
+    if !is_valid_segment_name(name) {
+        return Err(invalid_segment_name(name, sequence));
+    }
+    if name == "MSH" {
+        return Err(ParseError::new(
+            ErrorCode::SegmentSequence,
+            Some(ErrLocation::at_segment(name, sequence as u32)),
+            format!(
+                "segment {sequence} starts a second message; split batches and concatenated \
+                 messages before parsing"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The parser stopped at `offset`, before the line of segment `sequence`: say what is wrong
+/// with that line.
+fn unread_segment_error(text: &str, offset: usize, sequence: usize, field_separator: char) -> ParseError {
+    let rest = text.get(offset..).unwrap_or_default();
+    let rest = rest
+        .strip_prefix("\r\n")
+        .or_else(|| rest.strip_prefix(['\r', '\n']))
+        .unwrap_or(rest);
+    let line = rest.split(['\r', '\n']).next().unwrap_or_default();
+    let name: String = line.chars().take(3).collect();
+    let location = Some(ErrLocation::at_segment(&name, sequence as u32));
+    if !is_valid_segment_name(&name) {
+        return invalid_segment_name(&name, sequence);
+    }
+    let found = match line.chars().nth(3) {
+        Some(c) => format!(" but by {c:?}"),
+        None => " but the line ends".to_owned(),
+    };
+    ParseError::new(
+        ErrorCode::SegmentSequence,
+        location,
+        format!(
+            "segment {sequence} ({name}) must be followed by the field separator \
+             {field_separator:?}{found}"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADT: &str = "MSH|^~\\&|SENDAPP^sys.oid^ISO|SENDFAC|RECVAPP|RECVFAC|20240101120000||ADT^A08^ADT_A01|CTRL42|P^T|2.5^^VER|||AL|NE\rEVN|A08|20240101120000\rPID|1||123^^^HOSP^MR~456^^^SSA^SS||DOE^JOHN^Q||19700101|M|||1 MAIN ST^^TOWN^ST^12345\rPV1|1|O\r";
+
+    fn location(error: &ParseError) -> String {
+        error
+            .location
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn reads_msh_conveniences() {
+        let message = Message::parse_str(ADT).unwrap();
+        assert_eq!(message.sending_application(), "SENDAPP^sys.oid^ISO");
+        assert_eq!(message.sending_facility(), "SENDFAC");
+        assert_eq!(message.receiving_application(), "RECVAPP");
+        assert_eq!(message.receiving_facility(), "RECVFAC");
+        assert_eq!(message.message_type(), "ADT");
+        assert_eq!(message.trigger_event(), "A08");
+        assert_eq!(message.control_id(), "CTRL42");
+        assert_eq!(message.processing_id(), "P");
+        assert_eq!(message.version(), "2.5");
+        assert_eq!(message.accept_ack_type(), "AL");
+        assert_eq!(message.app_ack_type(), "NE");
+        assert_eq!(message.charset(), Charset::Utf8);
+        assert_eq!(message.text(), ADT);
+    }
+
+    #[test]
+    fn absent_msh_values_are_empty_strings() {
+        let message = Message::parse_str("MSH|^~\\&").unwrap();
+        assert_eq!(message.sending_application(), "");
+        assert_eq!(message.trigger_event(), "");
+        assert_eq!(message.accept_ack_type(), "");
+        assert_eq!(message.segment("MSH").unwrap().field_count(), 2);
+    }
+
+    #[test]
+    fn msh_fields_follow_hl7_numbering() {
+        let message = Message::parse_str(ADT).unwrap();
+        let msh = message.segment("MSH").unwrap();
+        assert_eq!(msh.field(1).raw(), "|");
+        assert_eq!(msh.field(2).raw(), "^~\\&");
+        assert_eq!(msh.field(2).text(), "^~\\&");
+        assert_eq!(msh.field(2).repetitions().count(), 1);
+        assert_eq!(msh.field(2).component(1).raw(), "^~\\&");
+        assert_eq!(msh.field(3).component(2).raw(), "sys.oid");
+        assert_eq!(msh.field(16).raw(), "NE");
+        assert_eq!(msh.field_count(), 16);
+        assert_eq!(message.get("MSH-1").unwrap(), "|");
+        assert_eq!(message.get("MSH-2").unwrap(), "^~\\&");
+    }
+
+    #[test]
+    fn truncation_character_is_part_of_msh_2() {
+        let message = Message::parse_str("MSH|^~\\&#|APP|FAC\rPID|1\r").unwrap();
+        assert_eq!(message.delimiters().truncation, Some('#'));
+        let msh = message.segment("MSH").unwrap();
+        assert_eq!(msh.field(2).raw(), "^~\\&#");
+        assert_eq!(msh.field(3).raw(), "APP");
+        assert_eq!(msh.field(4).raw(), "FAC");
+        assert_eq!(msh.field_count(), 4);
+        let bare = Message::parse_str("MSH|^~\\&#").unwrap();
+        assert_eq!(bare.segment("MSH").unwrap().field_count(), 2);
+    }
+
+    #[test]
+    fn get_follows_paths() {
+        let message = Message::parse_str(ADT).unwrap();
+        assert_eq!(message.get("PID-3").unwrap(), "123^^^HOSP^MR");
+        assert_eq!(message.get("PID-3[2]").unwrap(), "456^^^SSA^SS");
+        assert_eq!(message.get("PID-3[2].4").unwrap(), "SSA");
+        assert_eq!(message.get("PID-5.2").unwrap(), "JOHN");
+        assert_eq!(message.get("MSH-9.2").unwrap(), "A08");
+        assert_eq!(message.get("PID-3[3]"), None);
+        assert_eq!(message.get("PID-3.2"), None);
+        assert_eq!(message.get("PID-4"), None);
+        assert_eq!(message.get("PID-99"), None);
+        assert_eq!(message.get("ZZZ-1"), None);
+        assert_eq!(message.get("PID[2]-1"), None);
+        assert_eq!(message.get("not a path"), None);
+    }
+
+    #[test]
+    fn get_decodes_escapes_and_subcomponents() {
+        let text = "MSH|^~\\&\rPID|1||7^^^A&1.2.3&ISO||O\\T\\BRIEN^REN\\XE9\\E\r";
+        let message = Message::parse_str(text).unwrap();
+        assert_eq!(message.get("PID-3.4.2").unwrap(), "1.2.3");
+        assert_eq!(message.get("PID-3.4.4"), None);
+        assert_eq!(message.get("PID-5.1").unwrap(), "O&BRIEN");
+        assert_eq!(message.get("PID-5.2").unwrap(), "REN\u{e9}E");
+    }
+
+    #[test]
+    fn second_occurrence_of_a_segment() {
+        let text = "MSH|^~\\&\rOBX|1|ST|A||first\rOBX|2|ST|B||second\r";
+        let message = Message::parse_str(text).unwrap();
+        assert_eq!(message.get("OBX[2]-5").unwrap(), "second");
+        assert_eq!(message.segments_named("OBX").count(), 2);
+        assert_eq!(message.segment("OBX").unwrap().field(5).raw(), "first");
+        let names: Vec<&str> = message.segments().map(|s| s.name()).collect();
+        assert_eq!(names, ["MSH", "OBX", "OBX"]);
+    }
+
+    #[test]
+    fn line_endings_bom_and_blank_lines_are_tolerated() {
+        let variants = [
+            ADT.replace('\r', "\n"),
+            ADT.replace('\r', "\r\n"),
+            format!("\u{feff}{ADT}"),
+            format!("\r\n\r\n{ADT}\r\n\r\n"),
+            ADT.replace('\r', "\r\n\r\n"),
+            ADT.replace('\r', "\n\n"),
+            ADT.trim_end().to_owned(),
+        ];
+        for text in variants {
+            let message = Message::parse_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(message.segments().count(), 4, "{text:?}");
+            assert_eq!(message.get("PID-5.1").unwrap(), "DOE");
+            assert_eq!(message.segment("PV1").unwrap().raw(), "PV1|1|O");
+        }
+    }
+
+    #[test]
+    fn custom_delimiters_split_fields() {
+        let text = "MSH#!*$%#APP#FAC#####ADT!A01#1\rPID#1##7!!!A%B*8#|^~\\&$F$\r";
+        let message = Message::parse_str(text).unwrap();
+        assert_eq!(message.trigger_event(), "A01");
+        assert_eq!(message.get("PID-3[2]").unwrap(), "8");
+        assert_eq!(message.get("PID-3.4.2").unwrap(), "B");
+        assert_eq!(message.get("PID-4").unwrap(), "|^~\\&#");
+    }
+
+    #[test]
+    fn invalid_segment_names_are_rejected_with_their_number() {
+        for (text, sequence, name) in [
+            ("MSH|^~\\&\rEVN|1\rP@D|1\r", 3, "P@D"),
+            ("MSH|^~\\&\rpid|1\r", 2, "pid"),
+            ("MSH|^~\\&\r\u{c9}VN|1\r", 2, "\u{c9}VN"),
+            ("MSH|^~\\&\rPI|1\r", 2, "PI|"),
+            ("MSH|^~\\&\r |1\r", 2, " |1"),
+        ] {
+            let error = Message::parse_str(text).unwrap_err();
+            assert_eq!(error.code, ErrorCode::SegmentSequence, "{text:?}");
+            assert_eq!(location(&error), format!("{name}^{sequence}"), "{text:?}");
+            assert!(
+                error
+                    .text
+                    .contains(&format!("segment {sequence} has an invalid name")),
+                "{}",
+                error.text
+            );
+        }
+    }
+
+    #[test]
+    fn a_segment_must_continue_with_the_field_separator() {
+        let error = Message::parse_str("MSH|^~\\&\rEVN|1\rPIDX|1\r").unwrap_err();
+        assert_eq!(location(&error), "PID^3");
+        assert!(error.text.contains("segment 3 (PID)"), "{}", error.text);
+        assert!(error.text.contains("'X'"), "{}", error.text);
+        let error = Message::parse_str("MSH|^~\\&\rNTE\r").unwrap_err();
+        assert!(error.text.contains("the line ends"), "{}", error.text);
+    }
+
+    #[test]
+    fn a_second_msh_is_reported() {
+        let error = Message::parse_str("MSH|^~\\&|A\rPID|1\rMSH|^~\\&|B\r").unwrap_err();
+        assert_eq!(location(&error), "MSH^3");
+        assert!(error.text.contains("second message"), "{}", error.text);
+    }
+
+    #[test]
+    fn missing_or_broken_msh_is_rejected() {
+        assert_eq!(
+            Message::parse_str("PID|1\r").unwrap_err().code,
+            ErrorCode::SegmentSequence
+        );
+        assert_eq!(
+            Message::parse_str("").unwrap_err().code,
+            ErrorCode::SegmentSequence
+        );
+        assert_eq!(
+            Message::parse_str("MSH|^~").unwrap_err().code,
+            ErrorCode::RequiredFieldMissing
+        );
+        assert_eq!(
+            Message::parse_str("MSH|^^\\&|").unwrap_err().code,
+            ErrorCode::DataType
+        );
+    }
+
+    #[test]
+    fn bytes_are_decoded_by_declared_charset() {
+        let latin1 = b"MSH|^~\\&|A|B|C|D|20240101||ADT^A08|1|P|2.5||||||8859/1\rPID|1||1||REN\xC9^Ren\xE9e\r";
+        let message = Message::parse(latin1).unwrap();
+        assert_eq!(message.charset(), Charset::Latin1);
+        assert_eq!(message.get("PID-5.1").unwrap(), "REN\u{c9}");
+        assert_eq!(message.get("PID-5.2").unwrap(), "Ren\u{e9}e");
+
+        let utf8 = "MSH|^~\\&|A|B|C|D|20240101||ADT^A08|1|P|2.5||||||UNICODE UTF-8\rPID|1||1||Ren\u{e9}e\r";
+        let message = Message::parse(utf8.as_bytes()).unwrap();
+        assert_eq!(message.charset(), Charset::Utf8);
+        assert_eq!(message.get("PID-5").unwrap(), "Ren\u{e9}e");
+    }
+
+    #[test]
+    fn hex_escapes_decode_inside_fields() {
+        let text = "MSH|^~\\&\rNTE|1||Ren\\XE9\\e \\XC3A9\\ \\X0D0A\\end\r";
+        let message = Message::parse_str(text).unwrap();
+        assert_eq!(message.get("NTE-3").unwrap(), "Ren\u{e9}e \u{e9} \r\nend");
+    }
+}

@@ -1,0 +1,36 @@
+//! HL7 v2: reading messages off the wire and writing replies.
+//!
+//! - `charset`: bytes to text (BOM, MSH-18, the Latin-1 fallback) and back.
+//! - `delimiters`: the delimiters each message declares in MSH-1/MSH-2, checked.
+//! - `message`: one parsed message, its MSH conveniences and path lookup.
+//! - `segment`: borrowed views over a segment, field, repetition and component.
+//! - `path`: the `PID-3[2].4.2` path syntax.
+//! - `escape`: escape sequences, decoded and encoded.
+//! - `batch`: splitting files and streams into messages (FHS/BHS envelopes, concatenation).
+//! - `writer`: building a message from plain values.
+//! - `ack`: which acknowledgements a message asks for, and building them.
+//! - `error`: why a message could not be read, in ERR segment terms.
+//!
+//! Structure comes from the `hl7-parser` crate, which nothing outside this module names, so it
+//! can be replaced. Its escape decoder, builder and strict parser are not used (see DESIGN.md).
+
+pub mod ack;
+pub mod batch;
+pub mod charset;
+pub mod delimiters;
+pub mod error;
+pub mod escape;
+pub mod message;
+mod path;
+pub mod segment;
+pub mod writer;
+
+pub use ack::{AckCode, Outcome, acks_for, reject_unparsed};
+pub use batch::{Batch, BatchWarning, read_batch, split_batch};
+pub use charset::{Charset, decode, encode};
+pub use delimiters::Delimiters;
+pub use error::{ErrLocation, ErrorCode, ParseError};
+pub use escape::{escape, unescape};
+pub use message::Message;
+pub use segment::{Component, Field, Repetition, Segment};
+pub use writer::MessageWriter;

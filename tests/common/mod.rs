@@ -1,0 +1,168 @@
+//! The test harness: starts the real `tributary` binary on loopback ports with a store in a temp
+//! folder, and speaks MLLP and HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tributary_adapter_mllp::Client;
+
+/// A running engine process.
+pub struct EngineProcess {
+    child: Child,
+    pub mllp: String,
+    pub http: String,
+    pub data_dir: PathBuf,
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tributary");
+
+/// The config the tests run with: every port chosen by the OS.
+pub fn write_config(dir: &Path, extra_source: &str) -> PathBuf {
+    let path = dir.join("tributary.toml");
+    let text = format!(
+        "[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n\
+         [[channels]]\nname = \"ucr-adt\"\nmapping = \"adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+impl EngineProcess {
+    /// Starts the engine on the store in `data_dir`, and waits until it says `ready`.
+    pub fn start(data_dir: &Path) -> EngineProcess {
+        Self::start_with(data_dir, "")
+    }
+
+    /// As `start`, with extra keys for the MLLP source (`max_frame_bytes = 2048` ...).
+    pub fn start_with(data_dir: &Path, extra_source: &str) -> EngineProcess {
+        let config_dir = data_dir.parent().unwrap();
+        let config = write_config(config_dir, extra_source);
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the tributary binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut mllp = None;
+        let mut http = None;
+        loop {
+            let line = received
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the engine says ready within a minute");
+            if let Some(addr) = line.strip_prefix("listening channel=ucr-adt mllp=") {
+                mllp = Some(addr.to_string());
+            } else if let Some(addr) = line.strip_prefix("listening http=") {
+                http = Some(addr.to_string());
+            } else if line == "ready" {
+                break;
+            }
+        }
+        EngineProcess {
+            child,
+            mllp: mllp.expect("an MLLP listener line"),
+            http: format!("http://{}", http.expect("an HTTP listener line")),
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.mllp, Duration::from_secs(10))
+            .await
+            .unwrap()
+    }
+
+    /// Sends one message on a fresh connection and returns the ACK text.
+    pub async fn send(&self, message: &[u8]) -> String {
+        let mut client = self.client().await;
+        let ack = client.send(message).await.expect("an ACK");
+        String::from_utf8(ack.to_vec()).expect("ACKs are UTF-8")
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(format!("{}{path}", self.http)).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    }
+
+    /// The Patients a FHIR search finds.
+    pub async fn search(&self, query: &str) -> Vec<Value> {
+        let (status, bundle) = self.get(&format!("/fhir/Patient?{query}")).await;
+        assert_eq!(status, 200, "search {query}: {bundle}");
+        assert_eq!(bundle["type"], "searchset");
+        bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"].clone())
+            .collect()
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fixture file's bytes.
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// The segment of an ACK (or any message) that starts with `name`, split into fields.
+pub fn segment(message: &str, name: &str) -> Option<Vec<String>> {
+    message
+        .split(['\r', '\n'])
+        .find(|s| s.starts_with(name))
+        .map(|s| s.split('|').map(str::to_string).collect())
+}
+
+/// MSA-1 and MSA-2 of an ACK.
+pub fn msa(ack: &str) -> (String, String) {
+    let msa = segment(ack, "MSA").unwrap_or_else(|| panic!("no MSA in {ack:?}"));
+    (msa[1].clone(), msa.get(2).cloned().unwrap_or_default())
+}
+
+/// A temp folder with a `data` subfolder path for the store.
+pub fn temp_store() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    (dir, data)
+}

@@ -1,0 +1,122 @@
+//! Every message in the public corpus (../shared/corpus/hl7v2), sent to the engine over MLLP:
+//! each gets a well-formed ACK (or, when its MSH-15/MSH-16 ask for none, none) and the engine stays
+//! up. Skipped with a message when the corpus is absent (a clone of the project alone).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{EngineProcess, temp_store};
+use tributary::hl7::{Message, split_batch};
+
+fn corpus_files() -> Option<Vec<PathBuf>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/hl7v2");
+    if !root.is_dir() {
+        return None;
+    }
+    let mut files = vec![];
+    let mut folders = vec![root];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_none_or(|e| e != "xml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Some(files)
+}
+
+/// The frames to send for one file: each message of a readable file, or the whole file as it is.
+/// MLLP cannot carry its own frame bytes, so 0x0B and 0x1C are taken out of fuzz inputs.
+fn frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let clean: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| *b != 0x0B && *b != 0x1C)
+        .collect();
+    let text: String = clean.iter().map(|&b| b as char).collect();
+    match split_batch(&text) {
+        Ok(messages) if !messages.is_empty() => messages
+            .into_iter()
+            .map(|m| m.chars().map(|c| c as u8).collect())
+            .collect(),
+        _ => vec![clean],
+    }
+}
+
+/// Whether MSH-15 and MSH-16 say no ACK at all is wanted.
+fn wants_no_ack(message: &Message) -> bool {
+    let accept = message.accept_ack_type();
+    let application = message.app_ack_type();
+    (accept == "NE" && (application == "NE" || application.is_empty()))
+        || (accept.is_empty() && application == "NE")
+}
+
+#[tokio::test]
+async fn every_corpus_message_gets_a_well_formed_ack() {
+    let Some(files) = corpus_files() else {
+        eprintln!("skipped: corpus absent");
+        return;
+    };
+    let (_dir, data) = temp_store();
+    let engine = EngineProcess::start(&data);
+    let mut sent = 0;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        for frame in frames(&bytes) {
+            if frame.is_empty() {
+                continue;
+            }
+            let parsed = Message::parse(&frame).ok();
+            let no_ack_wanted = parsed.as_ref().is_some_and(wants_no_ack);
+            let mut client = engine.client().await;
+            client.write_frame(&frame).await.unwrap();
+            let wait = Duration::from_secs(if no_ack_wanted { 1 } else { 5 });
+            let reply = tokio::time::timeout(wait, client.read_frame()).await;
+            sent += 1;
+            if no_ack_wanted {
+                assert!(
+                    reply.is_err(),
+                    "{}: an ACK although MSH-15/16 asked for none",
+                    file.display()
+                );
+                continue;
+            }
+            let ack = reply
+                .unwrap_or_else(|_| panic!("{}: no ACK within 5 s", file.display()))
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let ack = Message::parse(&ack)
+                .unwrap_or_else(|e| panic!("{}: the ACK does not parse: {e}", file.display()));
+            assert_eq!(ack.message_type(), "ACK", "{}", file.display());
+            let code = ack.get("MSA-1").unwrap_or_default();
+            assert!(
+                ["AA", "AE", "AR", "CA", "CE", "CR"].contains(&code.as_str()),
+                "{}: MSA-1 {code}",
+                file.display()
+            );
+            if code != "AA" && code != "CA" {
+                assert!(
+                    ack.segment("ERR").is_some(),
+                    "{}: {code} without ERR",
+                    file.display()
+                );
+            }
+            if let Some(original) = &parsed {
+                assert_eq!(
+                    ack.get("MSA-2").unwrap_or_default().trim(),
+                    original.control_id().trim(),
+                    "{}",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(sent > 150, "only {sent} messages sent");
+    let (status, _) = engine.get("/health").await;
+    assert_eq!(status, 200, "the engine is still up");
+}
