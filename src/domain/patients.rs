@@ -5,6 +5,8 @@
 //! numbers are indexed; a retired (merged) record keeps its data but leaves the indexes, so its
 //! identifiers find the survivor.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -146,23 +148,36 @@ fn write(
     new["resourceType"] = json!("Patient");
     new["id"] = json!(id);
     new["meta"] = json!({ "versionId": version.to_string(), "lastUpdated": now });
-    if let Some(old) = old {
-        for key in identifier_keys(old) {
-            if tx.get(Keyspace::IdentifierIndex, &key)?.as_deref() == Some(id.as_bytes()) {
-                tx.delete(Keyspace::IdentifierIndex, key);
-            }
-        }
-        for (keyspace, key) in contact_keys(old, id) {
-            tx.delete(keyspace, key);
+    // Only the index entries that change are written: an update that keeps its identifiers,
+    // emails and phones writes none.
+    let was_indexed = old.filter(|o| is_indexed(o));
+    let old_identifiers: BTreeSet<Vec<u8>> = was_indexed.map(identifier_keys).unwrap_or_default();
+    let new_identifiers: BTreeSet<Vec<u8>> = if is_indexed(&new) {
+        identifier_keys(&new)
+    } else {
+        BTreeSet::new()
+    };
+    for key in old_identifiers.difference(&new_identifiers) {
+        if tx.get(Keyspace::IdentifierIndex, key)?.as_deref() == Some(id.as_bytes()) {
+            tx.delete(Keyspace::IdentifierIndex, key.clone());
         }
     }
-    if new["active"] != json!(false) {
-        for key in identifier_keys(&new) {
-            tx.put(Keyspace::IdentifierIndex, key, id.as_bytes().to_vec());
+    for key in &new_identifiers {
+        if tx.get(Keyspace::IdentifierIndex, key)?.as_deref() != Some(id.as_bytes()) {
+            tx.put(Keyspace::IdentifierIndex, key.clone(), id.as_bytes().to_vec());
         }
-        for (keyspace, key) in contact_keys(&new, id) {
-            tx.put(keyspace, key, vec![]);
-        }
+    }
+    let old_contacts = was_indexed.map(|o| contact_keys(o, id)).unwrap_or_default();
+    let new_contacts = if is_indexed(&new) {
+        contact_keys(&new, id)
+    } else {
+        BTreeSet::new()
+    };
+    for (keyspace, key) in old_contacts.difference(&new_contacts) {
+        tx.delete(*keyspace, key.clone());
+    }
+    for (keyspace, key) in new_contacts.difference(&old_contacts) {
+        tx.put(*keyspace, key.clone(), vec![]);
     }
     let bytes = serde_json::to_vec(&new).expect("a JSON value always serializes");
     tx.put(Keyspace::Patient, id.as_bytes().to_vec(), bytes);
@@ -254,7 +269,12 @@ fn identifier_key(system: &str, value: &str) -> Vec<u8> {
     key
 }
 
-fn identifier_keys(patient: &Value) -> Vec<Vec<u8>> {
+/// A retired (merged) record keeps its data but leaves the indexes.
+fn is_indexed(patient: &Value) -> bool {
+    patient["active"] != json!(false)
+}
+
+fn identifier_keys(patient: &Value) -> BTreeSet<Vec<u8>> {
     identifiers_of(patient)
         .iter()
         .filter_map(|i| {
@@ -266,24 +286,24 @@ fn identifier_keys(patient: &Value) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn contact_keys(patient: &Value, id: &str) -> Vec<(Keyspace, Vec<u8>)> {
-    let mut keys = vec![];
+fn contact_keys(patient: &Value, id: &str) -> BTreeSet<(Keyspace, Vec<u8>)> {
+    let mut keys = BTreeSet::new();
     for contact in patient["telecom"].as_array().into_iter().flatten() {
         let Some(value) = contact["value"].as_str() else {
             continue;
         };
         match contact["system"].as_str() {
-            Some("email") => keys.push((Keyspace::EmailIndex, index_key(&normalize_email(value), id))),
+            Some("email") => {
+                keys.insert((Keyspace::EmailIndex, index_key(&normalize_email(value), id)));
+            }
             Some("phone") => {
                 for digits in phone_forms(value) {
-                    keys.push((Keyspace::PhoneIndex, index_key(&digits, id)));
+                    keys.insert((Keyspace::PhoneIndex, index_key(&digits, id)));
                 }
             }
             _ => {}
         }
     }
-    keys.sort();
-    keys.dedup();
     keys
 }
 

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::patients::{self, ApplyError, PatientChange};
-use crate::engine::journal::{self, JournalEntry, Status};
+use crate::engine::dedupe::{self, Seen};
+use crate::engine::journal::{JournalEntry, Status};
 use crate::hl7::{ErrLocation, ErrorCode, Message, Outcome, ParseError, acks_for, reject_unparsed};
 use crate::store::{Overlay, Store};
 
@@ -52,12 +53,13 @@ impl CommitterHandle {
     }
 }
 
-/// Starts the committer thread. It ends when every handle is dropped and the queue is drained.
+/// Starts the committer thread (and the sync thread it feeds). It ends when every handle is
+/// dropped and the queue is drained.
 pub fn start(
     store: Arc<dyn Store>,
     max_batch: usize,
 ) -> Result<(CommitterHandle, std::thread::JoinHandle<()>), crate::store::StoreError> {
-    let next_seq = journal::next_seq(store.as_ref())?;
+    let next_seq = store.journal_last_seq() + 1;
     let (jobs, queue) = mpsc::channel(16 * 1024);
     let thread = std::thread::Builder::new()
         .name("committer".into())
@@ -66,7 +68,22 @@ pub fn start(
     Ok((CommitterHandle { jobs }, thread))
 }
 
+/// A batch written to the store, waiting for the sync that makes it durable.
+struct Committed {
+    replies: Vec<(Job, Vec<String>)>,
+    first_seq: u64,
+}
+
+/// Applies batches in arrival order and writes each to the store. While the sync thread makes
+/// one batch durable, this thread already applies the next, so one sync serves every message
+/// that arrived meanwhile.
 fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>, max_batch: usize, mut next_seq: u64) {
+    let (to_sync, committed) = std::sync::mpsc::channel::<Committed>();
+    let sync_store = store.clone();
+    let syncer = std::thread::Builder::new()
+        .name("syncer".into())
+        .spawn(move || sync_loop(sync_store, committed))
+        .expect("the sync thread starts");
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -79,33 +96,62 @@ fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>, max_batch: usize, 
         let first_seq = next_seq;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut overlay = Overlay::new(store.as_ref());
-        let mut pending = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut journal = Vec::with_capacity(batch.len());
         for job in batch.drain(..) {
-            let replies = process(&mut overlay, &job, next_seq, &now);
+            let entry = process(&mut overlay, &job, next_seq, &now);
+            journal.push((next_seq, entry.to_bytes()));
+            replies.push((job, entry.replies));
             next_seq += 1;
-            pending.push((job, replies));
         }
-        let durable = store.commit(overlay.into_writes()).and_then(|()| store.sync());
-        match durable {
+        let mut writes = overlay.into_writes();
+        writes.journal = journal;
+        match store.commit(writes) {
             Ok(()) => {
-                for (job, replies) in pending {
+                let _ = to_sync.send(Committed { replies, first_seq });
+            }
+            Err(e) => {
+                next_seq = first_seq;
+                answer_failure(replies, &e.to_string(), first_seq);
+            }
+        }
+    }
+    drop(to_sync);
+    let _ = syncer.join();
+}
+
+/// Makes committed batches durable, all that are waiting with one sync, then releases their
+/// replies: ACK after commit.
+fn sync_loop(store: Arc<dyn Store>, committed: std::sync::mpsc::Receiver<Committed>) {
+    while let Ok(first) = committed.recv() {
+        let mut ready = vec![first];
+        ready.extend(committed.try_iter());
+        match store.sync() {
+            Ok(()) => {
+                for (job, replies) in ready.into_iter().flat_map(|batch| batch.replies) {
                     let _ = job.reply.send(replies);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, messages = pending.len(), "commit failed; answering AE");
-                next_seq = first_seq;
-                for (job, _) in pending {
-                    let replies = failure_replies(&job, &e.to_string(), first_seq);
-                    let _ = job.reply.send(replies);
+                for batch in ready {
+                    answer_failure(batch.replies, &e.to_string(), batch.first_seq);
                 }
             }
         }
     }
 }
 
-/// Applies one job into the batch overlay and journals it; returns its replies.
-fn process(overlay: &mut Overlay<'_>, job: &Job, seq: u64, now: &str) -> Vec<String> {
+/// When a batch could not be made durable: AE to each, so the senders send again.
+fn answer_failure(replies: Vec<(Job, Vec<String>)>, reason: &str, first_seq: u64) {
+    tracing::error!(error = %reason, messages = replies.len(), "commit failed; answering AE");
+    for (job, _) in replies {
+        let replies = failure_replies(&job, reason, first_seq);
+        let _ = job.reply.send(replies);
+    }
+}
+
+/// Applies one job into the batch overlay; returns its journal entry, replies included.
+fn process(overlay: &mut Overlay<'_>, job: &Job, seq: u64, now: &str) -> JournalEntry {
     let mut entry = JournalEntry {
         seq,
         channel: job.channel.to_string(),
@@ -132,16 +178,16 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, seq: u64, now: &str) -> Vec<Str
             entry.control_id = message.control_id();
             entry.message_type = format!("{}^{}", message.message_type(), message.trigger_event());
             entry.message = message.text().to_string();
-            let fingerprint = journal::fingerprint(message.text());
-            let earlier = match journal::seen(overlay, &entry.sender, &entry.control_id) {
+            let fingerprint = dedupe::fingerprint(message.text());
+            let earlier = match dedupe::seen(overlay, &entry.sender, &entry.control_id) {
                 Ok(earlier) => earlier.filter(|_| !entry.control_id.is_empty()),
                 Err(e) => {
                     tracing::error!(error = %e, seq, "dedupe lookup failed");
                     None
                 }
             };
-            if let Some((earlier, earlier_fingerprint)) = earlier {
-                if earlier_fingerprint == fingerprint {
+            if let Some(earlier) = earlier {
+                if earlier.fingerprint == fingerprint {
                     entry.status = Status::Duplicate;
                     entry.duplicate_of = Some(earlier.seq);
                     entry.patients = earlier.patients;
@@ -199,14 +245,18 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, seq: u64, now: &str) -> Vec<Str
                 };
                 entry.replies = replies_for(message, &outcome, seq);
                 if entry.status == Status::Applied && !entry.control_id.is_empty() {
-                    journal::remember(overlay, &entry.sender, &entry.control_id, seq, fingerprint);
+                    let seen = Seen {
+                        seq,
+                        fingerprint,
+                        patients: entry.patients.clone(),
+                        replies: entry.replies.clone(),
+                    };
+                    dedupe::remember(overlay, &entry.sender, &entry.control_id, &seen);
                 }
             }
         }
     }
-    let replies = entry.replies.clone();
-    journal::put(overlay, &entry);
-    replies
+    entry
 }
 
 /// The ACKs for a message, each with a fresh control id.

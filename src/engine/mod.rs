@@ -2,6 +2,7 @@
 //! API, and shuts them down in order (stop accepting, finish what is in flight, sync).
 
 pub mod committer;
+pub mod dedupe;
 pub mod inbound;
 pub mod journal;
 
@@ -116,8 +117,8 @@ impl Engine {
             drop(handle);
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        if let Err(e) = self.store.sync() {
-            tracing::error!(error = %e, "final sync failed");
+        if let Err(e) = self.store.checkpoint() {
+            tracing::error!(error = %e, "final checkpoint failed");
         }
         tracing::info!("engine stopped");
     }

@@ -31,6 +31,6 @@ pub use charset::{Charset, decode, encode};
 pub use delimiters::Delimiters;
 pub use error::{ErrLocation, ErrorCode, ParseError};
 pub use escape::{escape, unescape};
-pub use message::Message;
+pub use message::{MAX_DELIMITERS, Message};
 pub use segment::{Component, Field, Repetition, Segment};
 pub use writer::MessageWriter;

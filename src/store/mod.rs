@@ -1,11 +1,14 @@
-//! The member store: a key-value contract (`Store`) over named keyspaces, and the sled backend.
+//! The member store: a key-value contract (`Store`) over named keyspaces plus the journal, and
+//! the embedded backend (sled behind a write-ahead log).
 //!
 //! Everything above this module speaks in keyspaces and byte keys; nothing else names sled, so a
 //! PostgreSQL backend can come later. Writes happen only as whole `WriteSet`s, applied atomically,
 //! and become durable only at `sync` (the engine group-commits: many write sets, one sync).
 
 mod overlay;
+mod pending;
 mod sled_store;
+mod wal;
 
 pub use overlay::Overlay;
 pub use sled_store::SledStore;
@@ -13,8 +16,6 @@ pub use sled_store::SledStore;
 /// The named parts of the store. Each keeps its own key layout, documented where it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Keyspace {
-    /// Every inbound message, keyed by its journal sequence number.
-    Journal,
     /// Sender + control id of each applied message, to answer a resend with its first reply.
     Dedupe,
     /// FHIR Patient resources by logical id.
@@ -30,10 +31,18 @@ pub enum Keyspace {
 }
 
 impl Keyspace {
+    pub const ALL: [Keyspace; 6] = [
+        Keyspace::Dedupe,
+        Keyspace::Patient,
+        Keyspace::IdentifierIndex,
+        Keyspace::EmailIndex,
+        Keyspace::PhoneIndex,
+        Keyspace::Meta,
+    ];
+
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
     fn prefix(self) -> u8 {
         match self {
-            Keyspace::Journal => b'j',
             Keyspace::Dedupe => b'd',
             Keyspace::Patient => b'p',
             Keyspace::IdentifierIndex => b'i',
@@ -49,10 +58,21 @@ impl Keyspace {
 #[error("store: {0}")]
 pub struct StoreError(pub String);
 
-/// A set of writes applied all together or not at all. `None` deletes the key.
-#[derive(Debug, Default)]
+impl Keyspace {
+    fn from_prefix(prefix: u8) -> Option<Keyspace> {
+        Keyspace::ALL.into_iter().find(|k| k.prefix() == prefix)
+    }
+}
+
+/// One write: keyspace, key, and the new value (None deletes the key).
+pub type Write = (Keyspace, Vec<u8>, Option<Vec<u8>>);
+
+/// A set of writes applied all together or not at all. `None` deletes the key. Journal entries
+/// (sequence number, bytes) are appended to the journal in the same commit.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriteSet {
-    pub ops: Vec<(Keyspace, Vec<u8>, Option<Vec<u8>>)>,
+    pub ops: Vec<Write>,
+    pub journal: Vec<(u64, Vec<u8>)>,
 }
 
 /// Point reads, shared by the store itself and by overlays stacked on it.
@@ -70,11 +90,14 @@ pub trait Store: Reader + Send + Sync {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
-    /// The entry with the greatest key in the keyspace.
-    #[allow(clippy::type_complexity)]
-    fn last(&self, keyspace: Keyspace) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError>;
     /// Apply every write atomically (visible to readers at once, durable only after `sync`).
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError>;
     /// Make everything committed so far durable on disk.
     fn sync(&self) -> Result<(), StoreError>;
+    /// Fold the log into the store's own files, so the next open has nothing to replay.
+    fn checkpoint(&self) -> Result<(), StoreError>;
+    /// Journal entries with a sequence number of at least `from`, in order, at most `limit`.
+    fn journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+    /// The greatest journal sequence number committed so far (0 for none).
+    fn journal_last_seq(&self) -> u64;
 }

@@ -43,6 +43,7 @@ impl<'r> Overlay<'r> {
                 .into_iter()
                 .map(|((keyspace, key), value)| (keyspace, key, value))
                 .collect(),
+            journal: vec![],
         }
     }
 }
