@@ -49,12 +49,11 @@ fn frames(bytes: &[u8]) -> Vec<Vec<u8>> {
     }
 }
 
-/// Whether MSH-15 and MSH-16 say no ACK at all is wanted.
+/// Whether MSH-15 and MSH-16 say no ACK at all is wanted (enhanced mode, an empty MSH-15
+/// meaning AL and an empty MSH-16 meaning NE).
 fn wants_no_ack(message: &Message) -> bool {
-    let accept = message.accept_ack_type();
     let application = message.app_ack_type();
-    (accept == "NE" && (application == "NE" || application.is_empty()))
-        || (accept.is_empty() && application == "NE")
+    message.accept_ack_type() == "NE" && (application == "NE" || application.is_empty())
 }
 
 #[tokio::test]

@@ -171,6 +171,31 @@ async fn everything_acked_survives_a_restart_and_a_kill() {
         .send(&adt("A28", "K2", "1000004", "M4", "Silva", "4 Kill Rd"))
         .await;
     assert_eq!(again, String::from_utf8_lossy(&ack));
+
+    // The journal kept every message, with its status and the ACK it got.
+    let (status, journal) = engine.get("/journal").await;
+    assert_eq!(status, 200);
+    let entries = journal["entries"].as_array().unwrap();
+    let summary: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["control_id"].as_str().unwrap().to_string(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [("K1", "applied"), ("K2", "applied"), ("K2", "duplicate")]
+            .map(|(c, s)| (c.to_string(), s.to_string()))
+    );
+    assert_eq!(entries[1]["channel"], "ucr-adt");
+    assert_eq!(
+        entries[1]["replies"][0].as_str().unwrap(),
+        String::from_utf8_lossy(&ack)
+    );
+    assert_eq!(entries[2]["duplicate_of"], entries[1]["seq"]);
 }
 
 #[tokio::test]
@@ -272,6 +297,17 @@ async fn unsupported_and_unreadable_messages_get_ar_with_err() {
     let missing_pid = "MSH|^~\\&|UCR|UCRHIE|T|P|20261125||ADT^A08^ADT_A01|U4|P|2.5\rEVN|A08\r";
     let ack = engine.send(missing_pid.as_bytes()).await;
     assert_eq!(msa(&ack).0, "AE", "{ack}");
+    // Every refusal is kept in the journal with its reason.
+    let (_, journal) = engine.get("/journal").await;
+    let entries = journal["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 5);
+    assert!(
+        entries[..4]
+            .iter()
+            .all(|e| e["status"] == "rejected" && e["error"].is_string())
+    );
+    assert_eq!(entries[3]["message"], "this is not HL7 at all");
+    assert_eq!(entries[4]["status"], "error");
     // The engine is still up and well.
     assert_eq!(engine.get("/health").await.0, 200);
 }

@@ -59,6 +59,8 @@ async fn trakcare_feed_keeps_latin1_names_and_lf_messages() {
         let ack = engine.send(&fixture(file)).await;
         assert_eq!(msa(&ack).0, "AA", "{file}: {ack}");
     }
+    let ack = engine.send(&fixture("trakcare/adt_a28_latin1_name.hl7")).await;
+    assert!(ack.contains("|8859/1"), "the ACK echoes MSH-18: {ack}");
     let helene = &engine.search("identifier=TC0060344").await[0];
     assert_eq!(helene["name"][0]["given"][0], "Hélène");
     assert_eq!(helene["name"][0]["given"][1], "Amélie");

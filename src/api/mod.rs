@@ -1,7 +1,8 @@
-//! The HTTP API: health and the FHIR endpoint, as axum routers over the store.
+//! The HTTP API: health, the journal and the FHIR endpoint, as axum routers over the store.
 
 mod fhir_patient;
 mod health;
+mod journal;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub type AppState = Arc<dyn Store>;
 pub fn router(store: Arc<dyn Store>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/journal", get(journal::list))
         .route("/fhir/Patient", get(fhir_patient::search))
         .route("/fhir/Patient/{id}", get(fhir_patient::read))
         .fallback(not_found)

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tributary_adapter_core::{Inbound, InboundHandler};
 
 use crate::engine::committer::{CommitterHandle, Job, JobInput};
-use crate::hl7::{ErrLocation, ErrorCode, Message, ParseError};
+use crate::hl7::{Charset, ErrLocation, ErrorCode, Message, ParseError, encode};
 use crate::mapping::adt_patient;
 
 pub struct ChannelInbound {
@@ -60,9 +60,14 @@ impl InboundHandler for ChannelInbound {
         Box::pin(async move {
             let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let input = self.read(&inbound);
-            if let JobInput::Unreadable { error, .. } = &input {
-                tracing::warn!(channel = %self.channel, peer = %inbound.peer, error = %error.text, "unreadable message");
-            }
+            // Replies go out in the character set the message came in (an ACK echoes MSH-18).
+            let charset = match &input {
+                JobInput::Hl7 { message, .. } => message.charset(),
+                JobInput::Unreadable { error, .. } => {
+                    tracing::warn!(channel = %self.channel, peer = %inbound.peer, error = %error.text, "unreadable message");
+                    Charset::Utf8
+                }
+            };
             let replies = self
                 .committer
                 .submit(|reply| Job {
@@ -74,7 +79,7 @@ impl InboundHandler for ChannelInbound {
                 })
                 .await;
             match replies {
-                Some(replies) => replies.into_iter().map(Bytes::from).collect(),
+                Some(replies) => replies.iter().map(|r| Bytes::from(encode(r, charset))).collect(),
                 // The committer is gone (shutting down): no ACK, so the sender keeps the message.
                 None => vec![],
             }

@@ -5,7 +5,8 @@
 //! keeps it readable meanwhile); `sync` makes the log durable. sled itself is flushed only at
 //! checkpoints (when a log segment is full, and at shutdown), followed by an `fdatasync` of its
 //! data file through our own handle, because sled's flush uses `sync_file_range`, which is not a
-//! durable commit on Linux (sled issue 1452).
+//! durable commit on Linux (sled issue 1452). A checkpoint runs on the applier thread, in order
+//! after the write sets of the segments it folds in, so commits never wait for sled's flush.
 //!
 //! Folder layout: `sled/` (the tree) and `journal/` (the log segments, kept as the journal).
 
@@ -31,8 +32,6 @@ const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
 pub struct SledStore {
     db: sled::Db,
-    /// Our own handle on sled's data file, for the fdatasync that makes a flush durable.
-    data_file: File,
     log_dir: PathBuf,
     log: Mutex<Log>,
     pending: Arc<Pending>,
@@ -43,9 +42,49 @@ pub struct SledStore {
 /// The appending side, under one lock so write sets reach the log and the applier in one order.
 struct Log {
     wal: Wal,
-    /// Number of the last write set committed.
-    write_set: u64,
-    to_applier: Option<mpsc::SyncSender<(u64, Vec<Write>)>>,
+    /// Number of the last task given to the applier.
+    task: u64,
+    to_applier: Option<mpsc::SyncSender<Task>>,
+}
+
+/// The applier thread's work, numbered and in commit order.
+enum Task {
+    /// Apply one write set to sled.
+    Apply(u64, Vec<Write>),
+    /// Every write set of the segments before `next_segment` is applied: record that, flush sled
+    /// and fdatasync its data file.
+    Checkpoint {
+        task: u64,
+        next_segment: u64,
+        last_seq: u64,
+    },
+}
+
+impl Log {
+    fn send(&mut self, make: impl FnOnce(u64) -> Task) -> Result<u64, StoreError> {
+        self.task += 1;
+        let to_applier = self
+            .to_applier
+            .as_ref()
+            .ok_or_else(|| StoreError("the store is closing".into()))?;
+        to_applier
+            .send(make(self.task))
+            .map_err(|_| StoreError("the sled applier has stopped".into()))?;
+        Ok(self.task)
+    }
+
+    /// Closes the current segment and has the applier fold it into sled; returns the task number.
+    fn start_checkpoint(&mut self, last_seq: u64) -> Result<u64, StoreError> {
+        // The segment being left holds journal entries that must be durable too.
+        self.wal.sync()?;
+        self.wal.rotate()?;
+        let next_segment = self.wal.segment();
+        self.send(|task| Task::Checkpoint {
+            task,
+            next_segment,
+            last_seq,
+        })
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -115,15 +154,14 @@ impl SledStore {
             let (db, pending) = (db.clone(), pending.clone());
             std::thread::Builder::new()
                 .name("sled-applier".into())
-                .spawn(move || apply_loop(db, pending, queue))
+                .spawn(move || apply_loop(db, data_file, pending, queue))
                 .map_err(err)?
         };
         Ok(SledStore {
             db,
-            data_file,
             log: Mutex::new(Log {
                 wal: Wal::open(&log_dir, current)?,
-                write_set: 0,
+                task: 0,
                 to_applier: Some(to_applier),
             }),
             log_dir,
@@ -138,31 +176,36 @@ impl SledStore {
             .lock()
             .map_err(|_| StoreError("the log lock is poisoned".into()))
     }
-
-    /// Flushes sled durably, records that every segment up to the current one is folded in, and
-    /// starts a new segment.
-    fn checkpoint_locked(&self, log: &mut Log) -> Result<(), StoreError> {
-        // The segment being left holds journal entries that must be durable too.
-        log.wal.sync()?;
-        self.pending.wait_applied(log.write_set);
-        let mut marker = (log.wal.segment() + 1).to_be_bytes().to_vec();
-        marker.extend_from_slice(&self.last_seq.load(Ordering::SeqCst).to_be_bytes());
-        self.db
-            .insert(full_key(Keyspace::Meta, CHECKPOINT_KEY), marker)
-            .map_err(err)?;
-        self.db.flush().map_err(err)?;
-        self.data_file.sync_data().map_err(err)?;
-        log.wal.rotate()
-    }
 }
 
-/// The applier thread: write sets into sled, in commit order.
-fn apply_loop(db: sled::Db, pending: Arc<Pending>, queue: mpsc::Receiver<(u64, Vec<Write>)>) {
-    for (write_set, ops) in queue {
-        match db.apply_batch(sled_batch(&ops)) {
-            Ok(()) => pending.applied(write_set, &ops),
-            // The write set stays pending (readable) and in the log, applied again on next open.
-            Err(e) => tracing::error!(error = %e, write_set, "applying a write set to sled failed"),
+/// The applier thread: write sets into sled, and checkpoints, in commit order. `data_file` is our
+/// own handle on sled's data file, for the fdatasync that makes a flush durable.
+fn apply_loop(db: sled::Db, data_file: File, pending: Arc<Pending>, queue: mpsc::Receiver<Task>) {
+    for task in queue {
+        match task {
+            Task::Apply(n, ops) => match db.apply_batch(sled_batch(&ops)) {
+                Ok(()) => pending.applied(n, &ops),
+                // It stays pending (readable) and in the log, applied again on the next open.
+                Err(e) => tracing::error!(error = %e, task = n, "applying a write set to sled failed"),
+            },
+            Task::Checkpoint {
+                task,
+                next_segment,
+                last_seq,
+            } => {
+                let mut marker = next_segment.to_be_bytes().to_vec();
+                marker.extend_from_slice(&last_seq.to_be_bytes());
+                let done = db
+                    .insert(full_key(Keyspace::Meta, CHECKPOINT_KEY), marker)
+                    .and_then(|_| db.flush())
+                    .map_err(err)
+                    .and_then(|_| data_file.sync_data().map_err(err));
+                if let Err(e) = done {
+                    // Nothing is lost: the next open replays from the previous checkpoint.
+                    tracing::error!(error = %e, "checkpoint failed");
+                }
+                pending.applied(task, &[]);
+            }
         }
     }
 }
@@ -231,19 +274,15 @@ impl Store for SledStore {
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError> {
         let mut log = self.lock_log()?;
         log.wal.append(&writes)?;
-        log.write_set += 1;
-        let write_set = log.write_set;
-        self.pending.add(write_set, &writes.ops);
         if let Some((seq, _)) = writes.journal.last() {
             self.last_seq.fetch_max(*seq, Ordering::SeqCst);
         }
-        let to_applier = log
-            .to_applier
-            .as_ref()
-            .ok_or_else(|| StoreError("the store is closing".into()))?;
-        to_applier
-            .send((write_set, writes.ops))
-            .map_err(|_| StoreError("the sled applier has stopped".into()))
+        let pending = &self.pending;
+        log.send(|task| {
+            pending.add(task, &writes.ops);
+            Task::Apply(task, writes.ops)
+        })?;
+        Ok(())
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -252,16 +291,20 @@ impl Store for SledStore {
         wal::sync_file(&file)?;
         let mut log = self.lock_log()?;
         if log.wal.len() > SEGMENT_BYTES {
-            self.checkpoint_locked(&mut log)?;
+            log.start_checkpoint(self.last_seq.load(Ordering::SeqCst))?;
         }
         Ok(())
     }
 
     fn checkpoint(&self) -> Result<(), StoreError> {
-        let mut log = self.lock_log()?;
-        if log.wal.len() > 0 {
-            self.checkpoint_locked(&mut log)?;
-        }
+        let task = {
+            let mut log = self.lock_log()?;
+            if log.wal.len() == 0 {
+                return Ok(());
+            }
+            log.start_checkpoint(self.last_seq.load(Ordering::SeqCst))?
+        };
+        self.pending.wait_applied(task);
         Ok(())
     }
 
@@ -400,6 +443,53 @@ mod tests {
             Some(b"v".to_vec())
         );
         assert_eq!(store.journal(0, 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn reads_see_pending_writes_over_sled_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let ops = [b"a", b"b"].map(|k| put(Keyspace::EmailIndex, &[&k[..], b"\0"].concat(), b""));
+        store
+            .commit(WriteSet {
+                ops: ops.to_vec(),
+                journal: vec![],
+            })
+            .unwrap();
+        store.checkpoint().unwrap();
+        for _ in 0..50 {
+            store
+                .commit(WriteSet {
+                    ops: vec![
+                        (Keyspace::EmailIndex, b"a\0".to_vec(), None),
+                        put(Keyspace::EmailIndex, b"c\0", b""),
+                    ],
+                    journal: vec![],
+                })
+                .unwrap();
+            // Whether or not the applier has got to it yet, the answer is the same.
+            let keys: Vec<Vec<u8>> = store
+                .scan_prefix(Keyspace::EmailIndex, b"", 10)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            assert_eq!(keys, vec![b"b\0".to_vec(), b"c\0".to_vec()]);
+            assert_eq!(store.get(Keyspace::EmailIndex, b"a\0").unwrap(), None);
+            store
+                .commit(WriteSet {
+                    ops: vec![
+                        put(Keyspace::EmailIndex, b"a\0", b""),
+                        (Keyspace::EmailIndex, b"c\0".to_vec(), None),
+                    ],
+                    journal: vec![],
+                })
+                .unwrap();
+            assert_eq!(
+                store.scan_prefix(Keyspace::EmailIndex, b"", 1).unwrap()[0].0,
+                b"a\0".to_vec()
+            );
+        }
     }
 
     #[test]
