@@ -117,12 +117,7 @@ impl SledStore {
         let log_dir = dir.join("journal");
         std::fs::create_dir_all(&tree_dir)
             .map_err(|e| StoreError(format!("cannot create {}: {e}", tree_dir.display())))?;
-        let db = sled::Config::new()
-            .path(&tree_dir)
-            .cache_capacity(512 * 1024 * 1024)
-            // The log is the durable commit; sled is flushed at checkpoints only.
-            .flush_every_ms(None)
-            .open()
+        let db = open_tree(&tree_dir)
             .map_err(|e| StoreError(format!("cannot open the store in {}: {e}", dir.display())))?;
         let data_file = File::open(tree_dir.join("db")).map_err(err)?;
         let (first_unfolded, mut last_seq) =
@@ -175,6 +170,33 @@ impl SledStore {
         self.log
             .lock()
             .map_err(|_| StoreError("the log lock is poisoned".into()))
+    }
+}
+
+/// Opens the sled tree. sled's file lock outlives a closed store by a moment (its background
+/// threads let go of it), so a lock held elsewhere is tried again for a short while before the
+/// store is declared in use by another process.
+fn open_tree(tree_dir: &Path) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let opened = sled::Config::new()
+            .path(tree_dir)
+            .cache_capacity(512 * 1024 * 1024)
+            // The log is the durable commit; sled is flushed at checkpoints only.
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() > deadline {
+                    return Err(sled::Error::Io(std::io::Error::new(
+                        e.kind(),
+                        "the store is in use by another process",
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
 
