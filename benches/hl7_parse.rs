@@ -145,8 +145,21 @@ const FAMILIES: &[&str] = &[
     "MARTINEZ",
 ];
 const GIVENS: &[&str] = &[
-    "AMARA", "Johan", "LAYLA", "Louis", "YUKI", "Siobhán", "PETR", "Ana", "MARTA", "Minh", "José",
-    "Zoë", "THOMAS", "Anne-Marie", "Chloé",
+    "AMARA",
+    "Johan",
+    "LAYLA",
+    "Louis",
+    "YUKI",
+    "Siobhán",
+    "PETR",
+    "Ana",
+    "MARTA",
+    "Minh",
+    "José",
+    "Zoë",
+    "THOMAS",
+    "Anne-Marie",
+    "Chloé",
 ];
 const SECOND_GIVENS: &[&str] = &["", "", "Q", "WILLIAM", "Elena", "J", "Marie"];
 const PREFIXES: &[&str] = &["", "", "", "Mr", "Mrs", "Ms", "Dr"];
@@ -232,7 +245,10 @@ fn adt_message(n: usize, rng: &mut Rng) -> Vec<u8> {
     )];
     for _ in 0..rng.below(4) {
         identifiers.push(match rng.below(3) {
-            0 => format!("MRN{:08}^^^HOSPA&2.16.840.1.113883.3.9999.2&ISO^MR", rng.below(100_000_000)),
+            0 => format!(
+                "MRN{:08}^^^HOSPA&2.16.840.1.113883.3.9999.2&ISO^MR",
+                rng.below(100_000_000)
+            ),
             1 => format!("{:09}^^^SSA^SS", rng.below(1_000_000_000)),
             _ => format!("999{:07}^^^NHS^NH", rng.below(10_000_000)),
         });
@@ -247,11 +263,7 @@ fn adt_message(n: usize, rng: &mut Rng) -> Vec<u8> {
     if rng.chance(15) {
         names.push(format!("{}^^^^^^M", rng.pick(FAMILIES)));
     }
-    let mut addresses = vec![format!(
-        "{}^{}^H",
-        street_with_second_line(rng),
-        rng.pick(CITIES)
-    )];
+    let mut addresses = vec![format!("{}^{}^H", street_with_second_line(rng), rng.pick(CITIES))];
     if rng.chance(20) {
         addresses.push(format!("PO Box {}^^{}^M", rng.below(9999), rng.pick(CITIES)));
     }
@@ -342,14 +354,19 @@ fn adt_message(n: usize, rng: &mut Rng) -> Vec<u8> {
         );
     }
     if rng.chance(10) {
-        segments.push(format!("ZPD|1|C^Church of England|A^White British|{}", rng.pick(&["N", "Y"])));
+        segments.push(format!(
+            "ZPD|1|C^Church of England|A^White British|{}",
+            rng.pick(&["N", "Y"])
+        ));
     }
     let mut text = segments.join("\r");
     text.push('\r');
     if latin1 {
         // MSH-18 says ISO 8859-1: write every character as one byte (the corpus has none above
         // U+00FF in these messages' alphabets, and anything else becomes `?`).
-        text.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect()
+        text.chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect()
     } else {
         text.into_bytes()
     }

@@ -59,6 +59,7 @@ fn read_every_way(bytes: &[u8]) {
                     }
                 }
             }
+            check_structure(&message);
             for segment in message.segments() {
                 for n in 0..=segment.field_count() + 1 {
                     let field = segment.field(n);
@@ -76,6 +77,46 @@ fn read_every_way(bytes: &[u8]) {
                 panic!("our AR does not parse: {error}\n{ack:?}\nfor {text:?}");
             }
         }
+    }
+}
+
+/// What the scanner promises about any message it accepts: the segments are the text's lines in
+/// order, each a valid name and its fields, which join back into the line.
+fn check_structure(message: &Message) {
+    let text = message.text();
+    let lines: Vec<&str> = text.split(['\r', '\n']).filter(|line| !line.is_empty()).collect();
+    let segments: Vec<&str> = message.segments().map(|segment| segment.raw()).collect();
+    assert_eq!(segments, lines, "segments are not the lines of {text:?}");
+    let separator = message.delimiters().field.to_string();
+    for (index, segment) in message.segments().enumerate() {
+        let name = segment.name();
+        assert!(
+            name.len() == 3 && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+            "segment name {name:?} in {text:?}"
+        );
+        assert_eq!(
+            index == 0,
+            name == "MSH",
+            "MSH must come first and only once in {text:?}"
+        );
+        let fields: Vec<&str> = (1..=segment.field_count())
+            .map(|n| segment.field(n).raw())
+            .collect();
+        let rebuilt = if index == 0 {
+            let mut msh = format!("MSH{}{}", fields[0], fields[1]);
+            if fields.len() > 2 {
+                msh.push_str(&separator);
+                msh.push_str(&fields[2..].join(&separator));
+            }
+            msh
+        } else {
+            format!("{name}{separator}{}", fields.join(&separator))
+        };
+        assert_eq!(
+            rebuilt,
+            segment.raw(),
+            "fields do not rebuild the segment in {text:?}"
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! HL7 escape sequences: turning encoded field text into plain text and back. Written here because
-//! the parser crate's decoder panics on multi-byte UTF-8 before an escape.
+//! the decoder of `hl7-parser` (the crate we used before our scanner) panics on multi-byte UTF-8
+//! before an escape.
 
 use crate::hl7::delimiters::Delimiters;
 

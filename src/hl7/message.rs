@@ -1,5 +1,6 @@
-//! One parsed HL7 v2 message: its decoded text plus the segment and field ranges found by the
-//! parser crate, checked so that a message is either read whole or rejected with a reason.
+//! One parsed HL7 v2 message: its decoded text plus the segment and field ranges found by one
+//! pass of our own scanner, checked so that a message is either read whole or rejected with a
+//! reason.
 
 use crate::hl7::charset::{Charset, decode};
 use crate::hl7::delimiters::Delimiters;
@@ -7,10 +8,12 @@ use crate::hl7::error::{ErrLocation, ErrorCode, ParseError};
 use crate::hl7::path::ValuePath;
 use crate::hl7::segment::{Field, Segment, TextSpan};
 
-/// The parser crate builds nested vectors for every field, repetition, component and
-/// subcomponent: measured at up to about 700 bytes and 1 µs per delimiter, so 1 MB of `|` costs
-/// 675 MB. Real messages hold a few thousand delimiters (a large ORU some tens of thousands);
-/// counting them first keeps a hostile frame from costing more than ~70 MB.
+/// The most delimiters (field, component, repetition and subcomponent separators) a message may
+/// hold. Real messages hold a few thousand (a large ORU some tens of thousands). The scanner costs
+/// only 8 bytes per field, but everything downstream that walks fields, repetitions and
+/// components is linear in this number too, so a hostile frame (1 MB of `|`) is refused before
+/// any of that runs; the scanner stops as soon as the count passes the limit, so its field and
+/// segment indexes stay within about this many entries whatever the input.
 pub const MAX_DELIMITERS: usize = 100_000;
 
 /// Where one segment's line and fields are; `fields` indexes `Message::fields`.
@@ -39,10 +42,9 @@ impl Message {
         Message::parse_owned(text, charset)
     }
 
-    /// Parse text. Segment ends CR, LF or CRLF. Uses hl7_parser's lenient parser AND checks it
-    /// consumed the whole input (hl7_parser silently stops at a bad segment and returns Ok):
-    /// leftover input = ParseError naming the segment number. Must start with "MSH" (a BOM and
-    /// blank lines before it are skipped). Segment names must be 3 chars [A-Z0-9]. Trailing
+    /// Parse text. Segment ends CR, LF or CRLF. Must start with "MSH" (a BOM and blank lines
+    /// before it are skipped). Every later segment must be a 3-character name [A-Z0-9] followed
+    /// by the field separator; the first one that is not is reported by its number. Trailing
     /// segment terminators are fine; blank lines between segments are dropped.
     pub fn parse_str(text: &str) -> Result<Message, ParseError> {
         Message::parse_owned(text.to_owned(), Charset::Utf8)
@@ -58,52 +60,7 @@ impl Message {
                 "the message is larger than 4 GiB",
             ));
         }
-        let delimiter_count = count_delimiters(&text, &delimiters);
-        if delimiter_count > MAX_DELIMITERS {
-            return Err(ParseError::new(
-                ErrorCode::InternalError,
-                None,
-                format!(
-                    "the message holds {delimiter_count} delimiters; we read at most \
-                     {MAX_DELIMITERS} per message"
-                ),
-            ));
-        }
-        let parsed = hl7_parser::parse_message_with_lenient_newlines(&text).map_err(|error| {
-            ParseError::new(
-                ErrorCode::SegmentSequence,
-                Some(ErrLocation::at_segment("MSH", 1)),
-                format!("the MSH segment could not be read: {error}"),
-            )
-        })?;
-        let content_end = text.trim_end_matches(['\r', '\n']).len();
-        if parsed.raw_value().len() < content_end {
-            return Err(unread_segment_error(
-                &text,
-                parsed.raw_value().len(),
-                parsed.segments.len() + 1,
-                delimiters.field,
-            ));
-        }
-
-        let mut segments = Vec::with_capacity(parsed.segments.len());
-        let mut fields = Vec::with_capacity(parsed.segments.iter().map(|s| s.fields.len()).sum());
-        for (index, segment) in parsed.segments.iter().enumerate() {
-            if index > 0 {
-                check_segment_name(segment.name, index + 1)?;
-            }
-            let first_field = fields.len();
-            let parsed_fields = segment.fields.iter().map(|f| span(&f.range));
-            if index == 0 {
-                push_msh_fields(&text, &delimiters, parsed_fields, &mut fields);
-            } else {
-                fields.extend(parsed_fields);
-            }
-            segments.push(SegmentIndex {
-                line: span(&segment.range),
-                fields: first_field..fields.len(),
-            });
-        }
+        let (segments, fields) = Scanner::new(&text, &delimiters).scan()?;
         Ok(Message {
             text,
             charset,
@@ -228,31 +185,235 @@ impl Message {
     }
 }
 
-fn count_delimiters(text: &str, delimiters: &Delimiters) -> usize {
-    // Delimiters are ASCII (checked when read), so comparing bytes is exact.
-    let [field, component, repetition, subcomponent] = [
-        delimiters.field,
-        delimiters.component,
-        delimiters.repetition,
-        delimiters.subcomponent,
-    ]
-    .map(|c| c as u8);
-    text.bytes()
-        .filter(|&b| b == field || b == component || b == repetition || b == subcomponent)
-        .count()
+/// What a byte means to the scanner. Delimiters and line breaks are ASCII (delimiters are
+/// checked when read), so a byte that matches one is a whole character and every offset the
+/// scanner records is a character boundary.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ByteClass {
+    Text,
+    FieldSeparator,
+    /// Component, repetition or subcomponent separator: counted, split later on demand.
+    Delimiter,
+    LineBreak,
 }
 
-fn span(range: &std::ops::Range<usize>) -> TextSpan {
+/// One pass over the text: segment lines, the field ranges of each, and the delimiter count.
+struct Scanner<'t> {
+    text: &'t str,
+    field_separator: u8,
+    truncation: bool,
+    classes: [ByteClass; 256],
+    delimiter_count: usize,
+    segments: Vec<SegmentIndex>,
+    fields: Vec<TextSpan>,
+}
+
+/// The scan stopped early; what to report once every delimiter has been counted.
+enum Stop {
+    TooManyDelimiters,
+    BadSegment(ParseError),
+}
+
+impl<'t> Scanner<'t> {
+    fn new(text: &'t str, delimiters: &Delimiters) -> Self {
+        let mut classes = [ByteClass::Text; 256];
+        classes[usize::from(b'\r')] = ByteClass::LineBreak;
+        classes[usize::from(b'\n')] = ByteClass::LineBreak;
+        for c in [
+            delimiters.component,
+            delimiters.repetition,
+            delimiters.subcomponent,
+        ] {
+            classes[c as usize & 0xff] = ByteClass::Delimiter;
+        }
+        let field_separator = delimiters.field as u8;
+        classes[usize::from(field_separator)] = ByteClass::FieldSeparator;
+        // About one field per 8 bytes and one segment per 80 in real messages; a guess that
+        // saves most regrowth without reserving much for short input.
+        Scanner {
+            text,
+            field_separator,
+            truncation: delimiters.truncation.is_some(),
+            classes,
+            delimiter_count: 0,
+            segments: Vec::with_capacity(text.len() / 80 + 2),
+            fields: Vec::with_capacity((text.len() / 8 + 4).min(MAX_DELIMITERS + 1)),
+        }
+    }
+
+    /// Call after `Delimiters::read_from_msh` accepted the text, which guarantees that it starts
+    /// with `MSH`, the field separator and 4 or 5 distinct ASCII encoding characters.
+    fn scan(mut self) -> Result<(Vec<SegmentIndex>, Vec<TextSpan>), ParseError> {
+        let stop = match self.scan_segments() {
+            Ok(()) if self.delimiter_count <= MAX_DELIMITERS => {
+                return Ok((self.segments, self.fields));
+            }
+            Ok(()) => Stop::TooManyDelimiters,
+            Err(stop) => stop,
+        };
+        // The scan may have stopped early: count every delimiter, since too many of them is
+        // reported in preference to a bad segment.
+        let classes = &self.classes;
+        let delimiter_count = self
+            .text
+            .bytes()
+            .filter(|&b| {
+                matches!(
+                    classes[usize::from(b)],
+                    ByteClass::FieldSeparator | ByteClass::Delimiter
+                )
+            })
+            .count();
+        match stop {
+            Stop::BadSegment(error) if delimiter_count <= MAX_DELIMITERS => Err(error),
+            _ => Err(ParseError::new(
+                ErrorCode::InternalError,
+                None,
+                format!(
+                    "the message holds {delimiter_count} delimiters; we read at most \
+                     {MAX_DELIMITERS} per message"
+                ),
+            )),
+        }
+    }
+
+    fn scan_segments(&mut self) -> Result<(), Stop> {
+        let bytes = self.text.as_bytes();
+        let content_end = self.text.trim_end_matches(['\r', '\n']).len();
+        let mut line_end = self.scan_msh()?;
+        loop {
+            let start = after_line_break(bytes, line_end);
+            if start >= content_end {
+                return Ok(());
+            }
+            let sequence = self.segments.len() + 1;
+            let header = bytes.get(start..start + 4).unwrap_or_default();
+            let is_segment_start = header.len() == 4
+                && header[..3]
+                    .iter()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                && header[3] == self.field_separator;
+            if !is_segment_start {
+                let line = self.text.get(start..).unwrap_or_default();
+                return Err(Stop::BadSegment(segment_header_error(
+                    line,
+                    sequence,
+                    char::from(self.field_separator),
+                )));
+            }
+            if &header[..3] == b"MSH" {
+                return Err(Stop::BadSegment(ParseError::new(
+                    ErrorCode::SegmentSequence,
+                    Some(ErrLocation::at_segment("MSH", sequence as u32)),
+                    format!(
+                        "segment {sequence} starts a second message; split batches and \
+                         concatenated messages before parsing"
+                    ),
+                )));
+            }
+            // The separator after the name.
+            self.count_field_separator()?;
+            let first_field = self.fields.len();
+            line_end = self.scan_fields(start + 4)?;
+            self.segments.push(SegmentIndex {
+                line: span(start, line_end),
+                fields: first_field..self.fields.len(),
+            });
+        }
+    }
+
+    /// MSH-1 and MSH-2 are the delimiters themselves, not split; fields from MSH-3 on are
+    /// scanned like any other segment's. Returns where the MSH line ends.
+    fn scan_msh(&mut self) -> Result<usize, Stop> {
+        // `MSH`, MSH-1, then four encoding characters and maybe a truncation character.
+        let msh_2_end = 4 + 4 + usize::from(self.truncation);
+        // MSH-1 and the component, repetition and subcomponent separators in MSH-2.
+        self.delimiter_count += 4;
+        self.fields.push(span(3, 4));
+        self.fields.push(span(4, msh_2_end));
+        let has_msh_3 = self.text.as_bytes().get(msh_2_end) == Some(&self.field_separator);
+        let line_end = if has_msh_3 {
+            self.delimiter_count += 1;
+            self.scan_fields(msh_2_end + 1)?
+        } else {
+            // read_from_msh has checked that MSH-2 ends the line or the text here.
+            msh_2_end
+        };
+        self.segments.push(SegmentIndex {
+            line: span(0, line_end),
+            fields: 0..self.fields.len(),
+        });
+        Ok(line_end)
+    }
+
+    /// Every segment starts after a field separator: stopping as soon as there are too many keeps
+    /// the segment index within the limit whatever the input.
+    fn count_field_separator(&mut self) -> Result<(), Stop> {
+        self.delimiter_count += 1;
+        if self.delimiter_count > MAX_DELIMITERS {
+            return Err(Stop::TooManyDelimiters);
+        }
+        Ok(())
+    }
+
+    /// Records the fields of one line, the first starting at `start`, and counts its delimiters.
+    /// Returns where the line ends (its line break, or the end of the text).
+    fn scan_fields(&mut self, start: usize) -> Result<usize, Stop> {
+        let bytes = self.text.as_bytes();
+        let classes = &self.classes;
+        let mut delimiter_count = self.delimiter_count;
+        let mut field_start = start;
+        let mut at = start;
+        loop {
+            // Most bytes are text: step over a run of them before deciding anything.
+            while bytes
+                .get(at)
+                .is_some_and(|&b| classes[usize::from(b)] == ByteClass::Text)
+            {
+                at += 1;
+            }
+            match bytes.get(at).map(|&b| classes[usize::from(b)]) {
+                Some(ByteClass::Delimiter) => delimiter_count += 1,
+                Some(ByteClass::FieldSeparator) => {
+                    delimiter_count += 1;
+                    // Keeps the field index within the limit whatever the input.
+                    if delimiter_count > MAX_DELIMITERS {
+                        return Err(Stop::TooManyDelimiters);
+                    }
+                    self.fields.push(span(field_start, at));
+                    field_start = at + 1;
+                }
+                // A line break or the end of the text.
+                _ => break,
+            }
+            at += 1;
+        }
+        self.delimiter_count = delimiter_count;
+        self.fields.push(span(field_start, at));
+        Ok(at)
+    }
+}
+
+/// Steps over one segment terminator (CRLF, CR or LF) at `at`, if there is one.
+fn after_line_break(bytes: &[u8], at: usize) -> usize {
+    match bytes.get(at..at + 2) {
+        Some(b"\r\n") => at + 2,
+        _ if matches!(bytes.get(at), Some(b'\r' | b'\n')) => at + 1,
+        _ => at,
+    }
+}
+
+fn span(start: usize, end: usize) -> TextSpan {
     // parse_owned has checked that the text fits in u32.
     TextSpan {
-        start: range.start as u32,
-        end: range.end as u32,
+        start: start as u32,
+        end: end as u32,
     }
 }
 
 /// Skips a BOM and blank lines before MSH, and drops blank lines between segments (files and
-/// hand-edited messages have them; the parser crate would stop there). Untouched, and not
-/// copied, when there is nothing to tidy, which is the usual case.
+/// hand-edited messages have them). Untouched, and not copied, when there is nothing to tidy,
+/// which is the usual case.
 fn tidy_line_breaks(mut text: String) -> String {
     let leading = text.len() - text.trim_start_matches(['\u{feff}', '\r', '\n']).len();
     if leading > 0 {
@@ -272,35 +433,6 @@ fn tidy_line_breaks(mut text: String) -> String {
     tidy
 }
 
-/// MSH-1 and MSH-2 are the delimiters themselves; the parser crate reports them as two synthetic
-/// fields and knows nothing of a v2.7 truncation character, which it reads as an extra field. So
-/// MSH-1 and MSH-2 are taken from the delimiters, and parsed fields from MSH-3 on.
-fn push_msh_fields(
-    text: &str,
-    delimiters: &Delimiters,
-    mut parsed_fields: impl Iterator<Item = TextSpan>,
-    fields: &mut Vec<TextSpan>,
-) {
-    // `MSH`, MSH-1, then four encoding characters and maybe a truncation character.
-    let msh_2_end = 4 + 4 + u32::from(delimiters.truncation.is_some());
-    fields.push(TextSpan { start: 3, end: 4 });
-    fields.push(TextSpan {
-        start: 4,
-        end: msh_2_end,
-    });
-    let has_msh_3 = text
-        .get(msh_2_end as usize..)
-        .is_some_and(|rest| rest.starts_with(delimiters.field));
-    if !has_msh_3 {
-        return;
-    }
-    let synthetic_fields = 2 + usize::from(delimiters.truncation.is_some());
-    for _ in 0..synthetic_fields {
-        parsed_fields.next();
-    }
-    fields.extend(parsed_fields);
-}
-
 fn is_valid_segment_name(name: &str) -> bool {
     name.len() == 3 && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
@@ -313,38 +445,15 @@ fn invalid_segment_name(name: &str, sequence: usize) -> ParseError {
     )
 }
 
-fn check_segment_name(name: &str, sequence: usize) -> Result<(), ParseError> {
-    if !is_valid_segment_name(name) {
-        return Err(invalid_segment_name(name, sequence));
-    }
-    if name == "MSH" {
-        return Err(ParseError::new(
-            ErrorCode::SegmentSequence,
-            Some(ErrLocation::at_segment(name, sequence as u32)),
-            format!(
-                "segment {sequence} starts a second message; split batches and concatenated \
-                 messages before parsing"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The parser stopped at `offset`, before the line of segment `sequence`: say what is wrong
-/// with that line.
-fn unread_segment_error(text: &str, offset: usize, sequence: usize, field_separator: char) -> ParseError {
-    let rest = text.get(offset..).unwrap_or_default();
-    let rest = rest
-        .strip_prefix("\r\n")
-        .or_else(|| rest.strip_prefix(['\r', '\n']))
-        .unwrap_or(rest);
+/// Segment `sequence` (the start of `rest`) does not begin with a name and the field
+/// separator: say what is wrong with it.
+fn segment_header_error(rest: &str, sequence: usize, field_separator: char) -> ParseError {
     let line = rest.split(['\r', '\n']).next().unwrap_or_default();
     let name: String = line
         .chars()
         .take_while(|&c| c != field_separator)
         .take(3)
         .collect();
-    let location = Some(ErrLocation::at_segment(&name, sequence as u32));
     if !is_valid_segment_name(&name) {
         return invalid_segment_name(&name, sequence);
     }
@@ -354,7 +463,7 @@ fn unread_segment_error(text: &str, offset: usize, sequence: usize, field_separa
     };
     ParseError::new(
         ErrorCode::SegmentSequence,
-        location,
+        Some(ErrLocation::at_segment(&name, sequence as u32)),
         format!(
             "segment {sequence} ({name}) must be followed by the field separator \
              {field_separator:?}{found}"
@@ -582,6 +691,62 @@ mod tests {
         let error = Message::parse_str(&over).unwrap_err();
         assert_eq!(error.code, ErrorCode::InternalError);
         assert!(error.text.contains("100001 delimiters"), "{}", error.text);
+    }
+
+    #[test]
+    fn the_first_bad_segment_is_reported() {
+        for (text, expected) in [
+            ("MSH|^~\\&\rpid|1\rP@D|1\r", "pid^2"),
+            ("MSH|^~\\&\rEVN|1\rMSH|^~\\&\rNTE\r", "MSH^3"),
+            ("MSH|^~\\&\r\u{e9}VN|1\rPIDX|1\r", "\u{e9}VN^2"),
+            ("MSH|^~\\&\rNTE\rpid|1\r", "NTE^2"),
+        ] {
+            let error = Message::parse_str(text).unwrap_err();
+            assert_eq!(error.code, ErrorCode::SegmentSequence, "{text:?}");
+            assert_eq!(location(&error), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_multibyte_name_stops_at_the_field_separator() {
+        let error = Message::parse_str("MSH|^~\\&\r\u{b2}1||N\r").unwrap_err();
+        assert_eq!(location(&error), "\u{b2}1^2");
+    }
+
+    #[test]
+    fn empty_fields_and_segments_keep_their_places() {
+        let message = Message::parse_str("MSH|^~\\&|\r\nPID|\nNTE|||x\r\n\r\n").unwrap();
+        let msh = message.segment("MSH").unwrap();
+        assert_eq!(msh.field_count(), 3);
+        assert_eq!(msh.field(3).raw(), "");
+        assert_eq!(msh.raw(), "MSH|^~\\&|");
+        let pid = message.segment("PID").unwrap();
+        assert_eq!((pid.raw(), pid.field_count()), ("PID|", 1));
+        let nte = message.segment("NTE").unwrap();
+        assert_eq!((nte.raw(), nte.field_count()), ("NTE|||x", 3));
+        assert_eq!(nte.field(3).raw(), "x");
+    }
+
+    #[test]
+    fn the_delimiter_limit_counts_every_segment() {
+        // `MSH|^~\&|A` holds five; each `NTE|` one more.
+        let at_limit = format!("MSH|^~\\&|A\r{}", "NTE|\r".repeat(MAX_DELIMITERS - 5));
+        let message = Message::parse_str(&at_limit).unwrap();
+        assert_eq!(message.segments().count(), MAX_DELIMITERS - 4);
+        let over = format!("MSH|^~\\&|A\r{}", "NTE|\r".repeat(MAX_DELIMITERS - 4));
+        let error = Message::parse_str(&over).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InternalError);
+        assert!(error.text.contains("100001 delimiters"), "{}", error.text);
+    }
+
+    #[test]
+    fn too_many_delimiters_outranks_a_bad_segment() {
+        let text = format!("MSH|^~\\&|A\rP@D|1\rNTE|{}\r", "^".repeat(MAX_DELIMITERS));
+        let error = Message::parse_str(&text).unwrap_err();
+        assert_eq!(error.code, ErrorCode::InternalError);
+        assert!(error.text.contains("100007 delimiters"), "{}", error.text);
+        let bad = Message::parse_str("MSH|^~\\&|A\rP@D|1\r").unwrap_err();
+        assert_eq!(bad.code, ErrorCode::SegmentSequence);
     }
 
     #[test]

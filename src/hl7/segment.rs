@@ -86,9 +86,30 @@ impl fmt::Debug for Segment<'_> {
 
 /// Piece `n` (1-based) of `raw` split on `separator`; empty when absent.
 fn nth_piece(raw: &str, separator: char, n: usize) -> &str {
-    n.checked_sub(1)
-        .and_then(|index| raw.split(separator).nth(index))
-        .unwrap_or_default()
+    let Some(mut index) = n.checked_sub(1) else {
+        return "";
+    };
+    let separator = match u8::try_from(separator) {
+        Ok(byte) if byte.is_ascii() => byte,
+        _ => return raw.split(separator).nth(index).unwrap_or_default(),
+    };
+    // Mappings ask for components of short values many times over: a byte loop beats the
+    // general `split` here. An ASCII byte is a whole character, so every cut is a boundary.
+    let mut start = 0;
+    for (at, &b) in raw.as_bytes().iter().enumerate() {
+        if b == separator {
+            if index == 0 {
+                return raw.get(start..at).unwrap_or_default();
+            }
+            index -= 1;
+            start = at + 1;
+        }
+    }
+    if index == 0 {
+        raw.get(start..).unwrap_or_default()
+    } else {
+        ""
+    }
 }
 
 /// True when `raw` holds nothing but the given separators.
@@ -213,7 +234,22 @@ impl<'a> Component<'a> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    use super::nth_piece;
     use crate::hl7::Message;
+
+    proptest! {
+        #[test]
+        fn nth_piece_is_split_nth(
+            raw in "[a-c|^~&\u{e9}\u{65e5}]{0,16}",
+            separator in prop::sample::select(vec!['|', '^', '~', '&', '\r', '\u{e9}', '\u{65e5}']),
+            n in 0usize..8,
+        ) {
+            let expected = n.checked_sub(1).and_then(|i| raw.split(separator).nth(i)).unwrap_or_default();
+            prop_assert_eq!(nth_piece(&raw, separator, n), expected);
+        }
+    }
 
     fn pid() -> Message {
         Message::parse_str("MSH|^~\\&\rPID|1||123^^^HOSP&1.2&ISO^MR~~^^||^^~|\"\"|A\\S\\B^C\r").unwrap()

@@ -1,5 +1,6 @@
 //! Writing messages from plain values: each value escaped exactly once with the message's own
-//! delimiters (the parser crate's builder escapes twice on a round trip).
+//! delimiters (the builder of `hl7-parser`, the crate we used before our scanner, escapes twice on
+//! a round trip).
 
 use crate::hl7::delimiters::Delimiters;
 use crate::hl7::escape::escape;
