@@ -15,7 +15,7 @@ fn check_config_accepts_the_shipped_config() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 channel)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 channels,"));
 }
 
 #[test]
@@ -24,7 +24,7 @@ fn a_bad_config_is_named_by_file_line_and_key_and_nothing_starts() {
     let path = dir.path().join("bad.toml");
     std::fs::write(
         &path,
-        "[http]\nbind = \"127.0.0.1:0\"\n\n[[channels]]\nname = \"ucr-adt\"\nmapping = \"adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:99999\"\n",
+        "[http]\nbind = \"127.0.0.1:0\"\n\n[[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:99999\"\n",
     )
     .unwrap();
     for command in ["check-config", "serve"] {

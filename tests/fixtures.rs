@@ -67,8 +67,9 @@ async fn trakcare_feed_keeps_latin1_names_and_lf_messages() {
     let adaeze = &engine.search("phone=07700900456").await;
     assert_eq!(adaeze.len(), 1);
     assert_eq!(adaeze[0]["name"][0]["family"], "OKONKWO");
+    // trakcare-adt-patient.map gives NHS numbers their national system.
     let found = engine
-        .search("identifier=urn%3Atributary%3Aauthority%3ANHS%7C9990004560")
+        .search("identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number%7C9990004560")
         .await;
     assert_eq!(found[0]["id"], adaeze[0]["id"]);
 }

@@ -44,6 +44,9 @@ pub struct MllpBenchArgs {
     /// Skip the null server run.
     #[arg(long)]
     skip_null: bool,
+    /// The mappings folder the benchmarked engine loads.
+    #[arg(long, default_value = "mappings")]
+    mappings: std::path::PathBuf,
 }
 
 pub async fn run(command: BenchCommand) -> std::process::ExitCode {
@@ -89,9 +92,10 @@ async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
             let dir = std::env::temp_dir().join(format!("tributary-bench-{}-{run_id}", std::process::id()));
             let config = Config::parse(
                 &format!(
-                    "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n\
-                     [[channels]]\nname = \"bench\"\nmapping = \"adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n",
-                    dir.display().to_string()
+                    "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
+                     [[channels]]\nname = \"bench\"\nmapping = \"ucr-adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n",
+                    dir.display().to_string(),
+                    args.mappings.display().to_string()
                 ),
                 "bench.toml",
             )

@@ -1,6 +1,7 @@
 //! The `tributary` command line: `serve`, `check-config`, `send` and `bench`.
 
 mod bench;
+mod mapping;
 mod send;
 mod serve;
 
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::mapping::MappingSet;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +42,9 @@ enum Command {
     },
     /// Send HL7 v2 files over MLLP and print each ACK.
     Send(send::SendArgs),
+    /// Mapping tools.
+    #[command(subcommand)]
+    Mapping(mapping::MappingCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -50,23 +55,34 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, data_dir } => serve::run(&config, data_dir),
-        Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(loaded) => {
-                println!(
-                    "{}: ok ({} channel{})",
-                    config.display(),
-                    loaded.channels.len(),
-                    if loaded.channels.len() == 1 { "" } else { "s" }
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Mapping(command) => mapping::run(command),
         Command::Send(args) => runtime().block_on(send::run(args)),
         Command::Bench(command) => runtime().block_on(bench::run(command)),
+    }
+}
+
+/// Validates the config and every mapping it names, starting nothing.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let checked = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
+        let mappings = MappingSet::load(&config.mappings.dir).map_err(|e| e.to_string())?;
+        config.check_mappings(&mappings).map_err(|e| e.to_string())?;
+        Ok((config, mappings))
+    });
+    match checked {
+        Ok((config, mappings)) => {
+            println!(
+                "{}: ok ({} channels, {} mappings)",
+                path.display(),
+                config.channels.len(),
+                mappings.names().len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

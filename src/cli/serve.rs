@@ -28,7 +28,7 @@ pub fn run(config_path: &Path, data_dir: Option<PathBuf>) -> ExitCode {
             Ok(engine) => engine,
             Err(e) => {
                 eprintln!("error: {e}");
-                return ExitCode::FAILURE;
+                return ExitCode::from(2);
             }
         };
         for (channel, addr) in &engine.mllp {

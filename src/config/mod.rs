@@ -1,4 +1,5 @@
-//! Engine configuration: loading `tributary.toml` and validating it before anything starts.
+//! Engine configuration: loading `tributary.toml` and validating it before anything starts,
+//! including that every channel's mapping exists and fits its channel.
 //!
 //! Every error names the file, the line and the key, so an analyst can fix it without reading
 //! Rust. Unknown keys are errors (a typo must not silently fall back to a default).
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::mapping::{MappingSet, SourceKind as MappingSource, TargetKind};
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/tributary.toml";
 
@@ -23,7 +26,39 @@ pub struct Config {
     #[serde(default)]
     pub commit: CommitConfig,
     #[serde(default)]
+    pub mappings: MappingsConfig,
+    #[serde(default)]
     pub channels: Vec<ChannelConfig>,
+    /// The file and text this was read from, to locate errors found after parsing.
+    #[serde(skip)]
+    origin: Origin,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Origin {
+    file: String,
+    text: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingsConfig {
+    /// Folder of the mapping files, their tables and golden tests; relative paths are taken from
+    /// the working directory.
+    #[serde(default = "default_mappings_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for MappingsConfig {
+    fn default() -> Self {
+        MappingsConfig {
+            dir: default_mappings_dir(),
+        }
+    }
+}
+
+fn default_mappings_dir() -> PathBuf {
+    PathBuf::from("mappings")
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,9 +163,31 @@ fn default_max_batch() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     pub name: Spanned<String>,
-    /// Which mapping turns this channel's messages into store changes.
+    /// Which mapping (a file `<mapping>.map` in the mappings folder) turns this channel's
+    /// messages into store changes.
     pub mapping: Spanned<String>,
     pub source: SourceConfig,
+    /// Which messages this channel takes; channels sharing a listener are tried in order.
+    #[serde(default)]
+    pub filter: FilterConfig,
+}
+
+/// A message passes when it matches every part given (an empty list matches anything).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// `ADT^A08` (type and event), `ADT^*` or `ADT` (any event of the type).
+    #[serde(default)]
+    pub message_types: Vec<Spanned<String>>,
+    /// MSH-3.1 values.
+    #[serde(default)]
+    pub sending_applications: Vec<String>,
+    /// MSH-4.1 values.
+    #[serde(default)]
+    pub sending_facilities: Vec<String>,
+    /// A condition in the mapping language, e.g. `PID-3[1].4.1 == "UCRMPI"`.
+    #[serde(default)]
+    pub condition: Option<Spanned<String>>,
 }
 
 /// Where a channel's messages come from. One flat table for every kind: serde cannot keep the
@@ -161,9 +218,6 @@ fn default_max_frame() -> Spanned<usize> {
 fn default_idle_timeout() -> u64 {
     300
 }
-
-/// The mappings the engine knows. The mapping-files work replaces this list with files.
-pub const KNOWN_MAPPINGS: &[&str] = &["adt-patient"];
 
 /// A configuration problem, located in its file.
 #[derive(Debug, thiserror::Error)]
@@ -199,17 +253,55 @@ impl Config {
             let key = key_in_message(e.message()).unwrap_or_else(|| "-".into());
             located(e.span(), key, e.message().trim().to_string())
         })?;
-        config.validate(|span, key, message| located(Some(span), key, message))?;
+        let mut config = config;
+        config.origin = Origin {
+            file: file.to_string(),
+            text: text.to_string(),
+        };
+        config.validate()?;
         Ok(config)
     }
 
-    fn validate(
-        &self,
-        located: impl Fn(std::ops::Range<usize>, String, String) -> ConfigError,
-    ) -> Result<(), ConfigError> {
+    /// An error at `span` of the file this config came from.
+    fn error_at(&self, span: std::ops::Range<usize>, key: String, message: String) -> ConfigError {
+        ConfigError {
+            file: self.origin.file.clone(),
+            line: line_of(&self.origin.text, span.start),
+            key,
+            message,
+        }
+    }
+
+    /// Checks every channel's mapping: it exists, reads HL7 v2 and writes a FHIR Patient.
+    pub fn check_mappings(&self, mappings: &MappingSet) -> Result<(), ConfigError> {
+        for (i, channel) in self.channels.iter().enumerate() {
+            let name = channel.mapping.get_ref();
+            let problem = match mappings.get(name) {
+                None => Some(format!(
+                    "no mapping `{name}` in {} (found: {})",
+                    self.mappings.dir.display(),
+                    mappings.names().join(", ")
+                )),
+                Some(mapping) if mapping.source != MappingSource::Hl7v2 => Some(format!(
+                    "mapping `{name}` does not read HL7 v2, which an MLLP channel receives"
+                )),
+                Some(mapping) => match &mapping.target {
+                    TargetKind::Fhir { resource_type } if resource_type == "Patient" => None,
+                    _ => Some(format!("mapping `{name}` does not write a FHIR Patient")),
+                },
+            };
+            if let Some(message) = problem {
+                return Err(self.error_at(channel.mapping.span(), format!("channels[{i}].mapping"), message));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let located = |span, key, message| self.error_at(span, key, message);
         check_bind(&self.http.bind, "http.bind", &located)?;
         let mut names: Vec<&str> = Vec::new();
-        let mut binds: Vec<SocketAddr> = Vec::new();
+        let mut listeners: Vec<(SocketAddr, &SourceConfig)> = Vec::new();
         for (i, channel) in self.channels.iter().enumerate() {
             let key = |k: &str| format!("channels[{i}].{k}");
             let name = channel.name.get_ref();
@@ -232,27 +324,35 @@ impl Config {
                 ));
             }
             names.push(name);
-            if !KNOWN_MAPPINGS.contains(&channel.mapping.get_ref().as_str()) {
-                return Err(located(
-                    channel.mapping.span(),
-                    key("mapping"),
-                    format!(
-                        "unknown mapping `{}` (known: {})",
-                        channel.mapping.get_ref(),
-                        KNOWN_MAPPINGS.join(", ")
-                    ),
-                ));
-            }
             let source = &channel.source;
             let addr = check_bind(&source.bind, &key("source.bind"), &located)?;
-            if addr.port() != 0 && binds.contains(&addr) {
+            // Channels on one address share its listener, so they must agree on its settings.
+            let shared = listeners.iter().find(|(a, _)| *a == addr);
+            if let Some((_, first)) = shared
+                && (first.max_frame_bytes.get_ref() != source.max_frame_bytes.get_ref()
+                    || first.idle_timeout_secs != source.idle_timeout_secs)
+            {
                 return Err(located(
                     source.bind.span(),
                     key("source.bind"),
-                    format!("{addr} is already used by another channel"),
+                    format!(
+                        "{addr} is shared with an earlier channel whose max_frame_bytes and idle_timeout_secs differ"
+                    ),
                 ));
             }
-            binds.push(addr);
+            listeners.push((addr, source));
+            for message_type in &channel.filter.message_types {
+                if !valid_message_type(message_type.get_ref()) {
+                    return Err(located(
+                        message_type.span(),
+                        key("filter.message_types"),
+                        format!(
+                            "`{}` is not a message type like ADT^A08, ADT^* or ADT",
+                            message_type.get_ref()
+                        ),
+                    ));
+                }
+            }
             if *source.max_frame_bytes.get_ref() < 1024 {
                 return Err(located(
                     source.max_frame_bytes.span(),
@@ -273,6 +373,15 @@ impl Config {
 impl SourceConfig {
     pub fn bind_addr(&self) -> SocketAddr {
         self.bind.get_ref().parse().expect("validated at load")
+    }
+}
+
+/// `ADT^A08`, `ADT^*` or `ADT`.
+fn valid_message_type(text: &str) -> bool {
+    let code = |c: &str| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit());
+    match text.split_once('^') {
+        Some((message_type, event)) => code(message_type) && (event == "*" || code(event)),
+        None => code(text),
     }
 }
 
@@ -315,7 +424,7 @@ bind = "127.0.0.1:8080"
 
 [[channels]]
 name = "ucr-adt"
-mapping = "adt-patient"
+mapping = "ucr-adt-patient"
 [channels.source]
 kind = "mllp"
 bind = "127.0.0.1:2575"
@@ -325,8 +434,9 @@ bind = "127.0.0.1:2575"
     fn the_shipped_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
         let config = Config::load(&path).unwrap();
-        assert_eq!(config.channels.len(), 1);
+        assert_eq!(config.channels.len(), 2);
         assert_eq!(config.http_bind().to_string(), "127.0.0.1:8080");
+        assert_eq!(config.mappings.dir, PathBuf::from("mappings"));
     }
 
     #[test]
@@ -357,18 +467,34 @@ bind = "127.0.0.1:2575"
     }
 
     #[test]
-    fn an_unknown_mapping_and_a_wrong_type_are_refused() {
-        let text = GOOD.replace("adt-patient", "nope");
-        let err = Config::parse(&text, "t.toml").unwrap_err();
-        assert_eq!((err.line, err.key.as_str()), (10, "channels[0].mapping"));
+    fn a_wrong_type_and_a_bad_message_type_filter_are_refused() {
         let text = GOOD.replace("[store]", "[commit]\nmax_batch = \"many\"\n[store]");
         let err = Config::parse(&text, "t.toml").unwrap_err();
         assert_eq!(err.line, 3, "{err}");
+        let text = format!("{GOOD}[channels.filter]\nmessage_types = [\"ADT^A08\", \"adt-a01\"]\n");
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (15, "channels[0].filter.message_types"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn channels_sharing_an_address_must_agree_on_its_settings() {
+        let second = "\n[[channels]]\nname = \"other\"\nmapping = \"m\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:2575\"\n";
+        assert!(Config::parse(&format!("{GOOD}{second}"), "t.toml").is_ok());
+        let err = Config::parse(&format!("{GOOD}{second}idle_timeout_secs = 5\n"), "t.toml").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (20, "channels[1].source.bind"),
+            "{err}"
+        );
     }
 
     #[test]
     fn duplicate_channel_names_are_refused() {
-        let second = "\n[[channels]]\nname = \"ucr-adt\"\nmapping = \"adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:2576\"\n";
+        let second = "\n[[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:2576\"\n";
         let err = Config::parse(&format!("{GOOD}{second}"), "t.toml").unwrap_err();
         assert_eq!(err.key, "channels[1].name");
         assert_eq!(err.line, 16);

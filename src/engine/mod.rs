@@ -1,10 +1,13 @@
-//! The engine: opens the store, starts the committer, one listener per channel and the HTTP
-//! API, and shuts them down in order (stop accepting, finish what is in flight, sync).
+//! The engine: opens the store, loads the mappings, starts the committer, one listener per
+//! address (shared by the channels on it) and the HTTP API, and shuts them down in order (stop
+//! accepting, finish what is in flight, sync).
 
 pub mod committer;
 pub mod dedupe;
 pub mod inbound;
 pub mod journal;
+pub mod live_mappings;
+pub mod route;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, SourceKind};
+use crate::config::{ChannelConfig, Config, SourceKind};
 use crate::store::{SledStore, Store};
+use live_mappings::LiveMappings;
 
 /// A started engine: where it listens, and the handle to stop it.
 pub struct Engine {
@@ -32,6 +36,8 @@ pub struct Engine {
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Mappings(String),
     #[error("cannot listen on {addr} for {what}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -47,42 +53,39 @@ impl Engine {
         let (handle, thread) = committer::start(store.clone(), config.commit.max_batch)?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let mappings = Arc::new(LiveMappings::load(config).map_err(StartError::Mappings)?);
+        tasks.spawn(mappings.clone().watch(stopped_signal(stopped.clone())));
         let mut mllp = vec![];
-        for channel in &config.channels {
-            let name = channel.name.get_ref().clone();
-            let source = &channel.source;
-            match source.kind.get_ref() {
-                SourceKind::Mllp => {
-                    let addr = source.bind_addr();
-                    let listener = bind(addr, &format!("channel {name}")).await?;
-                    let bound = listener.local_addr().map_err(|source| StartError::Bind {
-                        addr,
-                        what: name.clone(),
-                        source,
-                    })?;
-                    let settings = tributary_adapter_mllp::ListenerConfig {
-                        bind: bound,
-                        max_frame: *source.max_frame_bytes.get_ref(),
-                        idle_timeout: Duration::from_secs(source.idle_timeout_secs),
-                    };
-                    let handler = Arc::new(inbound::ChannelInbound {
-                        channel: name.clone().into(),
-                        max_frame_bytes: *source.max_frame_bytes.get_ref(),
-                        committer: handle.clone(),
-                    });
-                    let shutdown = stopped_signal(stopped.clone());
-                    let channel_name = name.clone();
-                    tasks.spawn(async move {
-                        if let Err(e) =
-                            tributary_adapter_mllp::serve(listener, settings, handler, shutdown).await
-                        {
-                            tracing::error!(channel = %channel_name, error = %e, "listener failed");
-                        }
-                    });
-                    tracing::info!(channel = %name, addr = %bound, "MLLP listener started");
-                    mllp.push((name, bound));
+        for (addr, channels) in listeners(config) {
+            let names: Vec<String> = channels.iter().map(|c| c.name.get_ref().clone()).collect();
+            let what = format!("channel {}", names.join(", "));
+            let listener = bind(addr, &what).await?;
+            let bound = listener.local_addr().map_err(|source| StartError::Bind {
+                addr,
+                what: what.clone(),
+                source,
+            })?;
+            let source = &channels[0].source;
+            let settings = tributary_adapter_mllp::ListenerConfig {
+                bind: bound,
+                max_frame: *source.max_frame_bytes.get_ref(),
+                idle_timeout: Duration::from_secs(source.idle_timeout_secs),
+            };
+            let handler = Arc::new(inbound::ListenerInbound {
+                routes: channels.iter().map(|c| route::Route::new(c)).collect(),
+                mappings: mappings.clone(),
+                max_frame_bytes: *source.max_frame_bytes.get_ref(),
+                committer: handle.clone(),
+                unrouted: names.join("|").into(),
+            });
+            let shutdown = stopped_signal(stopped.clone());
+            tasks.spawn(async move {
+                if let Err(e) = tributary_adapter_mllp::serve(listener, settings, handler, shutdown).await {
+                    tracing::error!(listener = %what, error = %e, "listener failed");
                 }
-            }
+            });
+            tracing::info!(channels = %names.join(", "), addr = %bound, "MLLP listener started");
+            mllp.extend(names.into_iter().map(|name| (name, bound)));
         }
         let http_addr = config.http_bind();
         let listener = bind(http_addr, "HTTP").await?;
@@ -122,6 +125,20 @@ impl Engine {
         }
         tracing::info!("engine stopped");
     }
+}
+
+/// The channels grouped by the address they listen on, in config order: one listener each.
+fn listeners(config: &Config) -> Vec<(SocketAddr, Vec<&ChannelConfig>)> {
+    let mut grouped: Vec<(SocketAddr, Vec<&ChannelConfig>)> = vec![];
+    for channel in &config.channels {
+        let SourceKind::Mllp = channel.source.kind.get_ref();
+        let addr = channel.source.bind_addr();
+        match grouped.iter_mut().find(|(a, _)| *a == addr) {
+            Some((_, channels)) => channels.push(channel),
+            None => grouped.push((addr, vec![channel])),
+        }
+    }
+    grouped
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {

@@ -21,12 +21,23 @@ pub struct EngineProcess {
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tributary");
 
-/// The config the tests run with: every port chosen by the OS.
-pub fn write_config(dir: &Path, extra_source: &str) -> PathBuf {
+/// The repository's mapping folder.
+pub const MAPPINGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings");
+
+/// The config the tests run with: the shipped channels, every port chosen by the OS.
+/// `extra_source` adds keys to both channels' (shared) MLLP source.
+pub fn write_config(dir: &Path, extra_source: &str, mappings: &Path) -> PathBuf {
     let path = dir.join("tributary.toml");
+    let types =
+        r#"message_types = ["ADT^A01", "ADT^A04", "ADT^A08", "ADT^A28", "ADT^A31", "ADT^A40", "ADT^A47"]"#;
     let text = format!(
-        "[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n\
-         [[channels]]\nname = \"ucr-adt\"\nmapping = \"adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}"
+        "[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {mappings:?}\n\
+         [[channels]]\nname = \"trakcare-adt\"\nmapping = \"trakcare-adt-patient\"\n\
+         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}\n\
+         [channels.filter]\nsending_applications = [\"TRAKCARE\"]\n{types}\n\
+         [[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\n\
+         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}\n\
+         [channels.filter]\n{types}\n"
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -40,8 +51,13 @@ impl EngineProcess {
 
     /// As `start`, with extra keys for the MLLP source (`max_frame_bytes = 2048` ...).
     pub fn start_with(data_dir: &Path, extra_source: &str) -> EngineProcess {
+        Self::start_full(data_dir, extra_source, Path::new(MAPPINGS))
+    }
+
+    /// As `start`, with the mappings of another folder.
+    pub fn start_full(data_dir: &Path, extra_source: &str, mappings: &Path) -> EngineProcess {
         let config_dir = data_dir.parent().unwrap();
-        let config = write_config(config_dir, extra_source);
+        let config = write_config(config_dir, extra_source, mappings);
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--config")
@@ -84,6 +100,16 @@ impl EngineProcess {
         }
     }
 
+    /// Sends a signal by name (`HUP`, `TERM` ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -92,11 +118,7 @@ impl EngineProcess {
 
     /// SIGTERM, then wait for a clean exit.
     pub fn terminate(&mut self) -> ExitStatus {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
+        self.signal("TERM");
         self.child.wait().unwrap()
     }
 
@@ -158,6 +180,20 @@ pub fn segment(message: &str, name: &str) -> Option<Vec<String>> {
 pub fn msa(ack: &str) -> (String, String) {
     let msa = segment(ack, "MSA").unwrap_or_else(|| panic!("no MSA in {ack:?}"));
     (msa[1].clone(), msa.get(2).cloned().unwrap_or_default())
+}
+
+/// A copy of a folder tree (to change mappings without touching the repository's).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 /// A temp folder with a `data` subfolder path for the store.

@@ -1,0 +1,117 @@
+//! Choosing a channel for a message. The channels sharing a listener are tried in config order;
+//! the first whose filter accepts the message takes it. A message no channel takes is rejected
+//! (AR), naming what no channel accepts.
+
+use std::sync::Arc;
+
+use crate::config::{ChannelConfig, FilterConfig};
+use crate::hl7::{ErrLocation, ErrorCode, Message, Outcome, ParseError};
+
+/// One channel as its listener sees it.
+pub struct Route {
+    pub channel: Arc<str>,
+    /// Name of the mapping that turns its messages into store changes.
+    pub mapping: String,
+    filter: Filter,
+}
+
+struct Filter {
+    /// (type, event); event None matches any event of the type.
+    message_types: Vec<(String, Option<String>)>,
+    sending_applications: Vec<String>,
+    sending_facilities: Vec<String>,
+}
+
+impl Route {
+    pub fn new(channel: &ChannelConfig) -> Route {
+        Route {
+            channel: channel.name.get_ref().as_str().into(),
+            mapping: channel.mapping.get_ref().clone(),
+            filter: Filter::new(&channel.filter),
+        }
+    }
+}
+
+impl Filter {
+    fn new(config: &FilterConfig) -> Filter {
+        let message_types = config
+            .message_types
+            .iter()
+            .map(|t| match t.get_ref().split_once('^') {
+                Some((kind, "*")) => (kind.to_string(), None),
+                Some((kind, event)) => (kind.to_string(), Some(event.to_string())),
+                None => (t.get_ref().clone(), None),
+            })
+            .collect();
+        Filter {
+            message_types,
+            sending_applications: config.sending_applications.clone(),
+            sending_facilities: config.sending_facilities.clone(),
+        }
+    }
+
+    fn takes_type(&self, kind: &str) -> bool {
+        self.message_types.is_empty() || self.message_types.iter().any(|(k, _)| k == kind)
+    }
+
+    fn takes_event(&self, kind: &str, event: &str) -> bool {
+        self.message_types.is_empty()
+            || self
+                .message_types
+                .iter()
+                .any(|(k, e)| k == kind && e.as_deref().is_none_or(|e| e == event))
+    }
+
+    fn takes_sender(&self, application: &str, facility: &str) -> bool {
+        let one_of = |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
+        one_of(&self.sending_applications, application) && one_of(&self.sending_facilities, facility)
+    }
+}
+
+/// The first route that takes `message`, or the AR that says why none does.
+pub fn route<'r>(routes: &'r [Route], message: &Message) -> Result<&'r Route, Outcome> {
+    let kind = message.message_type();
+    let event = message.trigger_event();
+    let application = message.get("MSH-3.1").unwrap_or_default();
+    let facility = message.get("MSH-4.1").unwrap_or_default();
+    if let Some(route) = routes
+        .iter()
+        .find(|r| r.filter.takes_event(&kind, &event) && r.filter.takes_sender(&application, &facility))
+    {
+        return Ok(route);
+    }
+    let at = |component| {
+        Some(ErrLocation {
+            segment: "MSH".into(),
+            sequence: 1,
+            field: Some(9),
+            repetition: Some(1),
+            component: Some(component),
+            subcomponent: None,
+        })
+    };
+    let from_sender: Vec<&Route> = routes
+        .iter()
+        .filter(|r| r.filter.takes_sender(&application, &facility))
+        .collect();
+    let error = if from_sender.is_empty() {
+        ParseError {
+            code: ErrorCode::UnsupportedMessageType,
+            location: at(1),
+            text: format!("no channel here takes messages from {application}|{facility}"),
+        }
+    } else if !from_sender.iter().any(|r| r.filter.takes_type(&kind)) {
+        ParseError {
+            code: ErrorCode::UnsupportedMessageType,
+            location: at(1),
+            text: format!("no channel here takes `{kind}` messages from {application}|{facility}"),
+        }
+    } else {
+        ParseError {
+            code: ErrorCode::UnsupportedEvent,
+            location: at(2),
+            text: format!("no channel here takes `{kind}^{event}` from {application}|{facility}"),
+        }
+    };
+    Err(Outcome::Rejected(error))
+}
