@@ -1,5 +1,6 @@
 //! How fast one core reads ADT messages: `Message::parse` alone, then `Message::parse` plus the
-//! ADT-to-Patient mapping, over a varied in-memory corpus. DESIGN.md asks for at least 100,000 ADT
+//! shipped UCR ADT-to-Patient mapping file (`mappings/ucr-adt-patient.map`), over a varied
+//! in-memory corpus. DESIGN.md asks for at least 100,000 ADT
 //! messages/s parse + map on one core.
 //!
 //! Run with `cargo bench --bench hl7_parse` (optionally `-- --messages N --passes N`). Prints
@@ -9,18 +10,25 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use tributary::hl7::Message;
-use tributary::mapping::adt_patient;
+use tributary::mapping::{Input, MappingSet};
 
 const DEFAULT_MESSAGES: usize = 10_000;
 const DEFAULT_PASSES: usize = 9;
 
 fn main() {
     let (messages, passes) = options();
+    let mappings = MappingSet::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/mappings"
+    )))
+    .expect("the shipped mappings load");
+    let mapping = mappings.get("ucr-adt-patient").expect("the UCR ADT mapping");
+    let now = "20260101000000+0000";
     let corpus = adt_corpus(messages);
     let bytes: usize = corpus.iter().map(Vec::len).sum();
     let mapped = corpus
         .iter()
-        .filter(|m| Message::parse(m).is_ok_and(|m| adt_patient::map(&m).is_ok()))
+        .filter(|m| Message::parse(m).is_ok_and(|m| mapping.run(&Input::Hl7(&m), now).is_ok()))
         .count();
     assert_eq!(mapped, corpus.len(), "every corpus message must parse and map");
     println!(
@@ -41,7 +49,7 @@ fn main() {
         &corpus,
         measure(&corpus, passes, |m| {
             let message = Message::parse(black_box(m)).expect("parses");
-            black_box(adt_patient::map(&message).is_ok());
+            black_box(mapping.run(&Input::Hl7(&message), now).is_ok());
         }),
     );
 }

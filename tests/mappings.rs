@@ -134,3 +134,42 @@ async fn hot_reload_applies_a_changed_mapping_and_keeps_the_old_one_when_the_new
     let patient = &engine.search("identifier=7000001").await[0];
     assert_eq!(patient["maritalStatus"]["text"], "reloaded");
 }
+
+#[tokio::test]
+async fn a_filter_condition_routes_messages_between_channels_on_one_listener() {
+    let (dir, data) = temp_store();
+    let config = dir.path().join("routing.toml");
+    let source = "[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n";
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {MAPPINGS:?}\n\
+             [[channels]]\nname = \"hospital-b\"\nmapping = \"ucr-adt-patient\"\n{source}\
+             [channels.filter]\ncondition = 'PID-3[1].4.1 == \"HOSPB\"'\n\
+             [[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\n{source}\
+             [channels.filter]\nmessage_types = [\"ADT^A28\"]\n"
+        ),
+    )
+    .unwrap();
+    let engine = EngineProcess::start_config(&config, &data);
+    let hospital_b = String::from_utf8(a28("F1"))
+        .unwrap()
+        .replace("^^^UCRMPI&", "^^^HOSPB&");
+    assert_eq!(msa(&engine.send(hospital_b.as_bytes()).await).0, "AA");
+    assert_eq!(msa(&engine.send(&a28("F2")).await).0, "AA");
+    let a08 = String::from_utf8(a28("F3"))
+        .unwrap()
+        .replace("ADT^A28^ADT_A05", "ADT^A08^ADT_A01");
+    let ack = engine.send(a08.as_bytes()).await;
+    assert_eq!(msa(&ack).0, "AR", "no channel takes an A08 from UCRMPI: {ack}");
+    assert!(ack.contains("|200^") && ack.contains("condition"), "{ack}");
+
+    let (_, journal) = engine.get("/journal").await;
+    let channels: Vec<&str> = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, ["hospital-b", "ucr-adt", "hospital-b|ucr-adt"]);
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::mapping::{MappingSet, SourceKind as MappingSource, TargetKind};
+use crate::mapping::{Condition, MappingSet, SourceKind as MappingSource, TargetKind};
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/tributary.toml";
 
@@ -353,6 +353,15 @@ impl Config {
                     ));
                 }
             }
+            if let Some(condition) = &channel.filter.condition
+                && let Err(why) = Condition::parse(condition.get_ref())
+            {
+                return Err(located(
+                    condition.span(),
+                    key("filter.condition"),
+                    format!("`{}` is not a condition: {why}", condition.get_ref()),
+                ));
+            }
             if *source.max_frame_bytes.get_ref() < 1024 {
                 return Err(located(
                     source.max_frame_bytes.span(),
@@ -476,6 +485,19 @@ bind = "127.0.0.1:2575"
         assert_eq!(
             (err.line, err.key.as_str()),
             (15, "channels[0].filter.message_types"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_filter_condition_is_compiled_at_load() {
+        let good = format!("{GOOD}[channels.filter]\ncondition = 'MSH-4 == \"UCRHIE\"'\n");
+        assert!(Config::parse(&good, "t.toml").is_ok());
+        let bad = format!("{GOOD}[channels.filter]\ncondition = 'MSH-4 =='\n");
+        let err = Config::parse(&bad, "t.toml").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (15, "channels[0].filter.condition"),
             "{err}"
         );
     }

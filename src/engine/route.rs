@@ -1,11 +1,12 @@
 //! Choosing a channel for a message. The channels sharing a listener are tried in config order;
-//! the first whose filter accepts the message takes it. A message no channel takes is rejected
+//! the first whose filter (message types, sender, condition) accepts the message takes it. A message no channel takes is rejected
 //! (AR), naming what no channel accepts.
 
 use std::sync::Arc;
 
 use crate::config::{ChannelConfig, FilterConfig};
 use crate::hl7::{ErrLocation, ErrorCode, Message, Outcome, ParseError};
+use crate::mapping::Condition;
 
 /// One channel as its listener sees it.
 pub struct Route {
@@ -20,6 +21,7 @@ struct Filter {
     message_types: Vec<(String, Option<String>)>,
     sending_applications: Vec<String>,
     sending_facilities: Vec<String>,
+    condition: Option<Condition>,
 }
 
 impl Route {
@@ -47,6 +49,10 @@ impl Filter {
             message_types,
             sending_applications: config.sending_applications.clone(),
             sending_facilities: config.sending_facilities.clone(),
+            condition: config
+                .condition
+                .as_ref()
+                .map(|c| Condition::parse(c.get_ref()).expect("validated at load")),
         }
     }
 
@@ -62,6 +68,10 @@ impl Filter {
                 .any(|(k, e)| k == kind && e.as_deref().is_none_or(|e| e == event))
     }
 
+    fn condition_holds(&self, message: &Message) -> bool {
+        self.condition.as_ref().is_none_or(|c| c.holds(message))
+    }
+
     fn takes_sender(&self, application: &str, facility: &str) -> bool {
         let one_of = |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
         one_of(&self.sending_applications, application) && one_of(&self.sending_facilities, facility)
@@ -74,10 +84,11 @@ pub fn route<'r>(routes: &'r [Route], message: &Message) -> Result<&'r Route, Ou
     let event = message.trigger_event();
     let application = message.get("MSH-3.1").unwrap_or_default();
     let facility = message.get("MSH-4.1").unwrap_or_default();
-    if let Some(route) = routes
-        .iter()
-        .find(|r| r.filter.takes_event(&kind, &event) && r.filter.takes_sender(&application, &facility))
-    {
+    if let Some(route) = routes.iter().find(|r| {
+        r.filter.takes_event(&kind, &event)
+            && r.filter.takes_sender(&application, &facility)
+            && r.filter.condition_holds(message)
+    }) {
         return Ok(route);
     }
     let at = |component| {
@@ -106,11 +117,17 @@ pub fn route<'r>(routes: &'r [Route], message: &Message) -> Result<&'r Route, Ou
             location: at(1),
             text: format!("no channel here takes `{kind}` messages from {application}|{facility}"),
         }
-    } else {
+    } else if !from_sender.iter().any(|r| r.filter.takes_event(&kind, &event)) {
         ParseError {
             code: ErrorCode::UnsupportedEvent,
             location: at(2),
             text: format!("no channel here takes `{kind}^{event}` from {application}|{facility}"),
+        }
+    } else {
+        ParseError {
+            code: ErrorCode::UnsupportedMessageType,
+            location: at(1),
+            text: format!("no channel's filter condition here holds for this `{kind}^{event}`"),
         }
     };
     Err(Outcome::Rejected(error))

@@ -10,13 +10,13 @@
 //!   `datetime`: HL7 TS to FHIR date/dateTime/instant and back; `table`: CSV code tables.
 //! - `fhir_out`, `hl7_out`: writing into the FHIR resource or HL7 v2 message being built.
 //! - `set`: every mapping of a folder; `golden`: the golden-test runner and its field-level diff.
-//! - `adt_patient`: the hand-written ADT mapping these files replace (kept until the switch).
+//! - `condition`: a condition standing on its own, for channel filters.
 //!
 //! Language reference: `mappings/README.md`.
 
-pub mod adt_patient;
 mod ast;
 mod compile;
+mod condition;
 mod datetime;
 mod fhir_out;
 mod fhirpath;
@@ -35,6 +35,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use ast::{SourceKind, TargetKind};
+pub use condition::Condition;
 pub use golden::{CaseResult, GOLDEN_NOW, GoldenReport, Mismatch, run_golden_tests};
 pub use set::MappingSet;
 

@@ -58,10 +58,15 @@ impl EngineProcess {
     pub fn start_full(data_dir: &Path, extra_source: &str, mappings: &Path) -> EngineProcess {
         let config_dir = data_dir.parent().unwrap();
         let config = write_config(config_dir, extra_source, mappings);
+        Self::start_config(&config, data_dir)
+    }
+
+    /// Starts the engine with a config file of the test's own.
+    pub fn start_config(config: &Path, data_dir: &Path) -> EngineProcess {
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .arg("--data-dir")
             .arg(data_dir)
             .stdout(Stdio::piped())
