@@ -163,7 +163,8 @@ async fn load(
                 .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
             let mut latencies = Vec::with_capacity(corpus.len() / connections + 1);
             let mut not_accepted = 0;
-            let mut next_send = Instant::now();
+            // Connections are staggered so the offered messages arrive evenly spread, not in bursts.
+            let mut next_send = Instant::now() + interval.unwrap_or_default() * c as u32 / connections as u32;
             for message in corpus.iter().skip(c).step_by(connections) {
                 if let Some(interval) = interval {
                     tokio::time::sleep_until(next_send.into()).await;
