@@ -41,8 +41,9 @@ pub enum Op {
         target: Target,
         expr: CExpr,
         when: Option<CCond>,
-        /// The target as the report shows it, e.g. `identifier[].system`.
-        display: String,
+        /// The target as the report shows it, e.g. `identifier[].system` (`rule_target`: each
+        /// run reports the rules it fired without copying their text).
+        display: &'static str,
     },
     Let {
         line: usize,
@@ -383,8 +384,9 @@ impl Compiler<'_> {
                 when,
             } => {
                 let (target, display) = self.target(target, context, *line)?;
-                let now_allowed = matches!(&target, Target::Hl7(t) if is_msh_7(t));
-                let compiled = self.expr(expr, *line, now_allowed)?;
+                // `now()` stamps what is written (MSH-7, EVN-2, a Bundle's timestamp); a `let` or
+                // a condition may not read it, so no rule's choice depends on the clock.
+                let compiled = self.expr(expr, *line, true)?;
                 if let (Target::Action, CExpr::Lit(lit)) = (&target, &compiled) {
                     check_action(lit, *line)?;
                 }
@@ -396,7 +398,7 @@ impl Compiler<'_> {
                     target,
                     expr: compiled,
                     when,
-                    display,
+                    display: crate::mapping::rule_target(&display),
                 })
             }
             Stmt::Let {
@@ -780,7 +782,11 @@ impl Compiler<'_> {
             Func::Id => CExpr::Id(all()?),
             Func::Now => {
                 if !now_allowed {
-                    return fail(line, "`now()` may only be used for MSH-7 of an hl7v2 target");
+                    return fail(
+                        line,
+                        "`now()` may only be used in the value an assignment writes (`MSH-7 = now()`), \
+                         not in a `let` or a condition",
+                    );
                 }
                 CExpr::Now
             }
@@ -866,7 +872,13 @@ impl Compiler<'_> {
                 }
             };
         }
-        let is_resource_path = head.starts_with(|c: char| c.is_ascii_uppercase()) && !rest.is_empty();
+        // A FHIRPath starts with a resource type; `Patient` alone is the whole input resource (to
+        // copy it whole, e.g. into a Bundle entry).
+        let is_resource_path = head.starts_with(|c: char| c.is_ascii_uppercase())
+            && (!rest.is_empty()
+                || (self.source == SourceKind::Fhir
+                    && !is_segment_name(text)
+                    && !self.tables.iter().any(|(n, _)| n == text)));
         match (self.source, is_resource_path) {
             (SourceKind::Fhir, true) => {
                 let (root, steps) = fhirpath::parse(text).map_err(|e| (line, e))?;
@@ -958,14 +970,6 @@ fn check_action(lit: &Lit, line: usize) -> Result<(), CompileError> {
         Lit::Text(action) if ACTIONS.contains(&action.as_str()) => Ok(()),
         _ => fail(line, format!("`@action` must be one of {}", ACTIONS.join(", "))),
     }
-}
-
-/// MSH-7 (or MSH-7.1): the only place `now()` may be written.
-fn is_msh_7(target: &Hl7Target) -> bool {
-    matches!(&target.segment, Some((name, TIdx::At(1))) if name == "MSH")
-        && target.field == Some((7, TIdx::At(1)))
-        && target.component.unwrap_or(1) == 1
-        && target.subcomponent.unwrap_or(1) == 1
 }
 
 #[cfg(test)]

@@ -15,9 +15,12 @@ pub struct Offset {
 }
 
 impl Offset {
-    fn fhir(self) -> String {
-        let sign = if self.negative { '-' } else { '+' };
-        format!("{sign}{:02}:{:02}", self.hours, self.minutes)
+    /// Appends `±hh:mm`.
+    fn push_fhir(self, text: &mut String) {
+        text.push(if self.negative { '-' } else { '+' });
+        push_padded(text, self.hours, 2);
+        text.push(':');
+        push_padded(text, self.minutes, 2);
     }
 
     fn hl7(self) -> String {
@@ -70,29 +73,61 @@ impl Moment {
                 .is_none_or(|o| o.minutes <= 59 && (o.hours < 14 || (o.hours == 14 && o.minutes == 0)))
     }
 
+    /// `YYYY`, `YYYY-MM` or `YYYY-MM-DD`, as precise as the moment is. (Written digit by digit:
+    /// a mapping converts a date for nearly every message, and `format!` costs more than the rest
+    /// of the conversion.)
     fn fhir_date(&self) -> String {
-        match (self.month, self.day) {
-            (Some(m), Some(d)) => format!("{:04}-{m:02}-{d:02}", self.year),
-            (Some(m), None) => format!("{:04}-{m:02}", self.year),
-            _ => format!("{:04}", self.year),
+        let mut text = String::with_capacity(10);
+        self.push_fhir_date(&mut text);
+        text
+    }
+
+    fn push_fhir_date(&self, text: &mut String) {
+        push_padded(text, self.year, 4);
+        for part in [self.month, self.day].into_iter().map_while(|p| p) {
+            text.push('-');
+            push_padded(text, part, 2);
         }
     }
 
     /// `YYYY-MM-DDThh:mm:ss[.f]±hh:mm`; the caller has checked there is an hour and an offset.
     fn fhir_datetime(&self, offset: Offset) -> String {
-        let mut text = format!(
-            "{}T{:02}:{:02}:{:02}",
-            self.fhir_date(),
-            self.hour.unwrap_or(0),
-            self.minute.unwrap_or(0),
-            self.second.unwrap_or(0)
-        );
+        let mut text = String::with_capacity(32);
+        self.push_fhir_date(&mut text);
+        text.push('T');
+        push_padded(&mut text, self.hour.unwrap_or(0), 2);
+        text.push(':');
+        push_padded(&mut text, self.minute.unwrap_or(0), 2);
+        text.push(':');
+        push_padded(&mut text, self.second.unwrap_or(0), 2);
         if let Some(fraction) = &self.fraction {
             text.push('.');
             text.push_str(fraction);
         }
-        text.push_str(&offset.fhir());
+        offset.push_fhir(&mut text);
         text
+    }
+}
+
+/// Appends `value` in decimal, zero-padded to `width` digits: `format!("{value:0width$}")`.
+fn push_padded(text: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut rest = value;
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for _ in digits.len()..width {
+        text.push('0');
+    }
+    let start = start.min(digits.len().saturating_sub(width));
+    for &digit in &digits[start..] {
+        text.push(char::from(digit));
     }
 }
 
@@ -415,6 +450,31 @@ mod tests {
             "2025-03-14-01",
         ] {
             assert_eq!(hl7_ts(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn padded_digits_are_as_format_writes_them() {
+        for value in [
+            0,
+            1,
+            9,
+            10,
+            59,
+            99,
+            100,
+            999,
+            1984,
+            9999,
+            10_000,
+            123_456,
+            u32::MAX,
+        ] {
+            for width in [0, 1, 2, 4, 12] {
+                let mut text = String::from("x");
+                push_padded(&mut text, value, width);
+                assert_eq!(text, format!("x{value:0width$}"));
+            }
         }
     }
 

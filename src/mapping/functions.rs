@@ -124,14 +124,23 @@ pub fn split<'a>(arg: &Val<'a>, separator: &str, n: usize) -> Val<'a> {
     };
     match arg {
         // Text borrowed from the message stays borrowed.
-        Val::Text(Cow::Borrowed(text)) => text.split(separator).nth(index).map_or(Val::Absent, Val::text),
+        Val::Text(Cow::Borrowed(text)) => nth_part(text, separator, index).map_or(Val::Absent, Val::text),
         other => match other.as_text() {
-            Some(text) => text
-                .split(separator)
-                .nth(index)
-                .map_or(Val::Absent, |part| Val::text(part.to_owned())),
+            Some(text) => {
+                nth_part(&text, separator, index).map_or(Val::Absent, |part| Val::text(part.to_owned()))
+            }
             None => Val::Absent,
         },
+    }
+}
+
+/// Part `index` (from 0) of `text` split on `separator`. A one-character separator (`":"`, the
+/// usual) is looked for as a character, which is quicker than a substring search.
+fn nth_part<'t>(text: &'t str, separator: &str, index: usize) -> Option<&'t str> {
+    let mut chars = separator.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => text.split(c).nth(index),
+        _ => text.split(separator).nth(index),
     }
 }
 

@@ -31,8 +31,10 @@ mod set;
 mod table;
 mod value;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 pub use ast::{SourceKind, TargetKind};
 pub use condition::Condition;
@@ -90,11 +92,31 @@ pub struct Output {
     pub fired: Vec<RuleRef>,
 }
 
-/// A rule by its line and its target as written (`identifier[].system` inside a `for`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A rule by its line and its target as written (`identifier[].system` inside a `for`). The
+/// target text is the compiled mapping's (`rule_target`): reporting a rule copies nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuleRef {
     pub line: usize,
-    pub target: String,
+    pub target: &'static str,
+}
+
+/// The one copy of a rule's target text, kept for the life of the process. Every run reports
+/// the rules it fired, and a reference to a text that never goes away is the cheapest way to
+/// report one: no copy, no reference count. Texts are shared by every mapping and every reload,
+/// so what is kept is bounded by the distinct targets ever loaded (a few kilobytes), not by how
+/// often mappings are reloaded.
+pub(crate) fn rule_target(text: &str) -> &'static str {
+    static TARGETS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut targets = TARGETS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = targets.get(text) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(text.into());
+    targets.insert(kept);
+    kept
 }
 
 /// Why a run failed: the rule's line, the source path concerned (`PID-3[1].1`, may be empty)

@@ -446,7 +446,8 @@ fn load_errors_name_file_and_line() {
         (format!("{h}for cx in PID-3[*] {{\nx = 1\n"), 4, "never closed"),
         (format!("{h}x = 1\n}}\n"), 5, "without a block"),
         (format!("{h}a = Patient.name\n"), 4, "is a FHIRPath, but this mapping's source is hl7v2"),
-        (format!("{h}a = now()\n"), 4, "`now()` may only be used for MSH-7"),
+        (format!("{h}let a = now()\n"), 4, "`now()` may only be used in the value an assignment writes"),
+        (format!("{h}a = 1 when PID-7 == now()\n"), 4, "not in a `let` or a condition"),
         (format!("{h}@action = \"delete\"\n"), 4, "`@action` must be one of upsert, merge, change-identifier"),
         (format!("{h}@other = 1\n"), 4, "unknown metadata target"),
         (format!("{h}@previous = 1\n"), 4, "is a list"),
@@ -462,7 +463,7 @@ fn load_errors_name_file_and_line() {
         ("mapping t\nsource fhir\ntarget hl7v2 \"ADT^A31\" \"2.5\"\n1 = \"x\"\n".into(), 4, "is relative"),
         ("mapping t\nsource fhir\ntarget hl7v2 \"ADT^A31\" \"2.5\"\nMSH-2 = \"x\"\n".into(), 4, "delimiters"),
         ("mapping t\nsource fhir\ntarget hl7v2 \"ADT^A31\" \"2.5\"\nPID = \"x\"\n".into(), 4, "needs a field"),
-        ("mapping t\nsource fhir\ntarget hl7v2 \"ADT^A31\" \"2.5\"\nMSH-8 = now()\n".into(), 4, "`now()`"),
+        ("mapping t\nsource fhir\ntarget hl7v2 \"ADT^A31\" \"2.5\"\nfor n in Patient.name when n.use == now() {\n}\n".into(), 4, "`now()`"),
         ("mapping t\nsource fhir\ntarget hl7v2 \"ADT^A31\" \"2.5\"\nfor n in Patient.name -> PID-5[] {\nfor g in n.given -> 2[] {\n}\n}\n".into(), 5, "components do not repeat"),
         ("mapping t\nsource fhir\ntarget fhir Patient\na = Patient.name.count()\n".into(), 4, "not in the FHIRPath subset"),
     ];
@@ -907,6 +908,182 @@ proptest! {
                 prop_assert_eq!(when, &c);
             }
             other => prop_assert!(false, "{:?}", other),
+        }
+    }
+}
+
+/// `now()` stamps any value an assignment writes: EVN-2 as well as MSH-7, a Bundle's timestamp.
+#[test]
+fn now_stamps_what_an_assignment_writes() {
+    let mapping = fhir_mapping("MSH-7 = now()\nEVN-1 = \"A31\"\nEVN-2 = now()\n");
+    let text = mapping
+        .run(&Input::Fhir(&fhir_patient()), NOW)
+        .unwrap()
+        .message
+        .unwrap();
+    assert_eq!(text.split('\r').nth(1), Some(format!("EVN|A31|{NOW}").as_str()));
+    let bundle = compile(
+        "mapping t\nsource fhir\ntarget fhir Bundle\ntimestamp = instant(now())\n\
+         entry[0].resource.meta.lastUpdated = instant(now())\n",
+    )
+    .unwrap();
+    let out = bundle.run(&Input::Fhir(&fhir_patient()), NOW).unwrap();
+    assert_eq!(
+        out.resource.unwrap(),
+        json!({
+            "resourceType": "Bundle",
+            "timestamp": "2026-01-01T12:00:00+00:00",
+            "entry": [{"resource": {"meta": {"lastUpdated": "2026-01-01T12:00:00+00:00"}}}]
+        })
+    );
+}
+
+/// A resource type alone is the whole input resource, copied as it is; a resource of another
+/// type is absent. It is not text: an HL7 v2 field cannot take it.
+#[test]
+fn a_resource_type_alone_is_the_whole_resource() {
+    let mapping = compile(
+        "mapping t\nsource fhir\ntarget fhir Bundle\ntype = \"collection\"\n\
+         entry[0].resource = Patient\nentry[1].resource = Observation\n",
+    )
+    .unwrap();
+    let patient = fhir_patient();
+    let out = mapping.run(&Input::Fhir(&patient), NOW).unwrap();
+    assert_eq!(
+        out.resource.unwrap(),
+        json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient}]})
+    );
+    let e = fhir_mapping("PID-5 = Patient\n")
+        .run(&Input::Fhir(&patient), NOW)
+        .unwrap_err();
+    assert!(
+        e.message.contains("cannot be written into an HL7 v2 field"),
+        "{e}"
+    );
+    // An HL7 v2 source has no resource to name; segment names and tables keep their errors.
+    let e = load_error(&format!("{HL7_HEADER}a = Patient\n"));
+    assert!(e.message.contains("unknown variable `Patient`"), "{e}");
+    let e = load_error("mapping t\nsource fhir\ntarget fhir Patient\na = PID\n");
+    assert!(e.message.contains("needs a field"), "{e}");
+}
+
+fn shipped_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings")
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The golden runner compares A31 messages field by field, unescaped and without MSH-10. Here
+/// the text itself: the escapes the writer chose (`\S\` for `^` in a family name, `\T\` for `&`)
+/// and the control id, which this mapping makes from the patient's id and version.
+#[test]
+fn shipped_a31_messages_are_their_golden_text_exactly() {
+    let set = MappingSet::load(&shipped_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let a31 = set.get("patient-adt-a31").unwrap();
+    let cases = shipped_dir().join("tests/patient-adt-a31");
+    let mut compared = 0;
+    for entry in std::fs::read_dir(&cases).unwrap() {
+        let input = entry.unwrap().path();
+        let Some(stem) = input.to_str().and_then(|p| p.strip_suffix(".in.json")) else {
+            continue;
+        };
+        let Ok(expected) = std::fs::read_to_string(format!("{stem}.out.hl7")) else {
+            continue;
+        };
+        let text = a31
+            .run(&Input::Fhir(&read_json(&input)), GOLDEN_NOW)
+            .unwrap_or_else(|e| panic!("{stem}: {e}"))
+            .message
+            .unwrap();
+        assert_eq!(text, expected, "{stem}");
+        compared += 1;
+    }
+    assert!(compared >= 9, "{compared}");
+}
+
+/// The A31 turned around: the message made from a Patient that ucr-adt-patient wrote reads back
+/// through ucr-adt-patient as the same Patient (the store's id and meta aside).
+#[test]
+fn shipped_a31_reads_back_through_ucr_adt_patient_as_the_same_patient() {
+    let set = MappingSet::load(&shipped_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let (a31, ucr) = (
+        set.get("patient-adt-a31").unwrap(),
+        set.get("ucr-adt-patient").unwrap(),
+    );
+    for case in [
+        "ucr_adt_a28_new_patient",
+        "ucr_adt_a04_register",
+        "ucr_adt_a01_admit",
+        "ucr_adt_a04_utf8",
+        "ucr_edge_escapes",
+        "ucr_edge_repetitions",
+    ] {
+        let stored = read_json(&shipped_dir().join(format!("tests/patient-adt-a31/{case}.in.json")));
+        let text = a31.run(&Input::Fhir(&stored), NOW).unwrap().message.unwrap();
+        let message = Message::parse_str(&text).unwrap();
+        let back = ucr.run(&Input::Hl7(&message), NOW).unwrap().resource.unwrap();
+        let mut expected = stored.clone();
+        let fields = expected.as_object_mut().unwrap();
+        fields.remove("id");
+        fields.remove("meta");
+        assert_eq!(back, expected, "{case}");
+    }
+}
+
+/// The UCR's two feeds give the store the same Patient: its FHIR Patient through
+/// ucr-fhir-patient, and the A31 made from that Patient through ucr-adt-patient.
+#[test]
+fn shipped_ucr_fhir_and_adt_mappings_agree() {
+    let set = MappingSet::load(&shipped_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let fhir = set.get("ucr-fhir-patient").unwrap();
+    let (a31, ucr) = (
+        set.get("patient-adt-a31").unwrap(),
+        set.get("ucr-adt-patient").unwrap(),
+    );
+    let input = read_json(&shipped_dir().join("tests/ucr-fhir-patient/full_patient.in.json"));
+    let from_fhir = fhir.run(&Input::Fhir(&input), NOW).unwrap().resource.unwrap();
+    let mut stored = from_fhir.clone();
+    stored["id"] = json!("p1");
+    stored["meta"] = json!({"versionId": "1"});
+    let text = a31.run(&Input::Fhir(&stored), NOW).unwrap().message.unwrap();
+    let from_adt = ucr
+        .run(&Input::Hl7(&Message::parse_str(&text).unwrap()), NOW)
+        .unwrap()
+        .resource
+        .unwrap();
+    assert_eq!(from_adt, from_fhir);
+}
+
+/// The shipped mappings that read FHIR answer odd JSON with a result or an error, never a panic:
+/// lists where objects belong and the reverse, numbers for text, nulls, another resource type.
+#[test]
+fn shipped_fhir_mappings_never_panic_on_odd_resources() {
+    let set = MappingSet::load(&shipped_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let odd = [
+        json!(null),
+        json!([]),
+        json!("Patient"),
+        json!({}),
+        json!({"resourceType": "Observation", "id": "o1"}),
+        json!({"resourceType": "Patient", "id": 7, "meta": {"versionId": 2},
+               "identifier": {"value": 12, "system": ["a"]}}),
+        json!({"resourceType": "Patient", "id": "p", "identifier": [null, {"value": {"x": 1}}],
+               "name": "DOE", "telecom": [{"system": "phone", "value": 6175551234_u64},
+               {"system": "email", "value": null}, {"system": ["phone"], "value": "+1 2 3"}],
+               "address": [{"line": "1 Main St", "city": {"x": 1}}], "gender": true,
+               "birthDate": 1984, "deceasedBoolean": "yes", "active": "no",
+               "communication": {"language": {"coding": {"code": 1}}}, "link": [{"other": null}]}),
+        json!({"resourceType": "Patient", "id": "p", "identifier": [{"value": "1"}],
+               "name": [{"family": ["A", "B"], "given": [[["deep"]], null]}],
+               "telecom": [{"system": "phone", "value": "+ 1 x"}, {"system": "phone", "value": "+"}]}),
+    ];
+    for name in ["ucr-fhir-patient", "patient-adt-a31", "patient-pmir-bundle"] {
+        let mapping = set.get(name).unwrap();
+        for input in &odd {
+            // Ok or a RunError; never a panic.
+            let _ = mapping.run(&Input::Fhir(input), NOW);
         }
     }
 }
