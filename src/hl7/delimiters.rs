@@ -15,17 +15,22 @@ pub struct Delimiters {
     pub truncation: Option<char>,
 }
 
+impl Delimiters {
+    /// `|^~\&`, the delimiters nearly every sender uses.
+    pub const STANDARD: Delimiters = Delimiters {
+        field: '|',
+        component: '^',
+        repetition: '~',
+        escape: '\\',
+        subcomponent: '&',
+        truncation: None,
+    };
+}
+
 impl Default for Delimiters {
     /// `|^~\&`, the delimiters nearly every sender uses.
     fn default() -> Self {
-        Delimiters {
-            field: '|',
-            component: '^',
-            repetition: '~',
-            escape: '\\',
-            subcomponent: '&',
-            truncation: None,
-        }
+        Delimiters::STANDARD
     }
 }
 

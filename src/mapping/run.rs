@@ -964,15 +964,8 @@ impl<'a> Exec<'a> {
 static TRUE: Value = Value::Bool(true);
 static FALSE: Value = Value::Bool(false);
 
-/// `Delimiters::default()` with a `'static` address, for FHIR sources (no message to ask).
-static DEFAULT_DELIMITERS: Delimiters = Delimiters {
-    field: '|',
-    component: '^',
-    repetition: '~',
-    escape: '\\',
-    subcomponent: '&',
-    truncation: None,
-};
+/// The standard delimiters with a `'static` address, for FHIR sources (no message to ask).
+static DEFAULT_DELIMITERS: Delimiters = Delimiters::STANDARD;
 
 fn lit_value(lit: &Lit) -> Val<'_> {
     match lit {
