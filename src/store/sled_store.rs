@@ -186,7 +186,10 @@ fn open_tree(tree_dir: &Path) -> Result<sled::Db, sled::Error> {
             .flush_every_ms(None)
             .open();
         match opened {
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            // sled wraps the lock failure in an error of its own kind, so its text tells too.
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("acquire lock") =>
+            {
                 if std::time::Instant::now() > deadline {
                     return Err(sled::Error::Io(std::io::Error::new(
                         e.kind(),
