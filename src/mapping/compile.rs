@@ -462,6 +462,17 @@ impl Compiler<'_> {
         }
     }
 
+    /// The steps of a FHIR target path, refusing an HL7 v2 path in a fhir-target mapping.
+    fn fhir_steps(&self, text: &str, line: usize) -> Result<Vec<Step>, CompileError> {
+        if looks_like_hl7_path(text) {
+            return fail(
+                line,
+                format!("`{text}` is an HL7 v2 target, but this mapping's target is fhir"),
+            );
+        }
+        path::parse_fhir_target(text).map_err(|e| (line, e))
+    }
+
     /// An assignment target, and how reports show it.
     fn target(&self, text: &str, context: &Context, line: usize) -> Result<(Target, String), CompileError> {
         if text.starts_with('@') {
@@ -469,16 +480,7 @@ impl Compiler<'_> {
         }
         let display = format!("{}{text}", context.prefix);
         match self.target {
-            TargetKind::Fhir { .. } => {
-                if looks_like_hl7_path(text) {
-                    return fail(
-                        line,
-                        format!("`{text}` is an HL7 v2 target, but this mapping's target is fhir"),
-                    );
-                }
-                let steps = path::parse_fhir_target(text).map_err(|e| (line, e))?;
-                Ok((Target::Fhir(steps), display))
-            }
+            TargetKind::Fhir { .. } => Ok((Target::Fhir(self.fhir_steps(text, line)?), display)),
             TargetKind::Hl7v2 { .. } => {
                 let target = self.hl7_target(text, context, line)?;
                 if target.segment.is_some() && target.field.is_none() {
@@ -560,13 +562,7 @@ impl Compiler<'_> {
         }
         match self.target {
             TargetKind::Fhir { .. } => {
-                if looks_like_hl7_path(text) {
-                    return fail(
-                        line,
-                        format!("`{text}` is an HL7 v2 target, but this mapping's target is fhir"),
-                    );
-                }
-                let steps = path::parse_fhir_target(text).map_err(|e| (line, e))?;
+                let steps = self.fhir_steps(text, line)?;
                 if steps.last().map(|s| s.index) != Some(Index::Append) {
                     return Err(must_append());
                 }
