@@ -9,6 +9,7 @@
 //! - [`hl7`]: the HL7 v2 message view, escapes, batches, the ACK builder and the writer.
 //! - [`mapping`]: from inbound messages to store changes.
 //! - [`domain`]: the business rules over the store (patients today).
+//! - [`outbox`]: the durable outbox: deliveries, retries, dead letters, destination workers.
 //! - [`store`]: the storage contract and its embedded sled backend.
 //! - [`fhir`]: FHIR R4 Bundles and OperationOutcomes.
 //! - [`api`]: the HTTP routers.
@@ -22,4 +23,5 @@ pub mod engine;
 pub mod fhir;
 pub mod hl7;
 pub mod mapping;
+pub mod outbox;
 pub mod store;

@@ -5,14 +5,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::Value;
 
-use super::{AppState, fhir_error, fhir_json};
+use super::{StoreRef, fhir_error, fhir_json};
 use crate::domain::patients;
 use crate::fhir::bundle::searchset;
 
 const DEFAULT_COUNT: usize = 50;
 const MAX_COUNT: usize = 1000;
 
-pub async fn read(State(store): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn read(State(store): State<StoreRef>, Path(id): Path<String>) -> Response {
     match patients::read(store.as_ref(), &id) {
         Ok(Some(patient)) => {
             let mut response = fhir_json(StatusCode::OK, &patient);
@@ -33,7 +33,7 @@ pub async fn read(State(store): State<AppState>, Path(id): Path<String>) -> Resp
 }
 
 pub async fn search(
-    State(store): State<AppState>,
+    State(store): State<StoreRef>,
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
     RawQuery(query): RawQuery,

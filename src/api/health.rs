@@ -5,10 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::StoreRef;
 use crate::store::Keyspace;
 
-pub async fn health(State(store): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn health(State(store): State<StoreRef>) -> (StatusCode, Json<Value>) {
     match store.get(Keyspace::Meta, b"health") {
         Ok(_) => (
             StatusCode::OK,

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::StoreRef;
 use crate::engine::journal::JournalEntry;
 
 const MAX_LIMIT: usize = 1000;
@@ -24,7 +24,7 @@ fn default_limit() -> usize {
     100
 }
 
-pub async fn list(State(store): State<AppState>, Query(params): Query<Params>) -> (StatusCode, Json<Value>) {
+pub async fn list(State(store): State<StoreRef>, Query(params): Query<Params>) -> (StatusCode, Json<Value>) {
     let limit = params.limit.min(MAX_LIMIT);
     let found = tokio::task::spawn_blocking(move || store.journal(params.from, limit)).await;
     match found {

@@ -3,33 +3,57 @@
 mod fhir_patient;
 mod health;
 mod journal;
+mod outbox;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::engine::committer::CommitterHandle;
 use crate::fhir::{FHIR_JSON, outcome::operation_outcome};
+use crate::outbox::Outbox;
 use crate::store::Store;
 
-pub type AppState = Arc<dyn Store>;
+/// What every handler may reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub outbox: Arc<Outbox>,
+    pub committer: CommitterHandle,
+}
 
-pub fn router(store: Arc<dyn Store>, max_body_bytes: usize) -> Router {
+/// The store alone, for handlers that only read.
+pub type StoreRef = Arc<dyn Store>;
+
+impl FromRef<AppState> for StoreRef {
+    fn from_ref(state: &AppState) -> StoreRef {
+        state.store.clone()
+    }
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/journal", get(journal::list))
+        .route("/outbox/dead-letters", get(outbox::dead_letters))
+        .route("/outbox/dead-letters/{id}", delete(outbox::discard))
+        .route("/outbox/dead-letters/{id}/retry", post(outbox::retry))
+        .route("/outbox/deliveries/{id}", get(outbox::delivery))
+        .route("/outbox/{destination}/pending", get(outbox::pending))
         .route("/fhir/Patient", get(fhir_patient::search))
         .route("/fhir/Patient/{id}", get(fhir_patient::read))
         .fallback(not_found)
-        .with_state(store)
+        .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -67,14 +67,16 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     let checked = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
         let mappings = MappingSet::load(&config.mappings.dir).map_err(|e| e.to_string())?;
         config.check_mappings(&mappings).map_err(|e| e.to_string())?;
+        crate::outbox::check(&config).map_err(|e| e.to_string())?;
         Ok((config, mappings))
     });
     match checked {
         Ok((config, mappings)) => {
             println!(
-                "{}: ok ({} channels, {} mappings)",
+                "{}: ok ({} channels, {} destinations, {} mappings)",
                 path.display(),
                 config.channels.len(),
+                config.destinations.len(),
                 mappings.names().len()
             );
             ExitCode::SUCCESS

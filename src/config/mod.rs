@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod destinations;
+
+pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
+
 use crate::mapping::{Condition, MappingSet, SourceKind as MappingSource, TargetKind};
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/tributary.toml";
@@ -29,6 +33,8 @@ pub struct Config {
     pub mappings: MappingsConfig,
     #[serde(default)]
     pub channels: Vec<ChannelConfig>,
+    #[serde(default)]
+    pub destinations: Vec<DestinationConfig>,
     /// The file and text this was read from, to locate errors found after parsing.
     #[serde(skip)]
     origin: Origin,
@@ -170,6 +176,9 @@ pub struct ChannelConfig {
     /// Which messages this channel takes; channels sharing a listener are tried in order.
     #[serde(default)]
     pub filter: FilterConfig,
+    /// Destinations (by name) told of every patient this channel's messages change.
+    #[serde(default)]
+    pub destinations: Vec<Spanned<String>>,
 }
 
 /// A message passes when it matches every part given (an empty list matches anything).
@@ -263,7 +272,7 @@ impl Config {
     }
 
     /// An error at `span` of the file this config came from.
-    fn error_at(&self, span: std::ops::Range<usize>, key: String, message: String) -> ConfigError {
+    pub fn error_at(&self, span: std::ops::Range<usize>, key: String, message: String) -> ConfigError {
         ConfigError {
             file: self.origin.file.clone(),
             line: line_of(&self.origin.text, span.start),
@@ -294,6 +303,27 @@ impl Config {
                 return Err(self.error_at(channel.mapping.span(), format!("channels[{i}].mapping"), message));
             }
         }
+        for (i, destination) in self.destinations.iter().enumerate() {
+            let Some(name) = &destination.mapping else {
+                continue;
+            };
+            let problem = match mappings.get(name.get_ref()) {
+                None => Some(format!(
+                    "no mapping `{}` in {} (found: {})",
+                    name.get_ref(),
+                    self.mappings.dir.display(),
+                    mappings.names().join(", ")
+                )),
+                Some(mapping) if mapping.source != MappingSource::Fhir => Some(format!(
+                    "mapping `{}` does not read FHIR, and a destination is sent a FHIR Patient",
+                    name.get_ref()
+                )),
+                Some(_) => None,
+            };
+            if let Some(message) = problem {
+                return Err(self.error_at(name.span(), format!("destinations[{i}].mapping"), message));
+            }
+        }
         Ok(())
     }
 
@@ -305,11 +335,7 @@ impl Config {
         for (i, channel) in self.channels.iter().enumerate() {
             let key = |k: &str| format!("channels[{i}].{k}");
             let name = channel.name.get_ref();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            if !valid_name(name) {
                 return Err(located(
                     channel.name.span(),
                     key("name"),
@@ -362,11 +388,68 @@ impl Config {
                     format!("`{}` is not a condition: {why}", condition.get_ref()),
                 ));
             }
+            for destination in &channel.destinations {
+                if !self
+                    .destinations
+                    .iter()
+                    .any(|d| d.name.get_ref() == destination.get_ref())
+                {
+                    return Err(located(
+                        destination.span(),
+                        key("destinations"),
+                        format!("no destination named `{}` is defined", destination.get_ref()),
+                    ));
+                }
+            }
             if *source.max_frame_bytes.get_ref() < 1024 {
                 return Err(located(
                     source.max_frame_bytes.span(),
                     key("source.max_frame_bytes"),
                     "must be at least 1024".into(),
+                ));
+            }
+        }
+        self.validate_destinations()
+    }
+
+    fn validate_destinations(&self) -> Result<(), ConfigError> {
+        let mut names: Vec<&str> = Vec::new();
+        for (i, destination) in self.destinations.iter().enumerate() {
+            let key = |k: &str| format!("destinations[{i}].{k}");
+            let name = destination.name.get_ref();
+            if !valid_name(name) {
+                return Err(self.error_at(
+                    destination.name.span(),
+                    key("name"),
+                    format!("`{name}` is not a valid destination name (letters, digits, - and _)"),
+                ));
+            }
+            if names.contains(&name.as_str()) {
+                return Err(self.error_at(
+                    destination.name.span(),
+                    key("name"),
+                    format!("a destination named `{name}` is defined twice"),
+                ));
+            }
+            names.push(name);
+            for event in &destination.events {
+                if !EVENTS.contains(&event.get_ref().as_str()) {
+                    return Err(self.error_at(
+                        event.span(),
+                        key("events"),
+                        format!(
+                            "`{}` is not an event (known: {})",
+                            event.get_ref(),
+                            EVENTS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if destination.retry.max_attempts == 0 {
+                return Err(self.error_at(
+                    destination.name.span(),
+                    key("retry.max_attempts"),
+                    "must be at least 1".into(),
                 ));
             }
         }
@@ -383,6 +466,14 @@ impl SourceConfig {
     pub fn bind_addr(&self) -> SocketAddr {
         self.bind.get_ref().parse().expect("validated at load")
     }
+}
+
+/// Channel and destination names: letters, digits, `-` and `_`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// `ADT^A08`, `ADT^*` or `ADT`.

@@ -1,9 +1,10 @@
 //! The group committer: the one writer of the store.
 //!
-//! Connections parse and map in parallel, then hand their job here. One thread takes every job
-//! waiting, applies them in arrival order (so messages about one patient apply in the order they
-//! came), journals each, commits them as one atomic write set, makes it durable with one sync, and
-//! only then releases every reply: ACK after commit, one fsync for many messages.
+//! Connections parse and map in parallel, then hand their job here; API commands (FHIR writes,
+//! enrollments, ...) come the same way. One thread takes everything waiting, applies it in
+//! arrival order (so changes to one patient apply in the order they came), journals each, queues
+//! the deliveries each causes, commits them as one atomic write set, makes it durable with one
+//! sync, and only then releases every reply: ACK after commit, one fsync for many messages.
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use crate::domain::patients::{self, ApplyError, PatientChange};
 use crate::engine::dedupe::{self, Seen};
 use crate::engine::journal::{JournalEntry, Status};
 use crate::hl7::{ErrLocation, ErrorCode, Message, Outcome, ParseError, acks_for, reject_unparsed};
-use crate::store::{Overlay, Store};
+use crate::outbox::{Fanout, PatientWrite};
+use crate::store::{Keyspace, Overlay, Reader, Store};
 
 /// One inbound message on its way to the store.
 pub struct Job {
@@ -38,8 +40,103 @@ pub enum JobInput {
 /// The way in to the committer; cheap to clone.
 #[derive(Clone)]
 pub struct CommitterHandle {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
 }
+
+/// What the committer is given: an inbound message, or a command from the API.
+// Messages are the hot path: boxing them to shrink the rare command would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Work {
+    Message(Job),
+    Command(Command),
+}
+
+/// Work for the store that is not an inbound message: a FHIR write, an enrollment, a profile
+/// update. It runs on the committer thread, in arrival order with the messages, so it sees and
+/// is seen by them as one sequence of changes; its writes commit with its journal entry and the
+/// deliveries it queues.
+struct Command {
+    kind: String,
+    peer: String,
+    run: Box<dyn FnOnce(&mut CommandContext<'_, '_>) -> CommandOutcome + Send>,
+}
+
+/// What a command may use while it runs.
+pub struct CommandContext<'a, 'o> {
+    /// Its own writes, kept only if it is applied.
+    pub tx: &'a mut Overlay<'o>,
+    /// The commit time (RFC 3339, UTC, milliseconds).
+    pub now: &'a str,
+    /// Its journal sequence number (the cause of the deliveries it queues).
+    pub seq: u64,
+    fanout: &'a Fanout,
+    deliveries: Vec<String>,
+    next_delivery: u32,
+}
+
+impl CommandContext<'_, '_> {
+    /// Queues what the destinations are sent about patients this command wrote.
+    pub fn patients_changed(&mut self, writes: &[PatientWrite]) {
+        let queued =
+            self.fanout
+                .patients_changed(self.tx, None, writes, self.seq, &mut self.next_delivery, self.now);
+        self.deliveries.extend(queued);
+    }
+
+    /// Numbers a delivery this command queues itself (each number once per command).
+    pub fn next_delivery_number(&mut self) -> u32 {
+        self.next_delivery += 1;
+        self.next_delivery - 1
+    }
+}
+
+/// How a command went, what the journal keeps of it, and the answer for its caller. `Applied`
+/// keeps its writes; any other status drops them (the journal entry stays).
+pub struct Finished<T> {
+    pub status: Status,
+    pub error: Option<String>,
+    pub patients: Vec<String>,
+    /// What the journal keeps as the request (never a secret).
+    pub message: String,
+    pub answer: T,
+}
+
+impl<T> Finished<T> {
+    /// Applied: the writes are kept.
+    pub fn applied(message: String, patients: Vec<String>, answer: T) -> Self {
+        Finished {
+            status: Status::Applied,
+            error: None,
+            patients,
+            message,
+            answer,
+        }
+    }
+
+    /// Refused (bad input, a rule broken): nothing is written, the journal says why.
+    pub fn refused(message: String, error: String, answer: T) -> Self {
+        Finished {
+            status: Status::Rejected,
+            error: Some(error),
+            patients: vec![],
+            message,
+            answer,
+        }
+    }
+}
+
+/// A finished command with its answer boxed into the release that sends it.
+struct CommandOutcome {
+    status: Status,
+    error: Option<String>,
+    patients: Vec<String>,
+    message: String,
+    release: Release,
+}
+
+/// Answers whoever waits on a job once its fate is known: `Ok` when durable, `Err` with the
+/// reason when the commit failed.
+type Release = Box<dyn FnOnce(Result<(), &str>) + Send>;
 
 impl CommitterHandle {
     /// Queues a job and waits for its replies, which come once it is durable.
@@ -48,71 +145,118 @@ impl CommitterHandle {
         make: impl FnOnce(oneshot::Sender<Vec<String>>) -> Job,
     ) -> Option<Vec<String>> {
         let (reply, replied) = oneshot::channel();
-        self.jobs.send(make(reply)).await.ok()?;
+        self.jobs.send(Work::Message(make(reply))).await.ok()?;
+        replied.await.ok()
+    }
+
+    /// Runs a command on the committer thread and returns its answer once it is durable:
+    /// `Err` with the reason when it could not be made durable, `None` when the committer is
+    /// gone (shutting down).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        kind: impl Into<String>,
+        peer: impl Into<String>,
+        run: impl FnOnce(&mut CommandContext<'_, '_>) -> Finished<T> + Send + 'static,
+    ) -> Option<Result<T, String>> {
+        let (reply, replied) = oneshot::channel::<Result<T, String>>();
+        let command = Command {
+            kind: kind.into(),
+            peer: peer.into(),
+            run: Box::new(move |ctx| {
+                let finished = run(ctx);
+                let answer = finished.answer;
+                CommandOutcome {
+                    status: finished.status,
+                    error: finished.error,
+                    patients: finished.patients,
+                    message: finished.message,
+                    release: Box::new(move |durable| {
+                        let _ = reply.send(durable.map(|()| answer).map_err(str::to_string));
+                    }),
+                }
+            }),
+        };
+        self.jobs.send(Work::Command(command)).await.ok()?;
         replied.await.ok()
     }
 }
 
 /// Starts the committer thread (and the sync thread it feeds). It ends when every handle is
-/// dropped and the queue is drained.
+/// dropped and the queue is drained. `on_durable` is told the last journal sequence each sync
+/// made durable: the outbox delivers nothing before its cause is on disk.
 pub fn start(
     store: Arc<dyn Store>,
     max_batch: usize,
+    fanout: Arc<Fanout>,
+    on_durable: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> Result<(CommitterHandle, std::thread::JoinHandle<()>), crate::store::StoreError> {
     let next_seq = store.journal_last_seq() + 1;
     let (jobs, queue) = mpsc::channel(16 * 1024);
     let thread = std::thread::Builder::new()
         .name("committer".into())
-        .spawn(move || run(store, queue, max_batch.max(1), next_seq))
+        .spawn(move || run(store, queue, max_batch.max(1), next_seq, &fanout, on_durable))
         .expect("the committer thread starts");
     Ok((CommitterHandle { jobs }, thread))
 }
 
 /// A batch written to the store, waiting for the sync that makes it durable.
 struct Committed {
-    replies: Vec<(Job, Vec<String>)>,
-    first_seq: u64,
+    releases: Vec<Release>,
+    last_seq: u64,
 }
 
 /// Applies batches in arrival order and writes each to the store. While the sync thread makes
 /// one batch durable, this thread already applies the next, so one sync serves every message
 /// that arrived meanwhile.
-fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>, max_batch: usize, mut next_seq: u64) {
+fn run(
+    store: Arc<dyn Store>,
+    mut queue: mpsc::Receiver<Work>,
+    max_batch: usize,
+    mut next_seq: u64,
+    fanout: &Fanout,
+    on_durable: Arc<dyn Fn(u64) + Send + Sync>,
+) {
     let (to_sync, committed) = std::sync::mpsc::channel::<Committed>();
     let sync_store = store.clone();
     let syncer = std::thread::Builder::new()
         .name("syncer".into())
-        .spawn(move || sync_loop(sync_store, committed))
+        .spawn(move || sync_loop(sync_store, committed, on_durable))
         .expect("the sync thread starts");
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < max_batch {
             match queue.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(work) => batch.push(work),
                 Err(_) => break,
             }
         }
         let first_seq = next_seq;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut overlay = Overlay::new(store.as_ref());
-        let mut replies = Vec::with_capacity(batch.len());
+        let mut releases = Vec::with_capacity(batch.len());
         let mut journal = Vec::with_capacity(batch.len());
-        for job in batch.drain(..) {
-            let entry = process(&mut overlay, &job, next_seq, &now);
+        for work in batch.drain(..) {
+            let (entry, release) = match work {
+                Work::Message(job) => process_message(&mut overlay, job, fanout, next_seq, &now),
+                Work::Command(command) => process_command(&mut overlay, command, fanout, next_seq, &now),
+            };
             journal.push((next_seq, entry.to_bytes()));
-            replies.push((job, entry.replies));
+            releases.push(release);
             next_seq += 1;
         }
         let mut writes = overlay.into_writes();
         writes.journal = journal;
         match store.commit(writes) {
             Ok(()) => {
-                let _ = to_sync.send(Committed { replies, first_seq });
+                let _ = to_sync.send(Committed {
+                    releases,
+                    last_seq: next_seq - 1,
+                });
             }
             Err(e) => {
                 next_seq = first_seq;
-                answer_failure(replies, &e.to_string(), first_seq);
+                answer_failure(releases, &e.to_string());
             }
         }
     }
@@ -122,36 +266,104 @@ fn run(store: Arc<dyn Store>, mut queue: mpsc::Receiver<Job>, max_batch: usize, 
 
 /// Makes committed batches durable, all that are waiting with one sync, then releases their
 /// replies: ACK after commit.
-fn sync_loop(store: Arc<dyn Store>, committed: std::sync::mpsc::Receiver<Committed>) {
+fn sync_loop(
+    store: Arc<dyn Store>,
+    committed: std::sync::mpsc::Receiver<Committed>,
+    on_durable: Arc<dyn Fn(u64) + Send + Sync>,
+) {
     while let Ok(first) = committed.recv() {
         let mut ready = vec![first];
         ready.extend(committed.try_iter());
+        let last_seq = ready.iter().map(|b| b.last_seq).max().unwrap_or(0);
         match store.sync() {
             Ok(()) => {
-                for (job, replies) in ready.into_iter().flat_map(|batch| batch.replies) {
-                    let _ = job.reply.send(replies);
+                on_durable(last_seq);
+                for release in ready.into_iter().flat_map(|batch| batch.releases) {
+                    release(Ok(()));
                 }
             }
-            Err(e) => {
-                for batch in ready {
-                    answer_failure(batch.replies, &e.to_string(), batch.first_seq);
-                }
-            }
+            Err(e) => answer_failure(
+                ready.into_iter().flat_map(|b| b.releases).collect(),
+                &e.to_string(),
+            ),
         }
     }
 }
 
-/// When a batch could not be made durable: AE to each, so the senders send again.
-fn answer_failure(replies: Vec<(Job, Vec<String>)>, reason: &str, first_seq: u64) {
-    tracing::error!(error = %reason, messages = replies.len(), "commit failed; answering AE");
-    for (job, _) in replies {
-        let replies = failure_replies(&job, reason, first_seq);
-        let _ = job.reply.send(replies);
+/// When a batch could not be made durable: each job is told, so senders send again.
+fn answer_failure(releases: Vec<Release>, reason: &str) {
+    tracing::error!(error = %reason, jobs = releases.len(), "commit failed");
+    for release in releases {
+        release(Err(reason));
     }
 }
 
+/// Runs one command in its own overlay over the batch's; keeps its writes if it applied.
+fn process_command(
+    overlay: &mut Overlay<'_>,
+    command: Command,
+    fanout: &Fanout,
+    seq: u64,
+    now: &str,
+) -> (JournalEntry, Release) {
+    let mut staged = Overlay::new(overlay);
+    let mut ctx = CommandContext {
+        tx: &mut staged,
+        now,
+        seq,
+        fanout,
+        deliveries: vec![],
+        next_delivery: 0,
+    };
+    let outcome = (command.run)(&mut ctx);
+    let deliveries = std::mem::take(&mut ctx.deliveries);
+    let writes = staged.into_writes();
+    let applied = outcome.status == Status::Applied;
+    if applied {
+        overlay.absorb(writes);
+    }
+    let entry = JournalEntry {
+        seq,
+        channel: "api".into(),
+        received_at: now.to_string(),
+        peer: command.peer,
+        sender: String::new(),
+        control_id: String::new(),
+        message_type: command.kind,
+        status: outcome.status,
+        error: outcome.error,
+        duplicate_of: None,
+        patients: outcome.patients,
+        deliveries: if applied { deliveries } else { vec![] },
+        replies: vec![],
+        message: outcome.message,
+    };
+    (entry, outcome.release)
+}
+
+/// Applies one message into the batch overlay; returns its journal entry (replies included)
+/// and what answers the sender once the batch is durable.
+fn process_message(
+    overlay: &mut Overlay<'_>,
+    job: Job,
+    fanout: &Fanout,
+    seq: u64,
+    now: &str,
+) -> (JournalEntry, Release) {
+    let entry = process(overlay, &job, fanout, seq, now);
+    let replies = entry.replies.clone();
+    let release: Release = Box::new(move |durable| {
+        let replies = match durable {
+            Ok(()) => replies,
+            Err(reason) => failure_replies(&job, reason, seq),
+        };
+        let _ = job.reply.send(replies);
+    });
+    (entry, release)
+}
+
 /// Applies one job into the batch overlay; returns its journal entry, replies included.
-fn process(overlay: &mut Overlay<'_>, job: &Job, seq: u64, now: &str) -> JournalEntry {
+fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now: &str) -> JournalEntry {
     let mut entry = JournalEntry {
         seq,
         channel: job.channel.to_string(),
@@ -164,6 +376,7 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, seq: u64, now: &str) -> Journal
         error: None,
         duplicate_of: None,
         patients: vec![],
+        deliveries: vec![],
         replies: vec![],
         message: String::new(),
     };
@@ -223,6 +436,16 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, seq: u64, now: &str) -> Journal
                         let mut staged = Overlay::new(overlay);
                         match patients::apply(&mut staged, change, now) {
                             Ok(written) => {
+                                let writes = patient_writes(overlay, &staged, &written);
+                                let mut n = 0;
+                                entry.deliveries = fanout.patients_changed(
+                                    &mut staged,
+                                    Some(&job.channel),
+                                    &writes,
+                                    seq,
+                                    &mut n,
+                                    now,
+                                );
                                 let writes = staged.into_writes();
                                 overlay.absorb(writes);
                                 entry.patients = written;
@@ -257,6 +480,26 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, seq: u64, now: &str) -> Journal
         }
     }
     entry
+}
+
+/// The patients a change wrote, as they were in `before` and are in `after`.
+fn patient_writes(before: &dyn Reader, after: &dyn Reader, ids: &[String]) -> Vec<PatientWrite> {
+    let load = |reader: &dyn Reader, id: &str| {
+        reader
+            .get(Keyspace::Patient, id.as_bytes())
+            .ok()
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+    };
+    ids.iter()
+        .filter_map(|id| {
+            Some(PatientWrite {
+                id: id.clone(),
+                before: load(before, id),
+                after: load(after, id)?,
+            })
+        })
+        .collect()
 }
 
 /// The ACKs for a message, each with a fresh control id.

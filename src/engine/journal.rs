@@ -36,6 +36,9 @@ pub struct JournalEntry {
     pub duplicate_of: Option<u64>,
     /// Patients the message wrote.
     pub patients: Vec<String>,
+    /// Ids of the deliveries it queued in the outbox.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<String>,
     /// The replies sent back, in order (HL7 ACK text).
     pub replies: Vec<String>,
     /// The message as received (decoded text).

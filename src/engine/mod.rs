@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{ChannelConfig, Config, SourceKind};
+use crate::outbox::{Fanout, Outbox};
 use crate::store::{SledStore, Store};
 use live_mappings::LiveMappings;
 
@@ -27,6 +28,7 @@ pub struct Engine {
     pub mllp: Vec<(String, SocketAddr)>,
     pub http: SocketAddr,
     pub store: Arc<dyn Store>,
+    pub outbox: Arc<Outbox>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     committer: Option<(committer::CommitterHandle, std::thread::JoinHandle<()>)>,
@@ -38,6 +40,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Mappings(String),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr} for {what}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -49,12 +53,19 @@ pub enum StartError {
 impl Engine {
     /// Starts everything the config names. Returns once every listener is bound.
     pub async fn start(config: &Config) -> Result<Engine, StartError> {
+        crate::outbox::check(config)?;
+        let mappings = Arc::new(LiveMappings::load(config).map_err(StartError::Mappings)?);
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.store.data_dir)?);
-        let (handle, thread) = committer::start(store.clone(), config.commit.max_batch)?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let mappings = Arc::new(LiveMappings::load(config).map_err(StartError::Mappings)?);
         tasks.spawn(mappings.clone().watch(stopped_signal(stopped.clone())));
+        let outbox = Arc::new(Outbox::start(config, store.clone(), stopped.clone(), &mut tasks)?);
+        let fanout = Arc::new(Fanout::new(config, mappings.clone()));
+        let on_durable = {
+            let outbox = outbox.clone();
+            Arc::new(move |seq| outbox.durable(seq))
+        };
+        let (handle, thread) = committer::start(store.clone(), config.commit.max_batch, fanout, on_durable)?;
         let mut mllp = vec![];
         for (addr, channels) in listeners(config) {
             let names: Vec<String> = channels.iter().map(|c| c.name.get_ref().clone()).collect();
@@ -94,7 +105,12 @@ impl Engine {
             what: "HTTP".into(),
             source,
         })?;
-        let app = crate::api::router(store.clone(), config.http.max_body_bytes);
+        let state = crate::api::AppState {
+            store: store.clone(),
+            outbox: outbox.clone(),
+            committer: handle.clone(),
+        };
+        let app = crate::api::router(state, config.http.max_body_bytes);
         let shutdown = stopped_signal(stopped.clone());
         tasks.spawn(async move {
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
@@ -106,6 +122,7 @@ impl Engine {
             mllp,
             http,
             store,
+            outbox,
             stop,
             tasks,
             committer: Some((handle, thread)),

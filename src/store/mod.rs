@@ -28,16 +28,25 @@ pub enum Keyspace {
     PhoneIndex,
     /// Counters and other engine bookkeeping.
     Meta,
+    /// Deliveries waiting to go out: `destination \0 cause seq (8 bytes BE) n (4 bytes BE)`.
+    Outbox,
+    /// Deliveries that failed for good, same keys as the outbox.
+    DeadLetter,
+    /// Deliveries done (delivered or discarded), same keys as the outbox.
+    Delivered,
 }
 
 impl Keyspace {
-    pub const ALL: [Keyspace; 6] = [
+    pub const ALL: [Keyspace; 9] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
         Keyspace::EmailIndex,
         Keyspace::PhoneIndex,
         Keyspace::Meta,
+        Keyspace::Outbox,
+        Keyspace::DeadLetter,
+        Keyspace::Delivered,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -49,6 +58,9 @@ impl Keyspace {
             Keyspace::EmailIndex => b'e',
             Keyspace::PhoneIndex => b't',
             Keyspace::Meta => b'm',
+            Keyspace::Outbox => b'o',
+            Keyspace::DeadLetter => b'x',
+            Keyspace::Delivered => b'y',
         }
     }
 }

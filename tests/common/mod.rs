@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tributary_adapter_mllp::Client;
 
+pub mod peers;
+
 /// A running engine process.
 pub struct EngineProcess {
     child: Child,

@@ -1,0 +1,104 @@
+//! The outbox API: what is waiting, what failed for good, and putting a dead letter back or
+//! discarding it.
+//!
+//! - `GET /outbox/{destination}/pending?limit=N`: a destination's queue, next first.
+//! - `GET /outbox/dead-letters?destination=D&limit=N`: dead letters, oldest cause first.
+//! - `GET /outbox/deliveries/{id}`: one delivery wherever it is (pending, dead, delivered).
+//! - `POST /outbox/dead-letters/{id}/retry`: back into its queue, tries counted afresh.
+//! - `DELETE /outbox/dead-letters/{id}`: dropped for good (its record is kept as discarded).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::outbox::queue::{self, DeadLetterError};
+
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    destination: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+type Answer = (StatusCode, Json<Value>);
+
+fn error(status: StatusCode, message: impl ToString) -> Answer {
+    (status, Json(json!({ "error": message.to_string() })))
+}
+
+pub async fn pending(
+    State(state): State<AppState>,
+    Path(destination): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Answer {
+    if !state.outbox.destinations().contains(&destination.as_str()) {
+        return error(StatusCode::NOT_FOUND, format!("no destination `{destination}`"));
+    }
+    let limit = params.limit.min(MAX_LIMIT);
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || queue::pending(store.as_ref(), &destination, limit)).await {
+        Ok(Ok(deliveries)) => (StatusCode::OK, Json(json!({ "deliveries": deliveries }))),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+pub async fn dead_letters(State(state): State<AppState>, Query(params): Query<ListParams>) -> Answer {
+    let limit = params.limit.min(MAX_LIMIT);
+    let store = state.store.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        queue::dead_letters(store.as_ref(), params.destination.as_deref(), limit)
+    })
+    .await;
+    match listed {
+        Ok(Ok(deliveries)) => (StatusCode::OK, Json(json!({ "deliveries": deliveries }))),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+pub async fn delivery(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    match queue::find(state.store.as_ref(), &id) {
+        Ok(Some(delivery)) => (StatusCode::OK, Json(json!(delivery))),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no delivery `{id}`")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    match queue::retry_dead_letter(state.store.as_ref(), &id) {
+        Ok(delivery) => {
+            state.outbox.wake(&delivery.destination);
+            tracing::info!(id = %delivery.id, "dead letter put back in its queue");
+            (StatusCode::OK, Json(json!(delivery)))
+        }
+        Err(e) => dead_letter_error(e),
+    }
+}
+
+pub async fn discard(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match queue::discard_dead_letter(state.store.as_ref(), &id, &now) {
+        Ok(delivery) => {
+            tracing::info!(id = %delivery.id, "dead letter discarded");
+            (StatusCode::OK, Json(json!(delivery)))
+        }
+        Err(e) => dead_letter_error(e),
+    }
+}
+
+fn dead_letter_error(e: DeadLetterError) -> Answer {
+    match e {
+        DeadLetterError::NotFound(_) => error(StatusCode::NOT_FOUND, e),
+        DeadLetterError::Store(_) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}

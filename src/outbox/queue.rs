@@ -1,0 +1,187 @@
+//! The outbox's keyspaces and every move between them: queued (in the write set of the change
+//! that causes it), delivered, tried again later, dead-lettered, retried by hand, discarded.
+//!
+//! A delivery lives in exactly one keyspace at a time: `Outbox` while pending, `DeadLetter`
+//! after it failed for good, `Delivered` once done (delivered or discarded). Each move is one
+//! atomic write set, so a crash leaves it in one place or the other, never both or neither.
+
+use crate::store::{Keyspace, Overlay, Reader, Store, StoreError, WriteSet};
+
+use super::delivery::{self, Delivery, State};
+
+/// What a change asks to send; the outbox gives it an id and a place in its destination's queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub destination: String,
+    pub patient: Option<String>,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub payload: String,
+}
+
+/// Queues `outgoing` as delivery `n` of change `cause`, in the same write set as the change.
+pub fn enqueue(tx: &mut Overlay<'_>, outgoing: Outgoing, cause: u64, n: u32, now: &str) -> Delivery {
+    let delivery = Delivery {
+        id: delivery::id(&outgoing.destination, cause, n),
+        destination: outgoing.destination,
+        patient: outgoing.patient,
+        cause,
+        content_type: outgoing.content_type,
+        headers: outgoing.headers,
+        payload: outgoing.payload,
+        created_at: now.to_string(),
+        state: State::Pending,
+        attempts: 0,
+        not_before_ms: 0,
+        last_error: None,
+        last_attempt_at: None,
+        finished_at: None,
+        reply: None,
+    };
+    tx.put(Keyspace::Outbox, delivery.key(), delivery.to_bytes());
+    delivery
+}
+
+/// The next deliveries of a destination, in the order they go out.
+pub fn pending(store: &dyn Store, destination: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+    list(store, Keyspace::Outbox, &delivery::prefix(destination), limit)
+}
+
+/// Dead letters, of one destination or of all, oldest cause first.
+pub fn dead_letters(
+    store: &dyn Store,
+    destination: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Delivery>, StoreError> {
+    let prefix = destination.map(delivery::prefix).unwrap_or_default();
+    list(store, Keyspace::DeadLetter, &prefix, limit)
+}
+
+fn list(
+    store: &dyn Store,
+    keyspace: Keyspace,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Vec<Delivery>, StoreError> {
+    Ok(store
+        .scan_prefix(keyspace, prefix, limit)?
+        .into_iter()
+        .filter_map(|(_, value)| Delivery::from_bytes(&value))
+        .collect())
+}
+
+/// A delivery by id, wherever it is now.
+pub fn find(store: &dyn Reader, id: &str) -> Result<Option<Delivery>, StoreError> {
+    let Some((destination, cause, n)) = delivery::parse_id(id) else {
+        return Ok(None);
+    };
+    let key = delivery::key(destination, cause, n);
+    for keyspace in [Keyspace::Outbox, Keyspace::DeadLetter, Keyspace::Delivered] {
+        if let Some(bytes) = store.get(keyspace, &key)? {
+            return Ok(Delivery::from_bytes(&bytes));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves a delivery out of `from` into `to` (or rewrites it in place when they are the same).
+fn save(store: &dyn Store, from: Keyspace, to: Keyspace, delivery: &Delivery) -> Result<(), StoreError> {
+    let key = delivery.key();
+    let mut ops = vec![];
+    if from != to {
+        ops.push((from, key.clone(), None));
+    }
+    ops.push((to, key, Some(delivery.to_bytes())));
+    store.commit(WriteSet { ops, journal: vec![] })
+}
+
+pub fn mark_delivered(
+    store: &dyn Store,
+    mut delivery: Delivery,
+    reply: &[u8],
+    now: &str,
+) -> Result<(), StoreError> {
+    delivery.state = State::Delivered;
+    delivery.attempts += 1;
+    delivery.last_attempt_at = Some(now.to_string());
+    delivery.finished_at = Some(now.to_string());
+    delivery.last_error = None;
+    delivery.reply = Some(excerpt(reply));
+    save(store, Keyspace::Outbox, Keyspace::Delivered, &delivery)
+}
+
+/// A transient failure with tries left: it stays first in its queue until `not_before_ms`.
+pub fn mark_retry(
+    store: &dyn Store,
+    mut delivery: Delivery,
+    error: &str,
+    not_before_ms: u64,
+    now: &str,
+) -> Result<Delivery, StoreError> {
+    delivery.attempts += 1;
+    delivery.last_error = Some(error.to_string());
+    delivery.last_attempt_at = Some(now.to_string());
+    delivery.not_before_ms = not_before_ms;
+    save(store, Keyspace::Outbox, Keyspace::Outbox, &delivery)?;
+    Ok(delivery)
+}
+
+/// A permanent failure, or the last try failed: out of the queue, which moves on.
+pub fn mark_dead(
+    store: &dyn Store,
+    mut delivery: Delivery,
+    error: &str,
+    now: &str,
+) -> Result<(), StoreError> {
+    delivery.state = State::DeadLetter;
+    delivery.attempts += 1;
+    delivery.last_error = Some(error.to_string());
+    delivery.last_attempt_at = Some(now.to_string());
+    delivery.finished_at = Some(now.to_string());
+    save(store, Keyspace::Outbox, Keyspace::DeadLetter, &delivery)
+}
+
+/// Why a dead letter could not be retried or discarded.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error("no dead letter `{0}`")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Puts a dead letter back in its queue, tries counted afresh. It goes out before the deliveries
+/// queued after its cause (keys sort by cause), as the order per destination asks.
+pub fn retry_dead_letter(store: &dyn Store, id: &str) -> Result<Delivery, DeadLetterError> {
+    let mut delivery = dead_letter(store, id)?;
+    delivery.state = State::Pending;
+    delivery.attempts = 0;
+    delivery.not_before_ms = 0;
+    delivery.finished_at = None;
+    save(store, Keyspace::DeadLetter, Keyspace::Outbox, &delivery)?;
+    Ok(delivery)
+}
+
+/// Drops a dead letter for good; its record stays among the finished deliveries.
+pub fn discard_dead_letter(store: &dyn Store, id: &str, now: &str) -> Result<Delivery, DeadLetterError> {
+    let mut delivery = dead_letter(store, id)?;
+    delivery.state = State::Discarded;
+    delivery.finished_at = Some(now.to_string());
+    save(store, Keyspace::DeadLetter, Keyspace::Delivered, &delivery)?;
+    Ok(delivery)
+}
+
+fn dead_letter(store: &dyn Store, id: &str) -> Result<Delivery, DeadLetterError> {
+    let not_found = || DeadLetterError::NotFound(id.to_string());
+    let (destination, cause, n) = delivery::parse_id(id).ok_or_else(not_found)?;
+    let bytes = store
+        .get(Keyspace::DeadLetter, &delivery::key(destination, cause, n))?
+        .ok_or_else(not_found)?;
+    Delivery::from_bytes(&bytes).ok_or_else(not_found)
+}
+
+/// The start of a reply, as text, for the record.
+fn excerpt(reply: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&reply[..reply.len().min(512)]);
+    text.replace('\r', "\n")
+}

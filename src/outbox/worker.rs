@@ -1,0 +1,152 @@
+//! The delivery loop of one destination: takes its queue in order, hands each delivery to the
+//! adapter, and records how it went.
+//!
+//! One delivery at a time per destination, in key order (the order the causes were committed):
+//! that keeps order per destination and patient. A transient failure keeps the delivery first in
+//! line until its backoff ends, so nothing behind it overtakes it; after the configured tries, or
+//! at once on a permanent failure, it becomes a dead letter and the queue moves on.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tributary_adapter_core::{DeliveryError, Envelope, Outbound};
+
+use crate::config::RetryConfig;
+use crate::store::Store;
+
+use super::delivery::Delivery;
+use super::queue;
+
+/// How many deliveries are read from the queue at a time.
+const BATCH: usize = 64;
+
+/// When nothing wakes it, a worker still looks at its queue this often (a delivery retried by
+/// hand, a clock that jumped).
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+pub struct Worker {
+    pub destination: String,
+    pub adapter: Arc<dyn Outbound>,
+    pub retry: RetryConfig,
+    pub store: Arc<dyn Store>,
+    pub wake: Arc<Notify>,
+    /// The last journal sequence known durable: a delivery whose cause is later waits.
+    pub durable: Arc<AtomicU64>,
+}
+
+impl Worker {
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let jitter = RandomState::new();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let wait = match self.deliver_ready(&jitter, &mut stop).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::error!(destination = %self.destination, error = %e, "outbox store failed");
+                    IDLE_POLL
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Delivers what is ready, in order; returns how long to wait before looking again.
+    async fn deliver_ready(
+        &self,
+        jitter: &RandomState,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Duration, crate::store::StoreError> {
+        loop {
+            let batch = queue::pending(self.store.as_ref(), &self.destination, BATCH)?;
+            if batch.is_empty() {
+                return Ok(IDLE_POLL);
+            }
+            for delivery in batch {
+                if *stop.borrow() {
+                    return Ok(IDLE_POLL);
+                }
+                if delivery.cause > self.durable.load(Ordering::Acquire) {
+                    // Its cause is not on disk yet; the sync that puts it there wakes us.
+                    return Ok(IDLE_POLL);
+                }
+                let now_ms = now_ms();
+                if delivery.not_before_ms > now_ms {
+                    return Ok(Duration::from_millis(delivery.not_before_ms - now_ms));
+                }
+                if !self.attempt(delivery, jitter).await? {
+                    // It failed and waits for its backoff: nothing behind it may overtake it.
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One try of one delivery; true when the queue may move on past it.
+    async fn attempt(
+        &self,
+        delivery: Delivery,
+        jitter: &RandomState,
+    ) -> Result<bool, crate::store::StoreError> {
+        let envelope = Envelope {
+            id: delivery.id.clone(),
+            payload: delivery.payload.clone().into_bytes().into(),
+            content_type: delivery.content_type.clone(),
+            headers: delivery.headers.clone(),
+        };
+        let result = self.adapter.deliver(&envelope).await;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let store = self.store.as_ref();
+        match result {
+            Ok(reply) => {
+                tracing::debug!(destination = %self.destination, id = %delivery.id, "delivered");
+                queue::mark_delivered(store, delivery, &reply, &now)?;
+                Ok(true)
+            }
+            Err(DeliveryError::Transient(error)) if delivery.attempts + 1 < self.retry.max_attempts => {
+                let backoff = self.backoff(delivery.attempts + 1, &delivery.id, jitter);
+                tracing::warn!(
+                    destination = %self.destination, id = %delivery.id, attempt = delivery.attempts + 1,
+                    retry_in_ms = backoff.as_millis() as u64, %error, "delivery failed; will retry"
+                );
+                let not_before = now_ms() + backoff.as_millis() as u64;
+                queue::mark_retry(store, delivery, &format!("transient: {error}"), not_before, &now)?;
+                Ok(false)
+            }
+            Err(error) => {
+                tracing::error!(
+                    destination = %self.destination, id = %delivery.id, %error, "delivery failed for good; dead letter"
+                );
+                queue::mark_dead(store, delivery, &error.to_string(), &now)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Exponential backoff after the `failures`-th failure, capped, with jitter (between half and
+    /// all of it) so many queues failing together do not retry in lockstep.
+    fn backoff(&self, failures: u32, id: &str, jitter: &RandomState) -> Duration {
+        let base = self
+            .retry
+            .initial_backoff_ms
+            .saturating_mul(1u64 << failures.saturating_sub(1).min(32))
+            .min(self.retry.max_backoff_ms);
+        let spread = jitter.hash_one((id, failures)) % 1000;
+        Duration::from_millis(base / 2 + base * spread / 2000)
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
