@@ -2,6 +2,7 @@
 //! model, the XML codec and search grow here with the FHIR endpoint.
 
 pub mod bundle;
+pub mod model;
 pub mod outcome;
 
 /// The media type of FHIR JSON.
