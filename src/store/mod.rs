@@ -34,10 +34,16 @@ pub enum Keyspace {
     DeadLetter,
     /// Deliveries done (delivered or discarded), same keys as the outbox.
     Delivered,
+    /// FHIR resources other than Patient: `Type/id` -> the current version.
+    Resource,
+    /// Every version of every resource, Patients included: `Type/id \0 version (8 bytes BE)`.
+    History,
+    /// Search parameter index: `Type \0 param \0 value \0 id` -> nothing.
+    SearchIndex,
 }
 
 impl Keyspace {
-    pub const ALL: [Keyspace; 9] = [
+    pub const ALL: [Keyspace; 12] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -47,6 +53,9 @@ impl Keyspace {
         Keyspace::Outbox,
         Keyspace::DeadLetter,
         Keyspace::Delivered,
+        Keyspace::Resource,
+        Keyspace::History,
+        Keyspace::SearchIndex,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -61,6 +70,9 @@ impl Keyspace {
             Keyspace::Outbox => b'o',
             Keyspace::DeadLetter => b'x',
             Keyspace::Delivered => b'y',
+            Keyspace::Resource => b'r',
+            Keyspace::History => b'h',
+            Keyspace::SearchIndex => b's',
         }
     }
 }
