@@ -3,6 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use serde::Deserialize;
+
+use crate::ack::Disposition;
+
 /// Default frame cap: far above any real ADT message, far below what would hurt the process.
 pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024;
 /// Default idle timeout: senders keep MLLP connections open between messages; five quiet
@@ -42,9 +46,91 @@ impl Default for ListenerConfig {
     }
 }
 
+/// Default bound on one outbound delivery: connect, write, and the wait for the ACK.
+pub const DEFAULT_OUTBOUND_TIMEOUT_SECS: u64 = 10;
+
+/// Settings of an MLLP destination, as written in the engine's config (TOML) and checked by
+/// [`crate::from_config`].
+///
+/// ```toml
+/// address = "ucr.example:2575"   # required: host:port of the receiving listener
+/// timeout_secs = 10              # default 10: connect, write, wait for the ACK
+/// check_ack = true               # default true: read MSA-1 of the reply
+/// ack_error = "transient"        # AE/CE: "transient" (default) or "permanent"
+/// ack_reject = "permanent"       # AR/CR: "permanent" (default) or "transient"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MllpOutboundConfig {
+    /// `host:port` of the receiving MLLP listener.
+    pub address: String,
+    /// Bounds the connect, the write and the wait for the reply. Default
+    /// [`DEFAULT_OUTBOUND_TIMEOUT_SECS`].
+    #[serde(default = "default_outbound_timeout")]
+    pub timeout_secs: u64,
+    /// Read the reply's MSA segment and fail the delivery unless it says AA or CA. Default true;
+    /// false hands back whatever the peer answered (a receiver that does not speak HL7 ACKs).
+    #[serde(default = "yes")]
+    pub check_ack: bool,
+    /// What AE and CE (application or commit error) become. Default `transient`.
+    #[serde(default = "transient")]
+    pub ack_error: Disposition,
+    /// What AR and CR (application or commit reject) become. Default `permanent`.
+    #[serde(default = "permanent")]
+    pub ack_reject: Disposition,
+}
+
+impl MllpOutboundConfig {
+    /// A config for the listener at `address` with every other setting at its default.
+    pub fn new(address: impl Into<String>) -> Self {
+        MllpOutboundConfig {
+            address: address.into(),
+            timeout_secs: DEFAULT_OUTBOUND_TIMEOUT_SECS,
+            check_ack: true,
+            ack_error: Disposition::Transient,
+            ack_reject: Disposition::Permanent,
+        }
+    }
+}
+
+fn default_outbound_timeout() -> u64 {
+    DEFAULT_OUTBOUND_TIMEOUT_SECS
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn transient() -> Disposition {
+    Disposition::Transient
+}
+
+fn permanent() -> Disposition {
+    Disposition::Permanent
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outbound_defaults_check_the_ack_and_retry_errors_only() {
+        let config: MllpOutboundConfig = toml::from_str("address = \"127.0.0.1:2575\"").unwrap();
+        assert_eq!(config, MllpOutboundConfig::new("127.0.0.1:2575"));
+        assert_eq!(config.timeout_secs, 10);
+        assert!(config.check_ack);
+        assert_eq!(config.ack_error, Disposition::Transient);
+        assert_eq!(config.ack_reject, Disposition::Permanent);
+    }
+
+    #[test]
+    fn outbound_unknown_keys_and_dispositions_are_refused() {
+        let error = toml::from_str::<MllpOutboundConfig>("address = \"h:1\"\nack = true").unwrap_err();
+        assert!(error.to_string().contains("ack"), "{error}");
+        let error =
+            toml::from_str::<MllpOutboundConfig>("address = \"h:1\"\nack_error = \"retry\"").unwrap_err();
+        assert!(error.to_string().contains("retry"), "{error}");
+    }
 
     #[test]
     fn defaults_are_the_documented_ones() {

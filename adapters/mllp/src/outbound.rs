@@ -11,29 +11,71 @@ use bytes::Bytes;
 use tokio::sync::Mutex;
 use tributary_adapter_core::{DeliveryError, Envelope, Outbound};
 
+use crate::ack::AckPolicy;
 use crate::client::Client;
+use crate::config::MllpOutboundConfig;
 use crate::frame::contains_framing_bytes;
 
 /// The outbound adapter: delivers an envelope over a fresh-or-reused Client, returns the reply;
 /// connection errors and timeouts are Transient.
 ///
 /// A payload that cannot be framed (it holds `0x0B` or `0x1C`) is Permanent: no retry will fix it.
+/// With an [`AckPolicy`] (as [`crate::from_config`] sets by default) the reply must be an ACK
+/// saying AA or CA; other answers fail the delivery as the policy says.
 #[derive(Debug)]
 pub struct MllpOutbound {
     addr: String,
     timeout: Duration,
+    ack_policy: Option<AckPolicy>,
     connection: Mutex<Option<Client>>,
 }
 
 impl MllpOutbound {
     /// An adapter for the listener at `addr` (`host:port`); `timeout` bounds the connect, the
     /// write and the wait for the reply.
+    ///
+    /// Any reply counts as success and is returned as is; [`MllpOutbound::with_ack_policy`]
+    /// makes the adapter read the acknowledgment code.
     pub fn new(addr: String, timeout: Duration) -> Self {
         MllpOutbound {
             addr,
             timeout,
+            ack_policy: None,
             connection: Mutex::new(None),
         }
+    }
+
+    /// Checks `config` and builds the adapter; the error names the setting that is wrong.
+    pub fn from_config(config: &MllpOutboundConfig) -> Result<Self, String> {
+        let address = config.address.trim();
+        match address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0) => {}
+            _ => return Err(format!("address: `{}` is not host:port", config.address)),
+        }
+        if config.timeout_secs == 0 {
+            return Err("timeout_secs: must be at least 1".into());
+        }
+        let outbound = MllpOutbound::new(address.to_string(), Duration::from_secs(config.timeout_secs));
+        Ok(if config.check_ack {
+            outbound.with_ack_policy(AckPolicy {
+                on_error: config.ack_error,
+                on_reject: config.ack_reject,
+            })
+        } else {
+            outbound
+        })
+    }
+
+    /// Reads each reply's MSA-1: AA and CA succeed, AE/CE and AR/CR fail as `policy` says, and a
+    /// reply that is not an ACK is Transient.
+    pub fn with_ack_policy(mut self, policy: AckPolicy) -> Self {
+        self.ack_policy = Some(policy);
+        self
+    }
+
+    /// The policy applied to replies, if any.
+    pub fn ack_policy(&self) -> Option<AckPolicy> {
+        self.ack_policy
     }
 
     /// The listener this adapter delivers to.
@@ -77,6 +119,18 @@ impl MllpOutbound {
         Ok(reply)
     }
 
+    /// Names the receiver in an ACK failure.
+    fn naming_receiver(&self, error: DeliveryError) -> DeliveryError {
+        match error {
+            DeliveryError::Transient(why) => {
+                DeliveryError::Transient(format!("MLLP delivery to {}: {why}", self.addr))
+            }
+            DeliveryError::Permanent(why) => {
+                DeliveryError::Permanent(format!("MLLP delivery to {}: {why}", self.addr))
+            }
+        }
+    }
+
     fn transient(&self, error: &io::Error) -> DeliveryError {
         DeliveryError::Transient(format!("MLLP delivery to {} failed: {error}", self.addr))
     }
@@ -91,7 +145,16 @@ impl Outbound for MllpOutbound {
         &'a self,
         envelope: &'a Envelope,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Bytes, DeliveryError>> + Send + 'a>> {
-        Box::pin(self.deliver_payload(&envelope.payload))
+        Box::pin(async move {
+            let reply = self.deliver_payload(&envelope.payload).await?;
+            // The reply was read whole, so the kept connection stays in step whatever it says.
+            if let Some(policy) = &self.ack_policy {
+                policy
+                    .check(&reply)
+                    .map_err(|error| self.naming_receiver(error))?;
+            }
+            Ok(reply)
+        })
     }
 }
 
