@@ -4,6 +4,8 @@
 pub mod bundle;
 pub mod model;
 pub mod outcome;
+pub mod validate;
+pub mod xml;
 
 /// The media type of FHIR JSON.
 pub const FHIR_JSON: &str = "application/fhir+json";

@@ -66,7 +66,15 @@ mod tests {
     #[test]
     fn distinguishes_keys_and_finds_them() {
         let mut map: FastMap<&str, u32> = FastMap::default();
-        let keys = ["id", "identifier", "name", "name.given", "valueQuantity", "valueQuantity2", ""];
+        let keys = [
+            "id",
+            "identifier",
+            "name",
+            "name.given",
+            "valueQuantity",
+            "valueQuantity2",
+            "",
+        ];
         for (i, k) in keys.iter().enumerate() {
             map.insert(k, i as u32);
         }

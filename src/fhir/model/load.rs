@@ -38,11 +38,17 @@ fn parse_card(card: &str) -> Result<(u32, bool), String> {
         "*" => (0, true),
         "+" => (1, true),
         other => {
-            let (min, max) = other.split_once(',').ok_or_else(|| format!("bad cardinality {other:?}"))?;
+            let (min, max) = other
+                .split_once(',')
+                .ok_or_else(|| format!("bad cardinality {other:?}"))?;
             let min = min.parse().map_err(|_| format!("bad cardinality {other:?}"))?;
             let many = match max {
                 "*" => true,
-                n => n.parse::<u32>().map_err(|_| format!("bad cardinality {other:?}"))? > 1,
+                n => {
+                    n.parse::<u32>()
+                        .map_err(|_| format!("bad cardinality {other:?}"))?
+                        > 1
+                }
             };
             (min, many)
         }
@@ -61,8 +67,17 @@ fn parse_lines(text: &'static str) -> Result<Vec<Header>, String> {
             let (Some(name), Some(kind), Some(base)) = (fields.next(), fields.next(), fields.next()) else {
                 return Err(at("a type line needs name, kind and base".into()));
             };
-            let kind = kind.chars().next().filter(|_| kind.len() == 1).ok_or_else(|| at("bad kind".into()))?;
-            headers.push(Header { name, kind, base, own: Vec::new() });
+            let kind = kind
+                .chars()
+                .next()
+                .filter(|_| kind.len() == 1)
+                .ok_or_else(|| at("bad kind".into()))?;
+            headers.push(Header {
+                name,
+                kind,
+                base,
+                own: Vec::new(),
+            });
             continue;
         }
         let mut fields = raw.split('\t');
@@ -71,8 +86,16 @@ fn parse_lines(text: &'static str) -> Result<Vec<Header>, String> {
         };
         let flags = fields.next().unwrap_or("");
         let (min, max_many) = parse_card(card).map_err(at)?;
-        let header = headers.last_mut().ok_or_else(|| at("element before any type".into()))?;
-        header.own.push(Line { path, min, max_many, types, xml_attr: flags.contains('a') });
+        let header = headers
+            .last_mut()
+            .ok_or_else(|| at("element before any type".into()))?;
+        header.own.push(Line {
+            path,
+            min,
+            max_many,
+            types,
+            xml_attr: flags.contains('a'),
+        });
     }
     Ok(headers)
 }
@@ -85,10 +108,16 @@ fn is_backbone_code(types: &str) -> bool {
 fn expand(header: &Header, full: &FastMap<&'static str, Vec<Line>>) -> Result<Vec<Line>, String> {
     let mut result: Vec<Line> = match header.base {
         "" => Vec::new(),
-        base => full.get(base).cloned().ok_or_else(|| format!("{}: unknown base {base}", header.name))?,
+        base => full
+            .get(base)
+            .cloned()
+            .ok_or_else(|| format!("{}: unknown base {base}", header.name))?,
     };
-    let mut index: FastMap<&'static str, usize> =
-        result.iter().enumerate().map(|(i, line)| (line.path, i)).collect();
+    let mut index: FastMap<&'static str, usize> = result
+        .iter()
+        .enumerate()
+        .map(|(i, line)| (line.path, i))
+        .collect();
     let defines_backbones = !matches!(header.name, "Element" | "BackboneElement");
     for line in &header.own {
         match index.get(line.path) {
@@ -99,7 +128,9 @@ fn expand(header: &Header, full: &FastMap<&'static str, Vec<Line>>) -> Result<Ve
             }
         }
         if defines_backbones && is_backbone_code(line.types) {
-            let implied = full.get(line.types).ok_or_else(|| format!("{} before Element", header.name))?;
+            let implied = full
+                .get(line.types)
+                .ok_or_else(|| format!("{} before Element", header.name))?;
             for child in implied {
                 let path = leak(format!("{}.{}", line.path, child.path));
                 if !index.contains_key(path) {
@@ -149,14 +180,19 @@ fn type_refs(owner: &'static str, line: &Line, lines: &[Line]) -> Result<Vec<Typ
             } else {
                 code
             };
-            Ok(TypeRef { code, target, primitive: Primitive::from_code(code) })
+            Ok(TypeRef {
+                code,
+                target,
+                primitive: Primitive::from_code(code),
+            })
         })
         .collect()
 }
 
 /// Adds `def` (and, for a choice, one ElementDef per concrete name) to the type being built.
 fn add_element(type_def: &mut TypeDef, def: ElementDef) -> Result<(), String> {
-    let slot = Slot::Element(type_def.elements.len() as u32);
+    let at = type_def.elements.len() as u32;
+    let slot = Slot::Element(at);
     if type_def.index.insert(def.name, slot).is_some() {
         return Err(format!("{}: {} twice", type_def.name, def.name));
     }
@@ -177,7 +213,7 @@ fn add_element(type_def: &mut TypeDef, def: ElementDef) -> Result<(), String> {
             if type_def.index.insert(variant, slot).is_some() {
                 return Err(format!("{}: {variant} twice", type_def.name));
             }
-            type_def.choices.push(choice);
+            type_def.choices.push((at, choice));
         }
     }
     type_def.elements.push(def);
@@ -185,7 +221,15 @@ fn add_element(type_def: &mut TypeDef, def: ElementDef) -> Result<(), String> {
 }
 
 fn new_type(name: &'static str, kind: TypeKind, is_abstract: bool, base: Option<&'static str>) -> TypeDef {
-    TypeDef { name, kind, is_abstract, base, elements: Vec::new(), choices: Vec::new(), index: FastMap::default() }
+    TypeDef {
+        name,
+        kind,
+        is_abstract,
+        base,
+        elements: Vec::new(),
+        choices: Vec::new(),
+        index: FastMap::default(),
+    }
 }
 
 /// Parses the model file.
@@ -201,7 +245,8 @@ pub(super) fn parse(text: &'static str) -> Result<Model, String> {
             'r' => TypeKind::Resource,
             'c' => TypeKind::Complex,
             'p' => TypeKind::Primitive(
-                Primitive::from_code(header.name).ok_or_else(|| format!("unknown primitive {}", header.name))?,
+                Primitive::from_code(header.name)
+                    .ok_or_else(|| format!("unknown primitive {}", header.name))?,
             ),
             other => return Err(format!("{}: unknown kind {other}", header.name)),
         };
@@ -229,7 +274,10 @@ pub(super) fn parse(text: &'static str) -> Result<Model, String> {
             let path = leak(format!("{}.{}", header.name, line.path));
             let types_of = type_refs(header.name, line, &lines)?;
             let (choice_base, variants) = match name.strip_suffix("[x]") {
-                Some(base) => (Some(base), types_of.iter().map(|t| leak(choice_name(base, t.code))).collect()),
+                Some(base) => (
+                    Some(base),
+                    types_of.iter().map(|t| leak(choice_name(base, t.code))).collect(),
+                ),
                 None => (None, Vec::new()),
             };
             let def = ElementDef {

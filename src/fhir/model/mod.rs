@@ -148,8 +148,9 @@ pub struct TypeDef {
     pub base: Option<&'static str>,
     /// The elements in definition order (the order FHIR XML requires), inherited ones first.
     pub elements: Vec<ElementDef>,
-    /// One ElementDef per concrete name of each choice element.
-    choices: Vec<ElementDef>,
+    /// One ElementDef per concrete name of each choice element, with the position of its
+    /// whole choice element in `elements`.
+    choices: Vec<(u32, ElementDef)>,
     index: FastMap<&'static str, Slot>,
 }
 
@@ -158,9 +159,16 @@ impl TypeDef {
     /// choice element by its `[x]` name (`value[x]`).
     #[inline]
     pub fn element(&self, name: &str) -> Option<&ElementDef> {
+        self.element_at(name).map(|(_, def)| def)
+    }
+
+    /// Like [`TypeDef::element`], with the element's position in [`TypeDef::elements`] (for a
+    /// choice's concrete name, the position of the whole choice): the order in FHIR XML.
+    #[inline]
+    pub fn element_at(&self, name: &str) -> Option<(usize, &ElementDef)> {
         match *self.index.get(name)? {
-            Slot::Element(i) => self.elements.get(i as usize),
-            Slot::Choice(i) => self.choices.get(i as usize),
+            Slot::Element(i) => self.elements.get(i as usize).map(|def| (i as usize, def)),
+            Slot::Choice(i) => self.choices.get(i as usize).map(|(at, def)| (*at as usize, def)),
         }
     }
 

@@ -128,7 +128,10 @@ impl Primitive {
 
     /// True for the whole-number types (integer, unsignedInt, positiveInt).
     pub fn is_integer(self) -> bool {
-        matches!(self, Primitive::Integer | Primitive::UnsignedInt | Primitive::PositiveInt)
+        matches!(
+            self,
+            Primitive::Integer | Primitive::UnsignedInt | Primitive::PositiveInt
+        )
     }
 }
 

@@ -9,11 +9,29 @@ fn model() -> &'static Model {
 #[test]
 fn loads_every_resource_and_type() {
     let m = model();
-    assert_eq!(m.resource_types().len(), 146, "FHIR R4 has 146 concrete resource types");
-    for name in ["Patient", "Bundle", "Parameters", "Observation", "QuestionnaireResponse", "Binary"] {
+    assert_eq!(
+        m.resource_types().len(),
+        146,
+        "FHIR R4 has 146 concrete resource types"
+    );
+    for name in [
+        "Patient",
+        "Bundle",
+        "Parameters",
+        "Observation",
+        "QuestionnaireResponse",
+        "Binary",
+    ] {
         assert!(m.is_resource(name), "{name}");
     }
-    for name in ["DomainResource", "Resource", "HumanName", "string", "Patient.contact", "Nope"] {
+    for name in [
+        "DomainResource",
+        "Resource",
+        "HumanName",
+        "string",
+        "Patient.contact",
+        "Nope",
+    ] {
         assert!(!m.is_resource(name), "{name}");
     }
     for p in Primitive::ALL {
@@ -38,11 +56,33 @@ fn patient_elements() {
     let first: Vec<&str> = patient.elements.iter().take(9).map(|e| e.name).collect();
     assert_eq!(
         first,
-        ["id", "meta", "implicitRules", "language", "text", "contained", "extension", "modifierExtension", "identifier"]
+        [
+            "id",
+            "meta",
+            "implicitRules",
+            "language",
+            "text",
+            "contained",
+            "extension",
+            "modifierExtension",
+            "identifier"
+        ]
     );
-    assert_eq!(m.element("Patient", "id").unwrap().primitive(), Some(Primitive::Id));
-    assert!(!m.element("Patient", "id").unwrap().xml_attr, "a resource id is an element");
-    assert!(m.element("Patient", "contained").unwrap().single_type().unwrap().is_resource());
+    assert_eq!(
+        m.element("Patient", "id").unwrap().primitive(),
+        Some(Primitive::Id)
+    );
+    assert!(
+        !m.element("Patient", "id").unwrap().xml_attr,
+        "a resource id is an element"
+    );
+    assert!(
+        m.element("Patient", "contained")
+            .unwrap()
+            .single_type()
+            .unwrap()
+            .is_resource()
+    );
     assert!(m.element("Patient", "unknownThing").is_none());
 }
 
@@ -58,9 +98,15 @@ fn datatype_elements() {
     let url = m.element("Extension", "url").unwrap();
     assert!(url.xml_attr);
     assert_eq!((url.min, url.primitive()), (1, Some(Primitive::Uri)));
-    assert_eq!(m.element("Narrative", "div").unwrap().primitive(), Some(Primitive::Xhtml));
+    assert_eq!(
+        m.element("Narrative", "div").unwrap().primitive(),
+        Some(Primitive::Xhtml)
+    );
     // Age specializes Quantity and inherits its elements.
-    assert_eq!(m.element("Age", "value").unwrap().primitive(), Some(Primitive::Decimal));
+    assert_eq!(
+        m.element("Age", "value").unwrap().primitive(),
+        Some(Primitive::Decimal)
+    );
 }
 
 #[test]
@@ -102,13 +148,29 @@ fn choice_elements() {
     assert_eq!(quantity.choice_base, Some("value"));
     assert!(!quantity.is_choice());
     assert_eq!(quantity.single_type().unwrap().code, "Quantity");
-    assert_eq!(m.element("Observation", "valueBoolean").unwrap().primitive(), Some(Primitive::Boolean));
+    assert_eq!(
+        m.element("Observation", "valueBoolean").unwrap().primitive(),
+        Some(Primitive::Boolean)
+    );
     assert!(m.element("Observation", "valueHumanName").is_none());
     assert!(m.element("Observation", "value").is_none());
     // Choices inside backbones and data types.
-    assert!(m.element("Observation.component", "valueCodeableConcept").is_some());
-    assert_eq!(m.element("Extension", "valueMeta").unwrap().single_type().unwrap().code, "Meta");
-    assert_eq!(m.element("Patient", "deceasedBoolean").unwrap().path, "Patient.deceasedBoolean");
+    assert!(
+        m.element("Observation.component", "valueCodeableConcept")
+            .is_some()
+    );
+    assert_eq!(
+        m.element("Extension", "valueMeta")
+            .unwrap()
+            .single_type()
+            .unwrap()
+            .code,
+        "Meta"
+    );
+    assert_eq!(
+        m.element("Patient", "deceasedBoolean").unwrap().path,
+        "Patient.deceasedBoolean"
+    );
 }
 
 #[test]
