@@ -138,13 +138,13 @@ async fn credentials_can_go_in_the_form_body() {
 #[tokio::test]
 async fn a_token_is_fetched_again_shortly_before_it_expires() {
     let receiver = Receiver::start().await;
-    // A 2 s token is refreshed after 1 s (the margin is at most half the lifetime).
-    receiver.behave(|b| b.token_expires_in = Some(2));
+    // A 4 s token is refreshed after 2 s (the margin is at most half the lifetime).
+    receiver.behave(|b| b.token_expires_in = Some(4));
     let outbound = oauth(&receiver, ClientAuth::Basic);
     outbound.deliver(&envelope()).await.unwrap();
     outbound.deliver(&envelope()).await.unwrap();
     assert_eq!(receiver.token_requests().len(), 1);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     outbound.deliver(&envelope()).await.unwrap();
     assert_eq!(receiver.token_requests().len(), 2);
     let last = receiver.requests().pop().unwrap();
