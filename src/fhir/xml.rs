@@ -21,10 +21,14 @@
 //! non-repeating element, values that do not fit their type. No XML declaration is written.
 //!
 //! Decimals: a decimal keeps its exact text (`1.50` stays `1.50`) only when serde_json's
-//! `arbitrary_precision` feature is on. Without it (this crate's setting), serde_json holds
-//! decimals as f64: XML to JSON parses the text into an f64, JSON to XML writes the shortest text
-//! that reads back as the same f64, so `1.50` becomes `1.5` and digits beyond f64's precision are
-//! lost.
+//! `arbitrary_precision` feature is on in the build; the codec notices and then reads decimals
+//! through serde_json. Without it (this crate's setting: the feature changes number equality and
+//! serde's buffering for the whole crate), serde_json holds decimals as f64: XML to JSON parses the
+//! text into the nearest f64 (a whole number stays a JSON integer), JSON to XML writes the
+//! shortest text that reads back as the same f64, so `1.50` becomes `1.5` and digits beyond
+//! f64's precision are lost; a JSON -> XML -> JSON round trip gives back the same JSON value.
+
+use std::sync::LazyLock;
 
 use quick_xml::NsReader;
 use quick_xml::XmlVersion;
@@ -852,6 +856,11 @@ impl<'i> XmlReader<'i> {
                 if !is_decimal(text) {
                     return Err(bad());
                 }
+                if numbers_keep_text() {
+                    return serde_json::from_str::<Number>(text)
+                        .map(Value::Number)
+                        .map_err(|_| bad());
+                }
                 // Whole numbers stay JSON integers, as serde_json reads `180` (not `180.0`).
                 if !text.contains(['.', 'e', 'E']) {
                     if let Ok(i) = text.parse::<i64>() {
@@ -867,6 +876,15 @@ impl<'i> XmlReader<'i> {
             JsonKind::String => Ok(Value::String(text.to_owned())),
         }
     }
+}
+
+/// True when serde_json keeps a number's text (its `arbitrary_precision` feature is on somewhere
+/// in the build): then decimals are read through it and keep their exact digits. Features are
+/// unified across the build, so this is asked of serde_json itself, once.
+fn numbers_keep_text() -> bool {
+    static KEEPS: LazyLock<bool> =
+        LazyLock::new(|| serde_json::from_str::<Number>("1.50").is_ok_and(|n| n.to_string() == "1.50"));
+    *KEEPS
 }
 
 /// FHIR's decimal: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.

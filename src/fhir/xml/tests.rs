@@ -519,3 +519,18 @@ proptest! {
         let _ = xml_to_json(&xml[..at]);
     }
 }
+
+#[test]
+fn decimals_keep_their_text_when_serde_json_can() {
+    let xml =
+        patient_xml(r#"<extension url="http://example.org/d"><valueDecimal value="1.50"/></extension>"#);
+    let json = xml_to_json(&xml).unwrap();
+    let back = json_to_xml(&json).unwrap();
+    let kept = if numbers_keep_text() {
+        r#"value="1.50""#
+    } else {
+        r#"value="1.5""#
+    };
+    assert!(back.contains(kept), "{back}");
+    assert_eq!(xml_to_json(&back).unwrap(), json);
+}
