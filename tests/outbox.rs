@@ -56,7 +56,9 @@ const FAST_RETRY: &str = "max_attempts = 1000\ninitial_backoff_ms = 50\nmax_back
 fn variant(fixture_path: &str, control_id: &str, from: &str, to: &str) -> Vec<u8> {
     let text = String::from_utf8(fixture(fixture_path)).unwrap();
     let original_id = segment(&text, "MSH").unwrap()[9].clone();
-    text.replace(&original_id, control_id).replace(from, to).into_bytes()
+    text.replace(&original_id, control_id)
+        .replace(from, to)
+        .into_bytes()
 }
 
 /// The journal entry of the last message.
@@ -75,7 +77,10 @@ async fn wait_state(engine: &EngineProcess, id: &str, state: &str) -> Value {
         if delivery["state"] == state {
             return delivery;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{id} never became {state}: {delivery}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never became {state}: {delivery}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -100,10 +105,16 @@ async fn an_adt_update_reaches_the_pix_consumer_as_an_a31_once_per_real_change()
     assert!(pid[5].starts_with("NGUYEN^LINH"), "{}", pid[5]);
 
     let entry = last_entry(&engine).await;
-    let id = entry["deliveries"][0].as_str().expect("the journal names the delivery").to_string();
+    let id = entry["deliveries"][0]
+        .as_str()
+        .expect("the journal names the delivery")
+        .to_string();
     let delivery = wait_state(&engine, &id, "delivered").await;
     assert_eq!(delivery["attempts"], 1);
-    assert!(delivery["reply"].as_str().unwrap().contains("MSA|AA|"), "{delivery}");
+    assert!(
+        delivery["reply"].as_str().unwrap().contains("MSA|AA|"),
+        "{delivery}"
+    );
 
     // The same content again under a new control id: applied, but nothing a consumer sees
     // changed, so nothing is sent.
@@ -133,8 +144,14 @@ async fn with_the_consumer_down_deliveries_retry_and_arrive_after_an_engine_rest
     let (dir, data) = temp_store();
     let config = config(dir.path(), &consumer_addr, FAST_RETRY, "");
     let mut engine = EngineProcess::start_config(&config, &data);
-    assert_eq!(msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0, "AA");
-    let id = last_entry(&engine).await["deliveries"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
+    let id = last_entry(&engine).await["deliveries"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // It is tried again and again while the consumer is down.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -142,7 +159,10 @@ async fn with_the_consumer_down_deliveries_retry_and_arrive_after_an_engine_rest
         let (_, delivery) = engine.get(&format!("/outbox/deliveries/{id}")).await;
         assert_eq!(delivery["state"], "pending");
         if delivery["attempts"].as_u64().unwrap() >= 3 {
-            assert!(delivery["last_error"].as_str().unwrap().contains("transient"), "{delivery}");
+            assert!(
+                delivery["last_error"].as_str().unwrap().contains("transient"),
+                "{delivery}"
+            );
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "no retries: {delivery}");
@@ -170,8 +190,14 @@ async fn a_delivery_out_of_tries_becomes_a_dead_letter_and_the_queue_moves_on() 
     let retry = "max_attempts = 2\ninitial_backoff_ms = 20\nmax_backoff_ms = 50";
     let engine = EngineProcess::start_config(&config(dir.path(), &consumer_addr, retry, ""), &data);
 
-    assert_eq!(msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0, "AA");
-    let first = last_entry(&engine).await["deliveries"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
+    let first = last_entry(&engine).await["deliveries"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     let dead = wait_state(&engine, &first, "dead-letter").await;
     assert_eq!(dead["attempts"], 2);
     let (status, listed) = engine.get("/outbox/dead-letters?destination=pix").await;
@@ -180,7 +206,10 @@ async fn a_delivery_out_of_tries_becomes_a_dead_letter_and_the_queue_moves_on() 
 
     // The consumer comes back: the next change goes out, the dead letter does not block it.
     let consumer = MllpPeer::start(&consumer_addr, "AA").await;
-    assert_eq!(msa(&engine.send(&fixture("ucr/adt_a08_update.hl7")).await).0, "AA");
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a08_update.hl7")).await).0,
+        "AA"
+    );
     let received = consumer.wait_for(1).await;
     assert!(segment(&received[0], "PID").unwrap()[5].starts_with("OKAFOR"));
 
@@ -217,8 +246,14 @@ async fn a_dead_letter_can_be_discarded() {
     let (dir, data) = temp_store();
     let retry = "max_attempts = 1";
     let engine = EngineProcess::start_config(&config(dir.path(), &consumer_addr, retry, ""), &data);
-    assert_eq!(msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0, "AA");
-    let id = last_entry(&engine).await["deliveries"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
+    let id = last_entry(&engine).await["deliveries"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     wait_state(&engine, &id, "dead-letter").await;
     let response = reqwest::Client::new()
         .delete(format!("{}/outbox/dead-letters/{id}", engine.http))

@@ -1,6 +1,7 @@
-//! The HTTP API: health, the journal and the FHIR endpoint, as axum routers over the store.
+//! The HTTP API: health, the journal, the outbox and the FHIR endpoint, as axum routers over
+//! the store.
 
-mod fhir_patient;
+pub mod fhir;
 mod health;
 mod journal;
 mod outbox;
@@ -30,6 +31,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub outbox: Arc<Outbox>,
     pub committer: CommitterHandle,
+    pub fhir: fhir::FhirState,
 }
 
 /// The store alone, for handlers that only read.
@@ -50,8 +52,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/outbox/dead-letters/{id}/retry", post(outbox::retry))
         .route("/outbox/deliveries/{id}", get(outbox::delivery))
         .route("/outbox/{destination}/pending", get(outbox::pending))
-        .route("/fhir/Patient", get(fhir_patient::search))
-        .route("/fhir/Patient/{id}", get(fhir_patient::read))
+        .merge(fhir::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body_bytes))

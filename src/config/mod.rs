@@ -32,6 +32,8 @@ pub struct Config {
     #[serde(default)]
     pub mappings: MappingsConfig,
     #[serde(default)]
+    pub fhir: FhirConfig,
+    #[serde(default)]
     pub channels: Vec<ChannelConfig>,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
@@ -44,6 +46,17 @@ pub struct Config {
 struct Origin {
     file: String,
     text: String,
+}
+
+/// The FHIR endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FhirConfig {
+    /// The mapping a posted Patient (and a PMIR patient feed) goes through, as an upstream feed:
+    /// it then updates the patient its identifiers name, as an ADT would. Without it a posted
+    /// Patient is stored as given.
+    #[serde(default)]
+    pub patient_feed_mapping: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,3 +2,5 @@
 //! proxies, invitations, tasks, profile updates and audit join here.
 
 pub mod patients;
+pub mod pix;
+pub mod resources;

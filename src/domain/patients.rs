@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::domain::resources;
 use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
 
 /// What an inbound demographics message asks of the store.
@@ -22,6 +23,43 @@ pub enum PatientChange {
     Merge { survivor: Value, retired: Vec<Value> },
     /// The patient named by `previous` identifiers now carries `patient`'s identifiers (ADT A47).
     ChangeIdentifier { patient: Value, previous: Vec<Value> },
+}
+
+/// Why a mapping's output is not a change the store can make.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    #[error("the mapping wrote no resource")]
+    NoResource,
+    #[error("a merge or identifier change names no previous identifier")]
+    NoPrevious,
+    #[error("the mapping asked for an unknown @action `{0}`")]
+    UnknownAction(String),
+}
+
+impl PatientChange {
+    /// The change a mapping's output asks for (`@action`, `@previous`).
+    pub fn from_output(output: crate::mapping::Output) -> Result<PatientChange, ChangeError> {
+        let patient = output.resource.ok_or(ChangeError::NoResource)?;
+        let previous = || {
+            if output.previous.is_empty() {
+                Err(ChangeError::NoPrevious)
+            } else {
+                Ok(output.previous.clone())
+            }
+        };
+        match output.action.as_deref().unwrap_or("upsert") {
+            "upsert" => Ok(PatientChange::Upsert { patient }),
+            "merge" => Ok(PatientChange::Merge {
+                survivor: patient,
+                retired: previous()?,
+            }),
+            "change-identifier" => Ok(PatientChange::ChangeIdentifier {
+                patient,
+                previous: previous()?,
+            }),
+            other => Err(ChangeError::UnknownAction(other.to_string())),
+        }
+    }
 }
 
 /// Why a change could not be applied. The message is kept with this error; nothing is written.
@@ -48,6 +86,41 @@ pub fn apply(tx: &mut Overlay<'_>, change: &PatientChange, now: &str) -> Result<
             change_identifier(tx, patient, previous, now)
         }
     }
+}
+
+/// FHIR update (`PUT Patient/{id}`): the patient `id` becomes `patient` as given, created if
+/// new. An identifier another patient holds is refused, as two records cannot share one.
+/// Returns the record before and after.
+pub fn replace(
+    tx: &mut Overlay<'_>,
+    id: &str,
+    patient: &Value,
+    now: &str,
+) -> Result<(Option<Value>, Value), ApplyError> {
+    for identifier in identifiers_of(patient) {
+        if let Some(owner) = find_by_any(tx, std::slice::from_ref(&identifier))?
+            && owner != id
+        {
+            return Err(ApplyError::DuplicateKey(describe(&identifier), owner));
+        }
+    }
+    let old = load(tx, id)?;
+    write(tx, id, old.as_ref(), patient.clone(), now)?;
+    let new = load(tx, id)?.expect("just written");
+    Ok((old, new))
+}
+
+/// A new id for a patient created through FHIR (`POST Patient`): from its first identifier, as
+/// for a feed, or random-free from the journal sequence when it has none.
+pub fn new_id(reader: &dyn Reader, patient: &Value, seq: u64) -> Result<String, StoreError> {
+    let identifiers = identifiers_of(patient);
+    if identifiers.is_empty() {
+        return fresh_id(
+            reader,
+            &[json!({ "system": "urn:tributary:fhir-create", "value": seq.to_string() })],
+        );
+    }
+    fresh_id(reader, &identifiers)
 }
 
 /// The id an upsert writes to, the record as it was, and the record it becomes.
@@ -147,7 +220,7 @@ fn write(
         + 1;
     new["resourceType"] = json!("Patient");
     new["id"] = json!(id);
-    new["meta"] = json!({ "versionId": version.to_string(), "lastUpdated": now });
+    resources::stamp(&mut new, "Patient", id, version, now);
     // Only the index entries that change are written: an update that keeps its identifiers,
     // emails and phones writes none.
     let was_indexed = old.filter(|o| is_indexed(o));
@@ -165,6 +238,14 @@ fn write(
     for key in &new_identifiers {
         if tx.get(Keyspace::IdentifierIndex, key)?.as_deref() != Some(id.as_bytes()) {
             tx.put(Keyspace::IdentifierIndex, key.clone(), id.as_bytes().to_vec());
+            // The identifier domains (systems) known here, for PIX queries to tell an unknown
+            // domain from an unknown identifier.
+            if let Some(system) = key.iter().position(|b| *b == 0).map(|at| &key[at + 1..]) {
+                let domain = domain_key(&String::from_utf8_lossy(system));
+                if tx.get(Keyspace::Meta, &domain)?.is_none() {
+                    tx.put(Keyspace::Meta, domain, vec![]);
+                }
+            }
         }
     }
     let old_contacts = was_indexed.map(|o| contact_keys(o, id)).unwrap_or_default();
@@ -179,6 +260,14 @@ fn write(
     for (keyspace, key) in new_contacts.difference(&old_contacts) {
         tx.put(*keyspace, key.clone(), vec![]);
     }
+    resources::update_index(
+        tx,
+        "Patient",
+        id,
+        was_indexed,
+        Some(&new).filter(|n| is_indexed(n)),
+    );
+    resources::record_version(tx, "Patient", id, &new);
     let bytes = serde_json::to_vec(&new).expect("a JSON value always serializes");
     tx.put(Keyspace::Patient, id.as_bytes().to_vec(), bytes);
     Ok(())
@@ -261,6 +350,15 @@ fn describe(identifier: &Value) -> String {
 }
 
 /// Index key of an identifier: `value \0 system`, so a search by value alone is a prefix scan.
+fn domain_key(system: &str) -> Vec<u8> {
+    format!("identifier-domain\0{system}").into_bytes()
+}
+
+/// True when some patient has (or had) an identifier of `system`.
+pub fn is_known_domain(reader: &dyn Reader, system: &str) -> Result<bool, StoreError> {
+    Ok(reader.get(Keyspace::Meta, &domain_key(system))?.is_some())
+}
+
 fn identifier_key(system: &str, value: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(value.len() + system.len() + 1);
     key.extend_from_slice(value.as_bytes());
@@ -382,8 +480,8 @@ fn load(reader: &dyn Reader, id: &str) -> Result<Option<Value>, StoreError> {
 }
 
 /// Reads one patient by logical id.
-pub fn read(store: &dyn Store, id: &str) -> Result<Option<Value>, StoreError> {
-    load(store, id)
+pub fn read(reader: &dyn Reader, id: &str) -> Result<Option<Value>, StoreError> {
+    load(reader, id)
 }
 
 /// Patients with this identifier; any system when `system` is None.

@@ -35,6 +35,8 @@ pub enum JobInput {
     },
     /// Bytes that could not be read as a message (answered AR).
     Unreadable { text: String, error: ParseError },
+    /// A query, already answered (it changes nothing; it is journaled).
+    Answered { message: Message, replies: Vec<String> },
 }
 
 /// The way in to the committer; cheap to clone.
@@ -386,6 +388,14 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now:
             entry.replies = vec![reject_unparsed(text, error, ack_id(seq, 0))];
             entry.message = text.clone();
         }
+        JobInput::Answered { message, replies } => {
+            entry.sender = format!("{}|{}", message.sending_application(), message.sending_facility());
+            entry.control_id = message.control_id();
+            entry.message_type = format!("{}^{}", message.message_type(), message.trigger_event());
+            entry.message = message.text().to_string();
+            entry.status = Status::Applied;
+            entry.replies = replies.clone();
+        }
         JobInput::Hl7 { message, change } => {
             entry.sender = format!("{}|{}", message.sending_application(), message.sending_facility());
             entry.control_id = message.control_id();
@@ -548,7 +558,9 @@ fn failure_replies(job: &Job, reason: &str, seq: u64) -> Vec<String> {
         text: format!("the message could not be stored: {reason}"),
     };
     match &job.input {
-        JobInput::Hl7 { message, .. } => replies_for(message, &Outcome::Error(error), seq),
+        JobInput::Hl7 { message, .. } | JobInput::Answered { message, .. } => {
+            replies_for(message, &Outcome::Error(error), seq)
+        }
         JobInput::Unreadable { text, .. } => vec![reject_unparsed(text, &error, ack_id(seq, 0))],
     }
 }

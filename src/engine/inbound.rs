@@ -8,12 +8,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tributary_adapter_core::{Inbound, InboundHandler};
 
-use crate::domain::patients::PatientChange;
+use crate::domain::patients::{ChangeError, PatientChange};
 use crate::engine::committer::{CommitterHandle, Job, JobInput};
 use crate::engine::live_mappings::LiveMappings;
+use crate::engine::pix_query;
 use crate::engine::route::{Route, route};
 use crate::hl7::{Charset, ErrLocation, ErrorCode, Message, Outcome, ParseError, encode};
 use crate::mapping::{Input, Output, RunError};
+use crate::store::Store;
 
 /// The handler of one MLLP listener and the channels that share it.
 pub struct ListenerInbound {
@@ -21,6 +23,8 @@ pub struct ListenerInbound {
     pub mappings: Arc<LiveMappings>,
     pub max_frame_bytes: usize,
     pub committer: CommitterHandle,
+    /// Read by queries (PIX ITI-9), which are answered without changing anything.
+    pub store: Arc<dyn Store>,
     /// What the journal names as the channel of a message no channel took.
     pub unrouted: Arc<str>,
 }
@@ -54,6 +58,14 @@ impl ListenerInbound {
             let change = Err(Outcome::Rejected(error));
             return (self.unrouted.clone(), JobInput::Hl7 { message, change });
         }
+        if pix_query::is_pix_query(&message) {
+            let control_id = format!(
+                "K23{}",
+                &message.control_id().chars().take(17).collect::<String>()
+            );
+            let replies = vec![pix_query::answer(self.store.as_ref(), &message, &control_id)];
+            return (self.unrouted.clone(), JobInput::Answered { message, replies });
+        }
         let (channel, change) = match route(&self.routes, &message) {
             Err(refused) => (self.unrouted.clone(), Err(refused)),
             Ok(route) => (route.channel.clone(), self.map(route, &message)),
@@ -80,41 +92,18 @@ impl ListenerInbound {
 
 /// The store change a mapping's output asks for (`@action`, `@previous`).
 fn change_from(output: Output) -> Result<PatientChange, Outcome> {
-    let internal = |text: String| {
-        Outcome::Error(ParseError {
+    PatientChange::from_output(output).map_err(|e| match e {
+        ChangeError::NoPrevious => Outcome::Error(ParseError {
+            code: ErrorCode::RequiredFieldMissing,
+            location: Some(at_segment("MRG", Some(1))),
+            text: "MRG-1 (prior patient identifier list) has no identifier".into(),
+        }),
+        other => Outcome::Error(ParseError {
             code: ErrorCode::InternalError,
             location: None,
-            text,
-        })
-    };
-    let patient = output
-        .resource
-        .ok_or_else(|| internal("the mapping wrote no resource".into()))?;
-    let needs_previous = |previous: Vec<serde_json::Value>| {
-        if previous.is_empty() {
-            Err(Outcome::Error(ParseError {
-                code: ErrorCode::RequiredFieldMissing,
-                location: Some(at_segment("MRG", Some(1))),
-                text: "MRG-1 (prior patient identifier list) has no identifier".into(),
-            }))
-        } else {
-            Ok(previous)
-        }
-    };
-    match output.action.as_deref().unwrap_or("upsert") {
-        "upsert" => Ok(PatientChange::Upsert { patient }),
-        "merge" => Ok(PatientChange::Merge {
-            survivor: patient,
-            retired: needs_previous(output.previous)?,
+            text: other.to_string(),
         }),
-        "change-identifier" => Ok(PatientChange::ChangeIdentifier {
-            patient,
-            previous: needs_previous(output.previous)?,
-        }),
-        other => Err(internal(format!(
-            "the mapping asked for an unknown @action `{other}`"
-        ))),
-    }
+    })
 }
 
 /// A mapping's run error as an ERR: a required field missing at the path it names.
@@ -174,7 +163,7 @@ impl InboundHandler for ListenerInbound {
             let (channel, input) = self.read(&inbound);
             // Replies go out in the character set the message came in (an ACK echoes MSH-18).
             let charset = match &input {
-                JobInput::Hl7 { message, .. } => message.charset(),
+                JobInput::Hl7 { message, .. } | JobInput::Answered { message, .. } => message.charset(),
                 JobInput::Unreadable { error, .. } => {
                     tracing::warn!(peer = %inbound.peer, error = %error.text, "unreadable message");
                     Charset::Utf8

@@ -7,6 +7,7 @@ pub mod dedupe;
 pub mod inbound;
 pub mod journal;
 pub mod live_mappings;
+pub mod pix_query;
 pub mod route;
 
 use std::net::SocketAddr;
@@ -87,6 +88,7 @@ impl Engine {
                 mappings: mappings.clone(),
                 max_frame_bytes: *source.max_frame_bytes.get_ref(),
                 committer: handle.clone(),
+                store: store.clone(),
                 unrouted: names.join("|").into(),
             });
             let shutdown = stopped_signal(stopped.clone());
@@ -109,6 +111,16 @@ impl Engine {
             store: store.clone(),
             outbox: outbox.clone(),
             committer: handle.clone(),
+            fhir: crate::api::fhir::FhirState {
+                store: store.clone(),
+                committer: handle.clone(),
+                mappings: mappings.clone(),
+                patient_feed_mapping: config
+                    .fhir
+                    .patient_feed_mapping
+                    .as_ref()
+                    .map(|m| m.get_ref().clone()),
+            },
         };
         let app = crate::api::router(state, config.http.max_body_bytes);
         let shutdown = stopped_signal(stopped.clone());

@@ -21,6 +21,7 @@ use super::delivery::{self, Delivery, State};
 use super::queue::{self, Outgoing};
 
 /// One patient as a change left it.
+#[derive(Debug, Clone)]
 pub struct PatientWrite {
     pub id: String,
     pub before: Option<Value>,

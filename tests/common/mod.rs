@@ -34,6 +34,7 @@ pub fn write_config(dir: &Path, extra_source: &str, mappings: &Path) -> PathBuf 
         r#"message_types = ["ADT^A01", "ADT^A04", "ADT^A08", "ADT^A28", "ADT^A31", "ADT^A40", "ADT^A47"]"#;
     let text = format!(
         "[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {mappings:?}\n\
+         [fhir]\npatient_feed_mapping = \"ucr-fhir-patient\"\n\
          [[channels]]\nname = \"trakcare-adt\"\nmapping = \"trakcare-adt-patient\"\n\
          [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}\n\
          [channels.filter]\nsending_applications = [\"TRAKCARE\"]\n{types}\n\

@@ -1,0 +1,104 @@
+//! The FHIR R4 REST endpoint at `/fhir`: the resource interactions, Bundles (transaction,
+//! batch, PMIR message), PIXm and the CapabilityStatement, in JSON and XML.
+//!
+//! - [`format`]: JSON / XML in and out, content negotiation.
+//! - [`ops`]: create, update, delete as they run inside a store command.
+//! - [`rest`]: the per-type HTTP interactions.
+//! - [`bundles`]: `POST /fhir` with a transaction, batch or message Bundle.
+//! - [`pixm`]: `GET /fhir/Patient/$ihe-pix` (IHE ITI-83).
+//! - [`capability`]: `GET /fhir/metadata`.
+
+pub mod bundles;
+pub mod capability;
+pub mod format;
+pub mod ops;
+pub mod pixm;
+pub mod rest;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use super::AppState;
+use crate::domain::patients::PatientChange;
+use crate::engine::committer::CommitterHandle;
+use crate::engine::live_mappings::LiveMappings;
+use crate::mapping::Input;
+use crate::store::Store;
+use ops::{Refused, Write};
+
+/// What the FHIR handlers reach.
+#[derive(Clone)]
+pub struct FhirState {
+    pub store: Arc<dyn Store>,
+    pub committer: CommitterHandle,
+    pub mappings: Arc<LiveMappings>,
+    /// The mapping a posted Patient goes through (an upstream feed), if configured.
+    pub patient_feed_mapping: Option<String>,
+}
+
+impl FromRef<AppState> for FhirState {
+    fn from_ref(state: &AppState) -> FhirState {
+        state.fhir.clone()
+    }
+}
+
+impl FhirState {
+    /// A posted Patient as the feed mapping sees it; None when it is a plain create.
+    pub fn feed_write(&self, resource_type: &str, resource: &Value) -> Result<Option<Write>, Refused> {
+        let (Some(name), "Patient") = (&self.patient_feed_mapping, resource_type) else {
+            return Ok(None);
+        };
+        self.feed_change(name, resource)
+            .map(|change| Some(Write::Feed { change }))
+    }
+
+    /// What mapping `name` makes of a FHIR Patient.
+    pub fn feed_change(&self, name: &str, resource: &Value) -> Result<PatientChange, Refused> {
+        let mappings = self.mappings.current();
+        let mapping = mappings.get(name).ok_or_else(|| {
+            Refused::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "exception",
+                format!("mapping `{name}` is not loaded"),
+            )
+        })?;
+        let now = chrono::Utc::now().format("%Y%m%d%H%M%S+0000").to_string();
+        let output = mapping.run(&Input::Fhir(resource), &now).map_err(|e| {
+            Refused::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "processing",
+                format!("{} ({}, mapping {name} line {})", e.message, e.path, e.line),
+            )
+        })?;
+        PatientChange::from_output(output)
+            .map_err(|e| Refused::new(StatusCode::UNPROCESSABLE_ENTITY, "processing", e.to_string()))
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/fhir", post(bundles::post))
+        .route("/fhir/metadata", get(capability::metadata))
+        .route("/fhir/{type}", get(rest::search).post(rest::create))
+        .route("/fhir/{type}/_search", post(rest::search_post))
+        .route(
+            "/fhir/{type}/{id}",
+            get(rest::read).put(rest::update).delete(rest::delete),
+        )
+        .route("/fhir/{type}/{id}/_history", get(rest::history))
+        .route("/fhir/{type}/{id}/_history/{version}", get(rest::vread))
+}
+
+/// The FHIR base URL as the client reached it (`http://host/fhir`).
+pub fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}/fhir")
+}

@@ -1,0 +1,614 @@
+//! The FHIR REST interactions on one resource type: read, vread, history, search, create,
+//! update and delete. Writes are checked (format, type, id, structure) before they reach the
+//! committer, run there as one command each (journaled, committed with the deliveries they
+//! cause, answered after the sync), and answered per `Prefer`.
+
+// The error of a check here is the finished answer to send; it is the cold path, so its size
+// does not matter.
+#![allow(clippy::result_large_err)]
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde_json::Value;
+
+use super::format::{self, Format};
+use super::ops::{self, Done, Refused, Write};
+use super::{FhirState, base_url, pixm};
+use crate::domain::resources::search::{self, SearchError, Sort};
+use crate::domain::resources::{self, Current, params};
+use crate::engine::committer::Finished;
+use crate::fhir::bundle::{history_bundle, searchset_page};
+use crate::fhir::validate;
+
+const DEFAULT_COUNT: usize = 50;
+const MAX_COUNT: usize = 1000;
+
+type Params = Query<Vec<(String, String)>>;
+
+/// `_format` of a query, if any.
+fn format_param(params: &[(String, String)]) -> Option<&str> {
+    params
+        .iter()
+        .find(|(k, _)| k == "_format")
+        .map(|(_, v)| v.as_str())
+}
+
+/// The answer format, or the error answer (in JSON) when `_format` is unknown.
+fn answer_format(headers: &HeaderMap, params: &[(String, String)]) -> Result<Format, Response> {
+    Format::of_response(headers, format_param(params))
+        .map_err(|e| format::error(Format::Json, StatusCode::NOT_ACCEPTABLE, "not-supported", &e))
+}
+
+/// The type is one we serve, or the 404 that says so.
+fn served(resource_type: &str, format: Format) -> Result<(), Response> {
+    if params::is_served(resource_type) {
+        return Ok(());
+    }
+    Err(format::error(
+        format,
+        StatusCode::NOT_FOUND,
+        "not-supported",
+        &format!(
+            "resource type `{resource_type}` is not served here (served: {})",
+            params::TYPES.join(", ")
+        ),
+    ))
+}
+
+pub async fn read(
+    State(state): State<FhirState>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    let format = match answer_format(&headers, &params) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
+    if resource_type == "Patient" && id == "$ihe-pix" {
+        return pixm::query(&state, &params, format);
+    }
+    if let Err(response) = served(&resource_type, format) {
+        return response;
+    }
+    match resources::read(state.store.as_ref(), &resource_type, &id) {
+        Ok(Some(Current::Live(resource))) => {
+            let etag = etag(&resource);
+            if headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v == etag)
+            {
+                return format::respond(format, StatusCode::NOT_MODIFIED, None, vec![(header::ETAG, etag)]);
+            }
+            format::respond(
+                format,
+                StatusCode::OK,
+                Some(&resource),
+                version_headers(&resource),
+            )
+        }
+        Ok(Some(Current::Deleted { version })) => format::error(
+            format,
+            StatusCode::GONE,
+            "deleted",
+            &format!("{resource_type}/{id} was deleted (version {version})"),
+        ),
+        Ok(None) => format::error(
+            format,
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("{resource_type}/{id} is not known"),
+        ),
+        Err(e) => format::error(
+            format,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        ),
+    }
+}
+
+pub async fn vread(
+    State(state): State<FhirState>,
+    Path((resource_type, id, version)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    let format = match answer_format(&headers, &params) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
+    if let Err(response) = served(&resource_type, format) {
+        return response;
+    }
+    let Ok(number) = version.parse::<u64>() else {
+        return format::error(
+            format,
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("`{version}` is not a version"),
+        );
+    };
+    match resources::vread(state.store.as_ref(), &resource_type, &id, number) {
+        Ok(Some(resource)) if resource.get("deleted").is_some() => format::error(
+            format,
+            StatusCode::GONE,
+            "deleted",
+            &format!("version {number} of {resource_type}/{id} is its deletion"),
+        ),
+        Ok(Some(resource)) => format::respond(
+            format,
+            StatusCode::OK,
+            Some(&resource),
+            version_headers(&resource),
+        ),
+        Ok(None) => format::error(
+            format,
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("{resource_type}/{id} has no version {number}"),
+        ),
+        Err(e) => format::error(
+            format,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        ),
+    }
+}
+
+pub async fn history(
+    State(state): State<FhirState>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    let format = match answer_format(&headers, &params) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
+    if let Err(response) = served(&resource_type, format) {
+        return response;
+    }
+    let count = match count_param(&params) {
+        Ok(count) => count,
+        Err(e) => return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e),
+    };
+    match resources::history(state.store.as_ref(), &resource_type, &id, count) {
+        Ok(versions) if versions.is_empty() => format::error(
+            format,
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("{resource_type}/{id} is not known"),
+        ),
+        Ok(versions) => {
+            let bundle = history_bundle(&base_url(&headers), &versions);
+            format::respond(format, StatusCode::OK, Some(&bundle), vec![])
+        }
+        Err(e) => format::error(
+            format,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        ),
+    }
+}
+
+fn count_param(params: &[(String, String)]) -> Result<usize, String> {
+    match params.iter().find(|(k, _)| k == "_count") {
+        None => Ok(DEFAULT_COUNT),
+        Some((_, v)) => v
+            .parse::<usize>()
+            .map(|n| n.min(MAX_COUNT))
+            .map_err(|_| format!("_count must be a whole number, not `{v}`")),
+    }
+}
+
+/// `GET [type]?params` and `POST [type]/_search` (form parameters).
+pub async fn search(
+    State(state): State<FhirState>,
+    Path(resource_type): Path<String>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    search_with(state, resource_type, headers, params).await
+}
+
+pub async fn search_post(
+    State(state): State<FhirState>,
+    Path(resource_type): Path<String>,
+    headers: HeaderMap,
+    Query(mut params): Params,
+    body: Bytes,
+) -> Response {
+    match serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) {
+        Ok(form) => params.extend(form),
+        Err(e) => {
+            return format::error(
+                Format::Json,
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("the body is not a form of search parameters: {e}"),
+            );
+        }
+    }
+    search_with(state, resource_type, headers, params).await
+}
+
+async fn search_with(
+    state: FhirState,
+    resource_type: String,
+    headers: HeaderMap,
+    params: Vec<(String, String)>,
+) -> Response {
+    let format = match answer_format(&headers, &params) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
+    if let Err(response) = served(&resource_type, format) {
+        return response;
+    }
+    let mut count = DEFAULT_COUNT;
+    let mut offset = 0;
+    let mut sort = Sort::default();
+    let mut filters = vec![];
+    for (name, value) in &params {
+        let parsed: Result<(), String> = match name.as_str() {
+            "_count" => count_param(&params).map(|c| count = c),
+            "_offset" => value
+                .parse()
+                .map(|o| offset = o)
+                .map_err(|_| format!("_offset must be a whole number, not `{value}`")),
+            "_sort" => Sort::parse(value).map(|s| sort = s).map_err(|e| e.to_string()),
+            "_format" | "_pretty" | "_summary" | "_total" => Ok(()),
+            _ => {
+                filters.push((name.clone(), value.clone()));
+                Ok(())
+            }
+        };
+        if let Err(e) = parsed {
+            return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e);
+        }
+    }
+    let store = state.store.clone();
+    let found = {
+        let resource_type = resource_type.clone();
+        tokio::task::spawn_blocking(move || search::search(store.as_ref(), &resource_type, &filters, sort))
+            .await
+    };
+    match found {
+        Ok(Ok(matches)) => {
+            let base = base_url(&headers);
+            let bundle = searchset_page(&base, &resource_type, &params, &matches, offset, count);
+            format::respond(format, StatusCode::OK, Some(&bundle), vec![])
+        }
+        Ok(Err(SearchError::Invalid(e))) => format::error(format, StatusCode::BAD_REQUEST, "invalid", &e),
+        Ok(Err(e)) => format::error(
+            format,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        ),
+        Err(e) => format::error(
+            format,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// Reads and checks a request body: its format, that it is a `resource_type`, that it is
+/// structurally valid. The error is the answer to give.
+pub fn checked_body(
+    headers: &HeaderMap,
+    body: &[u8],
+    resource_type: &str,
+    format: Format,
+) -> Result<Value, Response> {
+    let request_format = Format::of_request(headers)
+        .map_err(|e| format::error(format, StatusCode::UNSUPPORTED_MEDIA_TYPE, "not-supported", &e))?;
+    let resource = format::parse_body(request_format, body)
+        .map_err(|e| format::error(format, StatusCode::BAD_REQUEST, "structure", &e))?;
+    let given = resource["resourceType"].as_str().unwrap_or("");
+    if given != resource_type {
+        return Err(format::error(
+            format,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            &format!("the body is a `{given}`, not a {resource_type}"),
+        ));
+    }
+    let issues = validate::validate(&resource);
+    if validate::has_errors(&issues) {
+        return Err(format::respond(
+            format,
+            StatusCode::BAD_REQUEST,
+            Some(&validate::operation_outcome(&issues)),
+            vec![],
+        ));
+    }
+    Ok(resource)
+}
+
+pub async fn create(
+    State(state): State<FhirState>,
+    Path(resource_type): Path<String>,
+    headers: HeaderMap,
+    Query(params): Params,
+    body: Bytes,
+) -> Response {
+    let format = match answer_format(&headers, &params) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
+    if let Err(response) = served(&resource_type, format) {
+        return response;
+    }
+    let resource = match checked_body(&headers, &body, &resource_type, format) {
+        Ok(resource) => resource,
+        Err(response) => return response,
+    };
+    // Conditional create: nothing is created when the criteria already match one resource.
+    if let Some(criteria) = headers.get("if-none-exist").and_then(|v| v.to_str().ok()) {
+        match conditional_match(&state, &resource_type, criteria) {
+            Ok(None) => {}
+            Ok(Some(existing)) => {
+                return write_answer(&headers, format, StatusCode::OK, &resource_type, Some(&existing));
+            }
+            Err(response) => return response,
+        }
+    }
+    let write = match state.feed_write(&resource_type, &resource) {
+        Ok(Some(write)) => write,
+        Ok(None) => Write::Create {
+            resource_type: resource_type.clone(),
+            resource: resource.clone(),
+        },
+        Err(refused) => return refusal(format, &refused),
+    };
+    let journal = resource.to_string();
+    match execute(&state, format!("FHIR create {resource_type}"), journal, write).await {
+        Ok(done) => write_answer(
+            &headers,
+            format,
+            done.status,
+            &resource_type,
+            done.resource.as_ref(),
+        ),
+        Err(response) => response,
+    }
+}
+
+/// The one resource `criteria` (a search query) matches, none, or the 412 for several.
+fn conditional_match(
+    state: &FhirState,
+    resource_type: &str,
+    criteria: &str,
+) -> Result<Option<Value>, Response> {
+    let filters: Vec<(String, String)> = serde_urlencoded::from_str(criteria.trim_start_matches('?'))
+        .map_err(|e| format::error(Format::Json, StatusCode::BAD_REQUEST, "invalid", &e.to_string()))?;
+    match search::search(state.store.as_ref(), resource_type, &filters, Sort::Id) {
+        Ok(found) if found.len() > 1 => Err(format::error(
+            Format::Json,
+            StatusCode::PRECONDITION_FAILED,
+            "multiple-matches",
+            &format!("If-None-Exist `{criteria}` matches {} resources", found.len()),
+        )),
+        Ok(found) => Ok(found.into_iter().next()),
+        Err(SearchError::Invalid(e)) => Err(format::error(
+            Format::Json,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            &e,
+        )),
+        Err(e) => Err(format::error(
+            Format::Json,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        )),
+    }
+}
+
+pub async fn update(
+    State(state): State<FhirState>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(params): Params,
+    body: Bytes,
+) -> Response {
+    let format = match answer_format(&headers, &params) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
+    if let Err(response) = served(&resource_type, format) {
+        return response;
+    }
+    if !valid_id(&id) {
+        return format::error(
+            format,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            &format!("`{id}` is not a FHIR id"),
+        );
+    }
+    let resource = match checked_body(&headers, &body, &resource_type, format) {
+        Ok(resource) => resource,
+        Err(response) => return response,
+    };
+    if let Some(given) = resource["id"].as_str()
+        && given != id
+    {
+        return format::error(
+            format,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            &format!("the body's id `{given}` is not the id in the URL `{id}`"),
+        );
+    }
+    let if_match = match if_match(&headers) {
+        Ok(version) => version,
+        Err(e) => return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e),
+    };
+    let journal = resource.to_string();
+    let write = Write::Update {
+        resource_type: resource_type.clone(),
+        id,
+        resource,
+        if_match,
+    };
+    match execute(&state, format!("FHIR update {resource_type}"), journal, write).await {
+        Ok(done) => write_answer(
+            &headers,
+            format,
+            done.status,
+            &resource_type,
+            done.resource.as_ref(),
+        ),
+        Err(response) => response,
+    }
+}
+
+pub async fn delete(
+    State(state): State<FhirState>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    let format = match answer_format(&headers, &params) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
+    if let Err(response) = served(&resource_type, format) {
+        return response;
+    }
+    let write = Write::Delete {
+        resource_type: resource_type.clone(),
+        id: id.clone(),
+    };
+    match execute(
+        &state,
+        format!("FHIR delete {resource_type}"),
+        format!("{resource_type}/{id}"),
+        write,
+    )
+    .await
+    {
+        Ok(done) => format::respond(format, done.status, None, vec![]),
+        Err(response) => response,
+    }
+}
+
+/// Runs one write as a command; the refusal or failure is the answer to give.
+async fn execute(state: &FhirState, kind: String, journal: String, write: Write) -> Result<Done, Response> {
+    let answer = state
+        .committer
+        .run(kind, "fhir", move |ctx| {
+            let mut n = 0;
+            match ops::apply(ctx.tx, write, ctx.seq, &mut n, ctx.now) {
+                Ok(done) => {
+                    ctx.patients_changed(&done.patients);
+                    let ids = done.patients.iter().map(|p| p.id.clone()).collect();
+                    Finished::applied(journal, ids, Ok(done))
+                }
+                Err(refused) => Finished::refused(journal, refused.message.clone(), Err(refused)),
+            }
+        })
+        .await;
+    match answer {
+        Some(Ok(Ok(done))) => Ok(done),
+        Some(Ok(Err(refused))) => Err(refusal(Format::Json, &refused)),
+        Some(Err(reason)) => Err(format::error(
+            Format::Json,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &format!("the change could not be stored: {reason}"),
+        )),
+        None => Err(format::error(
+            Format::Json,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "transient",
+            "the engine is shutting down",
+        )),
+    }
+}
+
+pub fn refusal(format: Format, refused: &Refused) -> Response {
+    format::error(format, refused.status, refused.code, &refused.message)
+}
+
+/// The answer to a create or update: Location, ETag, Last-Modified, and the body `Prefer` asks.
+fn write_answer(
+    headers: &HeaderMap,
+    format: Format,
+    status: StatusCode,
+    resource_type: &str,
+    stored: Option<&Value>,
+) -> Response {
+    let Some(stored) = stored else {
+        return format::respond(format, status, None, vec![]);
+    };
+    let mut extra = version_headers(stored);
+    extra.push((
+        header::LOCATION,
+        format!("{}/{}", base_url(headers), ops::location(resource_type, stored)),
+    ));
+    let prefer = headers.get("prefer").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if prefer.contains("return=minimal") {
+        format::respond(format, status, None, extra)
+    } else if prefer.contains("return=OperationOutcome") {
+        let outcome = crate::fhir::outcome::operation_outcome(
+            "information",
+            "informational",
+            &format!("{} written", ops::location(resource_type, stored)),
+        );
+        format::respond(format, status, Some(&outcome), extra)
+    } else {
+        format::respond(format, status, Some(stored), extra)
+    }
+}
+
+fn etag(resource: &Value) -> String {
+    format!("W/\"{}\"", resources::version_of(resource))
+}
+
+/// ETag and Last-Modified of a stored resource.
+fn version_headers(resource: &Value) -> Vec<(header::HeaderName, String)> {
+    let mut headers = vec![(header::ETAG, etag(resource))];
+    if let Some(updated) = resource["meta"]["lastUpdated"].as_str()
+        && let Ok(time) = chrono::DateTime::parse_from_rfc3339(updated)
+    {
+        headers.push((
+            header::LAST_MODIFIED,
+            time.with_timezone(&chrono::Utc)
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string(),
+        ));
+    }
+    headers
+}
+
+/// `If-Match: W/"3"` (or `"3"`) -> 3.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, String> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| "If-Match is not text".to_string())?;
+    let version = text.trim().trim_start_matches("W/").trim_matches('"');
+    version
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("If-Match `{text}` is not a version like W/\"3\""))
+}
+
+/// FHIR ids: 1 to 64 letters, digits, `-` and `.`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}

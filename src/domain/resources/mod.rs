@@ -1,0 +1,224 @@
+//! FHIR resources in the store: the current version of each, every version kept (vread,
+//! `_history`), deletions, and the search index, for every type the endpoint serves.
+//!
+//! Patients live in their own keyspace (`domain::patients` owns them and their identifier,
+//! email and phone indexes); this module keeps their history and generic search values too, so
+//! a Patient read, versioned and searched through FHIR looks like any other resource. Every
+//! other type is kept here under `Type/id`.
+//!
+//! - [`params`]: the search parameters per type and the values each takes from a resource.
+//! - [`search`]: running a search: candidates from the index, sorting, paging.
+
+pub mod params;
+pub mod search;
+
+use serde_json::{Value, json};
+
+use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
+
+/// What a read finds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Current {
+    Live(Value),
+    /// Deleted at `version` (a read answers 410 Gone).
+    Deleted {
+        version: u64,
+    },
+}
+
+fn key(resource_type: &str, id: &str) -> Vec<u8> {
+    format!("{resource_type}/{id}").into_bytes()
+}
+
+fn history_key(resource_type: &str, id: &str, version: u64) -> Vec<u8> {
+    let mut key = key(resource_type, id);
+    key.push(0);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// The version number in a stored resource's `meta.versionId` (0 when none).
+pub fn version_of(resource: &Value) -> u64 {
+    resource["meta"]["versionId"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn parse(bytes: &[u8], what: &str) -> Result<Value, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError(format!("{what} is not valid JSON: {e}")))
+}
+
+/// The current version of a resource.
+pub fn read(reader: &dyn Reader, resource_type: &str, id: &str) -> Result<Option<Current>, StoreError> {
+    let (keyspace, key) = if resource_type == "Patient" {
+        (Keyspace::Patient, id.as_bytes().to_vec())
+    } else {
+        (Keyspace::Resource, key(resource_type, id))
+    };
+    let Some(bytes) = reader.get(keyspace, &key)? else {
+        return Ok(None);
+    };
+    let value = parse(&bytes, &format!("{resource_type}/{id}"))?;
+    if value.get("deleted").and_then(Value::as_bool) == Some(true) {
+        return Ok(Some(Current::Deleted {
+            version: version_of(&value),
+        }));
+    }
+    Ok(Some(Current::Live(value)))
+}
+
+/// One version of a resource: the resource, or a deletion (`{"deleted": true, meta}`).
+pub fn vread(
+    reader: &dyn Reader,
+    resource_type: &str,
+    id: &str,
+    version: u64,
+) -> Result<Option<Value>, StoreError> {
+    reader
+        .get(Keyspace::History, &history_key(resource_type, id, version))?
+        .map(|bytes| parse(&bytes, &format!("{resource_type}/{id}/_history/{version}")))
+        .transpose()
+}
+
+/// Every version of a resource, newest first, at most `limit`.
+pub fn history(
+    store: &dyn Store,
+    resource_type: &str,
+    id: &str,
+    limit: usize,
+) -> Result<Vec<Value>, StoreError> {
+    let mut prefix = key(resource_type, id);
+    prefix.push(0);
+    let mut versions = store
+        .scan_prefix(Keyspace::History, &prefix, usize::MAX)?
+        .into_iter()
+        .map(|(_, bytes)| parse(&bytes, resource_type))
+        .collect::<Result<Vec<_>, _>>()?;
+    versions.reverse();
+    versions.truncate(limit);
+    Ok(versions)
+}
+
+/// Keeps `version` of a resource in its history (the store calls this for every write).
+pub fn record_version(tx: &mut Overlay<'_>, resource_type: &str, id: &str, resource: &Value) {
+    let version = version_of(resource);
+    let bytes = serde_json::to_vec(resource).expect("a JSON value always serializes");
+    tx.put(Keyspace::History, history_key(resource_type, id, version), bytes);
+}
+
+/// Writes a new version of a resource that is not a Patient: id, meta (version and time) set
+/// here, index and history kept. Returns the stored resource.
+pub fn put(
+    tx: &mut Overlay<'_>,
+    resource_type: &str,
+    id: &str,
+    mut resource: Value,
+    now: &str,
+) -> Result<Value, StoreError> {
+    let (old, previous_version) = match read(tx, resource_type, id)? {
+        Some(Current::Live(old)) => {
+            let version = version_of(&old);
+            (Some(old), version)
+        }
+        Some(Current::Deleted { version }) => (None, version),
+        None => (None, 0),
+    };
+    stamp(&mut resource, resource_type, id, previous_version + 1, now);
+    update_index(tx, resource_type, id, old.as_ref(), Some(&resource));
+    record_version(tx, resource_type, id, &resource);
+    let bytes = serde_json::to_vec(&resource).expect("a JSON value always serializes");
+    tx.put(Keyspace::Resource, key(resource_type, id), bytes);
+    Ok(resource)
+}
+
+/// Sets a resource's type, id and meta (keeping any other meta elements, such as profiles).
+pub fn stamp(resource: &mut Value, resource_type: &str, id: &str, version: u64, now: &str) {
+    resource["resourceType"] = json!(resource_type);
+    resource["id"] = json!(id);
+    let mut meta = resource
+        .get("meta")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    meta["versionId"] = json!(version.to_string());
+    meta["lastUpdated"] = json!(now);
+    resource["meta"] = meta;
+}
+
+/// Deletes a resource that is not a Patient; returns the deletion's version, or None when there
+/// was nothing to delete.
+pub fn delete(
+    tx: &mut Overlay<'_>,
+    resource_type: &str,
+    id: &str,
+    now: &str,
+) -> Result<Option<u64>, StoreError> {
+    let Some(Current::Live(old)) = read(tx, resource_type, id)? else {
+        return Ok(None);
+    };
+    let version = version_of(&old) + 1;
+    let tombstone = json!({
+        "deleted": true,
+        "resourceType": resource_type,
+        "id": id,
+        "meta": { "versionId": version.to_string(), "lastUpdated": now },
+    });
+    update_index(tx, resource_type, id, Some(&old), None);
+    record_version(tx, resource_type, id, &tombstone);
+    let bytes = serde_json::to_vec(&tombstone).expect("a JSON value always serializes");
+    tx.put(Keyspace::Resource, key(resource_type, id), bytes);
+    Ok(Some(version))
+}
+
+/// The index entries of one resource.
+fn index_keys(resource_type: &str, id: &str, resource: &Value) -> Vec<Vec<u8>> {
+    let mut keys = vec![];
+    for param in params::of_type(resource_type) {
+        for value in params::values(param, resource) {
+            keys.push(index_key(resource_type, param.name, &value, id));
+        }
+    }
+    if let Some(updated) = resource["meta"]["lastUpdated"].as_str() {
+        keys.push(index_key(resource_type, "_lastUpdated", updated, id));
+    }
+    keys
+}
+
+pub(crate) fn index_key(resource_type: &str, param: &str, value: &str, id: &str) -> Vec<u8> {
+    let mut key = index_prefix(resource_type, param);
+    key.extend_from_slice(value.as_bytes());
+    key.push(0);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+pub(crate) fn index_prefix(resource_type: &str, param: &str) -> Vec<u8> {
+    format!("{resource_type}\0{param}\0").into_bytes()
+}
+
+/// Replaces a resource's index entries: only the ones that change are written.
+pub fn update_index(
+    tx: &mut Overlay<'_>,
+    resource_type: &str,
+    id: &str,
+    old: Option<&Value>,
+    new: Option<&Value>,
+) {
+    let old_keys: std::collections::BTreeSet<Vec<u8>> = old
+        .map(|o| index_keys(resource_type, id, o))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let new_keys: std::collections::BTreeSet<Vec<u8>> = new
+        .map(|n| index_keys(resource_type, id, n))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for key in old_keys.difference(&new_keys) {
+        tx.delete(Keyspace::SearchIndex, key.clone());
+    }
+    for key in new_keys.difference(&old_keys) {
+        tx.put(Keyspace::SearchIndex, key.clone(), vec![]);
+    }
+}

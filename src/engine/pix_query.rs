@@ -1,0 +1,148 @@
+//! PIX query over HL7 v2 (IHE ITI-9): a `QBP^Q23` is answered with an `RSP^K23` listing the
+//! patient's identifiers in the domains asked for (QPD-4, all when empty).
+//!
+//! QAK-2 is `OK` with a PID when found, `NF` when the patient has no identifier in the domains
+//! asked for, and `AE` (with MSA `AE` and an ERR naming the field) for an unknown identifier
+//! (QPD-3, code 204) or an unknown domain (QPD-4, code 204).
+
+use serde_json::Value;
+
+use crate::domain::pix::{PixError, cross_reference};
+use crate::hl7::{Delimiters, Message, MessageWriter, escape};
+use crate::store::Store;
+
+/// True for the messages this module answers.
+pub fn is_pix_query(message: &Message) -> bool {
+    message.message_type() == "QBP" && message.trigger_event() == "Q23"
+}
+
+/// The RSP^K23 for a QBP^Q23.
+pub fn answer(store: &dyn Store, query: &Message, control_id: &str) -> String {
+    let qpd = query.segment("QPD");
+    let known = qpd.as_ref().map(|q| q.field(3)).filter(|f| !f.is_empty());
+    let targets: Vec<String> = qpd
+        .as_ref()
+        .map(|q| {
+            q.field(4)
+                .repetitions()
+                .filter(|r| !r.is_empty())
+                .filter_map(|r| {
+                    system_of(
+                        &r.component(4).subcomponent_text(1),
+                        &r.component(4).subcomponent_text(2),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let result = match &known {
+        None => Err((3, "QPD-3 (the patient identifier) is empty".to_string())),
+        Some(field) => {
+            let value = field.component(1).text();
+            let authority = field.component(4);
+            match system_of(&authority.subcomponent_text(1), &authority.subcomponent_text(2)) {
+                None => Err((3, "QPD-3 has no assigning authority".to_string())),
+                Some(system) => match cross_reference(store, &system, &value, &targets) {
+                    Ok(found) => Ok(found.identifiers),
+                    Err(e @ (PixError::UnknownSourceDomain(_) | PixError::NotFound(..))) => {
+                        Err((3, e.to_string()))
+                    }
+                    Err(e @ PixError::UnknownTargetDomain(_)) => Err((4, e.to_string())),
+                    Err(PixError::Store(e)) => Err((3, e.to_string())),
+                },
+            }
+        }
+    };
+    let mut writer = MessageWriter::new(*query.delimiters());
+    let msh = query.segments().next().expect("a parsed message starts with MSH");
+    let now = chrono::Utc::now().format("%Y%m%d%H%M%S+0000").to_string();
+    writer
+        .segment("MSH")
+        .raw_field(3, msh.field(5).raw())
+        .raw_field(4, msh.field(6).raw())
+        .raw_field(5, msh.field(3).raw())
+        .raw_field(6, msh.field(4).raw())
+        .field(7, &[&now])
+        .field(9, &["RSP", "K23", "RSP_K23"])
+        .field(10, &[control_id])
+        .raw_field(11, msh.field(11).raw())
+        .raw_field(12, msh.field(12).raw());
+    let query_tag = qpd.as_ref().map(|q| q.field(2).raw()).unwrap_or("");
+    match &result {
+        Ok(identifiers) => {
+            writer
+                .segment("MSA")
+                .field(1, &["AA"])
+                .raw_field(2, msh.field(10).raw());
+            let status = if identifiers.is_empty() { "NF" } else { "OK" };
+            writer.segment("QAK").raw_field(1, query_tag).field(2, &[status]);
+        }
+        Err((field, text)) => {
+            writer
+                .segment("MSA")
+                .field(1, &["AE"])
+                .raw_field(2, msh.field(10).raw());
+            writer
+                .segment("ERR")
+                .field(2, &["QPD", "1", &field.to_string(), "1", "1"])
+                .field(3, &["204", "Unknown Key Identifier", "HL70357"])
+                .field(4, &["E"])
+                .field(8, &[text]);
+            writer.segment("QAK").raw_field(1, query_tag).field(2, &["AE"]);
+        }
+    }
+    if let Some(qpd) = &qpd {
+        let raw = qpd.raw();
+        let fields = raw
+            .split_once(query.delimiters().field)
+            .map(|(_, rest)| rest)
+            .unwrap_or("");
+        writer.segment("QPD");
+        for (i, value) in fields.split(query.delimiters().field).enumerate() {
+            writer.raw_field(i + 1, value);
+        }
+    }
+    if let Ok(identifiers) = &result
+        && !identifiers.is_empty()
+    {
+        let delimiters = query.delimiters();
+        let cx: Vec<String> = identifiers.iter().map(|i| cx_of(i, delimiters)).collect();
+        writer
+            .segment("PID")
+            .field(1, &["1"])
+            .raw_field(3, &cx.join(&delimiters.repetition.to_string()));
+    }
+    writer.finish()
+}
+
+/// An HD (namespace, universal id) as an identifier system, as the ADT mappings make them.
+fn system_of(namespace: &str, universal_id: &str) -> Option<String> {
+    if !universal_id.is_empty() {
+        if universal_id.contains(':') {
+            return Some(universal_id.to_string());
+        }
+        return Some(format!("urn:oid:{universal_id}"));
+    }
+    (!namespace.is_empty()).then(|| format!("urn:tributary:authority:{namespace}"))
+}
+
+/// A FHIR Identifier as an encoded CX: `value^^^namespace&universal id&type^identifier type`.
+fn cx_of(identifier: &Value, delimiters: &Delimiters) -> String {
+    let text = |v: &Value| escape(v.as_str().unwrap_or(""), delimiters);
+    let system = identifier["system"].as_str().unwrap_or("");
+    let namespace = text(&identifier["assigner"]["display"]);
+    let sub = delimiters.subcomponent;
+    let authority = if let Some(oid) = system.strip_prefix("urn:oid:") {
+        format!("{namespace}{sub}{}{sub}ISO", escape(oid, delimiters))
+    } else if let Some(local) = system.strip_prefix("urn:tributary:authority:") {
+        escape(local, delimiters)
+    } else {
+        format!("{namespace}{sub}{}{sub}URI", escape(system, delimiters))
+    };
+    let c = delimiters.component;
+    format!(
+        "{}{c}{c}{c}{authority}{c}{}",
+        text(&identifier["value"]),
+        text(&identifier["type"]["coding"][0]["code"])
+    )
+}
