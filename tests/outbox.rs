@@ -281,3 +281,24 @@ fn check_config_names_a_bad_destination_setting_with_its_line() {
     assert!(stderr.contains("tributary.toml:18: destinations[0]"), "{stderr}");
     assert!(stderr.contains("adress"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_consumer_rejecting_with_ar_dead_letters_at_once_and_ae_is_retried() {
+    let rejecting = MllpPeer::start("127.0.0.1:0", "AR").await;
+    let (dir, data) = temp_store();
+    let engine = EngineProcess::start_config(&config(dir.path(), &rejecting.addr, FAST_RETRY, ""), &data);
+    assert_eq!(msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0, "AA");
+    let id = last_entry(&engine).await["deliveries"][0].as_str().unwrap().to_string();
+    let dead = wait_state(&engine, &id, "dead-letter").await;
+    assert_eq!(dead["attempts"], 1, "a permanent failure is not retried: {dead}");
+    assert!(dead["last_error"].as_str().unwrap().contains("AR"), "{dead}");
+
+    let erring = MllpPeer::start("127.0.0.1:0", "AE").await;
+    let (dir, data) = temp_store();
+    let engine = EngineProcess::start_config(&config(dir.path(), &erring.addr, FAST_RETRY, ""), &data);
+    assert_eq!(msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0, "AA");
+    erring.wait_for(3).await;
+    let id = last_entry(&engine).await["deliveries"][0].as_str().unwrap().to_string();
+    let (_, delivery) = engine.get(&format!("/outbox/deliveries/{id}")).await;
+    assert_eq!(delivery["state"], "pending", "AE is transient: {delivery}");
+}
