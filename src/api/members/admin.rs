@@ -1,0 +1,159 @@
+//! The audit trail (Member Account Managers and Configuration Managers), the member settings
+//! (Configuration Managers), and the state of a notification's delivery (the staff roles that
+//! send them).
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Authed, allow};
+use super::reply::{body, command, error, ok, read};
+use crate::api::AppState;
+use crate::domain::accounts::Settings;
+use crate::domain::audit;
+use crate::domain::roles::Role;
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    /// A member's patient id.
+    member: Option<String>,
+    /// Any target (`enrollment-request/er-12`, `settings/members`).
+    target: Option<String>,
+    /// `client:<name>`.
+    actor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/audit?member=&actor=&target=&limit=`: oldest first.
+pub async fn audit_trail(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Query(query): Query<AuditQuery>,
+) -> Response {
+    if let Err(r) = allow(&caller, &[Role::MemberAccountManager, Role::ConfigurationManager]) {
+        return r;
+    }
+    if query.member.is_some() && query.target.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "give member or target, not both",
+        );
+    }
+    let q = audit::Query {
+        target: query.member.as_deref().map(audit::member_target).or(query.target),
+        actor: query.actor,
+        limit: query.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    match read(&state, move |store, _| Ok(audit::list(store, &q)?)).await {
+        Ok(records) => ok(StatusCode::OK, json!({ "records": records })),
+        Err(r) => r,
+    }
+}
+
+/// `GET /api/settings/members`.
+pub async fn settings(State(state): State<AppState>, Authed(caller): Authed) -> Response {
+    if let Err(r) = allow(&caller, &[Role::ConfigurationManager]) {
+        return r;
+    }
+    match read(&state, |store, accounts| accounts.settings(store)).await {
+        Ok(s) => ok(StatusCode::OK, json!(s)),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    pending_user_expiration_hours: u32,
+    max_expiration_reset_hours: u32,
+    passphrase_required: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `PUT /api/settings/members`: token lifetimes and the passphrase rule, with a reason.
+pub async fn put_settings(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
+    if let Err(r) = allow(&caller, &[Role::ConfigurationManager]) {
+        return r;
+    }
+    let request: SettingsBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let settings = Settings {
+        pending_user_expiration_hours: request.pending_user_expiration_hours,
+        max_expiration_reset_hours: request.max_expiration_reset_hours,
+        passphrase_required: request.passphrase_required,
+    };
+    let done = command(
+        &state,
+        "member settings",
+        &caller,
+        "update member settings".into(),
+        None,
+        move |op, accounts| accounts.save_settings(op, settings, &request.reason),
+    )
+    .await;
+    match done {
+        Ok((s, _)) => ok(StatusCode::OK, json!(s)),
+        Err(r) => r,
+    }
+}
+
+/// `GET /api/notifications/{id}`: where a notification's delivery is (never its content, which
+/// may hold a token).
+pub async fn notification(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = allow(
+        &caller,
+        &[
+            Role::DirectEnrollmentUser,
+            Role::MemberAccountManager,
+            Role::RequestAgent,
+            Role::ExceptionAgent,
+        ],
+    ) {
+        return r;
+    }
+    let destinations: Vec<String> = [
+        &state.members.config.email_destination,
+        &state.members.config.sms_destination,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|d| d.get_ref().clone())
+    .collect();
+    let wanted = id.clone();
+    let found = read(&state, move |store, _| {
+        Ok(crate::outbox::queue::find(store, &wanted)?)
+    })
+    .await;
+    match found {
+        Ok(Some(d)) if destinations.contains(&d.destination) => ok(
+            StatusCode::OK,
+            json!({
+                "id": d.id,
+                "destination": d.destination,
+                "state": d.state,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "created_at": d.created_at,
+                "finished_at": d.finished_at,
+                "to": d.headers.iter().find(|(k, _)| k == "To").map(|(_, v)| v),
+            }),
+        ),
+        Ok(_) => error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("no notification `{id}`"),
+        ),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,449 @@
+//! What external systems call: automated enrollment (scope `enroll`), and the portal acting for
+//! a (prospective) member (scope `self-service`): activation, forgotten password and username,
+//! setting a new password from a reset link.
+//!
+//! Tokens, passphrases and passwords arrive in request bodies only (never in a URL, which logs
+//! keep) and are hashed or checked off the committer thread.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Authed, allow_scope};
+use super::reply::{blocking, body, command, error, ok, read};
+use crate::api::AppState;
+use crate::domain::enrollment::{self, Method};
+use crate::domain::members::{self, Contact, Preference, Status};
+use crate::domain::notify::{self, Channels};
+use crate::domain::refusal::{Kind, Refusal};
+use crate::domain::roles::Scope;
+use crate::domain::tokens::{self, Purpose};
+use crate::domain::{patients, secrets};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutomatedBody {
+    /// `system|value` (or a value alone) naming the patient.
+    identifier: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    mobile: Option<String>,
+    #[serde(default)]
+    carrier: Option<String>,
+    #[serde(default)]
+    preference: Option<Preference>,
+    #[serde(default)]
+    locales: Option<Vec<String>>,
+    #[serde(default)]
+    proxy_only: bool,
+}
+
+/// `POST /api/automated-enrollments`: contact details default to the patient record's.
+pub async fn automated(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
+    if let Err(r) = allow_scope(&caller, Scope::Enroll) {
+        return r;
+    }
+    let request: AutomatedBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let identifier = request.identifier.clone();
+    let found = read(&state, move |store, _| {
+        let (system, value) = match identifier.split_once('|') {
+            Some((s, v)) if !s.is_empty() => (Some(s.to_string()), v.to_string()),
+            Some((_, v)) => (None, v.to_string()),
+            None => (None, identifier.clone()),
+        };
+        let found = patients::search_identifier(store, system.as_deref(), &value, 2)?;
+        match found.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Refusal::not_found(format!(
+                "no patient has identifier `{identifier}`"
+            ))),
+            _ => Err(Refusal::conflict(
+                "ambiguous-identifier",
+                format!("several patients have `{identifier}`: give its system too"),
+            )),
+        }
+    })
+    .await;
+    let patient = match found {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let from_record = enrollment::contact_from_patient(&patient);
+    let contact = Contact {
+        email: request.email.or(from_record.email),
+        mobile: request.mobile.or(from_record.mobile),
+        carrier: request.carrier,
+        preference: request.preference.unwrap_or(from_record.preference),
+        locales: request.locales.unwrap_or(from_record.locales),
+    };
+    let settings = match state.members.settings(state.store.as_ref()) {
+        Ok(s) => s,
+        Err(r) => return super::reply::refused(&r),
+    };
+    let passphrase = settings.passphrase_required.then(secrets::new_passphrase);
+    let hashed = match passphrase.clone() {
+        Some(p) => match blocking(move || secrets::hash_password(&p)).await {
+            Ok(h) => Some(h),
+            Err(r) => return r,
+        },
+        None => None,
+    };
+    let patient_id = patient["id"].as_str().unwrap_or_default().to_string();
+    let journal = format!("enroll patient {patient_id} (automated)");
+    let id = patient_id.clone();
+    let done = command(
+        &state,
+        "member enroll",
+        &caller,
+        journal,
+        Some(patient_id),
+        move |op, accounts| {
+            enrollment::enroll(
+                op,
+                accounts,
+                enrollment::Request {
+                    patient_id: id,
+                    contact,
+                    proxy_only: request.proxy_only,
+                    method: Method::Automated,
+                    passphrase_hash: hashed,
+                    passphrase,
+                },
+            )
+        },
+    )
+    .await;
+    match done {
+        Ok(((_, enrolled), _)) => {
+            // The external system is not shown the token: it went to the member. Instructions
+            // are for staff at the point of care only.
+            ok(
+                StatusCode::CREATED,
+                json!({
+                    "member": enrolled.member,
+                    "notification": enrolled.notification,
+                    "sent": enrolled.sent,
+                }),
+            )
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateBody {
+    token: String,
+    #[serde(default)]
+    passphrase: Option<String>,
+    username: String,
+    password: String,
+}
+
+/// `POST /api/activation`: token (+ passphrase) + username + password -> active.
+pub async fn activate(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
+    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
+        return r;
+    }
+    let request: ActivateBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if request.token.len() > 256 {
+        return super::reply::refused(&Refusal::conflict("token-unknown", "this token is not known"));
+    }
+    // Checked here first for a clear answer before any slow hashing; checked again in the commit.
+    let token = request.token.clone();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let member = match read(&state, move |store, accounts| {
+        tokens::check(store, accounts, &token, Purpose::Activation, &now)
+    })
+    .await
+    {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if let Err(r) =
+        tokens::check_username(&request.username).and_then(|u| tokens::check_password(&request.password, &u))
+    {
+        return super::reply::refused(&r);
+    }
+    let required = state
+        .members
+        .settings(state.store.as_ref())
+        .map(|s| s.passphrase_required)
+        .unwrap_or(true);
+    if let Some(stored) = member.passphrase_hash.clone() {
+        let Some(given) = request.passphrase.clone() else {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "passphrase-required",
+                "this account needs the one-time passphrase given at enrollment",
+            );
+        };
+        let ok = blocking(move || secrets::verify_password(&given, &stored)).await;
+        match ok {
+            Ok(true) => {}
+            Ok(false) => {
+                return error(
+                    StatusCode::CONFLICT,
+                    "passphrase-wrong",
+                    "the passphrase is not right",
+                );
+            }
+            Err(r) => return r,
+        }
+    } else if required {
+        return error(
+            StatusCode::CONFLICT,
+            "passphrase-missing",
+            "this site requires a passphrase, and none was set at enrollment: ask for a new token",
+        );
+    }
+    let password = request.password;
+    let hash = match blocking(move || secrets::hash_password(&password)).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let patient = member.patient_id.clone();
+    let journal = format!("activate member {patient}");
+    let token = request.token;
+    let username = request.username;
+    let done = command(
+        &state,
+        "member activate",
+        &caller,
+        journal,
+        Some(patient),
+        move |op, accounts| tokens::activate(op, accounts, &token, &username, hash),
+    )
+    .await;
+    match done {
+        Ok(((member, sent), _)) => ok(
+            StatusCode::OK,
+            json!({ "member": { "patient_id": member.patient_id, "status": member.status.name(), "username": member.username }, "notification": sent }),
+        ),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordBody {
+    username: String,
+}
+
+/// The same answer whether or not the account exists, so nobody learns who is a member.
+fn accepted() -> Response {
+    ok(
+        StatusCode::ACCEPTED,
+        json!({ "accepted": true, "message": "if an active account matches, a message is on its way" }),
+    )
+}
+
+/// `POST /api/password/forgot`: a reset link to the member's email (or phone).
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Response {
+    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
+        return r;
+    }
+    let request: ForgotPasswordBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let key = request.username.trim().to_lowercase();
+    let found = read(&state, move |store, _| {
+        let Some(id) = store.get(crate::store::Keyspace::UsernameIndex, key.as_bytes())? else {
+            return Ok(None);
+        };
+        Ok(members::load(store, &String::from_utf8_lossy(&id))?.filter(|m| m.status == Status::Active))
+    })
+    .await;
+    let member = match found {
+        Ok(Some(m)) => m,
+        Ok(None) => return accepted(),
+        Err(r) => return r,
+    };
+    let token = secrets::new_token();
+    let patient = member.patient_id.clone();
+    let journal = format!("forgotten password of member {patient}");
+    let done = command(
+        &state,
+        "password forgot",
+        &caller,
+        journal,
+        Some(patient.clone()),
+        move |op, accounts| {
+            tokens::start_reset(op, accounts, &patient, &token, "member.password.forgot", None)
+        },
+    )
+    .await;
+    match done {
+        Ok(_) => accepted(),
+        // A refusal here (the member was just deactivated) is not told either.
+        Err(r)
+            if r.status() != StatusCode::INTERNAL_SERVER_ERROR
+                && r.status() != StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            accepted()
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordBody {
+    token: String,
+    password: String,
+}
+
+/// `POST /api/password/reset`: a new password with the reset link's token.
+pub async fn reset_password(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
+    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
+        return r;
+    }
+    let request: ResetPasswordBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let token = request.token.clone();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let member = match read(&state, move |store, accounts| {
+        tokens::check(store, accounts, &token, Purpose::Reset, &now)
+    })
+    .await
+    {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if let Err(r) = tokens::check_password(&request.password, member.username.as_deref().unwrap_or("")) {
+        return super::reply::refused(&r);
+    }
+    let password = request.password;
+    let hash = match blocking(move || secrets::hash_password(&password)).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let journal = format!("new password for member {}", member.patient_id);
+    let token = request.token;
+    let done = command(
+        &state,
+        "password reset",
+        &caller,
+        journal,
+        Some(member.patient_id.clone()),
+        move |op, accounts| tokens::finish_reset(op, accounts, &token, hash),
+    )
+    .await;
+    match done {
+        Ok(_) => ok(StatusCode::OK, json!({ "reset": true })),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotUsernameBody {
+    email: String,
+    birth_date: String,
+}
+
+/// `POST /api/username/forgot`: the username goes to the member's email address on file.
+pub async fn forgot_username(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Response {
+    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
+        return r;
+    }
+    let request: ForgotUsernameBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let criteria = members::Criteria {
+        email: Some(request.email.clone()),
+        birth_date: Some(request.birth_date.clone()),
+        status: Some("activated".into()),
+        ..Default::default()
+    };
+    let found = read(&state, move |store, _| {
+        match members::search(store, &criteria, 10) {
+            Ok(found) => Ok(found),
+            Err(r) if r.kind == Kind::Invalid => Ok(vec![]),
+            Err(r) => Err(r),
+        }
+    })
+    .await;
+    let matched: Vec<members::Member> = match found {
+        Ok(found) => found
+            .into_iter()
+            .filter(|m| m.status == Status::Active && m.username.is_some())
+            .filter(|m| {
+                m.contact
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(request.email.trim()))
+            })
+            .collect(),
+        Err(r) => return r,
+    };
+    for member in matched {
+        let journal = format!("forgotten username of member {}", member.patient_id);
+        let patient = member.patient_id.clone();
+        let done = command(
+            &state,
+            "username forgot",
+            &caller,
+            journal,
+            Some(patient),
+            move |op, accounts| {
+                let contact = Contact {
+                    preference: Preference::Email,
+                    ..member.contact.clone()
+                };
+                let vars = [
+                    ("name", member.greeting()),
+                    ("username", member.username.clone().unwrap_or_default()),
+                    ("portal_url", accounts.config.portal_url.clone()),
+                ];
+                let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let sent = notify::send(
+                    op,
+                    accounts,
+                    Some(&member.patient_id),
+                    &contact,
+                    Channels::Preferred,
+                    "forgot-username",
+                    &vars,
+                );
+                crate::domain::audit::record(
+                    op,
+                    "member.username.forgot",
+                    &crate::domain::audit::member_target(&member.patient_id),
+                    None,
+                    json!({ "deliveries": sent.deliveries }),
+                );
+                Ok(())
+            },
+        )
+        .await;
+        if let Err(r) = done
+            && r.status() == StatusCode::INTERNAL_SERVER_ERROR
+        {
+            return r;
+        }
+    }
+    accepted()
+}

@@ -1,0 +1,69 @@
+//! The member-accounts API under `/api`: enrollment (point-of-care, self-requested, automated),
+//! activation tokens, membership status, member search, the audit trail and member settings,
+//! each endpoint allowed only to the roles the seeds give its action.
+//!
+//! - [`auth`]: API keys to callers; 401 and 403.
+//! - [`reply`]: JSON answers and errors; running a domain action as a committer command.
+//! - [`staff`]: Direct Enrollment User and Member Account Manager endpoints.
+//! - [`requests`]: the enrollment request and exception queues.
+//! - [`external`]: automated enrollment and the portal's member self-service.
+//! - [`admin`]: audit, settings, notification state.
+//! - [`openapi`]: the OpenAPI document.
+
+// Handlers answer early with a ready Response; boxing each would only add noise.
+#![allow(clippy::result_large_err)]
+
+mod admin;
+mod auth;
+mod external;
+pub mod openapi;
+mod reply;
+mod requests;
+mod staff;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+
+use crate::api::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/openapi.json", get(openapi_json))
+        .route("/api/patients", get(staff::search_patients))
+        .route("/api/members", get(staff::search_members).post(staff::enroll))
+        .route("/api/members/{id}", get(staff::member))
+        .route("/api/members/{id}/contact", put(staff::edit_contact))
+        .route("/api/members/{id}/token/resend", post(staff::resend))
+        .route("/api/members/{id}/token/renew", post(staff::renew))
+        .route("/api/members/{id}/token/regenerate", post(staff::regenerate))
+        .route("/api/members/{id}/deactivate", post(staff::deactivate))
+        .route("/api/members/{id}/reactivate", post(staff::reactivate))
+        .route("/api/members/{id}/password-reset", post(staff::password_reset))
+        .route("/api/notifications/{id}", get(admin::notification))
+        .route(
+            "/api/enrollment-requests",
+            get(requests::list).post(requests::submit),
+        )
+        .route("/api/enrollment-requests/{id}", get(requests::get))
+        .route("/api/enrollment-requests/{id}/claim", post(requests::claim))
+        .route("/api/enrollment-requests/{id}/matches", get(requests::matches))
+        .route("/api/enrollment-requests/{id}/approve", post(requests::approve))
+        .route("/api/enrollment-requests/{id}/decline", post(requests::decline))
+        .route("/api/enrollment-requests/{id}/forward", post(requests::forward))
+        .route("/api/automated-enrollments", post(external::automated))
+        .route("/api/activation", post(external::activate))
+        .route("/api/password/forgot", post(external::forgot_password))
+        .route("/api/password/reset", post(external::reset_password))
+        .route("/api/username/forgot", post(external::forgot_username))
+        .route("/api/audit", get(admin::audit_trail))
+        .route(
+            "/api/settings/members",
+            get(admin::settings).put(admin::put_settings),
+        )
+}
+
+async fn openapi_json() -> Response {
+    reply::ok(StatusCode::OK, openapi::document())
+}

@@ -1,0 +1,115 @@
+//! The member-accounts service as the engine holds it: the `[members]` settings, the server key
+//! for token hashes, the notification templates and the API clients. Built once at start (a
+//! missing template or an unreadable key file stops the engine with the reason) and shared by
+//! every request.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, ConfigError, MembersConfig};
+use crate::domain::refusal::Refusal;
+use crate::domain::roles::Clients;
+use crate::domain::secrets::TokenKey;
+use crate::domain::templates::Templates;
+use crate::store::{Keyspace, Reader};
+
+#[derive(Debug)]
+pub struct Accounts {
+    pub config: MembersConfig,
+    pub key: TokenKey,
+    pub templates: Templates,
+    pub clients: Clients,
+}
+
+/// The settings a Configuration Manager may change while the engine runs; the config file gives
+/// their starting values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub pending_user_expiration_hours: u32,
+    pub max_expiration_reset_hours: u32,
+    pub passphrase_required: bool,
+}
+
+const SETTINGS_KEY: &[u8] = b"members";
+
+impl Accounts {
+    /// Reads the key file (created when missing) and the templates.
+    pub fn load(config: &Config) -> Result<Accounts, ConfigError> {
+        let members = config.members.clone();
+        let key_path = if members.secret_key_file.is_absolute() {
+            members.secret_key_file.clone()
+        } else {
+            config.store.data_dir.join(&members.secret_key_file)
+        };
+        let problem = |key: &str, message: String| ConfigError {
+            file: "-".into(),
+            line: 0,
+            key: key.into(),
+            message,
+        };
+        let key = TokenKey::load_or_create(&key_path).map_err(|e| problem("members.secret_key_file", e))?;
+        let templates = Templates::load(&members.templates_dir, &members.default_locale)
+            .map_err(|e| problem("members.templates_dir", e))?;
+        Ok(Accounts {
+            clients: Clients::from_config(&config.api_clients),
+            config: members,
+            key,
+            templates,
+        })
+    }
+
+    /// For tests and the benchmark: given parts, no files.
+    pub fn with(config: MembersConfig, key: TokenKey, templates_dir: &Path) -> Result<Accounts, String> {
+        let templates = Templates::load(templates_dir, &config.default_locale)?;
+        Ok(Accounts {
+            config,
+            key,
+            templates,
+            clients: Clients::default(),
+        })
+    }
+
+    /// The settings in force: the last ones a Configuration Manager saved, else the config's.
+    pub fn settings(&self, reader: &dyn Reader) -> Result<Settings, Refusal> {
+        if let Some(bytes) = reader.get(Keyspace::MemberSettings, SETTINGS_KEY)?
+            && let Ok(settings) = serde_json::from_slice(&bytes)
+        {
+            return Ok(settings);
+        }
+        Ok(Settings {
+            pending_user_expiration_hours: *self.config.pending_user_expiration_hours.get_ref(),
+            max_expiration_reset_hours: *self.config.max_expiration_reset_hours.get_ref(),
+            passphrase_required: self.config.passphrase_required,
+        })
+    }
+
+    /// Saves new settings (in the command's write set, with its audit record).
+    pub fn save_settings(
+        &self,
+        op: &mut crate::domain::op::Op<'_, '_>,
+        settings: Settings,
+        reason: &str,
+    ) -> Result<Settings, Refusal> {
+        if settings.pending_user_expiration_hours == 0 || settings.max_expiration_reset_hours == 0 {
+            return Err(Refusal::invalid("hours must be at least 1"));
+        }
+        if reason.trim().is_empty() {
+            return Err(Refusal::invalid("a reason is required"));
+        }
+        let before = self.settings(op.tx)?;
+        op.tx.put(
+            Keyspace::MemberSettings,
+            SETTINGS_KEY.to_vec(),
+            serde_json::to_vec(&settings).expect("settings serialize"),
+        );
+        crate::domain::audit::record(
+            op,
+            "settings.update",
+            "settings/members",
+            Some(reason),
+            serde_json::json!({ "before": before, "after": settings }),
+        );
+        Ok(settings)
+    }
+}

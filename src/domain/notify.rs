@@ -1,0 +1,135 @@
+//! Member notifications through the durable outbox: a workflow's template, rendered in the
+//! member's language, queued for the email and/or text destinations their preference asks for,
+//! in the write set of the change that causes it.
+//!
+//! Sending is asynchronous, so "sending failed" is known at once only when it cannot even be
+//! queued: no address for a channel the preference asks for, or no destination configured for
+//! it. The delivery ids let a client follow each delivery afterwards.
+
+use serde::Serialize;
+
+use crate::domain::accounts::Accounts;
+use crate::domain::members::{Contact, Preference};
+use crate::domain::op::Op;
+use crate::outbox::queue::{Outgoing, enqueue};
+
+/// What became of one notification.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Sent {
+    /// Delivery ids queued (follow them at `GET /api/notifications/{id}`).
+    pub deliveries: Vec<String>,
+    /// Why a channel the preference asks for could not be used.
+    pub failures: Vec<String>,
+}
+
+impl Sent {
+    /// Nothing failed and something was queued.
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty() && !self.deliveries.is_empty()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Channels {
+    /// As the member's preference says.
+    Preferred,
+    /// Email when there is an address, else text (a password reset link).
+    EmailFirst,
+}
+
+/// Queues `workflow` to the member through the channels asked for.
+pub fn send(
+    op: &mut Op<'_, '_>,
+    accounts: &Accounts,
+    patient_id: Option<&str>,
+    contact: &Contact,
+    channels: Channels,
+    workflow: &str,
+    vars: &[(&str, &str)],
+) -> Sent {
+    let mut sent = Sent::default();
+    let (email, text) = match channels {
+        Channels::Preferred => (
+            matches!(contact.preference, Preference::Email | Preference::Both),
+            matches!(contact.preference, Preference::Text | Preference::Both),
+        ),
+        Channels::EmailFirst => (contact.email.is_some(), contact.email.is_none()),
+    };
+    let locales = &contact.locales;
+    if email {
+        match (&contact.email, &accounts.config.email_destination) {
+            (None, _) => sent
+                .failures
+                .push("email: the member has no email address".into()),
+            (_, None) => sent
+                .failures
+                .push("email: no email destination is configured".into()),
+            (Some(address), Some(destination)) => {
+                let rendered = accounts.templates.email(workflow, locales, vars);
+                let mut headers = vec![
+                    ("To".to_string(), address.trim().to_string()),
+                    ("Subject".to_string(), rendered.subject),
+                    ("Content-Language".to_string(), rendered.locale),
+                ];
+                if rendered.rtl {
+                    headers.push(("Text-Direction".into(), "rtl".into()));
+                }
+                headers.push(("Workflow".into(), workflow.into()));
+                let id = queue(op, destination.get_ref(), patient_id, headers, rendered.body);
+                sent.deliveries.push(id);
+            }
+        }
+    }
+    if text {
+        match (&contact.mobile, &accounts.config.sms_destination) {
+            (None, _) => sent
+                .failures
+                .push("text: the member has no mobile phone number".into()),
+            (_, None) => sent
+                .failures
+                .push("text: no text (SMS) destination is configured".into()),
+            (Some(mobile), Some(destination)) => {
+                let rendered = accounts.templates.sms(workflow, locales, vars);
+                let mut headers = vec![
+                    ("To".to_string(), mobile.trim().to_string()),
+                    ("Content-Language".to_string(), rendered.locale),
+                ];
+                if let Some(carrier) = &contact.carrier {
+                    headers.push(("Carrier".into(), carrier.clone()));
+                }
+                if rendered.rtl {
+                    headers.push(("Text-Direction".into(), "rtl".into()));
+                }
+                headers.push(("Workflow".into(), workflow.into()));
+                let id = queue(op, destination.get_ref(), patient_id, headers, rendered.body);
+                sent.deliveries.push(id);
+            }
+        }
+    }
+    sent
+}
+
+fn queue(
+    op: &mut Op<'_, '_>,
+    destination: &str,
+    patient_id: Option<&str>,
+    headers: Vec<(String, String)>,
+    payload: String,
+) -> String {
+    let n = op.next_delivery_number();
+    let delivery = enqueue(
+        op.tx,
+        Outgoing {
+            destination: destination.to_string(),
+            patient: patient_id.map(str::to_string),
+            content_type: "text/plain; charset=utf-8".into(),
+            headers,
+            payload,
+        },
+        op.seq,
+        n,
+        &op.now,
+    );
+    op.deliveries.push(delivery.id.clone());
+    delivery.id
+}
