@@ -20,13 +20,13 @@
 //! namespace, a DTD, text where none belongs, a `value` on a complex type, a repeated
 //! non-repeating element, values that do not fit their type. No XML declaration is written.
 //!
-//! Decimals: a decimal keeps its exact text (`1.50` stays `1.50`) only when serde_json's
-//! `arbitrary_precision` feature is on in the build; the codec notices and then reads decimals
-//! through serde_json. Without it (this crate's setting: the feature changes number equality and
-//! serde's buffering for the whole crate), serde_json holds decimals as f64: XML to JSON parses the
-//! text into the nearest f64 (a whole number stays a JSON integer), JSON to XML writes the
-//! shortest text that reads back as the same f64, so `1.50` becomes `1.5` and digits beyond
-//! f64's precision are lost; a JSON -> XML -> JSON round trip gives back the same JSON value.
+//! Decimals keep their exact text (`1.50` stays `1.50`, both ways): the crate turns on serde_json's
+//! `arbitrary_precision`, and the codec reads decimals through serde_json when it finds the
+//! feature on. Should the feature ever be turned off, serde_json holds decimals as f64: XML to
+//! JSON then parses the text into the nearest f64 (a whole number stays a JSON integer), JSON to
+//! XML writes the shortest text that reads back as the same f64, so `1.50` becomes `1.5` and
+//! digits beyond f64's precision are lost, while a JSON -> XML -> JSON round trip still gives back
+//! the same JSON value.
 
 use std::sync::LazyLock;
 
@@ -432,6 +432,8 @@ pub fn xml_to_json(xml: &str) -> Result<Value, XmlError> {
             message: format!("the XML document is larger than {MAX_XML_BYTES} bytes"),
         });
     }
+    // A UTF-8 byte order mark is common in files and bodies from Windows tools.
+    let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
     let mut reader = NsReader::from_str(xml);
     reader.config_mut().check_end_names = true;
     reader.config_mut().expand_empty_elements = false;
