@@ -4,6 +4,7 @@
 pub mod fhir;
 mod health;
 mod journal;
+mod members;
 mod outbox;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub outbox: Arc<Outbox>,
     pub committer: CommitterHandle,
+    pub members: Arc<crate::domain::accounts::Accounts>,
     pub fhir: fhir::FhirState,
 }
 
@@ -53,6 +55,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/outbox/deliveries/{id}", get(outbox::delivery))
         .route("/outbox/{destination}/pending", get(outbox::pending))
         .merge(fhir::routes())
+        .merge(members::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body_bytes))

@@ -11,8 +11,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod destinations;
+mod members;
 
 pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
+pub use members::{ApiClientConfig, MembersConfig};
 
 use crate::mapping::{Condition, MappingSet, SourceKind as MappingSource, TargetKind};
 
@@ -37,6 +39,10 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
+    #[serde(default)]
+    pub members: MembersConfig,
+    #[serde(default)]
+    pub api_clients: Vec<ApiClientConfig>,
     /// The file and text this was read from, to locate errors found after parsing.
     #[serde(skip)]
     origin: Origin,
@@ -422,7 +428,8 @@ impl Config {
                 ));
             }
         }
-        self.validate_destinations()
+        self.validate_destinations()?;
+        self.validate_members()
     }
 
     fn validate_destinations(&self) -> Result<(), ConfigError> {

@@ -4,3 +4,18 @@
 pub mod patients;
 pub mod pix;
 pub mod resources;
+
+// Member accounts (issue #5).
+pub mod accounts;
+pub mod audit;
+pub mod enrollment;
+pub mod members;
+pub mod notify;
+pub mod op;
+pub mod patient_search;
+pub mod refusal;
+pub mod requests;
+pub mod roles;
+pub mod secrets;
+pub mod templates;
+pub mod tokens;

@@ -111,6 +111,7 @@ impl Engine {
             store: store.clone(),
             outbox: outbox.clone(),
             committer: handle.clone(),
+            members: Arc::new(crate::domain::accounts::Accounts::load(config)?),
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),
                 committer: handle.clone(),

@@ -40,10 +40,30 @@ pub enum Keyspace {
     History,
     /// Search parameter index: `Type \0 param \0 value \0 id` -> nothing.
     SearchIndex,
+    /// Member accounts by patient id (src/domain/members.rs).
+    Member,
+    /// Member search: `kind group term \0 patient id` -> nothing (src/domain/members.rs).
+    MemberIndex,
+    /// Keyed hash of an activation or password-reset token -> its record (src/domain/tokens.rs).
+    TokenIndex,
+    /// Lowercased username -> patient id.
+    UsernameIndex,
+    /// Self-requested enrollment requests by id (src/domain/requests.rs).
+    EnrollmentRequest,
+    /// Open requests: `queue byte, request id` -> nothing.
+    RequestQueue,
+    /// Audit records: `seq (8 bytes BE) n (4 bytes BE)` -> the record (src/domain/audit.rs).
+    Audit,
+    /// `target \0 seq n` -> nothing.
+    AuditByTarget,
+    /// `actor \0 seq n` -> nothing.
+    AuditByActor,
+    /// Member settings changed at run time by a Configuration Manager.
+    MemberSettings,
 }
 
 impl Keyspace {
-    pub const ALL: [Keyspace; 12] = [
+    pub const ALL: [Keyspace; 22] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -56,6 +76,16 @@ impl Keyspace {
         Keyspace::Resource,
         Keyspace::History,
         Keyspace::SearchIndex,
+        Keyspace::Member,
+        Keyspace::MemberIndex,
+        Keyspace::TokenIndex,
+        Keyspace::UsernameIndex,
+        Keyspace::EnrollmentRequest,
+        Keyspace::RequestQueue,
+        Keyspace::Audit,
+        Keyspace::AuditByTarget,
+        Keyspace::AuditByActor,
+        Keyspace::MemberSettings,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -73,6 +103,16 @@ impl Keyspace {
             Keyspace::Resource => b'r',
             Keyspace::History => b'h',
             Keyspace::SearchIndex => b's',
+            Keyspace::Member => b'M',
+            Keyspace::MemberIndex => b'N',
+            Keyspace::TokenIndex => b'K',
+            Keyspace::UsernameIndex => b'U',
+            Keyspace::EnrollmentRequest => b'Q',
+            Keyspace::RequestQueue => b'J',
+            Keyspace::Audit => b'A',
+            Keyspace::AuditByTarget => b'B',
+            Keyspace::AuditByActor => b'C',
+            Keyspace::MemberSettings => b'S',
         }
     }
 }

@@ -1,0 +1,153 @@
+//! Who may call what: every member-account endpoint answers 401 without a key (or with an
+//! unknown one), 403 to callers whose roles do not cover it, and lets exactly the roles the seeds
+//! give its action through. The OpenAPI document lists exactly these endpoints.
+
+mod common;
+mod members_support;
+
+use members_support::{CLIENTS, start};
+use serde_json::json;
+
+/// (method, path, the clients allowed). Ids in paths name nothing: allowed callers get past
+/// the role check to a 404 or a 4xx about the body, never a 403.
+const TABLE: &[(&str, &str, &[&str])] = &[
+    ("GET", "/api/patients?name=x", &["desk"]),
+    ("POST", "/api/members", &["desk"]),
+    ("GET", "/api/members?name=x", &["manager"]),
+    ("GET", "/api/members/{id}", &["manager"]),
+    ("PUT", "/api/members/{id}/contact", &["manager"]),
+    ("POST", "/api/members/{id}/token/resend", &["manager"]),
+    ("POST", "/api/members/{id}/token/renew", &["manager"]),
+    ("POST", "/api/members/{id}/token/regenerate", &["manager"]),
+    ("POST", "/api/members/{id}/deactivate", &["manager"]),
+    ("POST", "/api/members/{id}/reactivate", &["manager"]),
+    ("POST", "/api/members/{id}/password-reset", &["manager"]),
+    (
+        "GET",
+        "/api/notifications/{id}",
+        &["desk", "manager", "agent", "agent2", "exception"],
+    ),
+    ("POST", "/api/enrollment-requests", &["portal"]),
+    (
+        "GET",
+        "/api/enrollment-requests?queue=request",
+        &["agent", "agent2"],
+    ),
+    ("GET", "/api/enrollment-requests?queue=exception", &["exception"]),
+    (
+        "GET",
+        "/api/enrollment-requests/{id}",
+        &["agent", "agent2", "exception"],
+    ),
+    (
+        "POST",
+        "/api/enrollment-requests/{id}/claim",
+        &["agent", "agent2", "exception"],
+    ),
+    (
+        "GET",
+        "/api/enrollment-requests/{id}/matches",
+        &["agent", "agent2", "exception"],
+    ),
+    (
+        "POST",
+        "/api/enrollment-requests/{id}/approve",
+        &["agent", "agent2", "exception"],
+    ),
+    (
+        "POST",
+        "/api/enrollment-requests/{id}/decline",
+        &["agent", "agent2", "exception"],
+    ),
+    (
+        "POST",
+        "/api/enrollment-requests/{id}/forward",
+        &["agent", "agent2"],
+    ),
+    ("POST", "/api/automated-enrollments", &["crm"]),
+    ("POST", "/api/activation", &["portal"]),
+    ("POST", "/api/password/forgot", &["portal"]),
+    ("POST", "/api/password/reset", &["portal"]),
+    ("POST", "/api/username/forgot", &["portal"]),
+    ("GET", "/api/audit", &["manager", "config"]),
+    ("GET", "/api/settings/members", &["config"]),
+    ("PUT", "/api/settings/members", &["config"]),
+];
+
+#[tokio::test]
+async fn every_endpoint_allows_exactly_its_roles() {
+    let w = start("").await;
+    for (method, path, allowed) in TABLE {
+        let path = path.replace("{id}", "no-such-id");
+        let body = (*method != "GET").then(|| json!({}));
+        let (status, answer) = w.call(method, &path, None, body.clone()).await;
+        assert_eq!(status, 401, "{method} {path} anonymous: {answer}");
+        assert_eq!(answer["code"], "unauthenticated");
+        // An unknown key is no better than none.
+        let response = w
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", w.engine.http))
+            .bearer_auth("not-a-configured-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{method} {path} unknown key");
+        assert!(response.headers().contains_key("www-authenticate"));
+        for (client, ..) in CLIENTS {
+            let (status, answer) = w.call(method, &path, Some(client), body.clone()).await;
+            if allowed.contains(client) {
+                assert!(
+                    status != 403 && status != 401 && status != 405 && status < 500,
+                    "{method} {path} as {client} should be allowed: {status} {answer}"
+                );
+            } else {
+                assert_eq!(status, 403, "{method} {path} as {client}: {answer}");
+                assert_eq!(answer["code"], "forbidden");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_routes() {
+    let w = start("").await;
+    let (status, doc) = w.call("GET", "/api/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented: Vec<(String, String)> = vec![];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            documented.push((method.to_uppercase(), path.clone()));
+            assert!(operation["responses"].get("401").is_some(), "{method} {path}");
+            assert!(operation["x-roles"].is_string(), "{method} {path}");
+            // Every documented route is served (a key-less call is refused, not unknown).
+            let (status, _) = w
+                .call(
+                    &method.to_uppercase(),
+                    &path.replace("{id}", "x"),
+                    None,
+                    Some(json!({})),
+                )
+                .await;
+            assert_eq!(
+                status, 401,
+                "{method} {path} is documented but not served as documented"
+            );
+        }
+    }
+    documented.sort();
+    let mut tested: Vec<(String, String)> = TABLE
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.split('?').next().unwrap().to_string()))
+        .collect();
+    tested.sort();
+    tested.dedup();
+    assert_eq!(
+        documented, tested,
+        "the document and the role table list the same endpoints"
+    );
+    let (status, _) = w
+        .call("GET", "/api/no-such-endpoint", Some("manager"), None)
+        .await;
+    assert_eq!(status, 404);
+}
