@@ -736,3 +736,38 @@ async fn a_configuration_manager_changes_the_member_settings_with_a_reason() {
         36
     );
 }
+
+#[tokio::test]
+async fn a_member_is_found_under_the_name_a_later_feed_gives_the_patient() {
+    let w = start("").await;
+    let jane = w.jane().await;
+    w.enroll(&jane).await;
+    let renamed = members_support::variant(
+        "ucr/adt_a28_new_patient.hl7",
+        "UCR-RENAME-1",
+        &[
+            ("ADT^A28^ADT_A05", "ADT^A08^ADT_A01"),
+            ("|A28|", "|A08|"),
+            ("DOE^JANE", "HARTWELL^JANE"),
+        ],
+    );
+    w.feed(&renamed).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, found) = w.get("/api/members?name=hartwell", "manager").await;
+        assert_eq!(status, 200);
+        if found["members"].as_array().unwrap().len() == 1 {
+            assert_eq!(found["members"][0]["patient_id"], jane.as_str());
+            assert_eq!(found["members"][0]["name"], "HARTWELL, JANE QUINN");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never re-indexed: {found}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (_, found) = w.get("/api/members?name=doe", "manager").await;
+    assert_eq!(
+        found["members"].as_array().unwrap().len(),
+        0,
+        "the old name is gone: {found}"
+    );
+}

@@ -111,7 +111,7 @@ impl Engine {
             store: store.clone(),
             outbox: outbox.clone(),
             committer: handle.clone(),
-            members: Arc::new(crate::domain::accounts::Accounts::load(config)?),
+            members: crate::domain::member_sync::start(config, store.clone(), handle.clone(), stopped.clone())?,
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),
                 committer: handle.clone(),
