@@ -117,7 +117,11 @@ pub fn enroll(
         index_terms: vec![],
     };
     members::save(op, None, &mut member)?;
-    let notification = tokens::send_token(op, accounts, &member, request.passphrase.as_deref());
+    // At the point of care staff hand the passphrase over unless the site sends it; a member
+    // enrolled remotely (approved request, external system) can only get it in the message.
+    let send_passphrase = accounts.config.send_passphrase || request.method != Method::PointOfCare;
+    let sendable = request.passphrase.as_deref().filter(|_| send_passphrase);
+    let notification = tokens::send_token(op, accounts, &member, sendable);
     let sent = notification.ok();
     let instructions =
         (!sent).then(|| tokens::instructions(accounts, &member, request.passphrase.as_deref()));

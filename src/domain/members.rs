@@ -255,6 +255,12 @@ pub fn save(op: &mut Op<'_, '_>, old: Option<&Member>, member: &mut Member) -> R
     Ok(())
 }
 
+/// Whether the member's search entries no longer match its patient record (a feed changed it).
+pub fn stale(reader: &dyn Reader, member: &Member) -> Result<bool, StoreError> {
+    let patient = crate::domain::patient_search::load(reader, &member.patient_id)?;
+    Ok(terms(patient.as_ref(), &member.contact) != member.index_terms)
+}
+
 /// `Family, Given Middle` of the patient's first name.
 pub fn display_name(patient: &Value) -> String {
     let Some(name) = patient["name"].as_array().and_then(|n| n.first()) else {

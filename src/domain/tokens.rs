@@ -108,7 +108,8 @@ pub fn issue(
     }
 }
 
-/// The activation notification's variables: the token and the link that carries it.
+/// The activation notification's variables: the token and the link that carries it, and the
+/// passphrase when one is given (the caller decides whether it may be sent).
 pub fn activation_vars(
     accounts: &Accounts,
     member: &Member,
@@ -120,7 +121,7 @@ pub fn activation_vars(
         accounts.config.portal_url.trim_end_matches('/')
     );
     let note = match passphrase {
-        Some(p) if accounts.config.send_passphrase => {
+        Some(p) => {
             let rendered =
                 accounts
                     .templates
