@@ -287,8 +287,14 @@ async fn a_consumer_rejecting_with_ar_dead_letters_at_once_and_ae_is_retried() {
     let rejecting = MllpPeer::start("127.0.0.1:0", "AR").await;
     let (dir, data) = temp_store();
     let engine = EngineProcess::start_config(&config(dir.path(), &rejecting.addr, FAST_RETRY, ""), &data);
-    assert_eq!(msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0, "AA");
-    let id = last_entry(&engine).await["deliveries"][0].as_str().unwrap().to_string();
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
+    let id = last_entry(&engine).await["deliveries"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     let dead = wait_state(&engine, &id, "dead-letter").await;
     assert_eq!(dead["attempts"], 1, "a permanent failure is not retried: {dead}");
     assert!(dead["last_error"].as_str().unwrap().contains("AR"), "{dead}");
@@ -296,9 +302,15 @@ async fn a_consumer_rejecting_with_ar_dead_letters_at_once_and_ae_is_retried() {
     let erring = MllpPeer::start("127.0.0.1:0", "AE").await;
     let (dir, data) = temp_store();
     let engine = EngineProcess::start_config(&config(dir.path(), &erring.addr, FAST_RETRY, ""), &data);
-    assert_eq!(msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0, "AA");
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
     erring.wait_for(3).await;
-    let id = last_entry(&engine).await["deliveries"][0].as_str().unwrap().to_string();
+    let id = last_entry(&engine).await["deliveries"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, delivery) = engine.get(&format!("/outbox/deliveries/{id}")).await;
     assert_eq!(delivery["state"], "pending", "AE is transient: {delivery}");
 }

@@ -1,4 +1,5 @@
-//! `tributary bench mllp`: the MLLP load generator and the null server it is measured against.
+//! `tributary bench mllp`: the MLLP load generator and the null server it is measured against
+//! (`bench fhir` is in `bench_fhir`).
 //!
 //! It builds a varied ADT corpus, sends it over K connections (each waits for its ACK before the
 //! next message, as MLLP senders do), and prints messages/s and p50/p99 ACK latency: first against
@@ -22,6 +23,8 @@ use crate::engine::Engine;
 pub enum BenchCommand {
     /// MLLP throughput and ACK latency, engine beside a null server.
     Mllp(MllpBenchArgs),
+    /// FHIR Patient creates and reads by identifier over HTTP, engine beside a null server.
+    Fhir(super::bench_fhir::FhirBenchArgs),
 }
 
 #[derive(Args)]
@@ -50,8 +53,11 @@ pub struct MllpBenchArgs {
 }
 
 pub async fn run(command: BenchCommand) -> std::process::ExitCode {
-    let BenchCommand::Mllp(args) = command;
-    match bench_mllp(args).await {
+    let result = match command {
+        BenchCommand::Mllp(args) => bench_mllp(args).await,
+        BenchCommand::Fhir(args) => super::bench_fhir::bench_fhir(args).await,
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -74,7 +80,7 @@ async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
             .unwrap_or_default()
     );
     println!(
-        "{:<8} {:>3} {:>9} {:>10} {:>9} {:>9}",
+        "{:<14} {:>3} {:>9} {:>10} {:>9} {:>9}",
         "server", "K", "messages", "msg/s", "p50 ms", "p99 ms"
     );
     let null = if args.skip_null {
@@ -124,17 +130,41 @@ async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-struct LoadResult {
-    messages: usize,
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-    not_accepted: usize,
+pub(super) struct LoadResult {
+    pub messages: usize,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub not_accepted: usize,
 }
 
-fn print_row(server: &str, k: usize, r: &LoadResult) {
+impl LoadResult {
+    /// Throughput and percentiles of a run that took `elapsed`.
+    pub fn from_latencies(
+        mut latencies: Vec<Duration>,
+        elapsed: Duration,
+        not_accepted: usize,
+    ) -> LoadResult {
+        latencies.sort();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        LoadResult {
+            messages: latencies.len(),
+            per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50: at(0.50),
+            p99: at(0.99),
+            not_accepted,
+        }
+    }
+}
+
+pub(super) fn print_row(server: &str, k: usize, r: &LoadResult) {
     println!(
-        "{server:<8} {k:>3} {:>9} {:>10.0} {:>9.3} {:>9.3}",
+        "{server:<14} {k:>3} {:>9} {:>10.0} {:>9.3} {:>9.3}",
         r.messages,
         r.per_second,
         r.p50.as_secs_f64() * 1000.0,
@@ -187,21 +217,11 @@ async fn load(
         latencies.extend(l);
         not_accepted += n;
     }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok(LoadResult {
-        messages: latencies.len(),
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+    Ok(LoadResult::from_latencies(
+        latencies,
+        started.elapsed(),
         not_accepted,
-    })
+    ))
 }
 
 /// Answers every frame with the same AA, parsing nothing.

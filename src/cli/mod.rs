@@ -1,6 +1,7 @@
 //! The `tributary` command line: `serve`, `check-config`, `send` and `bench`.
 
 mod bench;
+mod bench_fhir;
 mod mapping;
 mod send;
 mod serve;

@@ -267,7 +267,9 @@ fn write(
         was_indexed,
         Some(&new).filter(|n| is_indexed(n)),
     );
-    resources::record_version(tx, "Patient", id, &new);
+    if let Some(old) = old {
+        resources::record_version(tx, "Patient", id, old);
+    }
     let bytes = serde_json::to_vec(&new).expect("a JSON value always serializes");
     tx.put(Keyspace::Patient, id.as_bytes().to_vec(), bytes);
     Ok(())
@@ -491,6 +493,16 @@ pub fn search_identifier(
     value: &str,
     limit: usize,
 ) -> Result<Vec<Value>, StoreError> {
+    load_all(store, ids_by_identifier(store, system, value, limit)?, limit)
+}
+
+/// Ids of the patients with identifier `value` (in `system`, or in any system).
+pub fn ids_by_identifier(
+    store: &dyn Store,
+    system: Option<&str>,
+    value: &str,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
     let ids: Vec<Vec<u8>> = match system {
         Some(system) => store
             .get(Keyspace::IdentifierIndex, &identifier_key(system, value))?
@@ -502,46 +514,61 @@ pub fn search_identifier(
             .map(|(_, id)| id)
             .collect(),
     };
-    load_all(store, ids, limit)
+    Ok(distinct(ids, limit))
 }
 
 pub fn search_email(store: &dyn Store, email: &str, limit: usize) -> Result<Vec<Value>, StoreError> {
-    search_term(store, Keyspace::EmailIndex, &normalize_email(email), limit)
+    load_all(store, ids_by_email(store, email, limit)?, limit)
+}
+
+pub fn ids_by_email(store: &dyn Store, email: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+    ids_by_term(store, Keyspace::EmailIndex, &normalize_email(email), limit)
 }
 
 pub fn search_phone(store: &dyn Store, phone: &str, limit: usize) -> Result<Vec<Value>, StoreError> {
+    load_all(store, ids_by_phone(store, phone, limit)?, limit)
+}
+
+pub fn ids_by_phone(store: &dyn Store, phone: &str, limit: usize) -> Result<Vec<String>, StoreError> {
     let digits: String = phone.chars().filter(|c| c.is_ascii_digit()).collect();
     if digits.is_empty() {
         return Ok(vec![]);
     }
-    search_term(store, Keyspace::PhoneIndex, &digits, limit)
+    ids_by_term(store, Keyspace::PhoneIndex, &digits, limit)
 }
 
-fn search_term(
+fn ids_by_term(
     store: &dyn Store,
     keyspace: Keyspace,
     term: &str,
     limit: usize,
-) -> Result<Vec<Value>, StoreError> {
+) -> Result<Vec<String>, StoreError> {
     let ids = store
         .scan_prefix(keyspace, &index_key(term, ""), limit)?
         .into_iter()
         .map(|(key, _)| key[term.len() + 1..].to_vec())
         .collect();
-    load_all(store, ids, limit)
+    Ok(distinct(ids, limit))
 }
 
-fn load_all(store: &dyn Store, ids: Vec<Vec<u8>>, limit: usize) -> Result<Vec<Value>, StoreError> {
-    let mut seen: Vec<Vec<u8>> = vec![];
-    let mut patients = vec![];
+/// Ids as text, each once, at most `limit`, in their first order.
+fn distinct(ids: Vec<Vec<u8>>, limit: usize) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::with_capacity(ids.len().min(limit));
     for id in ids {
-        if seen.contains(&id) || patients.len() >= limit {
-            continue;
+        let id = String::from_utf8_lossy(&id).into_owned();
+        if seen.len() < limit && !seen.contains(&id) {
+            seen.push(id);
         }
-        if let Some(patient) = load(store, &String::from_utf8_lossy(&id))? {
+    }
+    seen
+}
+
+fn load_all(store: &dyn Store, ids: Vec<String>, limit: usize) -> Result<Vec<Value>, StoreError> {
+    let mut patients = Vec::with_capacity(ids.len().min(limit));
+    for id in ids.into_iter().take(limit) {
+        if let Some(patient) = load(store, &id)? {
             patients.push(patient);
         }
-        seen.push(id);
     }
     Ok(patients)
 }

@@ -111,7 +111,12 @@ impl Engine {
             store: store.clone(),
             outbox: outbox.clone(),
             committer: handle.clone(),
-            members: crate::domain::member_sync::start(config, store.clone(), handle.clone(), stopped.clone())?,
+            members: crate::domain::member_sync::start(
+                config,
+                store.clone(),
+                handle.clone(),
+                stopped.clone(),
+            )?,
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),
                 committer: handle.clone(),

@@ -3,8 +3,9 @@
 
 use serde_json::{Value, json};
 
-/// One page of `matches`: `count` of them from `offset`, with `total` and the links `self`,
-/// `first`, `previous`, `next` and `last` (each the same search with another `_offset`).
+/// One page of `matches`: `count` of them from `offset`, with `total` and the link `self`, and
+/// when there is more than one page `first`, `previous`, `next` and `last` (each the same search
+/// with another `_offset`).
 pub fn searchset_page(
     base: &str,
     resource_type: &str,
@@ -36,8 +37,10 @@ pub fn searchset_page(
         let query = serde_urlencoded::to_string(&query).unwrap_or_default();
         json!({ "relation": relation, "url": format!("{base}/{resource_type}?{query}") })
     };
-    let mut links = vec![link("self", offset), link("first", 0)];
-    if count > 0 {
+    let mut links = vec![link("self", offset)];
+    // Navigation links only when there is more than one page.
+    if count > 0 && (offset > 0 || matches.len() > count) {
+        links.push(link("first", 0));
         if offset > 0 {
             links.push(link("previous", offset.saturating_sub(count)));
         }

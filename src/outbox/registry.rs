@@ -13,12 +13,17 @@ pub const KINDS: [&str; 5] = ["mllp", "http", "smtp", "sms", "file"];
 /// Builds the adapter for `kind` from its `settings` table; the error says what is wrong.
 pub fn build(kind: &str, settings: &toml::Table) -> Result<Arc<dyn Outbound>, String> {
     match kind {
-        "mllp" => Ok(Arc::new(tributary_adapter_mllp::MllpOutbound::from_config(&parse(settings)?)?)),
+        "mllp" => Ok(Arc::new(tributary_adapter_mllp::MllpOutbound::from_config(
+            &parse(settings)?,
+        )?)),
         "http" => Ok(Arc::new(tributary_adapter_http::from_config(parse(settings)?)?)),
         "smtp" => Ok(Arc::new(tributary_adapter_smtp::from_config(parse(settings)?)?)),
         "sms" => Ok(Arc::new(tributary_adapter_sms::from_config(parse(settings)?)?)),
         "file" => Ok(Arc::new(tributary_adapter_file::from_config(parse(settings)?)?)),
-        other => Err(format!("`{other}` is not an adapter kind (known: {})", KINDS.join(", "))),
+        other => Err(format!(
+            "`{other}` is not an adapter kind (known: {})",
+            KINDS.join(", ")
+        )),
     }
 }
 
@@ -43,8 +48,14 @@ mod tests {
         let good = [
             ("mllp", "address = \"127.0.0.1:2576\""),
             ("http", "url = \"http://127.0.0.1:9/ucr/fhir\""),
-            ("smtp", "host = \"127.0.0.1\"\nfrom = \"portal@example.org\"\ntls = \"none\""),
-            ("sms", "url = \"http://127.0.0.1:9/sms\"\nbody = '{\"to\": \"{{to}}\", \"text\": \"{{body}}\"}'"),
+            (
+                "smtp",
+                "host = \"127.0.0.1\"\nfrom = \"portal@example.org\"\ntls = \"none\"",
+            ),
+            (
+                "sms",
+                "url = \"http://127.0.0.1:9/sms\"\nbody = '{\"to\": \"{{to}}\", \"text\": \"{{body}}\"}'",
+            ),
             ("file", file.as_str()),
         ];
         for (kind, settings) in good {

@@ -273,8 +273,21 @@ async fn search_with(
             return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e);
         }
     }
-    let store = state.store.clone();
-    let found = {
+    // Point lookups (by id or identifier) take microseconds and run here; anything that may
+    // scan an index goes to the blocking pool, off the threads that serve connections.
+    let point_lookup = !filters.is_empty()
+        && filters
+            .iter()
+            .all(|(name, _)| name == "_id" || name == "identifier");
+    let found = if point_lookup {
+        Ok(search::search(
+            state.store.as_ref(),
+            &resource_type,
+            &filters,
+            sort,
+        ))
+    } else {
+        let store = state.store.clone();
         let resource_type = resource_type.clone();
         tokio::task::spawn_blocking(move || search::search(store.as_ref(), &resource_type, &filters, sort))
             .await

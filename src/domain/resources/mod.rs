@@ -16,6 +16,24 @@ use serde_json::{Value, json};
 
 use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
 
+/// Where the current version of a resource is kept.
+fn current_key(resource_type: &str, id: &str) -> (Keyspace, Vec<u8>) {
+    if resource_type == "Patient" {
+        (Keyspace::Patient, id.as_bytes().to_vec())
+    } else {
+        (Keyspace::Resource, key(resource_type, id))
+    }
+}
+
+/// The current version as stored: the resource, or a deletion's tombstone.
+fn current_raw(reader: &dyn Reader, resource_type: &str, id: &str) -> Result<Option<Value>, StoreError> {
+    let (keyspace, key) = current_key(resource_type, id);
+    reader
+        .get(keyspace, &key)?
+        .map(|bytes| parse(&bytes, &format!("{resource_type}/{id}")))
+        .transpose()
+}
+
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Current {
@@ -51,15 +69,9 @@ fn parse(bytes: &[u8], what: &str) -> Result<Value, StoreError> {
 
 /// The current version of a resource.
 pub fn read(reader: &dyn Reader, resource_type: &str, id: &str) -> Result<Option<Current>, StoreError> {
-    let (keyspace, key) = if resource_type == "Patient" {
-        (Keyspace::Patient, id.as_bytes().to_vec())
-    } else {
-        (Keyspace::Resource, key(resource_type, id))
-    };
-    let Some(bytes) = reader.get(keyspace, &key)? else {
+    let Some(value) = current_raw(reader, resource_type, id)? else {
         return Ok(None);
     };
-    let value = parse(&bytes, &format!("{resource_type}/{id}"))?;
     if value.get("deleted").and_then(Value::as_bool) == Some(true) {
         return Ok(Some(Current::Deleted {
             version: version_of(&value),
@@ -95,12 +107,14 @@ pub fn history(
         .into_iter()
         .map(|(_, bytes)| parse(&bytes, resource_type))
         .collect::<Result<Vec<_>, _>>()?;
+    versions.extend(current_raw(store, resource_type, id)?);
     versions.reverse();
     versions.truncate(limit);
     Ok(versions)
 }
 
-/// Keeps `version` of a resource in its history (the store calls this for every write).
+/// Keeps a version that is about to be replaced in the resource's history (the current version
+/// itself lives only in its own keyspace, so a write copies nothing it does not have to).
 pub fn record_version(tx: &mut Overlay<'_>, resource_type: &str, id: &str, resource: &Value) {
     let version = version_of(resource);
     let bytes = serde_json::to_vec(resource).expect("a JSON value always serializes");
@@ -116,17 +130,14 @@ pub fn put(
     mut resource: Value,
     now: &str,
 ) -> Result<Value, StoreError> {
-    let (old, previous_version) = match read(tx, resource_type, id)? {
-        Some(Current::Live(old)) => {
-            let version = version_of(&old);
-            (Some(old), version)
-        }
-        Some(Current::Deleted { version }) => (None, version),
-        None => (None, 0),
-    };
+    let current = current_raw(tx, resource_type, id)?;
+    let previous_version = current.as_ref().map(version_of).unwrap_or(0);
+    let live = current.as_ref().filter(|c| c.get("deleted").is_none());
     stamp(&mut resource, resource_type, id, previous_version + 1, now);
-    update_index(tx, resource_type, id, old.as_ref(), Some(&resource));
-    record_version(tx, resource_type, id, &resource);
+    update_index(tx, resource_type, id, live, Some(&resource));
+    if let Some(current) = &current {
+        record_version(tx, resource_type, id, current);
+    }
     let bytes = serde_json::to_vec(&resource).expect("a JSON value always serializes");
     tx.put(Keyspace::Resource, key(resource_type, id), bytes);
     Ok(resource)
@@ -165,7 +176,7 @@ pub fn delete(
         "meta": { "versionId": version.to_string(), "lastUpdated": now },
     });
     update_index(tx, resource_type, id, Some(&old), None);
-    record_version(tx, resource_type, id, &tombstone);
+    record_version(tx, resource_type, id, &old);
     let bytes = serde_json::to_vec(&tombstone).expect("a JSON value always serializes");
     tx.put(Keyspace::Resource, key(resource_type, id), bytes);
     Ok(Some(version))

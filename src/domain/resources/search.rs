@@ -125,12 +125,6 @@ fn ids_for(
             "search parameter `{name}` has an empty value"
         )));
     }
-    let patient_ids = |found: Vec<Value>| -> BTreeSet<String> {
-        found
-            .iter()
-            .filter_map(|p| p["id"].as_str().map(str::to_string))
-            .collect()
-    };
     match (resource_type, name) {
         (_, "_id") => {
             let exists = matches!(read(store, resource_type, value)?, Some(Current::Live(_)));
@@ -142,15 +136,27 @@ fn ids_for(
                 Some((system, code)) => ((!system.is_empty()).then_some(system), code),
                 None => (None, value),
             };
-            return Ok(patient_ids(patients::search_identifier(
+            return Ok(BTreeSet::from_iter(patients::ids_by_identifier(
                 store,
                 system,
                 code,
                 MAX_MATCHES,
             )?));
         }
-        ("Patient", "email") => return Ok(patient_ids(patients::search_email(store, value, MAX_MATCHES)?)),
-        ("Patient", "phone") => return Ok(patient_ids(patients::search_phone(store, value, MAX_MATCHES)?)),
+        ("Patient", "email") => {
+            return Ok(BTreeSet::from_iter(patients::ids_by_email(
+                store,
+                value,
+                MAX_MATCHES,
+            )?));
+        }
+        ("Patient", "phone") => {
+            return Ok(BTreeSet::from_iter(patients::ids_by_phone(
+                store,
+                value,
+                MAX_MATCHES,
+            )?));
+        }
         _ => {}
     }
     let param = params::find(resource_type, name).ok_or_else(|| {
