@@ -761,3 +761,20 @@ async fn the_capability_statement_says_what_is_served() {
     let xml = fhir.get("/metadata?_format=xml").await;
     assert!(xml.text.starts_with("<CapabilityStatement") || xml.text.contains("<CapabilityStatement"));
 }
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_create_happen_once() {
+    let (_dir, engine) = start();
+    let fhir = Http::new(&engine);
+    let body = task("p9", "ready");
+    let key = [("idempotency-key", "crm-req-42")];
+    let first = fhir.send("POST", "/Task", Some(&body), &key).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let again = fhir.send("POST", "/Task", Some(&body), &key).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json()["id"], first.json()["id"], "the first answer again");
+    assert_eq!(fhir.get("/Task?patient=p9").await.json()["total"], 1, "created once");
+    let other = fhir.send("POST", "/Task", Some(&task("p9", "draft")), &key).await;
+    assert_eq!(other.status, 422, "{}", other.text);
+    assert!(other.text.contains("crm-req-42"));
+}

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::format::{self, Format};
 use super::ops::{self, Done, Refused, Write};
@@ -19,6 +19,8 @@ use super::{FhirState, base_url, pixm};
 use crate::domain::resources::search::{self, SearchError, Sort};
 use crate::domain::resources::{self, Current, params};
 use crate::engine::committer::Finished;
+use crate::engine::dedupe::{self, Seen};
+use crate::engine::journal::Status;
 use crate::fhir::bundle::{history_bundle, searchset_page};
 use crate::fhir::validate;
 
@@ -384,7 +386,16 @@ pub async fn create(
         Err(refused) => return refusal(format, &refused),
     };
     let journal = resource.to_string();
-    match execute(&state, format!("FHIR create {resource_type}"), journal, write).await {
+    match execute(
+        &state,
+        &headers,
+        format,
+        format!("FHIR create {resource_type}"),
+        journal,
+        write,
+    )
+    .await
+    {
         Ok(done) => write_answer(
             &headers,
             format,
@@ -474,7 +485,16 @@ pub async fn update(
         resource,
         if_match,
     };
-    match execute(&state, format!("FHIR update {resource_type}"), journal, write).await {
+    match execute(
+        &state,
+        &headers,
+        format,
+        format!("FHIR update {resource_type}"),
+        journal,
+        write,
+    )
+    .await
+    {
         Ok(done) => write_answer(
             &headers,
             format,
@@ -505,6 +525,8 @@ pub async fn delete(
     };
     match execute(
         &state,
+        &headers,
+        format,
         format!("FHIR delete {resource_type}"),
         format!("{resource_type}/{id}"),
         write,
@@ -517,15 +539,79 @@ pub async fn delete(
 }
 
 /// Runs one write as a command; the refusal or failure is the answer to give.
-async fn execute(state: &FhirState, kind: String, journal: String, write: Write) -> Result<Done, Response> {
+///
+/// With an `Idempotency-Key` header a write is done once: the same key with the same body gets
+/// the first answer again (and changes nothing), the same key with another body is a 422.
+async fn execute(
+    state: &FhirState,
+    headers: &HeaderMap,
+    format: Format,
+    kind: String,
+    journal: String,
+    write: Write,
+) -> Result<Done, Response> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty())
+        .map(|k| (format!("fhir|{kind}"), k.to_string()));
     let answer = state
         .committer
         .run(kind, "fhir", move |ctx| {
+            let fingerprint = dedupe::fingerprint(&format!("x\r{journal}"));
+            if let Some((sender, key)) = &key
+                && let Ok(Some(earlier)) = dedupe::seen(ctx.tx, sender, key)
+            {
+                if earlier.fingerprint != fingerprint {
+                    let refused = Refused::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "duplicate",
+                        format!(
+                            "Idempotency-Key `{key}` was used for a different request (journal {})",
+                            earlier.seq
+                        ),
+                    );
+                    return Finished::refused(journal, refused.message.clone(), Err(refused));
+                }
+                let first: Value = earlier
+                    .replies
+                    .first()
+                    .and_then(|r| serde_json::from_str(r).ok())
+                    .unwrap_or_default();
+                let done = Done {
+                    status: StatusCode::from_u16(first["status"].as_u64().unwrap_or(200) as u16)
+                        .unwrap_or(StatusCode::OK),
+                    location: first["location"].as_str().map(str::to_string),
+                    resource: first.get("resource").cloned().filter(|r| !r.is_null()),
+                    patients: vec![],
+                };
+                return Finished {
+                    status: Status::Duplicate,
+                    error: None,
+                    patients: earlier.patients,
+                    message: journal,
+                    answer: Ok(done),
+                };
+            }
             let mut n = 0;
             match ops::apply(ctx.tx, write, ctx.seq, &mut n, ctx.now) {
                 Ok(done) => {
                     ctx.patients_changed(&done.patients);
-                    let ids = done.patients.iter().map(|p| p.id.clone()).collect();
+                    let ids: Vec<String> = done.patients.iter().map(|p| p.id.clone()).collect();
+                    if let Some((sender, key)) = &key {
+                        let first = json!({
+                            "status": done.status.as_u16(),
+                            "location": done.location,
+                            "resource": done.resource,
+                        });
+                        let seen = Seen {
+                            seq: ctx.seq,
+                            fingerprint,
+                            patients: ids.clone(),
+                            replies: vec![first.to_string()],
+                        };
+                        dedupe::remember(ctx.tx, sender, key, &seen);
+                    }
                     Finished::applied(journal, ids, Ok(done))
                 }
                 Err(refused) => Finished::refused(journal, refused.message.clone(), Err(refused)),
@@ -534,15 +620,15 @@ async fn execute(state: &FhirState, kind: String, journal: String, write: Write)
         .await;
     match answer {
         Some(Ok(Ok(done))) => Ok(done),
-        Some(Ok(Err(refused))) => Err(refusal(Format::Json, &refused)),
+        Some(Ok(Err(refused))) => Err(refusal(format, &refused)),
         Some(Err(reason)) => Err(format::error(
-            Format::Json,
+            format,
             StatusCode::INTERNAL_SERVER_ERROR,
             "exception",
             &format!("the change could not be stored: {reason}"),
         )),
         None => Err(format::error(
-            Format::Json,
+            format,
             StatusCode::SERVICE_UNAVAILABLE,
             "transient",
             "the engine is shutting down",
