@@ -1,5 +1,5 @@
 //! `tributary bench mllp`: the MLLP load generator and the null server it is measured against
-//! (`bench fhir` is in `bench_fhir`).
+//! (`bench fhir` is in `bench_fhir`, `bench outbox` in `bench_outbox`).
 //!
 //! It builds a varied ADT corpus, sends it over K connections (each waits for its ACK before the
 //! next message, as MLLP senders do), and prints messages/s and p50/p99 ACK latency: first against
@@ -25,6 +25,10 @@ pub enum BenchCommand {
     Mllp(MllpBenchArgs),
     /// FHIR Patient creates and reads by identifier over HTTP, engine beside a null server.
     Fhir(super::bench_fhir::FhirBenchArgs),
+    /// PIX notifications: ADT in over MLLP, ADT^A31 out to an MLLP consumer; rate and latency.
+    Outbox(super::bench_outbox::OutboxBenchArgs),
+    /// Member search latency on 1,000,000 synced patients (by default).
+    Members(super::bench_members::MembersBenchArgs),
 }
 
 #[derive(Args)]
@@ -56,6 +60,8 @@ pub async fn run(command: BenchCommand) -> std::process::ExitCode {
     let result = match command {
         BenchCommand::Mllp(args) => bench_mllp(args).await,
         BenchCommand::Fhir(args) => super::bench_fhir::bench_fhir(args).await,
+        BenchCommand::Outbox(args) => super::bench_outbox::bench_outbox(args).await,
+        BenchCommand::Members(args) => super::bench_members::bench_members(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -290,7 +296,7 @@ const STREETS: &[&str] = &[
 const EVENTS: &[&str] = &["A28", "A01", "A04", "A08", "A31"];
 
 /// A varied ADT corpus: events, names, addresses, phones, emails and escapes differ per message.
-fn adt_corpus(messages: usize, patients: usize, run_id: &str) -> Vec<Vec<u8>> {
+pub(super) fn adt_corpus(messages: usize, patients: usize, run_id: &str) -> Vec<Vec<u8>> {
     (0..messages)
         .map(|n| {
             let p = (n * 7919) % patients;

@@ -2,6 +2,8 @@
 
 mod bench;
 mod bench_fhir;
+mod bench_members;
+mod bench_outbox;
 mod mapping;
 mod send;
 mod serve;
