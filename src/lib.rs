@@ -10,6 +10,7 @@
 //! - [`mapping`]: from inbound messages to store changes.
 //! - [`domain`]: the business rules over the store (patients today).
 //! - [`outbox`]: the durable outbox: deliveries, retries, dead letters, destination workers.
+//! - [`schedule`]: scheduled jobs (cron): retry sweep, dead-letter digest, journal retention.
 //! - [`store`]: the storage contract and its embedded sled backend.
 //! - [`fhir`]: FHIR R4 Bundles and OperationOutcomes.
 //! - [`api`]: the HTTP routers.
@@ -24,4 +25,5 @@ pub mod fhir;
 pub mod hl7;
 pub mod mapping;
 pub mod outbox;
+pub mod schedule;
 pub mod store;

@@ -773,7 +773,11 @@ async fn an_idempotency_key_makes_a_retried_create_happen_once() {
     let again = fhir.send("POST", "/Task", Some(&body), &key).await;
     assert_eq!(again.status, 201);
     assert_eq!(again.json()["id"], first.json()["id"], "the first answer again");
-    assert_eq!(fhir.get("/Task?patient=p9").await.json()["total"], 1, "created once");
+    assert_eq!(
+        fhir.get("/Task?patient=p9").await.json()["total"],
+        1,
+        "created once"
+    );
     let other = fhir.send("POST", "/Task", Some(&task("p9", "draft")), &key).await;
     assert_eq!(other.status, 422, "{}", other.text);
     assert!(other.text.contains("crm-req-42"));

@@ -12,9 +12,11 @@ use toml::Spanned;
 
 mod destinations;
 mod members;
+mod schedule;
 
 pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
 pub use members::{ApiClientConfig, MembersConfig};
+pub use schedule::{JOBS, JobConfig, parse_cron};
 
 use crate::mapping::{Condition, MappingSet, SourceKind as MappingSource, TargetKind};
 
@@ -39,6 +41,8 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
+    #[serde(default)]
+    pub schedule: Vec<JobConfig>,
     #[serde(default)]
     pub members: MembersConfig,
     #[serde(default)]
@@ -429,7 +433,53 @@ impl Config {
             }
         }
         self.validate_destinations()?;
+        self.validate_schedule()?;
         self.validate_members()
+    }
+
+    fn validate_schedule(&self) -> Result<(), ConfigError> {
+        for (i, job) in self.schedule.iter().enumerate() {
+            let key = |k: &str| format!("schedule[{i}].{k}");
+            let name = job.job.get_ref().as_str();
+            if !JOBS.contains(&name) {
+                return Err(self.error_at(
+                    job.job.span(),
+                    key("job"),
+                    format!("`{name}` is not a job (known: {})", JOBS.join(", ")),
+                ));
+            }
+            if let Err(why) = parse_cron(job.cron.get_ref()) {
+                return Err(self.error_at(job.cron.span(), key("cron"), why));
+            }
+            if name == "journal-retention" && job.keep_days.is_none_or(|d| d == 0) {
+                return Err(self.error_at(
+                    job.job.span(),
+                    key("keep_days"),
+                    "journal-retention needs keep_days (at least 1)".into(),
+                ));
+            }
+            if name == "dead-letter-digest" {
+                let Some(destination) = &job.destination else {
+                    return Err(self.error_at(
+                        job.job.span(),
+                        key("destination"),
+                        "dead-letter-digest needs the destination the digest goes to".into(),
+                    ));
+                };
+                if !self
+                    .destinations
+                    .iter()
+                    .any(|d| d.name.get_ref() == destination.get_ref())
+                {
+                    return Err(self.error_at(
+                        destination.span(),
+                        key("destination"),
+                        format!("no destination named `{}` is defined", destination.get_ref()),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate_destinations(&self) -> Result<(), ConfigError> {

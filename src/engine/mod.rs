@@ -100,6 +100,16 @@ impl Engine {
             tracing::info!(channels = %names.join(", "), addr = %bound, "MLLP listener started");
             mllp.extend(names.into_iter().map(|name| (name, bound)));
         }
+        crate::schedule::start(
+            config,
+            crate::schedule::JobContext {
+                store: store.clone(),
+                outbox: outbox.clone(),
+                committer: handle.clone(),
+            },
+            stopped.clone(),
+            &mut tasks,
+        );
         let http_addr = config.http_bind();
         let listener = bind(http_addr, "HTTP").await?;
         let http = listener.local_addr().map_err(|source| StartError::Bind {

@@ -94,7 +94,8 @@ impl Outbox {
         }
     }
 
-    fn wake_all(&self) {
+    /// Tells every worker to look at its queue now.
+    pub fn wake_all(&self) {
         for wake in self.wakers.values() {
             wake.notify_one();
         }

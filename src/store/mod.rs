@@ -164,4 +164,8 @@ pub trait Store: Reader + Send + Sync {
     fn journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
     /// The greatest journal sequence number committed so far (0 for none).
     fn journal_last_seq(&self) -> u64;
+    /// Journal retention: drops whole journal segments last written before `cutoff`, of those
+    /// already folded into the store (never the one being written). Returns the segments and
+    /// bytes dropped.
+    fn drop_journal_before(&self, cutoff: std::time::SystemTime) -> Result<(usize, u64), StoreError>;
 }

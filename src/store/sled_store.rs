@@ -350,6 +350,39 @@ impl Store for SledStore {
     fn journal_last_seq(&self) -> u64 {
         self.last_seq.load(Ordering::SeqCst)
     }
+
+    fn drop_journal_before(&self, cutoff: std::time::SystemTime) -> Result<(usize, u64), StoreError> {
+        // Only segments before the last checkpoint: the store no longer needs them to open.
+        let first_unfolded = match self
+            .db
+            .get(full_key(Keyspace::Meta, CHECKPOINT_KEY))
+            .map_err(err)?
+        {
+            Some(value) if value.len() == 16 => u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
+            _ => return Ok((0, 0)),
+        };
+        let current = self.lock_log()?.wal.segment();
+        let (mut dropped, mut bytes) = (0, 0);
+        for segment in wal::segments(&self.log_dir)? {
+            if segment >= first_unfolded || segment >= current {
+                break;
+            }
+            let path = wal::segment_path(&self.log_dir, segment);
+            let metadata = std::fs::metadata(&path).map_err(err)?;
+            if metadata.modified().map_err(err)? >= cutoff {
+                // Segments are written in order: the later ones are newer still.
+                break;
+            }
+            std::fs::remove_file(&path)
+                .map_err(|e| StoreError(format!("cannot drop {}: {e}", path.display())))?;
+            dropped += 1;
+            bytes += metadata.len();
+        }
+        if dropped > 0 {
+            wal::sync_dir(&self.log_dir)?;
+        }
+        Ok((dropped, bytes))
+    }
 }
 
 #[cfg(test)]
@@ -358,6 +391,44 @@ mod tests {
 
     fn put(keyspace: Keyspace, key: &[u8], value: &[u8]) -> Write {
         (keyspace, key.to_vec(), Some(value.to_vec()))
+    }
+
+    #[test]
+    fn retention_drops_old_folded_segments_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let write = |seq: u64| WriteSet {
+            ops: vec![put(Keyspace::Patient, format!("p{seq}").as_bytes(), b"x")],
+            journal: vec![(seq, format!("entry {seq}").into_bytes())],
+        };
+        store.commit(write(1)).unwrap();
+        store.checkpoint().unwrap();
+        store.commit(write(2)).unwrap();
+        store.checkpoint().unwrap();
+        store.commit(write(3)).unwrap();
+        store.sync().unwrap();
+        // Segment 1 is old, segment 2 recent, segment 3 is being written.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(90 * 86_400);
+        let first = wal::segment_path(&dir.path().join("journal"), 1);
+        std::fs::File::options()
+            .write(true)
+            .open(&first)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+        let (dropped, bytes) = store.drop_journal_before(cutoff).unwrap();
+        assert_eq!(dropped, 1);
+        assert!(bytes > 0);
+        let seqs: Vec<u64> = store.journal(0, 100).unwrap().iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, vec![2, 3], "the old range is gone, the rest kept");
+        assert_eq!(
+            store.get(Keyspace::Patient, b"p1").unwrap().as_deref(),
+            Some(&b"x"[..]),
+            "the data stays"
+        );
+        // Everything is recent now: nothing more goes.
+        assert_eq!(store.drop_journal_before(cutoff).unwrap().0, 0);
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub fn read_segment(dir: &Path, segment: u64, repair: bool) -> Result<Vec<WriteS
     Ok(records)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io(&dir.display().to_string(), e))

@@ -1,0 +1,67 @@
+//! Scheduled jobs: each `[[schedule]]` entry runs its job at the times its cron expression
+//! names (UTC), one run at a time, until the engine stops.
+//!
+//! - `retry-sweep`: wakes every destination's worker, so a delivery whose backoff has ended goes
+//!   out even if nothing else happens.
+//! - `dead-letter-digest`: sends a summary of the dead letters (per destination, with ids and
+//!   errors) through a destination, queued in the outbox like any delivery; nothing when there
+//!   are none.
+//! - `journal-retention`: drops the journal's whole segments older than `keep_days` (a time
+//!   range at once, never row by row); the store's data is not touched.
+
+mod jobs;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, JobConfig, parse_cron};
+use crate::engine::committer::CommitterHandle;
+use crate::outbox::Outbox;
+use crate::store::Store;
+
+/// What the jobs reach.
+#[derive(Clone)]
+pub struct JobContext {
+    pub store: Arc<dyn Store>,
+    pub outbox: Arc<Outbox>,
+    pub committer: CommitterHandle,
+}
+
+/// Starts one task per configured job.
+pub fn start(config: &Config, context: JobContext, stop: watch::Receiver<bool>, tasks: &mut JoinSet<()>) {
+    for job in &config.schedule {
+        let Ok(schedule) = parse_cron(job.cron.get_ref()) else {
+            continue; // validated at load
+        };
+        let (job, context, mut stop) = (job.clone(), context.clone(), stop.clone());
+        tasks.spawn(async move {
+            let name = job.job.get_ref().clone();
+            tracing::info!(job = %name, cron = %job.cron.get_ref(), "scheduled job started");
+            for next in schedule.upcoming(chrono::Utc) {
+                let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                }
+                run(&job, &context).await;
+            }
+        });
+    }
+}
+
+/// One run of a job; its outcome is logged.
+async fn run(job: &JobConfig, context: &JobContext) {
+    let name = job.job.get_ref().as_str();
+    let outcome = match name {
+        "retry-sweep" => jobs::retry_sweep(context).await,
+        "dead-letter-digest" => jobs::dead_letter_digest(job, context).await,
+        "journal-retention" => jobs::journal_retention(job, context).await,
+        other => Err(format!("unknown job `{other}`")),
+    };
+    match outcome {
+        Ok(summary) => tracing::info!(job = name, %summary, "scheduled job ran"),
+        Err(error) => tracing::error!(job = name, %error, "scheduled job failed"),
+    }
+}
