@@ -314,3 +314,59 @@ async fn a_consumer_rejecting_with_ar_dead_letters_at_once_and_ae_is_retried() {
     let (_, delivery) = engine.get(&format!("/outbox/deliveries/{id}")).await;
     assert_eq!(delivery["state"], "pending", "AE is transient: {delivery}");
 }
+
+#[tokio::test]
+async fn a_pmir_bundle_over_http_updates_a_fhir_pix_consumer() {
+    // The consumer is a second engine: its FHIR endpoint takes PMIR feeds (ITI-93).
+    let (consumer_dir, consumer_data) = temp_store();
+    let consumer = EngineProcess::start(&consumer_data);
+    let _ = consumer_dir;
+    let (dir, data) = temp_store();
+    let path = dir.path().join("tributary.toml");
+    let text = format!(
+        r#"[http]
+bind = "127.0.0.1:0"
+[log]
+level = "warn"
+[mappings]
+dir = {MAPPINGS:?}
+
+[[channels]]
+name = "ucr-adt"
+mapping = "ucr-adt-patient"
+[channels.source]
+kind = "mllp"
+bind = "127.0.0.1:0"
+
+[[destinations]]
+name = "pmir"
+kind = "http"
+mapping = "patient-pmir-bundle"
+events = ["patient-changed"]
+[destinations.retry]
+{FAST_RETRY}
+[destinations.settings]
+url = "{}/fhir"
+"#,
+        consumer.http
+    );
+    std::fs::write(&path, text).unwrap();
+    let engine = EngineProcess::start_config(&path, &data);
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
+    let id = last_entry(&engine).await["deliveries"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let delivered = wait_state(&engine, &id, "delivered").await;
+    assert_eq!(delivered["content_type"], "application/fhir+json");
+    assert!(
+        delivered["reply"].as_str().unwrap().contains("\"code\":\"ok\""),
+        "{delivered}"
+    );
+    let found = consumer.search(&format!("identifier={UCR_MPI}|1000551903")).await;
+    assert_eq!(found.len(), 1, "the consumer has the patient");
+    assert_eq!(found[0]["name"][0]["family"], "NGUYEN");
+}
