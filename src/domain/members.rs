@@ -209,6 +209,58 @@ impl Member {
     }
 }
 
+/// What a member search answers, kept as the value of each of the member's index entries so a
+/// search reads nothing but the index: a page of results is one prefix scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub patient_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub birth_date: Option<String>,
+    pub status: Status,
+    pub proxy_only: bool,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub mobile: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The `kind:term` entries, to check a search's other criteria.
+    #[serde(default)]
+    pub terms: Vec<String>,
+}
+
+impl Summary {
+    fn of(member: &Member) -> Summary {
+        Summary {
+            patient_id: member.patient_id.clone(),
+            name: member.name.clone(),
+            birth_date: member.birth_date.clone(),
+            status: member.status,
+            proxy_only: member.proxy_only,
+            email: member.contact.email.clone(),
+            mobile: member.contact.mobile.clone(),
+            username: member.username.clone(),
+            terms: member.index_terms.clone(),
+        }
+    }
+
+    /// A search result as the API shows it (the full record is at `GET /api/members/{id}`).
+    pub fn view(&self) -> Value {
+        json!({
+            "patient_id": self.patient_id,
+            "name": self.name,
+            "birth_date": self.birth_date,
+            "enrolled": true,
+            "status": self.status.name(),
+            "proxy_only": self.proxy_only,
+            "email": self.email,
+            "mobile": self.mobile,
+            "username": self.username,
+        })
+    }
+}
+
 pub fn load(reader: &dyn Reader, patient_id: &str) -> Result<Option<Member>, StoreError> {
     match reader.get(Keyspace::Member, patient_id.as_bytes())? {
         Some(bytes) => serde_json::from_slice(&bytes)
@@ -240,11 +292,12 @@ pub fn save(op: &mut Op<'_, '_>, old: Option<&Member>, member: &mut Member) -> R
             );
         }
     }
+    let summary = serde_json::to_vec(&Summary::of(member)).expect("a summary serializes");
     for term in &member.index_terms {
         op.tx.put(
             Keyspace::MemberIndex,
             index_key(member.status, term, &member.patient_id),
-            vec![],
+            summary.clone(),
         );
     }
     op.tx.put(
@@ -391,8 +444,9 @@ pub struct Criteria {
     pub status: Option<String>,
 }
 
-/// Members matching every criterion given, at most `limit`, in index order.
-pub fn search(store: &dyn Store, criteria: &Criteria, limit: usize) -> Result<Vec<Member>, Refusal> {
+/// Members matching every criterion given, at most `limit`, in index order, as summaries read
+/// from the index alone.
+pub fn search(store: &dyn Store, criteria: &Criteria, limit: usize) -> Result<Vec<Summary>, Refusal> {
     let groups: Vec<u8> = match criteria.status.as_deref() {
         None | Some("") | Some("all") => vec![b'P', b'A'],
         Some("pending") => vec![b'P'],
@@ -438,7 +492,7 @@ pub fn search(store: &dyn Store, criteria: &Criteria, limit: usize) -> Result<Ve
         ));
     };
     let rest = &wanted[1..];
-    let mut found: Vec<Member> = vec![];
+    let mut found: Vec<Summary> = vec![];
     // Scan the driving term; check the rest against each candidate's own terms.
     const MAX_CANDIDATES: usize = 5_000;
     for group in groups {
@@ -448,7 +502,7 @@ pub fn search(store: &dyn Store, criteria: &Criteria, limit: usize) -> Result<Ve
             prefix.push(0);
         }
         let scan_limit = if rest.is_empty() { limit } else { MAX_CANDIDATES };
-        for (key, _) in store.scan_prefix(Keyspace::MemberIndex, &prefix, scan_limit)? {
+        for (key, value) in store.scan_prefix(Keyspace::MemberIndex, &prefix, scan_limit)? {
             // An exact prefix ends with the \0 before the id; a name prefix stops inside the term.
             let tail = &key[prefix.len()..];
             let id_bytes = if exact {
@@ -463,9 +517,11 @@ pub fn search(store: &dyn Store, criteria: &Criteria, limit: usize) -> Result<Ve
             if found.iter().any(|m| m.patient_id == id) {
                 continue;
             }
-            let Some(member) = load(store, &id)? else { continue };
-            if rest.iter().all(|w| matches(&member, w)) {
-                found.push(member);
+            let Ok(summary) = serde_json::from_slice::<Summary>(&value) else {
+                continue;
+            };
+            if rest.iter().all(|w| matches(&summary.terms, w)) {
+                found.push(summary);
                 if found.len() >= limit {
                     return Ok(found);
                 }
@@ -475,9 +531,9 @@ pub fn search(store: &dyn Store, criteria: &Criteria, limit: usize) -> Result<Ve
     Ok(found)
 }
 
-fn matches(member: &Member, (kind, term, exact): &(u8, String, bool)) -> bool {
+fn matches(terms: &[String], (kind, term, exact): &(u8, String, bool)) -> bool {
     let prefix = format!("{}:{term}", *kind as char);
-    member.index_terms.iter().any(|t| {
+    terms.iter().any(|t| {
         if *exact {
             *t == prefix
         } else {

@@ -386,6 +386,18 @@ pub async fn forgot_username(
         }
     })
     .await;
+    let ids: Vec<String> = match found {
+        Ok(found) => found.into_iter().map(|s| s.patient_id).collect(),
+        Err(r) => return r,
+    };
+    let found = read(&state, move |store, _| {
+        let mut members = vec![];
+        for id in &ids {
+            members.extend(members::load(store, id)?);
+        }
+        Ok(members)
+    })
+    .await;
     let matched: Vec<members::Member> = match found {
         Ok(found) => found
             .into_iter()

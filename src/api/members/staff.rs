@@ -189,7 +189,7 @@ pub async fn search_members(
     match read(&state, move |store, _| members::search(store, &query.criteria, n)).await {
         Ok(found) => ok(
             StatusCode::OK,
-            json!({ "members": found.iter().map(members::Member::view).collect::<Vec<_>>() }),
+            json!({ "members": found.iter().map(members::Summary::view).collect::<Vec<_>>() }),
         ),
         Err(r) => r,
     }
