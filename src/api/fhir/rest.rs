@@ -43,6 +43,18 @@ fn answer_format(headers: &HeaderMap, params: &[(String, String)]) -> Result<For
         .map_err(|e| format::error(Format::Json, StatusCode::NOT_ACCEPTABLE, "not-supported", &e))
 }
 
+/// What every interaction on a type checks first: the answer format, and that the type is
+/// served. The error is the answer to give.
+fn prelude(
+    headers: &HeaderMap,
+    params: &[(String, String)],
+    resource_type: &str,
+) -> Result<Format, Response> {
+    let format = answer_format(headers, params)?;
+    served(resource_type, format)?;
+    Ok(format)
+}
+
 /// The type is one we serve, or the 404 that says so.
 fn served(resource_type: &str, format: Format) -> Result<(), Response> {
     if params::is_served(resource_type) {
@@ -119,13 +131,10 @@ pub async fn vread(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    let format = match answer_format(&headers, &params) {
+    let format = match prelude(&headers, &params, &resource_type) {
         Ok(format) => format,
         Err(response) => return response,
     };
-    if let Err(response) = served(&resource_type, format) {
-        return response;
-    }
     let Ok(number) = version.parse::<u64>() else {
         return format::error(
             format,
@@ -168,13 +177,10 @@ pub async fn history(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    let format = match answer_format(&headers, &params) {
+    let format = match prelude(&headers, &params, &resource_type) {
         Ok(format) => format,
         Err(response) => return response,
     };
-    if let Err(response) = served(&resource_type, format) {
-        return response;
-    }
     let count = match count_param(&params) {
         Ok(count) => count,
         Err(e) => return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e),
@@ -246,13 +252,10 @@ async fn search_with(
     headers: HeaderMap,
     params: Vec<(String, String)>,
 ) -> Response {
-    let format = match answer_format(&headers, &params) {
+    let format = match prelude(&headers, &params, &resource_type) {
         Ok(format) => format,
         Err(response) => return response,
     };
-    if let Err(response) = served(&resource_type, format) {
-        return response;
-    }
     let mut count = DEFAULT_COUNT;
     let mut offset = 0;
     let mut sort = Sort::default();
@@ -356,13 +359,10 @@ pub async fn create(
     Query(params): Params,
     body: Bytes,
 ) -> Response {
-    let format = match answer_format(&headers, &params) {
+    let format = match prelude(&headers, &params, &resource_type) {
         Ok(format) => format,
         Err(response) => return response,
     };
-    if let Err(response) = served(&resource_type, format) {
-        return response;
-    }
     let resource = match checked_body(&headers, &body, &resource_type, format) {
         Ok(resource) => resource,
         Err(response) => return response,
@@ -386,25 +386,7 @@ pub async fn create(
         Err(refused) => return refusal(format, &refused),
     };
     let journal = resource.to_string();
-    match execute(
-        &state,
-        &headers,
-        format,
-        format!("FHIR create {resource_type}"),
-        journal,
-        write,
-    )
-    .await
-    {
-        Ok(done) => write_answer(
-            &headers,
-            format,
-            done.status,
-            &resource_type,
-            done.resource.as_ref(),
-        ),
-        Err(response) => response,
-    }
+    write_and_answer(&state, &headers, format, "create", &resource_type, journal, write).await
 }
 
 /// The one resource `criteria` (a search query) matches, none, or the 412 for several.
@@ -445,13 +427,10 @@ pub async fn update(
     Query(params): Params,
     body: Bytes,
 ) -> Response {
-    let format = match answer_format(&headers, &params) {
+    let format = match prelude(&headers, &params, &resource_type) {
         Ok(format) => format,
         Err(response) => return response,
     };
-    if let Err(response) = served(&resource_type, format) {
-        return response;
-    }
     if !valid_id(&id) {
         return format::error(
             format,
@@ -485,25 +464,7 @@ pub async fn update(
         resource,
         if_match,
     };
-    match execute(
-        &state,
-        &headers,
-        format,
-        format!("FHIR update {resource_type}"),
-        journal,
-        write,
-    )
-    .await
-    {
-        Ok(done) => write_answer(
-            &headers,
-            format,
-            done.status,
-            &resource_type,
-            done.resource.as_ref(),
-        ),
-        Err(response) => response,
-    }
+    write_and_answer(&state, &headers, format, "update", &resource_type, journal, write).await
 }
 
 pub async fn delete(
@@ -512,13 +473,10 @@ pub async fn delete(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Response {
-    let format = match answer_format(&headers, &params) {
+    let format = match prelude(&headers, &params, &resource_type) {
         Ok(format) => format,
         Err(response) => return response,
     };
-    if let Err(response) = served(&resource_type, format) {
-        return response;
-    }
     let write = Write::Delete {
         resource_type: resource_type.clone(),
         id: id.clone(),
@@ -534,6 +492,29 @@ pub async fn delete(
     .await
     {
         Ok(done) => format::respond(format, done.status, None, vec![]),
+        Err(response) => response,
+    }
+}
+
+/// Runs a create or update and answers it (status, headers, body as `Prefer` asks).
+async fn write_and_answer(
+    state: &FhirState,
+    headers: &HeaderMap,
+    format: Format,
+    verb: &str,
+    resource_type: &str,
+    journal: String,
+    write: Write,
+) -> Response {
+    let kind = format!("FHIR {verb} {resource_type}");
+    match execute(state, headers, format, kind, journal, write).await {
+        Ok(done) => write_answer(
+            headers,
+            format,
+            done.status,
+            resource_type,
+            done.resource.as_ref(),
+        ),
         Err(response) => response,
     }
 }
