@@ -46,6 +46,10 @@ pub struct MembersBenchArgs {
     /// are kept, to fit a 1,000,000-patient run in a few GB).
     #[arg(long)]
     full_patients: bool,
+    /// Only search: the store in --data-dir already holds an earlier run's patients and members
+    /// (same --patients and --members), as a run with --data-dir leaves it.
+    #[arg(long)]
+    search_only: bool,
 }
 
 /// Builds the search for member `i`.
@@ -155,11 +159,30 @@ fn bench(args: MembersBenchArgs) -> Result<(), String> {
         dir.display()
     );
 
+    if !args.search_only {
+        load(&store, &accounts, &args, n, m)?;
+    }
+    search(&store, &args, m)?;
+    drop(store);
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    Ok(())
+}
+
+/// Loads `n` patients, enrolls `m`, activates every second one, and folds the log into sled.
+fn load(
+    store: &SledStore,
+    accounts: &Accounts,
+    args: &MembersBenchArgs,
+    n: usize,
+    m: usize,
+) -> Result<(), String> {
     let started = Instant::now();
     let mut seq = store.journal_last_seq() + 1;
     let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for start in (0..n).step_by(BATCH) {
-        let mut tx = Overlay::new(&store);
+        let mut tx = Overlay::new(store);
         let t = now();
         for i in start..(start + BATCH).min(n) {
             patients::apply(&mut tx, &PatientChange::Upsert { patient: patient(i) }, &t)
@@ -185,10 +208,10 @@ fn bench(args: MembersBenchArgs) -> Result<(), String> {
     let started = Instant::now();
     let password = secrets::hash_password("bench password");
     for start in (0..m).step_by(BATCH) {
-        let mut tx = Overlay::new(&store);
+        let mut tx = Overlay::new(store);
         let t = now();
         for i in start..(start + BATCH).min(m) {
-            let id = patient_id(&store, i)?;
+            let id = patient_id(store, i)?;
             let mut op = Op::new(&mut tx, &t, seq, "client:bench");
             seq += 1;
             let contact = Contact {
@@ -200,7 +223,7 @@ fn bench(args: MembersBenchArgs) -> Result<(), String> {
             };
             let (member, _) = enrollment::enroll(
                 &mut op,
-                &accounts,
+                accounts,
                 enrollment::Request {
                     patient_id: id,
                     contact,
@@ -212,8 +235,8 @@ fn bench(args: MembersBenchArgs) -> Result<(), String> {
             )
             .map_err(|e| e.to_string())?;
             if !i.is_multiple_of(2) {
-                let token = tokens::derive(&accounts, &member.token.nonce);
-                tokens::activate(&mut op, &accounts, &token, &format!("user{i}"), password.clone())
+                let token = tokens::derive(accounts, &member.token.nonce);
+                tokens::activate(&mut op, accounts, &token, &format!("user{i}"), password.clone())
                     .map_err(|e| e.to_string())?;
             }
         }
@@ -236,9 +259,15 @@ fn bench(args: MembersBenchArgs) -> Result<(), String> {
             mrn: Some(mrn(i)),
             ..Default::default()
         };
-        members::search(&store, &criteria, args.limit).map_err(|e| e.to_string())?;
+        members::search(store, &criteria, args.limit).map_err(|e| e.to_string())?;
     }
     println!("checkpoint and warm-up in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// Times every kind of search, unfiltered and by status.
+fn search(store: &SledStore, args: &MembersBenchArgs, m: usize) -> Result<(), String> {
+    let n = args.patients;
 
     let kinds: Vec<(&str, MakeCriteria)> = vec![
         (
@@ -314,7 +343,7 @@ fn bench(args: MembersBenchArgs) -> Result<(), String> {
                 let mut criteria = make(i);
                 criteria.status = status.map(str::to_string);
                 let t = Instant::now();
-                let found = members::search(&store, &criteria, args.limit).map_err(|e| e.to_string())?;
+                let found = members::search(store, &criteria, args.limit).map_err(|e| e.to_string())?;
                 times.push(t.elapsed());
                 hits += found.len();
                 let expected = match status {
@@ -327,7 +356,7 @@ fn bench(args: MembersBenchArgs) -> Result<(), String> {
                     && expected
                     && !found
                         .iter()
-                        .any(|f| f.patient_id == patient_id(&store, i).unwrap_or_default())
+                        .any(|f| f.patient_id == patient_id(store, i).unwrap_or_default())
                 {
                     return Err(format!("{name} search for member {i} did not find it"));
                 }
@@ -352,10 +381,6 @@ fn bench(args: MembersBenchArgs) -> Result<(), String> {
         worst.as_secs_f64() * 1e3,
         args.limit
     );
-    drop(store);
-    if args.data_dir.is_none() {
-        let _ = std::fs::remove_dir_all(&temp);
-    }
     Ok(())
 }
 
