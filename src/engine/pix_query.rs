@@ -146,3 +146,33 @@ fn cx_of(identifier: &Value, delimiters: &Delimiters) -> String {
         text(&identifier["type"]["coding"][0]["code"])
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Whatever QPD holds, the answer is a readable RSP^K23 that echoes the query's control id.
+        #[test]
+        fn any_query_gets_a_readable_response(qpd in "[ -~]{0,80}") {
+            static STORE: std::sync::LazyLock<(tempfile::TempDir, SledStore)> = std::sync::LazyLock::new(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let store = SledStore::open(dir.path()).unwrap();
+                (dir, store)
+            });
+            let text = format!(
+                "MSH|^~\\&|A|B|C|D|20261125||QBP^Q23^QBP_Q21|Q9|P|2.5\rQPD|{}\r",
+                qpd.replace(['\r', '\n'], "")
+            );
+            let Ok(query) = Message::parse_str(&text) else { return Ok(()) };
+            let answer = answer(&STORE.1, &query, "K23Q9");
+            let response = Message::parse_str(&answer).expect("the response parses");
+            prop_assert_eq!(response.message_type(), "RSP");
+            prop_assert_eq!(response.get("MSA-2").unwrap_or_default(), "Q9");
+            prop_assert!(["OK", "NF", "AE"].contains(&response.get("QAK-2").unwrap_or_default().as_str()));
+        }
+    }
+}

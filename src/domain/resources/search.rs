@@ -272,3 +272,70 @@ fn valid_date(date: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '-' | ':' | 'T' | 'Z' | '+' | '.' | ' '))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Overlay, SledStore, WriteSet};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn store_with_tasks() -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut tx = Overlay::new(&store);
+        for (id, status, day) in [("t1", "ready", "2026-01-05"), ("t2", "completed", "2026-02-07")] {
+            let task = json!({ "resourceType": "Task", "status": status, "intent": "order",
+                "for": { "reference": "Patient/p1" }, "code": { "coding": [{ "system": "urn:x", "code": "intake" }] } });
+            super::super::put(&mut tx, "Task", id, task, &format!("{day}T10:00:00.000Z")).unwrap();
+        }
+        let writes: WriteSet = tx.into_writes();
+        store.commit(writes).unwrap();
+        (dir, store)
+    }
+
+    fn ids(found: Vec<Value>) -> Vec<String> {
+        found
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn token_date_and_reference_values_match_as_documented() {
+        let (_dir, store) = store_with_tasks();
+        let find = |name: &str, value: &str| {
+            ids(search(&store, "Task", &[(name.to_string(), value.to_string())], Sort::Id).unwrap())
+        };
+        assert_eq!(find("code", "intake"), ["t1", "t2"]);
+        assert_eq!(find("code", "urn:x|intake"), ["t1", "t2"]);
+        assert_eq!(find("code", "urn:y|intake"), Vec::<String>::new());
+        assert_eq!(find("code", "urn:x|"), ["t1", "t2"]);
+        assert_eq!(find("status", "ready,completed"), ["t1", "t2"]);
+        assert_eq!(find("_lastUpdated", "ge2026-02"), ["t2"]);
+        assert_eq!(find("_lastUpdated", "lt2026-02"), ["t1"]);
+        assert_eq!(find("_lastUpdated", "2026-01"), ["t1"]);
+        assert_eq!(find("_lastUpdated", "ne2026-01"), ["t2"]);
+        assert_eq!(find("patient", "p1"), ["t1", "t2"]);
+        assert_eq!(find("patient", "http://elsewhere/fhir/Patient/p1"), ["t1", "t2"]);
+        assert_eq!(find("_id", "t2"), ["t2"]);
+        assert!(matches!(
+            search(&store, "Task", &[("colour".into(), "x".into())], Sort::Id),
+            Err(SearchError::Invalid(_))
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Any parameter name and value is either a search or a clear 400, never a panic.
+        #[test]
+        fn any_query_is_answered_or_refused(name in "[_a-z:]{0,12}", value in "\\PC{0,24}") {
+            static STORE: std::sync::LazyLock<(tempfile::TempDir, SledStore)> =
+                std::sync::LazyLock::new(store_with_tasks);
+            match search(&STORE.1, "Task", &[(name, value)], Sort::Id) {
+                Ok(_) | Err(SearchError::Invalid(_)) => {}
+                Err(e) => prop_assert!(false, "store error: {e}"),
+            }
+        }
+    }
+}
