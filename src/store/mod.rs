@@ -60,10 +60,14 @@ pub enum Keyspace {
     AuditByActor,
     /// Member settings changed at run time by a Configuration Manager.
     MemberSettings,
+    /// Invitations to enroll by id (src/domain/engagement/invitations.rs).
+    Invitation,
+    /// `address \0 content key` -> the id of the last invitation sent there (duplicate window).
+    InvitationByAddress,
 }
 
 impl Keyspace {
-    pub const ALL: [Keyspace; 22] = [
+    pub const ALL: [Keyspace; 24] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -86,6 +90,8 @@ impl Keyspace {
         Keyspace::AuditByTarget,
         Keyspace::AuditByActor,
         Keyspace::MemberSettings,
+        Keyspace::Invitation,
+        Keyspace::InvitationByAddress,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -113,6 +119,8 @@ impl Keyspace {
             Keyspace::AuditByTarget => b'B',
             Keyspace::AuditByActor => b'C',
             Keyspace::MemberSettings => b'S',
+            Keyspace::Invitation => b'V',
+            Keyspace::InvitationByAddress => b'W',
         }
     }
 }
