@@ -72,15 +72,6 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("GET", "/api/audit", &["manager", "config"]),
     ("GET", "/api/settings/members", &["config"]),
     ("PUT", "/api/settings/members", &["config"]),
-    // Engagement APIs (issue #7): the clients here hold neither `invite` nor `tasks`; the
-    // engagement tests check those scopes.
-    ("PUT", "/api/members/{id}/profile", &["portal"]),
-    ("POST", "/api/invitations", &[]),
-    ("GET", "/api/invitations/{id}", &[]),
-    ("POST", "/api/tasks", &[]),
-    ("GET", "/api/tasks/{id}", &["portal"]),
-    ("POST", "/api/tasks/{id}/status", &["portal"]),
-    ("POST", "/api/tasks/{id}/questionnaire-response", &["portal"]),
 ];
 
 #[tokio::test]

@@ -91,14 +91,29 @@ async fn the_dead_letter_digest_goes_out_on_schedule() {
     };
     assert!(digest.contains("1 dead letter waiting"), "{digest}");
     assert!(digest.contains("to pix"), "{digest}");
-    // The digest itself is journaled as what queued it.
+    // The digest itself is journaled with the delivery it queued; the API never shows a
+    // notification's content (it may carry secrets), and none is kept once delivered.
     let (_, journal) = engine.get("/journal").await;
+    let entry = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["message_type"] == "dead-letter digest")
+        .expect("the digest is journaled")
+        .clone();
+    let digest_id = entry["deliveries"][0]
+        .as_str()
+        .expect("its delivery is named")
+        .to_string();
+    let (status, delivery) = engine.get(&format!("/outbox/deliveries/{digest_id}")).await;
+    assert_eq!(status, 200);
     assert!(
-        journal["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["message_type"] == "dead-letter digest")
+        !delivery["payload"].as_str().unwrap().contains(&dead_id),
+        "{delivery}"
+    );
+    assert!(
+        delivery["payload"].as_str().unwrap().contains("not shown"),
+        "{delivery}"
     );
 }
 

@@ -6,6 +6,8 @@
 //! - `GET /outbox/deliveries/{id}`: one delivery wherever it is (pending, dead, delivered).
 //! - `POST /outbox/dead-letters/{id}/retry`: back into its queue, tries counted afresh.
 //! - `DELETE /outbox/dead-letters/{id}`: dropped for good (its record is kept as discarded).
+//!
+//! A notification's content (an e-mail or text may carry an activation token) is never shown.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -46,7 +48,7 @@ pub async fn pending(
     let limit = params.limit.min(MAX_LIMIT);
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || queue::pending(store.as_ref(), &destination, limit)).await {
-        Ok(Ok(deliveries)) => (StatusCode::OK, Json(json!({ "deliveries": deliveries }))),
+        Ok(Ok(deliveries)) => (StatusCode::OK, Json(json!({ "deliveries": shown(&deliveries) }))),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
@@ -60,7 +62,7 @@ pub async fn dead_letters(State(state): State<AppState>, Query(params): Query<Li
     })
     .await;
     match listed {
-        Ok(Ok(deliveries)) => (StatusCode::OK, Json(json!({ "deliveries": deliveries }))),
+        Ok(Ok(deliveries)) => (StatusCode::OK, Json(json!({ "deliveries": shown(&deliveries) }))),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
@@ -68,7 +70,7 @@ pub async fn dead_letters(State(state): State<AppState>, Query(params): Query<Li
 
 pub async fn delivery(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
     match queue::find(state.store.as_ref(), &id) {
-        Ok(Some(delivery)) => (StatusCode::OK, Json(json!(delivery))),
+        Ok(Some(delivery)) => (StatusCode::OK, Json(json!(delivery.redacted()))),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no delivery `{id}`")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
@@ -79,7 +81,7 @@ pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Ans
         Ok(delivery) => {
             state.outbox.wake(&delivery.destination);
             tracing::info!(id = %delivery.id, "dead letter put back in its queue");
-            (StatusCode::OK, Json(json!(delivery)))
+            (StatusCode::OK, Json(json!(delivery.redacted())))
         }
         Err(e) => dead_letter_error(e),
     }
@@ -90,10 +92,15 @@ pub async fn discard(State(state): State<AppState>, Path(id): Path<String>) -> A
     match queue::discard_dead_letter(state.store.as_ref(), &id, &now) {
         Ok(delivery) => {
             tracing::info!(id = %delivery.id, "dead letter discarded");
-            (StatusCode::OK, Json(json!(delivery)))
+            (StatusCode::OK, Json(json!(delivery.redacted())))
         }
         Err(e) => dead_letter_error(e),
     }
+}
+
+/// Deliveries as the API shows them (notifications' content left out).
+fn shown(deliveries: &[crate::outbox::Delivery]) -> Vec<crate::outbox::Delivery> {
+    deliveries.iter().map(crate::outbox::Delivery::redacted).collect()
 }
 
 fn dead_letter_error(e: DeadLetterError) -> Answer {

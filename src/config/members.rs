@@ -133,7 +133,7 @@ pub const ROLES: [&str; 6] = [
     "external-system",
 ];
 
-pub const SCOPES: [&str; 4] = ["enroll", "self-service", "invite", "tasks"];
+pub const SCOPES: [&str; 2] = ["enroll", "self-service"];
 
 impl super::Config {
     /// Checks `[members]` and `[[api_clients]]`.

@@ -11,12 +11,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod destinations;
-mod engagement;
 mod members;
 mod schedule;
 
 pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
-pub use engagement::EngagementConfig;
 pub use members::{ApiClientConfig, MembersConfig};
 pub use schedule::{JOBS, JobConfig, parse_cron};
 
@@ -49,8 +47,6 @@ pub struct Config {
     pub members: MembersConfig,
     #[serde(default)]
     pub api_clients: Vec<ApiClientConfig>,
-    #[serde(default)]
-    pub engagement: EngagementConfig,
     /// The file and text this was read from, to locate errors found after parsing.
     #[serde(skip)]
     origin: Origin,
@@ -438,7 +434,6 @@ impl Config {
         }
         self.validate_destinations()?;
         self.validate_schedule()?;
-        self.validate_engagement()?;
         self.validate_members()
     }
 

@@ -20,6 +20,3 @@ pub mod roles;
 pub mod secrets;
 pub mod templates;
 pub mod tokens;
-
-// Engagement APIs (issue #7): profile updates, invitations to enroll, patient tasks.
-pub mod engagement;

@@ -85,19 +85,12 @@ impl CommandContext<'_, '_> {
         self.deliveries.extend(queued);
     }
 
-    /// As `patients_changed`, and also to the destinations named in `also` (by their rendering,
-    /// and only when it changed, as for every other destination). Returns the ids queued.
-    pub fn patients_changed_also_to(&mut self, also: &[String], writes: &[PatientWrite]) -> Vec<String> {
-        let queued = self.fanout.patients_changed_also_to(
-            self.tx,
-            also,
-            writes,
-            self.seq,
-            &mut self.next_delivery,
-            self.now,
-        );
-        self.deliveries.extend(queued.iter().cloned());
-        queued
+    /// Queues a delivery in this command's write set; the journal entry lists its id.
+    pub fn enqueue(&mut self, outgoing: crate::outbox::queue::Outgoing) -> crate::outbox::Delivery {
+        let n = self.next_delivery_number();
+        let delivery = crate::outbox::queue::enqueue(self.tx, outgoing, self.seq, n, self.now);
+        self.deliveries.push(delivery.id.clone());
+        delivery
     }
 
     /// Numbers a delivery this command queues itself (each number once per command).

@@ -121,7 +121,6 @@ impl Engine {
             store: store.clone(),
             outbox: outbox.clone(),
             committer: handle.clone(),
-            engagement: Arc::new(config.engagement.clone()),
             members: crate::domain::member_sync::start(
                 config,
                 store.clone(),

@@ -58,6 +58,22 @@ impl Delivery {
         parse_id(&self.id).map(|(_, _, n)| n).unwrap_or(0)
     }
 
+    /// Notifications (e-mail, text) may carry secrets, such as an activation token: their
+    /// content is never shown by the API and is not kept once delivered.
+    pub fn is_notification(&self) -> bool {
+        !(self.content_type.contains("hl7") || self.content_type.contains("fhir"))
+    }
+
+    /// The delivery as the API shows it: a notification's content and reply left out.
+    pub fn redacted(&self) -> Delivery {
+        let mut shown = self.clone();
+        if self.is_notification() {
+            shown.payload = "[not shown: a notification may carry secrets]".into();
+            shown.reply = None;
+        }
+        shown
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a delivery always serializes")
     }

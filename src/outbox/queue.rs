@@ -107,6 +107,10 @@ pub fn mark_delivered(
     delivery.finished_at = Some(now.to_string());
     delivery.last_error = None;
     delivery.reply = Some(excerpt(reply));
+    if delivery.is_notification() {
+        // Delivered: its content (perhaps a token) has no reason to stay.
+        delivery.payload = String::new();
+    }
     save(store, Keyspace::Outbox, Keyspace::Delivered, &delivery)
 }
 

@@ -59,7 +59,6 @@ pub async fn dead_letter_digest(job: &JobConfig, context: &JobContext) -> Result
     let queued = context
         .committer
         .run("dead-letter digest", "schedule", move |ctx| {
-            let n = ctx.next_delivery_number();
             let outgoing = Outgoing {
                 destination,
                 patient: None,
@@ -67,7 +66,7 @@ pub async fn dead_letter_digest(job: &JobConfig, context: &JobContext) -> Result
                 headers,
                 payload: body,
             };
-            let delivery = queue::enqueue(ctx.tx, outgoing, ctx.seq, n, ctx.now);
+            let delivery = ctx.enqueue(outgoing);
             Finished::applied(format!("digest of {count} dead letters"), vec![], delivery.id)
         })
         .await

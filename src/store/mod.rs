@@ -60,14 +60,10 @@ pub enum Keyspace {
     AuditByActor,
     /// Member settings changed at run time by a Configuration Manager.
     MemberSettings,
-    /// Invitations to enroll by id (src/domain/engagement/invitations.rs).
-    Invitation,
-    /// `address \0 content key` -> the id of the last invitation sent there (duplicate window).
-    InvitationByAddress,
 }
 
 impl Keyspace {
-    pub const ALL: [Keyspace; 24] = [
+    pub const ALL: [Keyspace; 22] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -90,8 +86,6 @@ impl Keyspace {
         Keyspace::AuditByTarget,
         Keyspace::AuditByActor,
         Keyspace::MemberSettings,
-        Keyspace::Invitation,
-        Keyspace::InvitationByAddress,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -119,8 +113,6 @@ impl Keyspace {
             Keyspace::AuditByTarget => b'B',
             Keyspace::AuditByActor => b'C',
             Keyspace::MemberSettings => b'S',
-            Keyspace::Invitation => b'V',
-            Keyspace::InvitationByAddress => b'W',
         }
     }
 }
