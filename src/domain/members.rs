@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::domain::audit;
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
-use crate::store::{Keyspace, Reader, Store, StoreError};
+use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
@@ -277,16 +277,41 @@ pub fn require(reader: &dyn Reader, patient_id: &str) -> Result<Member, Refusal>
 
 /// Writes the member, re-indexing it from its patient record and its own contact details.
 pub fn save(op: &mut Op<'_, '_>, old: Option<&Member>, member: &mut Member) -> Result<(), Refusal> {
-    let patient = crate::domain::patient_search::load(op.tx, &member.patient_id)?;
+    let now = op.now.clone();
+    write_indexed(op.tx, &now, old, member)?;
+    Ok(())
+}
+
+/// Keeps a member's search entries in step with its patient record: called in the write set of
+/// every patient write (a feed, the FHIR API, a merge), so a renamed patient's member is found
+/// under the new name from the same commit on. Patients who are not members cost one read.
+pub fn follow_patient(tx: &mut Overlay<'_>, patient_id: &str, now: &str) -> Result<(), StoreError> {
+    let Some(old) = load(tx, patient_id)? else {
+        return Ok(());
+    };
+    if !stale(tx, &old)? {
+        return Ok(());
+    }
+    let mut member = old.clone();
+    write_indexed(tx, now, Some(&old), &mut member)
+}
+
+fn write_indexed(
+    tx: &mut Overlay<'_>,
+    now: &str,
+    old: Option<&Member>,
+    member: &mut Member,
+) -> Result<(), StoreError> {
+    let patient = crate::domain::patient_search::load(tx, &member.patient_id)?;
     if let Some(patient) = &patient {
         member.name = display_name(patient);
         member.birth_date = patient["birthDate"].as_str().map(str::to_string);
     }
     member.index_terms = terms(patient.as_ref(), &member.contact);
-    member.updated_at = op.now.clone();
+    member.updated_at = now.to_string();
     if let Some(old) = old {
         for term in &old.index_terms {
-            op.tx.delete(
+            tx.delete(
                 Keyspace::MemberIndex,
                 index_key(old.status, term, &old.patient_id),
             );
@@ -294,13 +319,13 @@ pub fn save(op: &mut Op<'_, '_>, old: Option<&Member>, member: &mut Member) -> R
     }
     let summary = serde_json::to_vec(&Summary::of(member)).expect("a summary serializes");
     for term in &member.index_terms {
-        op.tx.put(
+        tx.put(
             Keyspace::MemberIndex,
             index_key(member.status, term, &member.patient_id),
             summary.clone(),
         );
     }
-    op.tx.put(
+    tx.put(
         Keyspace::Member,
         member.patient_id.as_bytes().to_vec(),
         serde_json::to_vec(member).expect("a member serializes"),

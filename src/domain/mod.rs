@@ -9,7 +9,6 @@ pub mod resources;
 pub mod accounts;
 pub mod audit;
 pub mod enrollment;
-pub mod member_sync;
 pub mod members;
 pub mod notify;
 pub mod op;

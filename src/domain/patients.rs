@@ -272,6 +272,8 @@ fn write(
     }
     let bytes = serde_json::to_vec(&new).expect("a JSON value always serializes");
     tx.put(Keyspace::Patient, id.as_bytes().to_vec(), bytes);
+    // A member's search entries follow its patient record in the same commit.
+    crate::domain::members::follow_patient(tx, id, now)?;
     Ok(())
 }
 

@@ -121,12 +121,7 @@ impl Engine {
             store: store.clone(),
             outbox: outbox.clone(),
             committer: handle.clone(),
-            members: crate::domain::member_sync::start(
-                config,
-                store.clone(),
-                handle.clone(),
-                stopped.clone(),
-            )?,
+            members: Arc::new(crate::domain::accounts::Accounts::load(config)?),
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),
                 committer: handle.clone(),
