@@ -72,7 +72,33 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("GET", "/api/audit", &["manager", "config"]),
     ("GET", "/api/settings/members", &["config"]),
     ("PUT", "/api/settings/members", &["config"]),
+    // Credentials and sign-in (issue #6).
+    ("POST", "/api/sign-in", &["portal"]),
+    ("POST", "/api/sign-in/code", &["portal"]),
+    ("POST", "/api/sign-in/external", &["portal"]),
+    ("GET", "/api/members/{id}/credentials", &["manager"]),
 ];
+
+/// Routes a signed-in member calls with their session token, not an API key: every API key is
+/// refused (401), as no key is a session.
+const SESSION_ROUTES: &[(&str, &str)] = &[("GET", "/api/me"), ("POST", "/api/sign-out")];
+
+#[tokio::test]
+async fn member_session_routes_take_a_session_not_an_api_key() {
+    let w = start("").await;
+    for (method, path) in SESSION_ROUTES {
+        let (status, answer) = w.call(method, path, None, None).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{path}"
+        );
+        for (client, ..) in CLIENTS {
+            let (status, answer) = w.call(method, path, Some(client), None).await;
+            assert_eq!(status, 401, "{method} {path} as {client}: {answer}");
+        }
+    }
+}
 
 #[tokio::test]
 async fn every_endpoint_allows_exactly_its_roles() {
@@ -139,6 +165,7 @@ async fn the_openapi_document_describes_exactly_the_routes() {
     let mut tested: Vec<(String, String)> = TABLE
         .iter()
         .map(|(m, p, _)| (m.to_string(), p.split('?').next().unwrap().to_string()))
+        .chain(SESSION_ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())))
         .collect();
     tested.sort();
     tested.dedup();

@@ -11,10 +11,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod destinations;
+mod identity;
 mod members;
 mod schedule;
 
 pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
+pub use identity::{ALGORITHMS, CredentialMode, CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig};
 pub use schedule::{JOBS, JobConfig, parse_cron};
 
@@ -47,6 +49,11 @@ pub struct Config {
     pub members: MembersConfig,
     #[serde(default)]
     pub api_clients: Vec<ApiClientConfig>,
+    /// `[credentials]`: which credentials members sign in with, two-factor, lockout (issue #6).
+    #[serde(default)]
+    pub credentials: CredentialsConfig,
+    #[serde(default)]
+    pub identity_providers: Vec<IdentityProviderConfig>,
     /// The file and text this was read from, to locate errors found after parsing.
     #[serde(skip)]
     origin: Origin,
@@ -434,6 +441,7 @@ impl Config {
         }
         self.validate_destinations()?;
         self.validate_schedule()?;
+        self.validate_identity()?;
         self.validate_members()
     }
 

@@ -20,6 +20,10 @@ pub struct Accounts {
     pub key: TokenKey,
     pub templates: Templates,
     pub clients: Clients,
+    /// `[credentials]`: sign-in, two-factor, lockout (issue #6).
+    pub credentials: crate::config::CredentialsConfig,
+    /// `[[identity_providers]]`, with their fetched keys.
+    pub providers: crate::domain::oidc::Providers,
 }
 
 /// The settings a Configuration Manager may change while the engine runs; the config file gives
@@ -53,6 +57,8 @@ impl Accounts {
             .map_err(|e| problem("members.templates_dir", e))?;
         Ok(Accounts {
             clients: Clients::from_config(&config.api_clients),
+            credentials: config.credentials.clone(),
+            providers: crate::domain::oidc::Providers::new(&config.identity_providers),
             config: members,
             key,
             templates,
@@ -67,6 +73,8 @@ impl Accounts {
             key,
             templates,
             clients: Clients::default(),
+            credentials: Default::default(),
+            providers: crate::domain::oidc::Providers::new(&[]),
         })
     }
 

@@ -19,3 +19,11 @@ pub mod roles;
 pub mod secrets;
 pub mod templates;
 pub mod tokens;
+
+// Credentials and sign-in (issue #6): passwords with lockout, one-time codes, sessions,
+// external credentials over OpenID Connect / OAuth 2.0.
+pub mod credentials;
+pub mod oidc;
+pub mod otp;
+pub mod sessions;
+pub mod signin;

@@ -15,6 +15,9 @@ pub const WORKFLOWS: [&str; 5] = [
     "enrollment-declined",
 ];
 
+/// The notifications of sign-in and credentials (issue #6).
+pub const CREDENTIAL_WORKFLOWS: [&str; 1] = ["sign-in-code"];
+
 /// Every template, by locale and file name.
 #[derive(Debug, Clone, Default)]
 pub struct Templates {
@@ -59,7 +62,7 @@ impl Templates {
             by_locale,
             default_locale: default_locale.to_string(),
         };
-        for workflow in WORKFLOWS {
+        for workflow in WORKFLOWS.iter().chain(&CREDENTIAL_WORKFLOWS) {
             for name in [workflow.to_string(), format!("{workflow}.sms")] {
                 if templates.get(default_locale, &name).is_none() {
                     return Err(format!(

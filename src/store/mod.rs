@@ -60,10 +60,22 @@ pub enum Keyspace {
     AuditByActor,
     /// Member settings changed at run time by a Configuration Manager.
     MemberSettings,
+    /// External credentials: `issuer \0 subject` -> the link to a member (src/domain/credentials.rs).
+    Credential,
+    /// `patient id \0 issuer \0 subject` -> nothing: a member's external credentials.
+    CredentialByMember,
+    /// Patient id -> failed sign-ins in a row and lockout (src/domain/signin.rs).
+    SignInState,
+    /// Keyed hash of a two-factor challenge -> its one-time code's hash and state (src/domain/otp.rs).
+    OtpChallenge,
+    /// Keyed hash of a sign-in session token -> the session (src/domain/sessions.rs).
+    Session,
+    /// `issuer \0 jti or token hash` -> its expiry: an external token is used once.
+    TokenReplay,
 }
 
 impl Keyspace {
-    pub const ALL: [Keyspace; 22] = [
+    pub const ALL: [Keyspace; 28] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -86,6 +98,12 @@ impl Keyspace {
         Keyspace::AuditByTarget,
         Keyspace::AuditByActor,
         Keyspace::MemberSettings,
+        Keyspace::Credential,
+        Keyspace::CredentialByMember,
+        Keyspace::SignInState,
+        Keyspace::OtpChallenge,
+        Keyspace::Session,
+        Keyspace::TokenReplay,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -113,6 +131,12 @@ impl Keyspace {
             Keyspace::AuditByTarget => b'B',
             Keyspace::AuditByActor => b'C',
             Keyspace::MemberSettings => b'S',
+            Keyspace::Credential => b'c',
+            Keyspace::CredentialByMember => b'l',
+            Keyspace::SignInState => b'g',
+            Keyspace::OtpChallenge => b'f',
+            Keyspace::Session => b'z',
+            Keyspace::TokenReplay => b'j',
         }
     }
 }

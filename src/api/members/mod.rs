@@ -19,6 +19,7 @@ mod external;
 pub mod openapi;
 mod reply;
 mod requests;
+mod signin;
 mod staff;
 
 use axum::Router;
@@ -62,6 +63,13 @@ pub fn routes() -> Router<AppState> {
             "/api/settings/members",
             get(admin::settings).put(admin::put_settings),
         )
+        // Credentials and sign-in (issue #6).
+        .route("/api/sign-in", post(signin::password))
+        .route("/api/sign-in/code", post(signin::code))
+        .route("/api/sign-in/external", post(signin::external))
+        .route("/api/sign-out", post(signin::sign_out))
+        .route("/api/me", get(signin::me))
+        .route("/api/members/{id}/credentials", get(signin::member_credentials))
 }
 
 async fn openapi_json() -> Response {

@@ -1,0 +1,492 @@
+//! Sign-in for the portal (scope `self-service`): username + password, then the one-time code
+//! (two-factor), or an external credential (a token from a configured identity provider); the
+//! member's own session endpoints (`Authorization: Bearer <session token>`); and the staff view
+//! of a member's credentials and lockout (Member Account Manager).
+//!
+//! Passwords are checked with argon2 off the async threads and off the committer; tokens are
+//! checked against their provider before the committer is asked to link and sign in. Secrets
+//! arrive in bodies only and are never journaled, logged or audited.
+
+use std::sync::LazyLock;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Authed, allow, allow_scope};
+use super::reply::{blocking, body, command, error, ok, read};
+use crate::api::AppState;
+use crate::domain::credentials::{self, Match};
+use crate::domain::members;
+use crate::domain::roles::{Caller, Role, Scope};
+use crate::domain::sessions::{self, Session};
+use crate::domain::signin::{self, ANONYMOUS_TARGET, Checked, CodeChannel, Outcome};
+use crate::domain::{otp, secrets};
+use crate::store::Keyspace;
+
+/// A hash no password matches, checked for unknown usernames so they take as long as known ones.
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| secrets::hash_password("no account has this password"));
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    username: String,
+    password: String,
+    /// Where the one-time code goes; default: the member's preference.
+    #[serde(default)]
+    channel: Option<CodeChannel>,
+}
+
+/// `POST /api/sign-in`: 202 and a challenge when a code was sent, 200 and a session when
+/// two-factor is off; 401 wrong credentials, 423 locked, 403 not active or portal credentials
+/// not accepted here.
+pub async fn password(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
+    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
+        return r;
+    }
+    let request: PasswordBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if !state.members.credentials.mode.get_ref().portal() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "portal-credentials-disabled",
+            "this site signs members in with external credentials only",
+        );
+    }
+    let username = request.username.trim().to_lowercase();
+    let now = sessions::now();
+    let found = read(&state, move |store, _| {
+        if username.is_empty() || username.len() > 64 {
+            return Ok(None);
+        }
+        let Some(id) = store.get(Keyspace::UsernameIndex, username.as_bytes())? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let member = members::load(store, &id)?;
+        let locked = signin::state(store, &id)?.locked(&now).is_some();
+        Ok(member.map(|m| (id, m.password_hash, locked)))
+    })
+    .await;
+    let found = match found {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let password = request.password;
+    let checked = blocking(move || match found {
+        None => {
+            secrets::verify_password(&password, &DUMMY_HASH);
+            Checked::UnknownUser
+        }
+        // A locked account is refused whatever the password: no need to check it.
+        Some((patient_id, _, true)) => Checked::Member {
+            patient_id,
+            password_ok: false,
+        },
+        Some((patient_id, hash, false)) => {
+            let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+            let password_ok = password.len() <= 1024 && secrets::verify_password(&password, &hash);
+            Checked::Member {
+                patient_id,
+                password_ok,
+            }
+        }
+    })
+    .await;
+    let checked = match checked {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let patient = match &checked {
+        Checked::Member { patient_id, .. } => Some(patient_id.clone()),
+        Checked::UnknownUser => None,
+    };
+    let journal = match &patient {
+        Some(id) => format!("sign-in password member {id}"),
+        None => "sign-in password (unknown username)".into(),
+    };
+    let channel = request.channel;
+    let done = command(
+        &state,
+        "member sign-in",
+        &caller,
+        journal,
+        patient,
+        move |op, accounts| signin::password(op, accounts, checked, channel),
+    )
+    .await;
+    match done {
+        Ok((outcome, _)) => answer(outcome),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    challenge: String,
+    code: String,
+}
+
+/// `POST /api/sign-in/code`: the one-time code with its challenge; 200 and a session.
+pub async fn code(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
+    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
+        return r;
+    }
+    let request: CodeBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let done = command(
+        &state,
+        "member sign-in",
+        &caller,
+        "sign-in one-time code".into(),
+        None,
+        move |op, accounts| otp::verify(op, accounts, &request.challenge, &request.code),
+    )
+    .await;
+    match done {
+        Ok((outcome, _)) => answer(outcome),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalBody {
+    /// An ID token, a JWT or an opaque access token.
+    token: String,
+    /// The `[[identity_providers]]` name; optional for a JWT (its issuer names it) or when
+    /// only one provider is configured.
+    #[serde(default)]
+    provider: Option<String>,
+}
+
+/// `POST /api/sign-in/external`: a token from an identity provider; 200 and a session, the
+/// credential linked to the matched member the first time.
+pub async fn external(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
+    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
+        return r;
+    }
+    let request: ExternalBody = match body(&bytes) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if !state.members.credentials.mode.get_ref().external() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "external-credentials-disabled",
+            "this site signs members in with portal credentials only",
+        );
+    }
+    let verified = state
+        .members
+        .providers
+        .verify(request.provider.as_deref(), &request.token)
+        .await;
+    let verified = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            // A token refused by its checks is a sign-in result too: audited.
+            let details = json!({ "step": "external", "provider": request.provider, "result": e.code });
+            let code = e.code;
+            let message = e.message.clone();
+            let audited = command(
+                &state,
+                "member sign-in",
+                &caller,
+                format!("sign-in external token refused: {code}"),
+                None,
+                move |op, _| Ok(signin::refuse(op, ANONYMOUS_TARGET, code, &message, details)),
+            )
+            .await;
+            if let Err(r) = audited {
+                return r;
+            }
+            let status = if e.unavailable {
+                StatusCode::BAD_GATEWAY
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            return error(status, e.code, &e.message);
+        }
+    };
+    let token = verified.clone();
+    let matched = match read(&state, move |store, _| {
+        // Known credentials need no match; the command finds them itself.
+        if credentials::find(store, &token.issuer, &token.subject)?.is_some() {
+            return Ok(Match::None("linked", String::new()));
+        }
+        Ok(credentials::match_patient(store, &token)?)
+    })
+    .await
+    {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let patient = match &matched {
+        Match::Patient(id) => Some(id.clone()),
+        Match::None(..) => None,
+    };
+    let journal = format!("sign-in external provider {}", verified.provider);
+    let done = command(
+        &state,
+        "member sign-in",
+        &caller,
+        journal,
+        patient,
+        move |op, accounts| credentials::sign_in(op, accounts, &verified, matched),
+    )
+    .await;
+    match done {
+        Ok((outcome, _)) => answer(outcome),
+        Err(r) => r,
+    }
+}
+
+fn answer(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::SignedIn {
+            patient_id,
+            session,
+            expires_at,
+            method,
+        } => ok(
+            StatusCode::OK,
+            json!({ "status": "signed-in", "patient_id": patient_id, "session": session,
+                "expires_at": expires_at, "method": method }),
+        ),
+        Outcome::CodeSent {
+            challenge,
+            expires_at,
+            sent,
+        } => ok(
+            StatusCode::ACCEPTED,
+            json!({ "status": "code-sent", "challenge": challenge, "expires_at": expires_at,
+                "notification": sent }),
+        ),
+        Outcome::Failed {
+            code,
+            message,
+            locked_until,
+        } => {
+            let status = match code {
+                "locked" => StatusCode::LOCKED,
+                "not-active" | "not-a-member" => StatusCode::FORBIDDEN,
+                "code-not-sent" | "ambiguous-match" => StatusCode::CONFLICT,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let mut body = json!({ "error": message, "code": code });
+            if let Some(until) = locked_until {
+                body["locked_until"] = json!(until);
+            }
+            ok(status, body)
+        }
+    }
+}
+
+/// A member signed in: the session token as `Authorization: Bearer <token>`.
+pub struct MemberSession {
+    pub token: String,
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for MemberSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        let Some(token) = token else {
+            return Err(challenge(error(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "sign in first: send the session token as a bearer token",
+            )));
+        };
+        let t = token.clone();
+        let found = read(state, move |store, accounts| {
+            Ok(sessions::find(store, accounts, &t, &sessions::now())?)
+        })
+        .await?;
+        match found {
+            Some(session) => Ok(MemberSession { token, session }),
+            None => Err(challenge(error(
+                StatusCode::UNAUTHORIZED,
+                "session-unknown",
+                "the session is not known or has expired: sign in again",
+            ))),
+        }
+    }
+}
+
+fn challenge(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"tributary-member\""),
+    );
+    response
+}
+
+/// `GET /api/me`: the signed-in member, their external credentials and their session.
+pub async fn me(State(state): State<AppState>, me: MemberSession) -> Response {
+    let id = me.session.patient_id.clone();
+    let found = read(&state, move |store, _| {
+        let member = members::require(store, &id)?;
+        let links = credentials::of_member(store, &id)?;
+        Ok((member, links))
+    })
+    .await;
+    match found {
+        Ok((member, links)) => ok(
+            StatusCode::OK,
+            json!({
+                "member": {
+                    "patient_id": member.patient_id,
+                    "name": member.name,
+                    "status": member.status.name(),
+                    "username": member.username,
+                    "contact": member.contact,
+                },
+                "credentials": links.iter().map(credentials::view).collect::<Vec<_>>(),
+                "session": { "method": me.session.method, "issued_at": me.session.issued_at,
+                    "expires_at": me.session.expires_at },
+            }),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `POST /api/sign-out`: ends the session (204).
+pub async fn sign_out(State(state): State<AppState>, me: MemberSession) -> Response {
+    let caller = Caller {
+        name: format!("member:{}", me.session.patient_id),
+        roles: vec![],
+        scopes: vec![],
+    };
+    let token = me.token;
+    let patient = me.session.patient_id.clone();
+    let done = command(
+        &state,
+        "member sign-out",
+        &caller,
+        format!("sign-out member {patient}"),
+        Some(patient.clone()),
+        move |op, accounts| {
+            sessions::close(op, accounts, &token)?;
+            crate::domain::audit::record(
+                op,
+                "signin.sign-out",
+                &crate::domain::audit::member_target(&patient),
+                None,
+                json!({}),
+            );
+            Ok(())
+        },
+    )
+    .await;
+    match done {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `GET /api/members/{id}/credentials` (Member Account Manager): linked external credentials
+/// and the sign-in state (failures in a row, locked until).
+pub async fn member_credentials(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = allow(&caller, &[Role::MemberAccountManager]) {
+        return r;
+    }
+    let found = read(&state, move |store, _| {
+        members::require(store, &id)?;
+        Ok((credentials::of_member(store, &id)?, signin::state(store, &id)?))
+    })
+    .await;
+    match found {
+        Ok((links, st)) => ok(
+            StatusCode::OK,
+            json!({
+                "credentials": links.iter().map(credentials::view).collect::<Vec<_>>(),
+                "sign_in": { "failures": st.failures, "locked_until": st.locked_until,
+                    "last_failure_at": st.last_failure_at, "last_sign_in_at": st.last_sign_in_at },
+            }),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// The OpenAPI entries of these routes (chained into `openapi::document`).
+pub const OPERATIONS: &[super::openapi::Operation] = &[
+    super::openapi::Operation {
+        method: "post",
+        path: "/api/sign-in",
+        summary: "Sign in with username and password: 202 and a `challenge` when a one-time code was sent (two-factor), 200 and a `session` when two-factor is off; refusals: invalid-credentials (401), locked (423, with locked_until), not-active (403), code-not-sent (409), portal-credentials-disabled (403).",
+        roles: "external-system with scope self-service",
+        query: &[],
+        body: &["username!:string", "password!:string", "channel:string"],
+        success: 202,
+    },
+    super::openapi::Operation {
+        method: "post",
+        path: "/api/sign-in/code",
+        summary: "Complete a sign-in with the one-time code and its challenge: 200 and a `session`; refusals (401): code-wrong, code-expired, code-used, too-many-attempts, challenge-unknown; locked (423).",
+        roles: "external-system with scope self-service",
+        query: &[],
+        body: &["challenge!:string", "code!:string"],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "post",
+        path: "/api/sign-in/external",
+        summary: "Sign in with an identity provider's ID token, JWT or opaque token: 200 and a `session`; the credential is linked to the member the provider's patient identifier matches. Refusals (401): token-signature, token-expired, token-not-yet-valid, token-audience, token-issuer, token-algorithm, token-invalid, token-inactive, token-rejected, token-replayed, provider-unknown, provider-required, userinfo-mismatch, identifier-missing, no-match, demographics-mismatch; not-a-member / not-active (403); locked (423); provider-unavailable (502); external-credentials-disabled (403).",
+        roles: "external-system with scope self-service",
+        query: &[],
+        body: &["token!:string", "provider:string"],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "post",
+        path: "/api/sign-out",
+        summary: "End the session (204).",
+        roles: "a signed-in member (session token as the bearer)",
+        query: &[],
+        body: &[],
+        success: 204,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me",
+        summary: "The signed-in member, their external credentials and their session.",
+        roles: "a signed-in member (session token as the bearer)",
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/members/{id}/credentials",
+        summary: "A member's linked external credentials and sign-in state (failures in a row, locked until).",
+        roles: "member-account-manager",
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+];

@@ -1,0 +1,224 @@
+//! External credentials linked to member accounts, and signing in with them.
+//!
+//! A credential is an identity provider's issuer + subject. The first time a person signs in
+//! with one, the patient identifier the provider vouches for (src/domain/oidc.rs) is matched to
+//! a synced patient; when that patient is an active member, the credential is linked to the
+//! account (`Credential`: `issuer \0 subject` -> link; `CredentialByMember`: `patient \0 issuer
+//! \0 subject`). One account may hold several, from several providers: each later sign-in
+//! finds its account by the credential alone. Every token is used once: its `jti` (or hash) is
+//! remembered until it expires (`TokenReplay`), so a replayed token is refused.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::domain::accounts::Accounts;
+use crate::domain::audit;
+use crate::domain::members::{self, Status};
+use crate::domain::oidc::Verified;
+use crate::domain::op::Op;
+use crate::domain::refusal::Refusal;
+use crate::domain::signin::{self, ANONYMOUS_TARGET, Outcome};
+use crate::store::{Keyspace, Reader, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub patient_id: String,
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    pub linked_at: String,
+    #[serde(default)]
+    pub last_used_at: Option<String>,
+}
+
+fn key(issuer: &str, subject: &str) -> Vec<u8> {
+    format!("{issuer}\0{subject}").into_bytes()
+}
+
+fn member_key(patient_id: &str, issuer: &str, subject: &str) -> Vec<u8> {
+    format!("{patient_id}\0{issuer}\0{subject}").into_bytes()
+}
+
+pub fn find(reader: &dyn Reader, issuer: &str, subject: &str) -> Result<Option<Link>, StoreError> {
+    Ok(reader
+        .get(Keyspace::Credential, &key(issuer, subject))?
+        .and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// A member's linked credentials, oldest link first.
+pub fn of_member(store: &dyn Store, patient_id: &str) -> Result<Vec<Link>, StoreError> {
+    let prefix = format!("{patient_id}\0").into_bytes();
+    let mut links = vec![];
+    for (k, _) in store.scan_prefix(Keyspace::CredentialByMember, &prefix, 1000)? {
+        let rest = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+        if let Some((issuer, subject)) = rest.split_once('\0')
+            && let Some(link) = find(store, issuer, subject)?
+        {
+            links.push(link);
+        }
+    }
+    links.sort_by(|a, b| a.linked_at.cmp(&b.linked_at));
+    Ok(links)
+}
+
+/// What the patient identifier of a new credential matched (looked up before the command).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// One synced patient.
+    Patient(String),
+    /// No usable match: a refusal code and its sentence.
+    None(&'static str, String),
+}
+
+/// Signs in with a verified external token: refuses a replay, finds the linked account or
+/// links the credential to the matched member, opens a session. Every result is audited.
+pub fn sign_in(
+    op: &mut Op<'_, '_>,
+    accounts: &Accounts,
+    token: &Verified,
+    matched: Match,
+) -> Result<Outcome, Refusal> {
+    let base = json!({ "step": "external", "provider": token.provider, "issuer": token.issuer,
+        "subject": token.subject, "token_kind": token.kind });
+    let replay = format!("{}\0{}", token.issuer, token.replay_key).into_bytes();
+    if op.tx.get(Keyspace::TokenReplay, &replay)?.is_some() {
+        let target = find(op.tx, &token.issuer, &token.subject)?
+            .map(|l| audit::member_target(&l.patient_id))
+            .unwrap_or_else(|| ANONYMOUS_TARGET.to_string());
+        return Ok(signin::refuse(
+            op,
+            &target,
+            "token-replayed",
+            "this token was used already",
+            base,
+        ));
+    }
+    op.tx.put(
+        Keyspace::TokenReplay,
+        replay,
+        token.expires.to_string().into_bytes(),
+    );
+    let method = format!("external:{}", token.provider);
+    if let Some(mut link) = find(op.tx, &token.issuer, &token.subject)? {
+        let member = members::require(op.tx, &link.patient_id)?;
+        let target = audit::member_target(&link.patient_id);
+        if let Some(refusal) = unusable(op, &member.status, &link.patient_id)? {
+            return Ok(signin::refuse(op, &target, refusal.0, &refusal.1, base));
+        }
+        link.last_used_at = Some(op.now.clone());
+        op.tx.put(
+            Keyspace::Credential,
+            key(&link.issuer, &link.subject),
+            serde_json::to_vec(&link).expect("a link serializes"),
+        );
+        return signin::succeed(op, accounts, &link.patient_id, &method, base);
+    }
+    let patient_id = match matched {
+        Match::Patient(id) => id,
+        Match::None(code, message) => {
+            return Ok(signin::refuse(op, ANONYMOUS_TARGET, code, &message, base));
+        }
+    };
+    let target = audit::member_target(&patient_id);
+    let Some(member) = members::load(op.tx, &patient_id)? else {
+        return Ok(signin::refuse(
+            op,
+            &target,
+            "not-a-member",
+            "the person is known but has no portal account: enroll first",
+            base,
+        ));
+    };
+    if let Some(refusal) = unusable(op, &member.status, &patient_id)? {
+        return Ok(signin::refuse(op, &target, refusal.0, &refusal.1, base));
+    }
+    let link = Link {
+        patient_id: patient_id.clone(),
+        provider: token.provider.clone(),
+        issuer: token.issuer.clone(),
+        subject: token.subject.clone(),
+        linked_at: op.now.clone(),
+        last_used_at: Some(op.now.clone()),
+    };
+    op.tx.put(
+        Keyspace::Credential,
+        key(&link.issuer, &link.subject),
+        serde_json::to_vec(&link).expect("a link serializes"),
+    );
+    op.tx.put(
+        Keyspace::CredentialByMember,
+        member_key(&patient_id, &link.issuer, &link.subject),
+        vec![],
+    );
+    let mut details = base.clone();
+    details["demographics"] = token.demographics.clone();
+    audit::record(op, "credential.link", &target, None, details);
+    signin::succeed(op, accounts, &patient_id, &method, base)
+}
+
+/// Why a member cannot sign in now (not active, locked), if so.
+fn unusable(
+    op: &mut Op<'_, '_>,
+    status: &Status,
+    patient_id: &str,
+) -> Result<Option<(&'static str, String)>, Refusal> {
+    if *status != Status::Active {
+        return Ok(Some(("not-active", format!("the account is {}", status.name()))));
+    }
+    if let Some(until) = signin::state(op.tx, patient_id)?.locked(&op.now) {
+        return Ok(Some(("locked", format!("the account is locked until {until}"))));
+    }
+    Ok(None)
+}
+
+/// Matches the identifier a provider vouches for to one synced patient, and checks the birth
+/// date userInfo gives (when both have one) against the patient's.
+pub fn match_patient(store: &dyn Store, token: &Verified) -> Result<Match, StoreError> {
+    let Some(identifier) = &token.identifier else {
+        return Ok(Match::None(
+            "identifier-missing",
+            "the provider gave no patient identifier".into(),
+        ));
+    };
+    let found =
+        crate::domain::patients::search_identifier(store, token.identifier_system.as_deref(), identifier, 2)?;
+    let patient = match found.as_slice() {
+        [one] => one,
+        [] => {
+            return Ok(Match::None(
+                "no-match",
+                "no patient has the identifier the provider gave".into(),
+            ));
+        }
+        _ => {
+            return Ok(Match::None(
+                "ambiguous-match",
+                "several patients have the identifier the provider gave".into(),
+            ));
+        }
+    };
+    if let (Some(given), Some(known)) = (
+        token.demographics["birthdate"].as_str(),
+        patient["birthDate"].as_str(),
+    ) && given != known
+    {
+        return Ok(Match::None(
+            "demographics-mismatch",
+            "the provider's birth date is not the patient's".into(),
+        ));
+    }
+    Ok(Match::Patient(
+        patient["id"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// A link as the API shows it.
+pub fn view(link: &Link) -> Value {
+    json!({
+        "provider": link.provider,
+        "issuer": link.issuer,
+        "subject": link.subject,
+        "linked_at": link.linked_at,
+        "last_used_at": link.last_used_at,
+    })
+}

@@ -1,0 +1,77 @@
+//! Sign-in sessions: what a completed sign-in (password + one-time code, or an external
+//! credential) answers with. A session token is 32 random characters; the store keeps only its
+//! keyed hash (`Session`), with the member, how they signed in and when it expires. The portal
+//! sends it back as `Authorization: Bearer <session>` on the member's own endpoints.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::accounts::Accounts;
+use crate::domain::op::Op;
+use crate::domain::secrets;
+use crate::domain::tokens::passed;
+use crate::store::{Keyspace, Reader, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub patient_id: String,
+    /// `password`, `password+code` or `external:<provider>`.
+    pub method: String,
+    pub issued_at: String,
+    pub expires_at: String,
+}
+
+/// `now` plus `seconds`, RFC 3339 like the commit time.
+pub fn add_seconds(now: &str, seconds: u32) -> String {
+    let at = chrono::DateTime::parse_from_rfc3339(now)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|_| chrono::Utc::now());
+    (at + chrono::Duration::seconds(i64::from(seconds))).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The current time as the committer writes it.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Opens a session for the member; returns the token (shown once) and the session.
+pub fn open(op: &mut Op<'_, '_>, accounts: &Accounts, patient_id: &str, method: &str) -> (String, Session) {
+    let token = secrets::new_token();
+    let session = Session {
+        patient_id: patient_id.to_string(),
+        method: method.to_string(),
+        issued_at: op.now.clone(),
+        expires_at: add_seconds(&op.now, accounts.credentials.session_seconds),
+    };
+    op.tx.put(
+        Keyspace::Session,
+        accounts.key.hash(&token).into_bytes(),
+        serde_json::to_vec(&session).expect("a session serializes"),
+    );
+    (token, session)
+}
+
+/// The live session a token stands for (none when unknown or expired).
+pub fn find(
+    reader: &dyn Reader,
+    accounts: &Accounts,
+    token: &str,
+    now: &str,
+) -> Result<Option<Session>, StoreError> {
+    if token.len() > 256 {
+        return Ok(None);
+    }
+    let Some(bytes) = reader.get(Keyspace::Session, accounts.key.hash(token).as_bytes())? else {
+        return Ok(None);
+    };
+    let session: Session =
+        serde_json::from_slice(&bytes).map_err(|e| StoreError(format!("a session is not valid: {e}")))?;
+    Ok((!passed(&session.expires_at, now)).then_some(session))
+}
+
+/// Ends the session a token stands for; whether there was one.
+pub fn close(op: &mut Op<'_, '_>, accounts: &Accounts, token: &str) -> Result<Option<Session>, StoreError> {
+    let key = accounts.key.hash(token).into_bytes();
+    let found = op.tx.get(Keyspace::Session, &key)?;
+    op.tx.delete(Keyspace::Session, key);
+    Ok(found.and_then(|b| serde_json::from_slice(&b).ok()))
+}
