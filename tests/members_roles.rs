@@ -77,6 +77,15 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/sign-in/code", &["portal"]),
     ("POST", "/api/sign-in/external", &["portal"]),
     ("GET", "/api/members/{id}/credentials", &["manager"]),
+    // Engagement APIs (issue #7): the clients here hold neither `invite` nor `tasks`; the
+    // engagement tests check those scopes.
+    ("PUT", "/api/members/{id}/profile", &["portal"]),
+    ("POST", "/api/invitations", &[]),
+    ("GET", "/api/invitations/{id}", &[]),
+    ("POST", "/api/tasks", &[]),
+    ("GET", "/api/tasks/{id}", &["portal"]),
+    ("POST", "/api/tasks/{id}/status", &["portal"]),
+    ("POST", "/api/tasks/{id}/questionnaire-response", &["portal"]),
 ];
 
 /// Routes a signed-in member calls with their session token, not an API key: every API key is

@@ -33,6 +33,8 @@ pub struct AppState {
     pub outbox: Arc<Outbox>,
     pub committer: CommitterHandle,
     pub members: Arc<crate::domain::accounts::Accounts>,
+    /// `[engagement]`: where profile updates and questionnaire answers go (issue #7).
+    pub engagement: Arc<crate::config::EngagementConfig>,
     pub fhir: fhir::FhirState,
 }
 

@@ -133,7 +133,7 @@ pub const ROLES: [&str; 6] = [
     "external-system",
 ];
 
-pub const SCOPES: [&str; 2] = ["enroll", "self-service"];
+pub const SCOPES: [&str; 4] = ["enroll", "self-service", "invite", "tasks"];
 
 impl super::Config {
     /// Checks `[members]` and `[[api_clients]]`.

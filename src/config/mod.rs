@@ -11,11 +11,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod destinations;
+mod engagement;
 mod identity;
 mod members;
 mod schedule;
 
 pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
+pub use engagement::EngagementConfig;
 pub use identity::{ALGORITHMS, CredentialMode, CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig};
 pub use schedule::{JOBS, JobConfig, parse_cron};
@@ -49,6 +51,8 @@ pub struct Config {
     pub members: MembersConfig,
     #[serde(default)]
     pub api_clients: Vec<ApiClientConfig>,
+    #[serde(default)]
+    pub engagement: EngagementConfig,
     /// `[credentials]`: which credentials members sign in with, two-factor, lockout (issue #6).
     #[serde(default)]
     pub credentials: CredentialsConfig,
@@ -441,6 +445,7 @@ impl Config {
         }
         self.validate_destinations()?;
         self.validate_schedule()?;
+        self.validate_engagement()?;
         self.validate_identity()?;
         self.validate_members()
     }

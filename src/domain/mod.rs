@@ -20,6 +20,9 @@ pub mod secrets;
 pub mod templates;
 pub mod tokens;
 
+// Engagement APIs (issue #7): profile updates, invitations to enroll, patient tasks.
+pub mod engagement;
+
 // Credentials and sign-in (issue #6): passwords with lockout, one-time codes, sessions,
 // external credentials over OpenID Connect / OAuth 2.0.
 pub mod credentials;

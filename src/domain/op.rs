@@ -45,6 +45,12 @@ impl<'a, 'o> Op<'a, 'o> {
         self.next_delivery - 1
     }
 
+    /// Numbers this op's deliveries from `n` on, past those the command already queued through
+    /// its context (a profile update's fan-out), so no two deliveries share an id.
+    pub fn start_deliveries_at(&mut self, n: u32) {
+        self.next_delivery = self.next_delivery.max(n);
+    }
+
     pub fn next_audit_number(&mut self) -> u32 {
         self.next_audit += 1;
         self.next_audit - 1

@@ -53,6 +53,10 @@ pub enum Scope {
     Enroll,
     /// The portal acting for a (prospective) member.
     SelfService,
+    /// Invitations to enroll (issue #7).
+    Invite,
+    /// Patient tasks: create, follow and update them (issue #7).
+    Tasks,
 }
 
 impl Scope {
@@ -60,6 +64,8 @@ impl Scope {
         match text {
             "enroll" => Some(Scope::Enroll),
             "self-service" => Some(Scope::SelfService),
+            "invite" => Some(Scope::Invite),
+            "tasks" => Some(Scope::Tasks),
             _ => None,
         }
     }
@@ -68,6 +74,8 @@ impl Scope {
         match self {
             Scope::Enroll => "enroll",
             Scope::SelfService => "self-service",
+            Scope::Invite => "invite",
+            Scope::Tasks => "tasks",
         }
     }
 }

@@ -7,12 +7,15 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The workflows that send notifications, each needing an email and a text template.
-pub const WORKFLOWS: [&str; 5] = [
+pub const WORKFLOWS: [&str; 7] = [
     "activation-token",
     "registration-complete",
     "password-reset",
     "forgot-username",
     "enrollment-declined",
+    // Engagement APIs (issue #7). Invitations (`invitation-<key>`) are checked when asked for.
+    "profile-updated",
+    "task-assigned",
 ];
 
 /// The notifications of sign-in and credentials (issue #6).
@@ -73,6 +76,12 @@ impl Templates {
             }
         }
         Ok(templates)
+    }
+
+    /// Whether the default locale has the template `name` (a workflow chosen at run time, such
+    /// as an invitation's content key, must be checked before it is rendered).
+    pub fn has(&self, name: &str) -> bool {
+        self.get(&self.default_locale, name).is_some()
     }
 
     fn get(&self, locale: &str, name: &str) -> Option<&String> {

@@ -93,6 +93,21 @@ impl CommandContext<'_, '_> {
         delivery
     }
 
+    /// As `patients_changed`, and also to the destinations named in `also` (by their rendering,
+    /// and only when it changed, as for every other destination). Returns the ids queued.
+    pub fn patients_changed_also_to(&mut self, also: &[String], writes: &[PatientWrite]) -> Vec<String> {
+        let queued = self.fanout.patients_changed_also_to(
+            self.tx,
+            also,
+            writes,
+            self.seq,
+            &mut self.next_delivery,
+            self.now,
+        );
+        self.deliveries.extend(queued.iter().cloned());
+        queued
+    }
+
     /// Numbers a delivery this command queues itself (each number once per command).
     pub fn next_delivery_number(&mut self) -> u32 {
         self.next_delivery += 1;

@@ -121,6 +121,7 @@ impl Engine {
             store: store.clone(),
             outbox: outbox.clone(),
             committer: handle.clone(),
+            engagement: Arc::new(config.engagement.clone()),
             members: Arc::new(crate::domain::accounts::Accounts::load(config)?),
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),

@@ -89,10 +89,42 @@ impl Fanout {
         n: &mut u32,
         now: &str,
     ) -> Vec<String> {
+        let named = channel
+            .and_then(|c| self.by_channel.get(c))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        self.send(tx, named, writes, cause, n, now)
+    }
+
+    /// As `patients_changed`, for a change that also goes to the destinations named in `also`
+    /// (a member's profile update goes to the UCR, which is not told of every change).
+    pub fn patients_changed_also_to(
+        &self,
+        tx: &mut Overlay<'_>,
+        also: &[String],
+        writes: &[PatientWrite],
+        cause: u64,
+        n: &mut u32,
+        now: &str,
+    ) -> Vec<String> {
+        let named: Vec<usize> = also
+            .iter()
+            .filter_map(|name| self.targets.iter().position(|t| t.name == *name))
+            .collect();
+        self.send(tx, &named, writes, cause, n, now)
+    }
+
+    fn send(
+        &self,
+        tx: &mut Overlay<'_>,
+        named: &[usize],
+        writes: &[PatientWrite],
+        cause: u64,
+        n: &mut u32,
+        now: &str,
+    ) -> Vec<String> {
         let mut chosen: Vec<usize> = self.every_change.clone();
-        if let Some(names) = channel.and_then(|c| self.by_channel.get(c)) {
-            chosen.extend(names.iter().filter(|i| !chosen.contains(i)).collect::<Vec<_>>());
-        }
+        chosen.extend(named.iter().filter(|i| !chosen.contains(i)).collect::<Vec<_>>());
         if chosen.is_empty() || writes.is_empty() {
             return vec![];
         }

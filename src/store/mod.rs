@@ -72,10 +72,14 @@ pub enum Keyspace {
     Session,
     /// `issuer \0 jti or token hash` -> its expiry: an external token is used once.
     TokenReplay,
+    /// Invitations to enroll by id (src/domain/engagement/invitations.rs).
+    Invitation,
+    /// `address \0 content key` -> the id of the last invitation sent there (duplicate window).
+    InvitationByAddress,
 }
 
 impl Keyspace {
-    pub const ALL: [Keyspace; 28] = [
+    pub const ALL: [Keyspace; 30] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -104,6 +108,8 @@ impl Keyspace {
         Keyspace::OtpChallenge,
         Keyspace::Session,
         Keyspace::TokenReplay,
+        Keyspace::Invitation,
+        Keyspace::InvitationByAddress,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -137,6 +143,8 @@ impl Keyspace {
             Keyspace::OtpChallenge => b'f',
             Keyspace::Session => b'z',
             Keyspace::TokenReplay => b'j',
+            Keyspace::Invitation => b'V',
+            Keyspace::InvitationByAddress => b'W',
         }
     }
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tributary_adapter_mllp::Client;
 
+pub mod http_peer;
 pub mod peers;
+pub mod smtp_peer;
 
 /// A running engine process.
 pub struct EngineProcess {

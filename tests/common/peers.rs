@@ -11,6 +11,12 @@ use tokio::sync::oneshot;
 use tributary_adapter_core::{Inbound, handler_fn};
 use tributary_adapter_mllp::{ListenerConfig, serve};
 
+// An HTTP receiver (TrakCare's FHIR endpoint) and an SMTP server, in files of their own.
+#[allow(unused_imports)] // Each test file uses a different subset of the peers.
+pub use super::http_peer::HttpPeer;
+#[allow(unused_imports)]
+pub use super::smtp_peer::SmtpPeer;
+
 /// A loopback address free right now, for a peer that is started later (first "down").
 pub fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

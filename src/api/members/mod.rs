@@ -15,6 +15,7 @@
 
 mod admin;
 mod auth;
+mod engagement;
 mod external;
 pub mod openapi;
 mod reply;
@@ -62,6 +63,17 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/settings/members",
             get(admin::settings).put(admin::put_settings),
+        )
+        // Engagement APIs (issue #7).
+        .route("/api/members/{id}/profile", put(engagement::update_profile))
+        .route("/api/invitations", post(engagement::invite))
+        .route("/api/invitations/{id}", get(engagement::invitation))
+        .route("/api/tasks", post(engagement::create_task))
+        .route("/api/tasks/{id}", get(engagement::task))
+        .route("/api/tasks/{id}/status", post(engagement::task_status))
+        .route(
+            "/api/tasks/{id}/questionnaire-response",
+            post(engagement::questionnaire_response),
         )
         // Credentials and sign-in (issue #6).
         .route("/api/sign-in", post(signin::password))

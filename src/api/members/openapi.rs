@@ -362,7 +362,11 @@ fn schema(fields: &[&str]) -> Value {
 /// The document served at `/api/openapi.json`.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for op in OPERATIONS.iter().chain(super::signin::OPERATIONS) {
+    for op in OPERATIONS
+        .iter()
+        .chain(super::signin::OPERATIONS)
+        .chain(super::engagement::OPERATIONS)
+    {
         let mut parameters: Vec<Value> = op
             .path
             .split('/')
