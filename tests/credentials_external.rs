@@ -242,3 +242,81 @@ async fn the_deployment_mode_decides_which_credentials_are_accepted() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn with_external_credentials_only_the_first_sign_in_of_a_known_patient_creates_the_account() {
+    let idp = Idp::start("national").await;
+    let w = start(&format!(
+        "[credentials]\nmode = \"external\"\n{}",
+        idp.config("national", "")
+    ))
+    .await;
+    let jane = w.jane().await;
+    idp.user("sub-1", JANE_MPI, JANE_BORN);
+    idp.user("sub-unknown", "9999999999", JANE_BORN);
+
+    let (status, body) = external(&w, &idp.sign(&idp.claims("sub-1")), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["patient_id"], jane.as_str());
+    let session = body["session"].as_str().unwrap().to_string();
+    let (status, me) = as_member(&w, "GET", "/api/me", &session).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["member"]["status"], "active");
+    assert_eq!(me["credentials"][0]["subject"], "sub-1");
+    let (_, member) = w.get(&format!("/api/members/{jane}"), "manager").await;
+    assert_eq!(member["enrollment"], "external-credential");
+    assert_eq!(member["contact"]["email"], "jane.doe@example.org");
+    assert_eq!(member["username"], Value::Null);
+
+    // Once: the next sign-in finds the account by the link.
+    let (status, body) = external(&w, &idp.sign(&idp.claims("sub-1")), None).await;
+    assert_eq!(status, 200, "{body}");
+    let actions: Vec<String> = audit_actions(&w, &format!("member/{jane}"))
+        .await
+        .into_iter()
+        .map(|(a, _)| a)
+        .filter(|a| a != "signin.success")
+        .collect();
+    assert_eq!(actions, ["member.enroll", "credential.link"]);
+    // Nobody the MPI does not know gets an account.
+    let (status, body) = external(&w, &idp.sign(&idp.claims("sub-unknown")), None).await;
+    assert_eq!((status, code(&body)), (401, "no-match"), "{body}");
+}
+
+#[tokio::test]
+async fn the_sweep_forgets_used_tokens_once_they_could_no_longer_pass() {
+    let idp = Idp::start("national").await;
+    let w = start(&format!(
+        "[credentials]\nmode = \"both\"\n{}\n[[schedule]]\njob = \"token-replay-sweep\"\ncron = \"* * * * * *\"\n",
+        idp.config("national", "clock_skew_secs = 0")
+    ))
+    .await;
+    active_jane(&w).await;
+    idp.user("sub-1", JANE_MPI, JANE_BORN);
+    let mut claims = idp.claims("sub-1");
+    claims["exp"] = json!(chrono::Utc::now().timestamp() + 2);
+    let token = idp.sign(&claims);
+    let (status, body) = external(&w, &token, None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = external(&w, &token, None).await;
+    assert_eq!((status, code(&body)), (401, "token-replayed"), "{body}");
+
+    // Past its expiry the sweep drops it from the replay memory (journaled as a command) ...
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (_, journal) = w.call("GET", "/journal?limit=1000", None, None).await;
+        let swept = journal["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["message_type"] == "token replay sweep" && e.to_string().contains("forgot 1 "));
+        if swept {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no sweep: {journal}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // ... and the token still cannot pass: it has expired.
+    let (status, body) = external(&w, &token, None).await;
+    assert_eq!((status, code(&body)), (401, "token-expired"), "{body}");
+}

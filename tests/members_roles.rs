@@ -77,6 +77,12 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/sign-in/code", &["portal"]),
     ("POST", "/api/sign-in/external", &["portal"]),
     ("GET", "/api/members/{id}/credentials", &["manager"]),
+    // Proxy relationships (issue #6).
+    ("POST", "/api/proxies", &["manager"]),
+    ("GET", "/api/proxies/{id}", &["manager"]),
+    ("POST", "/api/proxies/{id}/revoke", &["manager"]),
+    ("GET", "/api/members/{id}/proxies", &["manager"]),
+    ("GET", "/api/proxy-relationship-types", &["manager"]),
     // Engagement APIs (issue #7): the clients here hold neither `invite` nor `tasks`; the
     // engagement tests check those scopes.
     ("PUT", "/api/members/{id}/profile", &["portal"]),
@@ -90,7 +96,12 @@ const TABLE: &[(&str, &str, &[&str])] = &[
 
 /// Routes a signed-in member calls with their session token, not an API key: every API key is
 /// refused (401), as no key is a session.
-const SESSION_ROUTES: &[(&str, &str)] = &[("GET", "/api/me"), ("POST", "/api/sign-out")];
+const SESSION_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/me"),
+    ("POST", "/api/sign-out"),
+    ("GET", "/api/me/proxies"),
+    ("GET", "/api/me/principals/{id}"),
+];
 
 #[tokio::test]
 async fn member_session_routes_take_a_session_not_an_api_key() {

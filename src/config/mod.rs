@@ -14,12 +14,14 @@ mod destinations;
 mod engagement;
 mod identity;
 mod members;
+mod proxies;
 mod schedule;
 
 pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
 pub use engagement::EngagementConfig;
 pub use identity::{ALGORITHMS, CredentialMode, CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig};
+pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM, RelationshipType};
 pub use schedule::{JOBS, JobConfig, parse_cron};
 
 use crate::mapping::{Condition, MappingSet, SourceKind as MappingSource, TargetKind};
@@ -58,6 +60,9 @@ pub struct Config {
     pub credentials: CredentialsConfig,
     #[serde(default)]
     pub identity_providers: Vec<IdentityProviderConfig>,
+    /// `[proxies]`: the relationship types of proxy relationships (issue #6).
+    #[serde(default)]
+    pub proxies: ProxiesConfig,
     /// The file and text this was read from, to locate errors found after parsing.
     #[serde(skip)]
     origin: Origin,
@@ -447,6 +452,7 @@ impl Config {
         self.validate_schedule()?;
         self.validate_engagement()?;
         self.validate_identity()?;
+        self.validate_proxies()?;
         self.validate_members()
     }
 

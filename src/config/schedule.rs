@@ -4,12 +4,18 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// The jobs the scheduler knows.
-pub const JOBS: [&str; 3] = ["retry-sweep", "dead-letter-digest", "journal-retention"];
+pub const JOBS: [&str; 5] = [
+    "retry-sweep",
+    "dead-letter-digest",
+    "journal-retention",
+    "proxy-expiry",
+    "token-replay-sweep",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobConfig {
-    /// `retry-sweep`, `dead-letter-digest` or `journal-retention`.
+    /// One of [`JOBS`].
     pub job: Spanned<String>,
     /// When, in UTC: Unix cron (5 fields: minute hour day month weekday) or with seconds first
     /// (6 fields).

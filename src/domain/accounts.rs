@@ -24,6 +24,8 @@ pub struct Accounts {
     pub credentials: crate::config::CredentialsConfig,
     /// `[[identity_providers]]`, with their fetched keys.
     pub providers: crate::domain::oidc::Providers,
+    /// `[proxies]`: the relationship types.
+    pub proxies: crate::config::ProxiesConfig,
 }
 
 /// The settings a Configuration Manager may change while the engine runs; the config file gives
@@ -59,6 +61,7 @@ impl Accounts {
             clients: Clients::from_config(&config.api_clients),
             credentials: config.credentials.clone(),
             providers: crate::domain::oidc::Providers::new(&config.identity_providers),
+            proxies: config.proxies.clone(),
             config: members,
             key,
             templates,
@@ -75,6 +78,7 @@ impl Accounts {
             clients: Clients::default(),
             credentials: Default::default(),
             providers: crate::domain::oidc::Providers::new(&[]),
+            proxies: Default::default(),
         })
     }
 

@@ -6,7 +6,11 @@
 //! account (`Credential`: `issuer \0 subject` -> link; `CredentialByMember`: `patient \0 issuer
 //! \0 subject`). One account may hold several, from several providers: each later sign-in
 //! finds its account by the credential alone. Every token is used once: its `jti` (or hash) is
-//! remembered until it expires (`TokenReplay`), so a replayed token is refused.
+//! remembered while it could still pass (`TokenReplay`), so a replayed token is refused; the
+//! `token-replay-sweep` job forgets it after that (`TokenReplayExpiry` keeps them in that order).
+//!
+//! With external credentials only, there is no other way to an account: the first sign-in of a
+//! synced patient who has none creates it, active, from the patient record's contact details.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -93,11 +97,7 @@ pub fn sign_in(
             base,
         ));
     }
-    op.tx.put(
-        Keyspace::TokenReplay,
-        replay,
-        token.expires.to_string().into_bytes(),
-    );
+    remember(op, replay, token.expires);
     let method = format!("external:{}", token.provider);
     if let Some(mut link) = find(op.tx, &token.issuer, &token.subject)? {
         let member = members::require(op.tx, &link.patient_id)?;
@@ -120,14 +120,20 @@ pub fn sign_in(
         }
     };
     let target = audit::member_target(&patient_id);
-    let Some(member) = members::load(op.tx, &patient_id)? else {
-        return Ok(signin::refuse(
-            op,
-            &target,
-            "not-a-member",
-            "the person is known but has no portal account: enroll first",
-            base,
-        ));
+    let member = match members::load(op.tx, &patient_id)? {
+        Some(member) => member,
+        None if !accounts.credentials.mode.get_ref().portal() => {
+            crate::domain::enrollment::from_credential(op, accounts, &patient_id, &token.provider)?
+        }
+        None => {
+            return Ok(signin::refuse(
+                op,
+                &target,
+                "not-a-member",
+                "the person is known but has no portal account: enroll first",
+                base,
+            ));
+        }
     };
     if let Some(refusal) = unusable(op, &member.status, &patient_id)? {
         return Ok(signin::refuse(op, &target, refusal.0, &refusal.1, base));
@@ -154,6 +160,52 @@ pub fn sign_in(
     details["demographics"] = token.demographics.clone();
     audit::record(op, "credential.link", &target, None, details);
     signin::succeed(op, accounts, &patient_id, &method, base)
+}
+
+/// Remembers a used token until `until` (Unix seconds), in both orders.
+fn remember(op: &mut Op<'_, '_>, replay: Vec<u8>, until: i64) {
+    op.tx.put(
+        Keyspace::TokenReplayExpiry,
+        replay_expiry_key(until, &replay),
+        vec![],
+    );
+    op.tx
+        .put(Keyspace::TokenReplay, replay, until.to_string().into_bytes());
+}
+
+fn replay_expiry_key(until: i64, replay: &[u8]) -> Vec<u8> {
+    let mut key = (until.max(0) as u64).to_be_bytes().to_vec();
+    key.extend_from_slice(replay);
+    key
+}
+
+/// The remembered tokens that can no longer pass at `now` (Unix seconds), at most `limit`:
+/// their `TokenReplayExpiry` keys, oldest first.
+pub fn forgettable_replays(store: &dyn Store, now: i64, limit: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut keys = vec![];
+    for (key, _) in store.scan_prefix(Keyspace::TokenReplayExpiry, &[], limit)? {
+        let Some(until) = key
+            .get(..8)
+            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+        else {
+            continue;
+        };
+        if until >= now.max(0) as u64 {
+            break;
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Forgets remembered tokens by their `TokenReplayExpiry` keys.
+pub fn forget_replays(tx: &mut crate::store::Overlay<'_>, keys: &[Vec<u8>]) {
+    for key in keys {
+        if key.len() > 8 {
+            tx.delete(Keyspace::TokenReplay, key[8..].to_vec());
+        }
+        tx.delete(Keyspace::TokenReplayExpiry, key.clone());
+    }
 }
 
 /// Why a member cannot sign in now (not active, locked), if so.
@@ -221,4 +273,63 @@ pub fn view(link: &Link) -> Value {
         "linked_at": link.linked_at,
         "last_used_at": link.last_used_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Overlay, SledStore};
+
+    /// Used tokens are forgotten once they could no longer pass, oldest first, and not before.
+    #[test]
+    fn the_replay_memory_forgets_only_tokens_past_their_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut tx = Overlay::new(&store);
+        {
+            let mut op = Op::new(&mut tx, "2026-11-25T10:00:00.000Z", 1, "test");
+            remember(&mut op, b"iss\0jti:late".to_vec(), 2_000);
+            remember(&mut op, b"iss\0jti:early".to_vec(), 1_000);
+            remember(&mut op, b"iss\0jti:never".to_vec(), i64::MAX);
+        }
+        store.commit(tx.into_writes()).unwrap();
+
+        assert!(
+            forgettable_replays(&store, 1_000, 100).unwrap().is_empty(),
+            "not before its time"
+        );
+        let due = forgettable_replays(&store, 1_500, 100).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(&due[0][8..], b"iss\0jti:early");
+        let due = forgettable_replays(&store, 10_000, 100).unwrap();
+        assert_eq!(due.len(), 2, "the one without an expiry stays");
+        assert_eq!(
+            forgettable_replays(&store, 10_000, 1).unwrap().len(),
+            1,
+            "a page at a time"
+        );
+
+        let mut tx = Overlay::new(&store);
+        forget_replays(&mut tx, &due);
+        store.commit(tx.into_writes()).unwrap();
+        assert!(
+            store
+                .get(Keyspace::TokenReplay, b"iss\0jti:early")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .get(Keyspace::TokenReplay, b"iss\0jti:late")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .get(Keyspace::TokenReplay, b"iss\0jti:never")
+                .unwrap()
+                .is_some()
+        );
+        assert!(forgettable_replays(&store, i64::MAX, 100).unwrap().is_empty());
+    }
 }

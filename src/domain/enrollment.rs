@@ -97,25 +97,15 @@ pub fn enroll(
         1,
         settings.pending_user_expiration_hours,
     );
-    let mut member = Member {
-        patient_id: request.patient_id.clone(),
-        status: Status::Pending,
-        proxy_only: request.proxy_only,
-        contact: request.contact,
-        enrollment: request.method.name().into(),
-        enrolled_at: op.now.clone(),
-        enrolled_by: op.actor.clone(),
+    let mut member = new_member(
+        op,
+        &request.patient_id,
+        request.contact,
+        request.method.name(),
         token,
-        passphrase_hash: request.passphrase_hash,
-        username: None,
-        password_hash: None,
-        activated_at: None,
-        reset: None,
-        updated_at: op.now.clone(),
-        name: String::new(),
-        birth_date: None,
-        index_terms: vec![],
-    };
+    );
+    member.proxy_only = request.proxy_only;
+    member.passphrase_hash = request.passphrase_hash;
     members::save(op, None, &mut member)?;
     // At the point of care staff hand the passphrase over unless the site sends it; a member
     // enrolled remotely (approved request, external system) can only get it in the message.
@@ -146,6 +136,70 @@ pub fn enroll(
         instructions,
     };
     Ok((member, enrolled))
+}
+
+/// An account for a synced patient who signed in with an external credential and had none
+/// (external credentials only: there is no other way in). It is active at once: the provider
+/// vouched for the person, so there is no activation token to send (one is issued, used, for the
+/// record's shape) and no username or password.
+pub fn from_credential(
+    op: &mut Op<'_, '_>,
+    accounts: &Accounts,
+    patient_id: &str,
+    provider: &str,
+) -> Result<Member, Refusal> {
+    let patient = patient_search::load(op.tx, patient_id)?
+        .ok_or_else(|| Refusal::not_found(format!("no patient `{patient_id}`")))?;
+    if patient["active"] == json!(false) {
+        return Err(Refusal::conflict(
+            "patient-merged",
+            format!("patient `{patient_id}` was merged into another record"),
+        ));
+    }
+    let mut token = tokens::issue(op, accounts, patient_id, 1, 1);
+    token.used_at = Some(op.now.clone());
+    let contact = contact_from_patient(&patient);
+    let mut member = new_member(op, patient_id, contact, "external-credential", token);
+    member.status = Status::Active;
+    member.activated_at = Some(op.now.clone());
+    members::save(op, None, &mut member)?;
+    audit::record(
+        op,
+        "member.enroll",
+        &audit::member_target(patient_id),
+        None,
+        json!({ "method": member.enrollment, "provider": provider, "status": "active" }),
+    );
+    Ok(member)
+}
+
+/// A new pending member record (before its search index is written by `members::save`).
+fn new_member(
+    op: &Op<'_, '_>,
+    patient_id: &str,
+    contact: Contact,
+    method: &str,
+    token: members::TokenState,
+) -> Member {
+    Member {
+        patient_id: patient_id.to_string(),
+        status: Status::Pending,
+        proxy_only: false,
+        contact,
+        enrollment: method.into(),
+        enrolled_at: op.now.clone(),
+        enrolled_by: op.actor.clone(),
+        token,
+        passphrase_hash: None,
+        username: None,
+        password_hash: None,
+        activated_at: None,
+        reset: None,
+        updated_at: op.now.clone(),
+        name: String::new(),
+        birth_date: None,
+        index_terms: vec![],
+    }
 }
 
 /// Contact details from a patient record, for automated enrollment when the caller gives none.

@@ -28,5 +28,6 @@ pub mod engagement;
 pub mod credentials;
 pub mod oidc;
 pub mod otp;
+pub mod proxies;
 pub mod sessions;
 pub mod signin;

@@ -97,8 +97,18 @@ pub struct Verified {
     pub kind: &'static str,
     /// What makes this token recognisable if it comes again: its `jti`, else its SHA-256.
     pub replay_key: String,
-    /// Its expiry (Unix seconds): it is remembered until then.
+    /// Until when it must be remembered (Unix seconds): its expiry plus the clock skew allowed,
+    /// past which it could not pass again anyway (see [`remember_until`]).
     pub expires: i64,
+}
+
+/// How long a used token is remembered against replay: while it could still pass (its `exp`
+/// plus the allowed skew); a token without an expiry, for ever.
+pub fn remember_until(exp: Option<i64>, skew_secs: u64) -> i64 {
+    match exp {
+        Some(exp) => exp.saturating_add(i64::try_from(skew_secs).unwrap_or(i64::MAX)),
+        None => i64::MAX,
+    }
 }
 
 impl Providers {
@@ -211,7 +221,7 @@ impl Providers {
             Some(jti) if !jti.is_empty() => format!("jti:{jti}"),
             _ => format!("sha256:{}", secrets::hex(&Sha256::digest(token.as_bytes()))),
         };
-        let expires = claims["exp"].as_i64().unwrap_or(now);
+        let expires = remember_until(claims["exp"].as_i64(), p.config.clock_skew_secs);
         self.finish(p, token, "jwt", subject, claims, replay_key, expires)
             .await
     }
@@ -317,7 +327,7 @@ impl Providers {
         {
             return Err(bad("token-expired", "the token has expired"));
         }
-        let expires = answer["exp"].as_i64().unwrap_or(now + 3600);
+        let expires = remember_until(answer["exp"].as_i64(), p.config.clock_skew_secs);
         let subject = answer["sub"].as_str().unwrap_or_default().to_string();
         let replay_key = format!("sha256:{}", secrets::hex(&Sha256::digest(token.as_bytes())));
         self.finish(p, token, "opaque", subject, answer, replay_key, expires)

@@ -21,6 +21,9 @@ pub const WORKFLOWS: [&str; 7] = [
 /// The notifications of sign-in and credentials (issue #6).
 pub const CREDENTIAL_WORKFLOWS: [&str; 1] = ["sign-in-code"];
 
+/// The notifications of proxy relationships (issue #6), sent to both parties.
+pub const PROXY_WORKFLOWS: [&str; 3] = ["proxy-created", "proxy-revoked", "proxy-expired"];
+
 /// Every template, by locale and file name.
 #[derive(Debug, Clone, Default)]
 pub struct Templates {
@@ -65,7 +68,11 @@ impl Templates {
             by_locale,
             default_locale: default_locale.to_string(),
         };
-        for workflow in WORKFLOWS.iter().chain(&CREDENTIAL_WORKFLOWS) {
+        for workflow in WORKFLOWS
+            .iter()
+            .chain(&CREDENTIAL_WORKFLOWS)
+            .chain(&PROXY_WORKFLOWS)
+        {
             for name in [workflow.to_string(), format!("{workflow}.sms")] {
                 if templates.get(default_locale, &name).is_none() {
                     return Err(format!(
@@ -205,7 +212,7 @@ mod tests {
         assert!(ar.rtl);
         assert!(ar.body.contains("TOKEN123"));
         assert!(ar.subject.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c)));
-        for workflow in WORKFLOWS {
+        for workflow in WORKFLOWS.iter().chain(&PROXY_WORKFLOWS) {
             let sms = templates.sms(workflow, &["ar".into()], &vars);
             assert_eq!(sms.locale, "ar", "{workflow}");
             assert!(!sms.body.contains("{{name}}"), "{workflow}");

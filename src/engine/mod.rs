@@ -100,12 +100,14 @@ impl Engine {
             tracing::info!(channels = %names.join(", "), addr = %bound, "MLLP listener started");
             mllp.extend(names.into_iter().map(|name| (name, bound)));
         }
+        let accounts = Arc::new(crate::domain::accounts::Accounts::load(config)?);
         crate::schedule::start(
             config,
             crate::schedule::JobContext {
                 store: store.clone(),
                 outbox: outbox.clone(),
                 committer: handle.clone(),
+                members: accounts.clone(),
             },
             stopped.clone(),
             &mut tasks,
@@ -122,7 +124,7 @@ impl Engine {
             outbox: outbox.clone(),
             committer: handle.clone(),
             engagement: Arc::new(config.engagement.clone()),
-            members: Arc::new(crate::domain::accounts::Accounts::load(config)?),
+            members: accounts,
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),
                 committer: handle.clone(),

@@ -3,6 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use crate::config::JobConfig;
+use crate::domain::op::Op;
+use crate::domain::{credentials, proxies, sessions};
 use crate::engine::committer::Finished;
 use crate::outbox::queue::{self, Outgoing};
 
@@ -86,5 +88,95 @@ pub async fn journal_retention(job: &JobConfig, context: &JobContext) -> Result<
         .map_err(|e| e.to_string())?;
     Ok(format!(
         "dropped {segments} journal segments ({bytes} bytes) older than {days} days"
+    ))
+}
+
+/// Relationships one command marks expired.
+const EXPIRY_BATCH: usize = 100;
+
+pub async fn proxy_expiry(context: &JobContext) -> Result<String, String> {
+    let mut marked = 0;
+    loop {
+        let store = context.store.clone();
+        let due =
+            tokio::task::spawn_blocking(move || proxies::due(store.as_ref(), &sessions::now(), EXPIRY_BATCH))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        if due.is_empty() {
+            break;
+        }
+        let accounts = context.members.clone();
+        let asked = due.len();
+        let done = context
+            .committer
+            .run("proxy expiry", "schedule", move |ctx| {
+                let mut op = Op::from_ctx(ctx, "schedule:proxy-expiry");
+                let mut expired = vec![];
+                for id in &due {
+                    match proxies::expire(&mut op, &accounts, id) {
+                        Ok(Some(_)) => expired.push(id.clone()),
+                        Ok(None) => {}
+                        Err(refusal) => {
+                            return Finished::refused(
+                                format!("expire proxy relationship {id}"),
+                                refusal.to_string(),
+                                Err(refusal.to_string()),
+                            );
+                        }
+                    }
+                }
+                Finished::applied(
+                    format!("expired proxy relationships {}", expired.join(", ")),
+                    vec![],
+                    Ok(expired.len()),
+                )
+            })
+            .await
+            .ok_or("the engine is stopping")?
+            .map_err(|e| e.to_string())??;
+        marked += done;
+        // A short page was the last one; a page with nothing to mark would come back the same.
+        if asked < EXPIRY_BATCH || done == 0 {
+            break;
+        }
+    }
+    Ok(format!("{marked} proxy relationships expired"))
+}
+
+/// Remembered tokens one command forgets.
+const REPLAY_BATCH: usize = 5000;
+
+pub async fn token_replay_sweep(context: &JobContext) -> Result<String, String> {
+    let mut forgotten = 0;
+    loop {
+        let store = context.store.clone();
+        let now = chrono::Utc::now().timestamp();
+        let keys = tokio::task::spawn_blocking(move || {
+            credentials::forgettable_replays(store.as_ref(), now, REPLAY_BATCH)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let count = keys.len();
+        if count == 0 {
+            break;
+        }
+        context
+            .committer
+            .run("token replay sweep", "schedule", move |ctx| {
+                credentials::forget_replays(ctx.tx, &keys);
+                Finished::applied(format!("forgot {count} used external tokens"), vec![], ())
+            })
+            .await
+            .ok_or("the engine is stopping")?
+            .map_err(|e| e.to_string())?;
+        forgotten += count;
+        if count < REPLAY_BATCH {
+            break;
+        }
+    }
+    Ok(format!(
+        "forgot {forgotten} used external tokens past their expiry"
     ))
 }

@@ -8,6 +8,10 @@
 //!   are none.
 //! - `journal-retention`: drops the journal's whole segments older than `keep_days` (a time
 //!   range at once, never row by row); the store's data is not touched.
+//! - `proxy-expiry`: marks the proxy relationships whose expiry has come as expired and notifies
+//!   both parties (access already stopped at the expiry itself; this makes it visible and told).
+//! - `token-replay-sweep`: forgets the used external tokens that could no longer pass anyway
+//!   (past their expiry plus the clock skew allowed), so the replay memory does not grow for ever.
 
 mod jobs;
 
@@ -27,6 +31,8 @@ pub struct JobContext {
     pub store: Arc<dyn Store>,
     pub outbox: Arc<Outbox>,
     pub committer: CommitterHandle,
+    /// The member-accounts service (templates, settings) for jobs that notify members.
+    pub members: Arc<crate::domain::accounts::Accounts>,
 }
 
 /// Starts one task per configured job.
@@ -58,6 +64,8 @@ async fn run(job: &JobConfig, context: &JobContext) {
         "retry-sweep" => jobs::retry_sweep(context).await,
         "dead-letter-digest" => jobs::dead_letter_digest(job, context).await,
         "journal-retention" => jobs::journal_retention(job, context).await,
+        "proxy-expiry" => jobs::proxy_expiry(context).await,
+        "token-replay-sweep" => jobs::token_replay_sweep(context).await,
         other => Err(format!("unknown job `{other}`")),
     };
     match outcome {

@@ -72,14 +72,23 @@ pub enum Keyspace {
     Session,
     /// `issuer \0 jti or token hash` -> its expiry: an external token is used once.
     TokenReplay,
+    /// `remembered until (8 bytes BE, Unix seconds) issuer \0 jti or hash` -> nothing: the
+    /// used tokens in the order they may be forgotten (the `token-replay-sweep` job).
+    TokenReplayExpiry,
     /// Invitations to enroll by id (src/domain/engagement/invitations.rs).
     Invitation,
     /// `address \0 content key` -> the id of the last invitation sent there (duplicate window).
     InvitationByAddress,
+    /// Proxy relationships by id (src/domain/proxies.rs).
+    Proxy,
+    /// Patient id -> the ids of the proxy relationships they take part in, either side.
+    ProxyByMember,
+    /// `expires at \0 relationship id` -> nothing: the active relationships, soonest to end first.
+    ProxyExpiry,
 }
 
 impl Keyspace {
-    pub const ALL: [Keyspace; 30] = [
+    pub const ALL: [Keyspace; 34] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -108,8 +117,12 @@ impl Keyspace {
         Keyspace::OtpChallenge,
         Keyspace::Session,
         Keyspace::TokenReplay,
+        Keyspace::TokenReplayExpiry,
         Keyspace::Invitation,
         Keyspace::InvitationByAddress,
+        Keyspace::Proxy,
+        Keyspace::ProxyByMember,
+        Keyspace::ProxyExpiry,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -143,8 +156,12 @@ impl Keyspace {
             Keyspace::OtpChallenge => b'f',
             Keyspace::Session => b'z',
             Keyspace::TokenReplay => b'j',
+            Keyspace::TokenReplayExpiry => b'k',
             Keyspace::Invitation => b'V',
             Keyspace::InvitationByAddress => b'W',
+            Keyspace::Proxy => b'X',
+            Keyspace::ProxyByMember => b'Y',
+            Keyspace::ProxyExpiry => b'Z',
         }
     }
 }

@@ -86,9 +86,15 @@ impl Idp {
              jwks_uri = \"{b}/jwks\"\nintrospection_endpoint = \"{b}/introspect\"\n\
              client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
              userinfo_endpoint = \"{b}/userinfo\"\nidentifier_claim = \"patient_identifier\"\n\
-             clock_skew_secs = 30\n{extra}\n",
+             {skew}{extra}\n",
             self.issuer,
-            b = self.base
+            b = self.base,
+            // `extra` may set its own.
+            skew = if extra.contains("clock_skew_secs") {
+                ""
+            } else {
+                "clock_skew_secs = 30\n"
+            },
         )
     }
 

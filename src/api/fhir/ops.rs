@@ -78,6 +78,21 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
     let store_error = |e: crate::store::StoreError| {
         Refused::new(StatusCode::INTERNAL_SERVER_ERROR, "exception", e.to_string())
     };
+    if let Write::Update {
+        resource_type, id, ..
+    }
+    | Write::Delete { resource_type, id } = &write
+        && resource_type == "RelatedPerson"
+        && id.starts_with(crate::domain::proxies::ID_PREFIX)
+    {
+        return Err(Refused::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "not-supported",
+            format!(
+                "RelatedPerson/{id} is a proxy relationship: it is created, revoked and expired through /api/proxies"
+            ),
+        ));
+    }
     match write {
         Write::Feed { change } => {
             let before = |tx: &Overlay<'_>, id: &str| patients::read(tx, id);

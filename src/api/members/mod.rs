@@ -8,6 +8,7 @@
 //! - [`requests`]: the enrollment request and exception queues.
 //! - [`external`]: automated enrollment and the portal's member self-service.
 //! - [`admin`]: audit, settings, notification state.
+//! - [`proxies`]: proxy relationships, for staff and for the signed-in member.
 //! - [`openapi`]: the OpenAPI document.
 
 // Handlers answer early with a ready Response; boxing each would only add noise.
@@ -18,6 +19,7 @@ mod auth;
 mod engagement;
 mod external;
 pub mod openapi;
+mod proxies;
 mod reply;
 mod requests;
 mod signin;
@@ -82,6 +84,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/sign-out", post(signin::sign_out))
         .route("/api/me", get(signin::me))
         .route("/api/members/{id}/credentials", get(signin::member_credentials))
+        // Proxy relationships (issue #6).
+        .route("/api/proxies", post(proxies::create))
+        .route("/api/proxies/{id}", get(proxies::get))
+        .route("/api/proxies/{id}/revoke", post(proxies::revoke))
+        .route("/api/members/{id}/proxies", get(proxies::of_member))
+        .route("/api/proxy-relationship-types", get(proxies::relationship_types))
+        .route("/api/me/proxies", get(proxies::mine))
+        .route("/api/me/principals/{id}", get(proxies::principal))
 }
 
 async fn openapi_json() -> Response {

@@ -366,6 +366,7 @@ pub fn document() -> Value {
         .iter()
         .chain(super::signin::OPERATIONS)
         .chain(super::engagement::OPERATIONS)
+        .chain(super::proxies::OPERATIONS)
     {
         let mut parameters: Vec<Value> = op
             .path

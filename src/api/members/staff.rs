@@ -88,33 +88,13 @@ pub async fn enroll(State(state): State<AppState>, Authed(caller): Authed, bytes
         Ok(b) => b,
         Err(r) => return r,
     };
-    let passphrase = match (&request.passphrase, request.generate_passphrase) {
-        (Some(_), true) => {
-            return super::reply::error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "give a passphrase or ask for one to be generated, not both",
-            );
-        }
-        (Some(p), false) => {
-            if request.passphrase_confirm.as_deref() != Some(p.as_str()) {
-                return super::reply::error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "passphrase-mismatch",
-                    "the passphrase and its confirmation differ",
-                );
-            }
-            if p.chars().count() < 6 || p.chars().count() > 128 {
-                return super::reply::error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid",
-                    "a passphrase has 6 to 128 characters",
-                );
-            }
-            Some(p.clone())
-        }
-        (None, true) => Some(secrets::new_passphrase()),
-        (None, false) => None,
+    let passphrase = match chosen_passphrase(
+        request.passphrase.as_deref(),
+        request.passphrase_confirm.as_deref(),
+        request.generate_passphrase,
+    ) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let hashed = match passphrase.clone() {
         Some(p) => match blocking(move || secrets::hash_password(&p)).await {
@@ -166,6 +146,40 @@ pub async fn enroll(State(state): State<AppState>, Authed(caller): Authed, bytes
             ok(StatusCode::CREATED, answer)
         }
         Err(r) => r,
+    }
+}
+
+/// The one-time passphrase staff set at enrollment: typed (twice, both the same) or generated.
+pub(super) fn chosen_passphrase(
+    typed: Option<&str>,
+    confirm: Option<&str>,
+    generate: bool,
+) -> Result<Option<String>, Response> {
+    match (typed, generate) {
+        (Some(_), true) => Err(super::reply::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "give a passphrase or ask for one to be generated, not both",
+        )),
+        (Some(p), false) => {
+            if confirm != Some(p) {
+                return Err(super::reply::error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "passphrase-mismatch",
+                    "the passphrase and its confirmation differ",
+                ));
+            }
+            if p.chars().count() < 6 || p.chars().count() > 128 {
+                return Err(super::reply::error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "a passphrase has 6 to 128 characters",
+                ));
+            }
+            Ok(Some(p.to_string()))
+        }
+        (None, true) => Ok(Some(secrets::new_passphrase())),
+        (None, false) => Ok(None),
     }
 }
 
@@ -225,7 +239,7 @@ pub struct ContactBody {
 }
 
 impl ContactBody {
-    fn contact(self) -> Contact {
+    pub(super) fn contact(self) -> Contact {
         Contact {
             email: self.email,
             mobile: self.mobile,

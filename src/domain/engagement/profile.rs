@@ -95,10 +95,10 @@ pub struct Updated {
     pub notification: Sent,
 }
 
-/// Whether `proxy` may change `principal`'s profile. Proxy relationships (issue #6) do not
-/// exist yet, so no proxy may; this is where their rights will be checked.
-pub fn proxy_may_update(_reader: &dyn Reader, proxy: &str, principal: &str) -> Result<(), Refusal> {
-    if proxy == principal {
+/// Whether `proxy` may change `principal`'s profile at `now`: the member themself, or a proxy
+/// whose relationship grants it now (not revoked, not past its expiry).
+pub fn proxy_may_update(reader: &dyn Reader, proxy: &str, principal: &str, now: &str) -> Result<(), Refusal> {
+    if proxy == principal || crate::domain::proxies::granting(reader, proxy, principal, now)?.is_some() {
         return Ok(());
     }
     Err(Refusal::new(
@@ -295,7 +295,7 @@ pub fn update(
     update: &ProfileUpdate,
 ) -> Result<Updated, Refusal> {
     if let Some(proxy) = &update.proxy_id {
-        proxy_may_update(ctx.tx, proxy, patient_id)?;
+        proxy_may_update(ctx.tx, proxy, patient_id, ctx.now)?;
     }
     if update.is_empty() {
         return Err(Refusal::invalid(
