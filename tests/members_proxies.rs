@@ -354,6 +354,16 @@ async fn a_party_without_an_account_is_enrolled_and_a_person_outside_the_mpi_is_
     bad["proxy"] = json!({ "patient_id": jane, "register": { "family": "X" } });
     let (status, _) = w.post("/api/proxies", "manager", bad).await;
     assert_eq!(status, 422);
+    // Only a proxy is registered: the principal is a synced patient.
+    let mut bad = body.clone();
+    bad["principal"] = body["proxy"].clone();
+    bad["proxy"] = json!({ "patient_id": jane });
+    let (status, answer) = w.post("/api/proxies", "manager", bad).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("only a proxy"),
+        "{answer}"
+    );
 
     // A member flagged inactive cannot take part.
     let sam = w.patient(1, "SMITH").await;

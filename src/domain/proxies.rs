@@ -117,7 +117,7 @@ impl Relationship {
     }
 }
 
-/// A person the MPI does not know, registered to take part (as a proxy, usually).
+/// A person the MPI does not know, registered to act as a proxy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
@@ -174,7 +174,7 @@ pub struct Created {
     pub principal_enrolled: Option<Enrolled>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_enrolled: Option<Enrolled>,
-    /// The patient id of a person registered here.
+    /// The patient id of the proxy, when they were registered here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registered: Option<String>,
     pub notifications: Value,
@@ -341,9 +341,13 @@ pub fn create(
     {
         return Err(Refusal::invalid("a person cannot be their own proxy"));
     }
-    let (principal, principal_enrolled, principal_registered) =
-        take_part(op, accounts, request.principal, "principal", false)?;
-    let (proxy, proxy_enrolled, proxy_registered) = take_part(op, accounts, request.proxy, "proxy", true)?;
+    if matches!(request.principal.who, Who::Register(_)) {
+        return Err(Refusal::invalid(
+            "the principal is a synced patient (`patient_id`): only a proxy is registered here",
+        ));
+    }
+    let (principal, principal_enrolled, _) = take_part(op, accounts, request.principal, "principal")?;
+    let (proxy, proxy_enrolled, registered) = take_part(op, accounts, request.proxy, "proxy")?;
     if let Some(existing) = of_member(op.tx, &principal.patient_id)?
         .into_iter()
         .find(|r| r.principal == principal.patient_id && r.proxy == proxy.patient_id && r.grants(&op.now))
@@ -396,7 +400,7 @@ pub fn create(
         relationship: relationship.view(op.tx, &op.now)?,
         principal_enrolled,
         proxy_enrolled,
-        registered: principal_registered.or(proxy_registered),
+        registered,
         notifications,
     })
 }
@@ -463,7 +467,6 @@ fn take_part(
     accounts: &Accounts,
     party: Party,
     side: &str,
-    is_proxy: bool,
 ) -> Result<(Member, Option<Enrolled>, Option<String>), Refusal> {
     let external_only = !accounts.credentials.mode.get_ref().portal();
     let (patient_id, registered) = match party.who {
@@ -534,7 +537,7 @@ fn take_part(
             patient_id,
             contact,
             // A person registered only to act for someone has no records of their own to see.
-            proxy_only: enroll.proxy_only.unwrap_or(is_proxy && registered.is_some()),
+            proxy_only: enroll.proxy_only.unwrap_or(registered.is_some()),
             method: Method::PointOfCare,
             passphrase_hash: enroll.passphrase_hash,
             passphrase: enroll.passphrase,
@@ -636,10 +639,9 @@ fn write_related_person(
         "patient": { "reference": format!("Patient/{}", relationship.principal) },
         "relationship": [{ "coding": [{ "system": accounts.proxies.relationship_system,
             "code": relationship.relationship, "display": relationship.relationship_display }] }],
+        // Access ends at the expiry, or earlier when revoked.
         "period": { "start": relationship.created_at,
-            "end": relationship.ended_at.as_ref().map_or(&relationship.expires_at, |ended| {
-                if ended < &relationship.expires_at { ended } else { &relationship.expires_at }
-            }) },
+            "end": relationship.ended_at.as_ref().map_or(&relationship.expires_at, |e| e.min(&relationship.expires_at)) },
         "extension": [{ "url": PROXY_PATIENT_EXTENSION,
             "valueReference": { "reference": format!("Patient/{}", relationship.proxy) } }],
     });

@@ -22,8 +22,8 @@ use crate::domain::{secrets, sessions};
 
 const MAM: &[Role] = &[Role::MemberAccountManager];
 
-/// One party of a new relationship: a synced patient (`patient_id`) or a person to register
-/// (`register`), with the details of the account to create when they have none.
+/// One party of a new relationship: a synced patient (`patient_id`) or, for the proxy, a person
+/// to register (`register`), with the details of the account to create when they have none.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartyBody {
@@ -318,7 +318,7 @@ pub const OPERATIONS: &[super::openapi::Operation] = &[
     super::openapi::Operation {
         method: "post",
         path: "/api/proxies",
-        summary: "Create a proxy relationship: `principal` and `proxy` are each `{patient_id}` (found, or enrolled with `contact` when they have no account) or `{register: {family, given, birth_date, gender}, contact}` (a person the MPI does not know); `relationship` a configured code; `expires_on` (date) or `expires_at` (date-time); `reason`. Both parties are notified. Refusals: unknown-relationship, expiry-past, expiry-required (422), already-related, member-inactive, not-active-member, registration-not-allowed (409).",
+        summary: "Create a proxy relationship: `principal` and `proxy` are each `{patient_id}` (found, or enrolled with `contact` when they have no account); the proxy may instead be `{register: {family, given, birth_date, gender}, contact}` (a person the MPI does not know); `relationship` a configured code; `expires_on` (date) or `expires_at` (date-time); `reason`. Both parties are notified. Refusals: unknown-relationship, expiry-past, expiry-required (422), already-related, member-inactive, not-active-member, registration-not-allowed (409).",
         roles: "member-account-manager",
         query: &[],
         body: &[
