@@ -304,7 +304,7 @@ async fn the_sweep_forgets_used_tokens_once_they_could_no_longer_pass() {
     // Past its expiry the sweep drops it from the replay memory (journaled as a command) ...
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let (_, journal) = w.call("GET", "/journal?limit=1000", None, None).await;
+        let (_, journal) = w.call("GET", "/journal?limit=1000", Some("analyst"), None).await;
         let swept = journal["entries"]
             .as_array()
             .unwrap()

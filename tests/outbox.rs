@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::peers::{MllpPeer, free_addr};
-use common::{EngineProcess, MAPPINGS, fixture, msa, segment, temp_store};
+use common::{ANALYST_KEY, EngineProcess, MAPPINGS, analyst_client, fixture, msa, segment, temp_store};
 use serde_json::Value;
 
 const UCR_MPI: &str = "urn:oid:2.16.840.1.113883.3.9999.1";
@@ -44,11 +44,21 @@ identifier_systems = ["{UCR_MPI}"]
 address = "{consumer}"
 timeout_secs = 2
 {ack}
-"#
+{}
+[[api_clients]]
+name = "config"
+key_sha256 = "{}"
+roles = ["configuration-manager"]
+"#,
+        analyst_client(),
+        tributary::domain::secrets::sha256_hex(OTHER_KEY)
     );
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// A client whose role does not cover the journal and the outbox.
+const OTHER_KEY: &str = "key-config-0001";
 
 const FAST_RETRY: &str = "max_attempts = 1000\ninitial_backoff_ms = 50\nmax_backoff_ms = 200";
 
@@ -217,6 +227,7 @@ async fn a_delivery_out_of_tries_becomes_a_dead_letter_and_the_queue_moves_on() 
     let client = reqwest::Client::new();
     let response = client
         .post(format!("{}/outbox/dead-letters/{first}/retry", engine.http))
+        .bearer_auth(ANALYST_KEY)
         .send()
         .await
         .unwrap();
@@ -230,6 +241,7 @@ async fn a_delivery_out_of_tries_becomes_a_dead_letter_and_the_queue_moves_on() 
     // Unknown ids are 404s, not errors.
     let response = client
         .delete(format!("{}/outbox/dead-letters/pix-999-0", engine.http))
+        .bearer_auth(ANALYST_KEY)
         .send()
         .await
         .unwrap();
@@ -238,6 +250,37 @@ async fn a_delivery_out_of_tries_becomes_a_dead_letter_and_the_queue_moves_on() 
     assert_eq!(status, 404);
     let (status, _) = engine.get("/outbox/nowhere/pending").await;
     assert_eq!(status, 404);
+
+    // They show patients and message contents: an integration analyst's key or nothing.
+    for (method, path) in [
+        ("GET", "/journal".to_string()),
+        ("GET", "/outbox/pix/pending".to_string()),
+        ("GET", "/outbox/dead-letters".to_string()),
+        ("GET", format!("/outbox/deliveries/{first}")),
+        ("POST", format!("/outbox/dead-letters/{first}/retry")),
+        ("DELETE", format!("/outbox/dead-letters/{first}")),
+    ] {
+        let request = |key: Option<&str>| {
+            let mut r = client.request(method.parse().unwrap(), format!("{}{path}", engine.http));
+            if let Some(key) = key {
+                r = r.bearer_auth(key);
+            }
+            r.send()
+        };
+        let response = request(None).await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{method} {path}");
+        assert!(response.headers().contains_key("www-authenticate"));
+        let response = request(Some("not-a-known-key")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{method} {path}");
+        let response = request(Some(OTHER_KEY)).await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            403,
+            "{method} {path} with another role"
+        );
+    }
+    let (_, delivery) = engine.get(&format!("/outbox/deliveries/{first}")).await;
+    assert_eq!(delivery["state"], "delivered", "nothing refused changed anything");
 }
 
 #[tokio::test]
@@ -257,6 +300,7 @@ async fn a_dead_letter_can_be_discarded() {
     wait_state(&engine, &id, "dead-letter").await;
     let response = reqwest::Client::new()
         .delete(format!("{}/outbox/dead-letters/{id}", engine.http))
+        .bearer_auth(ANALYST_KEY)
         .send()
         .await
         .unwrap();
@@ -347,8 +391,9 @@ events = ["patient-changed"]
 {FAST_RETRY}
 [destinations.settings]
 url = "{}/fhir"
-"#,
-        consumer.http
+{}"#,
+        consumer.http,
+        analyst_client()
     );
     std::fs::write(&path, text).unwrap();
     let engine = EngineProcess::start_config(&path, &data);

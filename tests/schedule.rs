@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::peers::free_addr;
-use common::{BIN, EngineProcess, MAPPINGS, fixture, msa, temp_store};
+use common::{BIN, EngineProcess, MAPPINGS, analyst_client, fixture, msa, temp_store};
 
 fn config(dir: &Path, drop_dir: &Path, schedule: &str) -> std::path::PathBuf {
     let path = dir.join("tributary.toml");
@@ -44,8 +44,9 @@ kind = "file"
 dir = {:?}
 
 {schedule}
-"#,
-        drop_dir.display().to_string()
+{}"#,
+        drop_dir.display().to_string(),
+        analyst_client()
     );
     std::fs::write(&path, text).unwrap();
     path

@@ -1,5 +1,5 @@
 //! `GET /journal?from=N&limit=M`: the journal, oldest first: every inbound message with its
-//! channel, arrival time, status, error and the replies it got.
+//! channel, arrival time, status, error and the replies it got. For integration analysts.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::StoreRef;
+use super::auth::Analyst;
 use crate::engine::journal::JournalEntry;
 
 const MAX_LIMIT: usize = 1000;
@@ -24,7 +25,11 @@ fn default_limit() -> usize {
     100
 }
 
-pub async fn list(State(store): State<StoreRef>, Query(params): Query<Params>) -> (StatusCode, Json<Value>) {
+pub async fn list(
+    _: Analyst,
+    State(store): State<StoreRef>,
+    Query(params): Query<Params>,
+) -> (StatusCode, Json<Value>) {
     let limit = params.limit.min(MAX_LIMIT);
     let found = tokio::task::spawn_blocking(move || store.journal(params.from, limit)).await;
     match found {

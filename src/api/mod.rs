@@ -1,6 +1,8 @@
 //! The HTTP API: health, the journal, the outbox and the FHIR endpoint, as axum routers over
-//! the store.
+//! the store. The journal and the outbox show message contents and patients: they take an API
+//! key with the `integration-analyst` role ([`auth`]).
 
+mod auth;
 pub mod fhir;
 mod health;
 mod journal;

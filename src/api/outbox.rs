@@ -7,7 +7,8 @@
 //! - `POST /outbox/dead-letters/{id}/retry`: back into its queue, tries counted afresh.
 //! - `DELETE /outbox/dead-letters/{id}`: dropped for good (its record is kept as discarded).
 //!
-//! A notification's content (an e-mail or text may carry an activation token) is never shown.
+//! Every endpoint takes an integration analyst's API key. A notification's content (an e-mail or
+//! text may carry an activation token) is never shown.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::auth::Analyst;
 use crate::outbox::queue::{self, DeadLetterError};
 
 const MAX_LIMIT: usize = 1000;
@@ -38,6 +40,7 @@ fn error(status: StatusCode, message: impl ToString) -> Answer {
 }
 
 pub async fn pending(
+    _: Analyst,
     State(state): State<AppState>,
     Path(destination): Path<String>,
     Query(params): Query<ListParams>,
@@ -54,7 +57,11 @@ pub async fn pending(
     }
 }
 
-pub async fn dead_letters(State(state): State<AppState>, Query(params): Query<ListParams>) -> Answer {
+pub async fn dead_letters(
+    _: Analyst,
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Answer {
     let limit = params.limit.min(MAX_LIMIT);
     let store = state.store.clone();
     let listed = tokio::task::spawn_blocking(move || {
@@ -68,7 +75,7 @@ pub async fn dead_letters(State(state): State<AppState>, Query(params): Query<Li
     }
 }
 
-pub async fn delivery(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+pub async fn delivery(_: Analyst, State(state): State<AppState>, Path(id): Path<String>) -> Answer {
     match queue::find(state.store.as_ref(), &id) {
         Ok(Some(delivery)) => (StatusCode::OK, Json(json!(delivery.redacted()))),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no delivery `{id}`")),
@@ -76,22 +83,30 @@ pub async fn delivery(State(state): State<AppState>, Path(id): Path<String>) -> 
     }
 }
 
-pub async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+pub async fn retry(
+    Analyst(caller): Analyst,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Answer {
     match queue::retry_dead_letter(state.store.as_ref(), &id) {
         Ok(delivery) => {
             state.outbox.wake(&delivery.destination);
-            tracing::info!(id = %delivery.id, "dead letter put back in its queue");
+            tracing::info!(id = %delivery.id, by = %caller.actor(), "dead letter put back in its queue");
             (StatusCode::OK, Json(json!(delivery.redacted())))
         }
         Err(e) => dead_letter_error(e),
     }
 }
 
-pub async fn discard(State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+pub async fn discard(
+    Analyst(caller): Analyst,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Answer {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     match queue::discard_dead_letter(state.store.as_ref(), &id, &now) {
         Ok(delivery) => {
-            tracing::info!(id = %delivery.id, "dead letter discarded");
+            tracing::info!(id = %delivery.id, by = %caller.actor(), "dead letter discarded");
             (StatusCode::OK, Json(json!(delivery.redacted())))
         }
         Err(e) => dead_letter_error(e),

@@ -113,8 +113,9 @@ pub struct ApiClientConfig {
     /// is never stored.
     pub key_sha256: Spanned<String>,
     /// Staff roles: `direct-enrollment-user`, `member-account-manager`,
-    /// `enrollment-request-agent`, `enrollment-exception-agent`, `configuration-manager`;
-    /// `external-system` for a system client (then `scopes` say what it may do).
+    /// `enrollment-request-agent`, `enrollment-exception-agent`, `configuration-manager`,
+    /// `integration-analyst` (the journal and the outbox); `external-system` for a system client
+    /// (then `scopes` say what it may do).
     #[serde(default)]
     pub roles: Vec<Spanned<String>>,
     /// For `external-system` clients: `enroll` (automated enrollment), `self-service` (the
@@ -124,13 +125,14 @@ pub struct ApiClientConfig {
     pub scopes: Vec<Spanned<String>>,
 }
 
-pub const ROLES: [&str; 6] = [
+pub const ROLES: [&str; 7] = [
     "direct-enrollment-user",
     "member-account-manager",
     "enrollment-request-agent",
     "enrollment-exception-agent",
     "configuration-manager",
     "external-system",
+    "integration-analyst",
 ];
 
 pub const SCOPES: [&str; 4] = ["enroll", "self-service", "invite", "tasks"];

@@ -19,6 +19,9 @@ pub enum Role {
     ConfigurationManager,
     /// A system, allowed what its scopes say.
     ExternalSystem,
+    /// Runs the interfaces: reads the journal, follows deliveries, retries or discards dead
+    /// letters.
+    IntegrationAnalyst,
 }
 
 impl Role {
@@ -30,6 +33,7 @@ impl Role {
             "enrollment-exception-agent" => Role::ExceptionAgent,
             "configuration-manager" => Role::ConfigurationManager,
             "external-system" => Role::ExternalSystem,
+            "integration-analyst" => Role::IntegrationAnalyst,
             _ => return None,
         })
     }
@@ -42,6 +46,7 @@ impl Role {
             Role::ExceptionAgent => "enrollment-exception-agent",
             Role::ConfigurationManager => "configuration-manager",
             Role::ExternalSystem => "external-system",
+            Role::IntegrationAnalyst => "integration-analyst",
         }
     }
 }

@@ -25,6 +25,18 @@ pub struct EngineProcess {
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tributary");
 
+/// The API key of the integration analyst every test config carries: the journal and the
+/// outbox take it ([`EngineProcess::get`] sends it).
+pub const ANALYST_KEY: &str = "key-analyst-0001";
+
+/// The `[[api_clients]]` entry of [`ANALYST_KEY`], for a test's own config file.
+pub fn analyst_client() -> String {
+    format!(
+        "\n[[api_clients]]\nname = \"analyst\"\nkey_sha256 = \"{}\"\nroles = [\"integration-analyst\"]\n",
+        tributary::domain::secrets::sha256_hex(ANALYST_KEY)
+    )
+}
+
 /// The repository's mapping folder.
 pub const MAPPINGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings");
 
@@ -42,7 +54,8 @@ pub fn write_config(dir: &Path, extra_source: &str, mappings: &Path) -> PathBuf 
          [channels.filter]\nsending_applications = [\"TRAKCARE\"]\n{types}\n\
          [[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\n\
          [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}\n\
-         [channels.filter]\n{types}\n"
+         [channels.filter]\n{types}\n{}",
+        analyst_client()
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -145,8 +158,14 @@ impl EngineProcess {
         String::from_utf8(ack.to_vec()).expect("ACKs are UTF-8")
     }
 
+    /// A GET with the integration analyst's key (endpoints that take none ignore it).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = reqwest::get(format!("{}{path}", self.http)).await.unwrap();
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.http))
+            .bearer_auth(ANALYST_KEY)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         let body = response.text().await.unwrap();
         (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))

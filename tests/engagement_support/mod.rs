@@ -26,6 +26,12 @@ pub const CLIENTS: &[(&str, &str, &[&str], &[&str])] = &[
     ("trak", "key-trak-0001", &["external-system"], &["tasks"]),
     ("enroller", "key-enroll-0001", &["external-system"], &["enroll"]),
     ("nobody", "key-nobody-0001", &[], &[]),
+    (
+        "analyst",
+        crate::common::ANALYST_KEY,
+        &["integration-analyst"],
+        &[],
+    ),
 ];
 
 pub fn key(name: &str) -> &'static str {

@@ -80,6 +80,12 @@ pub const CLIENTS: &[(&str, &str, &[&str], &[&str])] = &[
     ),
     ("crm", "key-crm-0001", &["external-system"], &["enroll"]),
     ("nobody", "key-nobody-0001", &[], &[]),
+    (
+        "analyst",
+        crate::common::ANALYST_KEY,
+        &["integration-analyst"],
+        &[],
+    ),
     ("system-no-scope", "key-system-0001", &["external-system"], &[]),
 ];
 

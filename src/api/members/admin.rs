@@ -9,9 +9,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Authed, allow};
 use super::reply::{body, command, error, ok, read};
 use crate::api::AppState;
+use crate::api::auth::{Authed, allow};
 use crate::domain::accounts::Settings;
 use crate::domain::audit;
 use crate::domain::roles::Role;

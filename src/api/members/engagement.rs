@@ -11,10 +11,10 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Authed, allow_scope};
 use super::openapi::Operation;
 use super::reply::{body, command, error, ok, read, refused};
 use crate::api::AppState;
+use crate::api::auth::{Authed, allow_scope};
 use crate::domain::engagement::{invitations, profile, tasks};
 use crate::domain::members::{self, Criteria};
 use crate::domain::patients;

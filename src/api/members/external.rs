@@ -12,9 +12,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Authed, allow_scope};
 use super::reply::{blocking, body, command, error, ok, read};
 use crate::api::AppState;
+use crate::api::auth::{Authed, allow_scope};
 use crate::domain::enrollment::{self, Method};
 use crate::domain::members::{self, Contact, Preference, Status};
 use crate::domain::notify::{self, Channels};

@@ -2,7 +2,6 @@
 //! activation tokens, membership status, member search, the audit trail and member settings,
 //! each endpoint allowed only to the roles the seeds give its action.
 //!
-//! - [`auth`]: API keys to callers; 401 and 403.
 //! - [`reply`]: JSON answers and errors; running a domain action as a committer command.
 //! - [`staff`]: Direct Enrollment User and Member Account Manager endpoints.
 //! - [`requests`]: the enrollment request and exception queues.
@@ -15,12 +14,11 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
-mod auth;
 mod engagement;
 mod external;
 pub mod openapi;
 mod proxies;
-mod reply;
+pub(super) mod reply;
 mod requests;
 mod signin;
 mod staff;

@@ -9,11 +9,11 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Authed, allow};
 use super::reply::{blocking, body, command, error, ok, read};
 use super::signin::MemberSession;
 use super::staff::{ContactBody, chosen_passphrase};
 use crate::api::AppState;
+use crate::api::auth::{Authed, allow};
 use crate::domain::members;
 use crate::domain::proxies::{self, Enrollment, NewRelationship, Party, Registration, Who};
 use crate::domain::refusal::Refusal;

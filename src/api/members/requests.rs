@@ -10,9 +10,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Authed, allow, allow_scope};
 use super::reply::{blocking, body, command, error, ok, read};
 use crate::api::AppState;
+use crate::api::auth::{Authed, allow, allow_scope};
 use crate::domain::requests::{self, Agent, Queue, Submitted};
 use crate::domain::roles::{Caller, Role, Scope};
 use crate::domain::{patient_search, secrets};

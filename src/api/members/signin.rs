@@ -17,9 +17,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Authed, allow, allow_scope};
 use super::reply::{blocking, body, command, error, ok, read};
 use crate::api::AppState;
+use crate::api::auth::{Authed, allow, allow_scope};
 use crate::domain::credentials::{self, Match};
 use crate::domain::members;
 use crate::domain::roles::{Caller, Role, Scope};

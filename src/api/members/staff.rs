@@ -8,9 +8,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Authed, allow};
 use super::reply::{blocking, body, command, ok, read};
 use crate::api::AppState;
+use crate::api::auth::{Authed, allow};
 use crate::domain::enrollment::{self, Method};
 use crate::domain::members::{self, Contact, Preference};
 use crate::domain::roles::Role;

@@ -1,13 +1,17 @@
-//! Who is calling: the API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`) is looked
+//! Who is calling, for every endpoint that is not public (the member-accounts API, the journal,
+//! the outbox): the API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`) is looked
 //! up among the configured clients by its SHA-256. No key, or an unknown one: 401. A known
 //! caller whose roles do not cover the action: 403.
+
+// Handlers answer early with a ready Response; boxing each would only add noise.
+#![allow(clippy::result_large_err)]
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::reply::error;
+use super::members::reply::error;
 use crate::api::AppState;
 use crate::domain::roles::{Caller, Role, Scope};
 
@@ -45,6 +49,20 @@ fn unauthorized(message: &str) -> Response {
         HeaderValue::from_static("Bearer realm=\"tributary\""),
     );
     response
+}
+
+/// A caller with the `integration-analyst` role, as an extractor (the journal and the outbox
+/// show message contents and patients).
+pub struct Analyst(pub Caller);
+
+impl FromRequestParts<AppState> for Analyst {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Authed(caller) = Authed::from_request_parts(parts, state).await?;
+        allow(&caller, &[Role::IntegrationAnalyst])?;
+        Ok(Analyst(caller))
+    }
 }
 
 /// 403 unless the caller has one of `roles`.
