@@ -8,7 +8,7 @@ mod fhir_packages;
 
 use std::path::PathBuf;
 
-use common::{EngineProcess, temp_store};
+use common::{EngineProcess, FHIR_KEY, temp_store};
 use serde_json::Value;
 
 const SERVED: [&str; 13] = [
@@ -79,7 +79,7 @@ async fn every_official_example_is_created_read_back_unchanged_and_round_trips_t
     assert!(files.len() > 150, "only {} examples found", files.len());
     let (_dir, data) = temp_store();
     let engine = EngineProcess::start(&data);
-    let client = reqwest::Client::new();
+    let client = fhir_client();
     let mut problems = vec![];
     let mut checked = 0;
     for file in &files {
@@ -157,4 +157,17 @@ async fn every_official_example_is_created_read_back_unchanged_and_round_trips_t
         files.len()
     );
     assert!(checked > 150, "only {checked} checked");
+}
+
+/// An HTTP client that sends the FHIR client's key with every request.
+fn fhir_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {FHIR_KEY}")).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }

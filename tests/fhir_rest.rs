@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{EngineProcess, fixture, msa, temp_store};
+use common::{ANALYST_KEY, EngineProcess, FHIR_KEY, fixture, msa, temp_store};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
@@ -43,7 +43,8 @@ impl Http {
     async fn send(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Answer {
         let mut request = self
             .client
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(FHIR_KEY);
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/fhir+json")
@@ -64,6 +65,7 @@ impl Http {
         let response = self
             .client
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(FHIR_KEY)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -458,7 +460,7 @@ async fn bad_input_gets_an_operation_outcome_naming_what_is_wrong() {
         let address = engine.http.trim_start_matches("http://");
         let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
         let head = format!(
-            "POST /fhir/Patient HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\n\r\n",
+            "POST /fhir/Patient HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {FHIR_KEY}\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\n\r\n",
             5 * 1024 * 1024
         );
         socket.write_all(head.as_bytes()).await.unwrap();
@@ -781,4 +783,65 @@ async fn an_idempotency_key_makes_a_retried_create_happen_once() {
     let other = fhir.send("POST", "/Task", Some(&task("p9", "draft")), &key).await;
     assert_eq!(other.status, 422, "{}", other.text);
     assert!(other.text.contains("crm-req-42"));
+}
+
+#[tokio::test]
+async fn only_known_clients_use_the_endpoint_and_only_writers_write() {
+    let (_dir, engine) = start();
+    let fhir = Http::new(&engine);
+    let created = fhir.send("POST", "/Task", Some(&task("p1", "ready")), &[]).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let location = created.header("location");
+    let id = location
+        .split("/Task/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let call = |method: &str, path: &str, key: Option<&str>| {
+        let mut request = client.request(method.parse().unwrap(), format!("{}/fhir{path}", engine.http));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if method != "GET" {
+            request = request
+                .header("content-type", "application/fhir+json")
+                .body(task("p1", "cancelled").to_string());
+        }
+        request.send()
+    };
+    // The CapabilityStatement is public.
+    assert_eq!(call("GET", "/metadata", None).await.unwrap().status(), 200);
+    for (method, path) in [
+        ("GET", format!("/Task/{id}")),
+        ("GET", "/Task?status=ready".to_string()),
+        ("GET", format!("/Task/{id}/_history")),
+        ("POST", "/Task".to_string()),
+        ("PUT", format!("/Task/{id}")),
+        ("DELETE", format!("/Task/{id}")),
+    ] {
+        for key in [None, Some("not-a-known-key")] {
+            let response = call(method, &path, key).await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path} {key:?}");
+            assert!(response.headers().contains_key("www-authenticate"));
+            let outcome: Value = response.json().await.unwrap();
+            assert_eq!(outcome["resourceType"], "OperationOutcome");
+            assert_eq!(outcome["issue"][0]["code"], "login");
+        }
+        // An integration analyst reads and does not write.
+        let response = call(method, &path, Some(ANALYST_KEY)).await.unwrap();
+        if method == "GET" {
+            assert_eq!(response.status(), 200, "{method} {path}");
+        } else {
+            assert_eq!(response.status(), 403, "{method} {path}");
+            let outcome: Value = response.json().await.unwrap();
+            assert_eq!(outcome["issue"][0]["code"], "forbidden");
+        }
+    }
+    // Nothing refused changed anything.
+    let read = fhir.get(&format!("/Task/{id}")).await;
+    assert_eq!(read.json()["status"], "ready");
+    assert_eq!(read.json()["meta"]["versionId"], "1");
 }

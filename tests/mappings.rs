@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, EngineProcess, MAPPINGS, analyst_client, copy_tree, msa, temp_store, write_config};
+use common::{BIN, EngineProcess, MAPPINGS, copy_tree, msa, temp_store, test_clients, write_config};
 
 /// A UCR A28 with its own control id, about one patient.
 fn a28(control: &str) -> Vec<u8> {
@@ -148,7 +148,7 @@ async fn a_filter_condition_routes_messages_between_channels_on_one_listener() {
              [channels.filter]\ncondition = 'PID-3[1].4.1 == \"HOSPB\"'\n\
              [[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\n{source}\
              [channels.filter]\nmessage_types = [\"ADT^A28\"]\n{}",
-            analyst_client()
+            test_clients()
         ),
     )
     .unwrap();

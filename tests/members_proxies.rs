@@ -38,6 +38,7 @@ async fn fhir(w: &World, method: &str, path: &str, body: Option<Value>) -> (u16,
         "DELETE" => w.http.delete(url),
         other => panic!("method {other}"),
     };
+    request = request.bearer_auth(common::FHIR_KEY);
     if let Some(body) = body {
         request = request
             .header("content-type", "application/fhir+json")

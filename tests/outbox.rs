@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::peers::{MllpPeer, free_addr};
-use common::{ANALYST_KEY, EngineProcess, MAPPINGS, analyst_client, fixture, msa, segment, temp_store};
+use common::{
+    ANALYST_KEY, EngineProcess, FHIR_KEY, MAPPINGS, fixture, msa, segment, temp_store, test_clients,
+};
 use serde_json::Value;
 
 const UCR_MPI: &str = "urn:oid:2.16.840.1.113883.3.9999.1";
@@ -50,7 +52,7 @@ name = "config"
 key_sha256 = "{}"
 roles = ["configuration-manager"]
 "#,
-        analyst_client(),
+        test_clients(),
         tributary::domain::secrets::sha256_hex(OTHER_KEY)
     );
     std::fs::write(&path, text).unwrap();
@@ -391,9 +393,10 @@ events = ["patient-changed"]
 {FAST_RETRY}
 [destinations.settings]
 url = "{}/fhir"
+auth = {{ type = "header", name = "Authorization", value = "Bearer {FHIR_KEY}" }}
 {}"#,
         consumer.http,
-        analyst_client()
+        test_clients()
     );
     std::fs::write(&path, text).unwrap();
     let engine = EngineProcess::start_config(&path, &data);

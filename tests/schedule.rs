@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::peers::free_addr;
-use common::{BIN, EngineProcess, MAPPINGS, analyst_client, fixture, msa, temp_store};
+use common::{BIN, EngineProcess, MAPPINGS, fixture, msa, temp_store, test_clients};
 
 fn config(dir: &Path, drop_dir: &Path, schedule: &str) -> std::path::PathBuf {
     let path = dir.join("tributary.toml");
@@ -46,7 +46,7 @@ dir = {:?}
 {schedule}
 {}"#,
         drop_dir.display().to_string(),
-        analyst_client()
+        test_clients()
     );
     std::fs::write(&path, text).unwrap();
     path

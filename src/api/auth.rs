@@ -8,7 +8,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::members::reply::error;
@@ -22,24 +22,28 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .map(str::trim)
-            .filter(|k| !k.is_empty());
-        let Some(key) = key else {
-            return Err(unauthorized(
-                "authentication required: send an API key as a bearer token",
-            ));
-        };
-        match state.members.clients.authenticate(key) {
-            Some(caller) => Ok(Authed(caller)),
-            None => Err(unauthorized("the API key is not known")),
+        match caller(&parts.headers, state) {
+            Ok(caller) => Ok(Authed(caller)),
+            Err(why) => Err(unauthorized(why)),
         }
     }
+}
+
+/// The caller the request's API key names, or why there is none (a sentence for the 401).
+pub fn caller(headers: &HeaderMap, state: &AppState) -> Result<Caller, &'static str> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or("authentication required: send an API key as a bearer token")?;
+    state
+        .members
+        .clients
+        .authenticate(key)
+        .ok_or("the API key is not known")
 }
 
 fn unauthorized(message: &str) -> Response {

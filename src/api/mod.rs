@@ -58,7 +58,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/outbox/dead-letters/{id}/retry", post(outbox::retry))
         .route("/outbox/deliveries/{id}", get(outbox::delivery))
         .route("/outbox/{destination}/pending", get(outbox::pending))
-        .merge(fhir::routes())
+        .merge(fhir::routes(&state))
         .merge(members::routes())
         .fallback(not_found)
         .with_state(state)

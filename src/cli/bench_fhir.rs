@@ -19,6 +19,9 @@ use super::bench::{LoadResult, print_row};
 use crate::config::Config;
 use crate::engine::Engine;
 
+/// The API key of the benchmark's FHIR client (the endpoint takes one, as in production).
+const BENCH_KEY: &str = "bench-fhir-key";
+
 #[derive(Args)]
 pub struct FhirBenchArgs {
     /// Concurrent connections (K).
@@ -82,9 +85,12 @@ pub async fn bench_fhir(args: FhirBenchArgs) -> Result<(), String> {
     let config = Config::parse(
         &format!(
             "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
-             [fhir]\npatient_feed_mapping = \"ucr-fhir-patient\"\n",
+             [fhir]\npatient_feed_mapping = \"ucr-fhir-patient\"\n\
+             [[api_clients]]\nname = \"bench\"\nkey_sha256 = \"{}\"\nroles = [\"external-system\"]\n\
+             scopes = [\"fhir-read\", \"fhir-write\"]\n",
             dir.display().to_string(),
-            args.mappings.display().to_string()
+            args.mappings.display().to_string(),
+            crate::domain::secrets::sha256_hex(BENCH_KEY)
         ),
         "bench.toml",
     )
@@ -157,7 +163,7 @@ async fn load(
                 buffer.clear();
                 buffer.extend_from_slice(
                     format!(
-                        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\n\r\n",
+                        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {BENCH_KEY}\r\ncontent-type: application/fhir+json\r\ncontent-length: {}\r\n\r\n",
                         body.len()
                     )
                     .as_bytes(),

@@ -1,5 +1,6 @@
 //! The `tributary` command line: `serve`, `check-config`, `send` and `bench`.
 
+mod api_key;
 mod bench;
 mod bench_fhir;
 mod bench_members;
@@ -51,6 +52,8 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Make an API key: the key on stderr (once), its `[[api_clients]]` entry on stdout.
+    ApiKey(api_key::ApiKeyArgs),
 }
 
 /// Runs the command line; the exit code says whether it worked.
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Mapping(command) => mapping::run(command),
         Command::Send(args) => runtime().block_on(send::run(args)),
         Command::Bench(command) => runtime().block_on(bench::run(command)),
+        Command::ApiKey(args) => api_key::run(args),
     }
 }
 

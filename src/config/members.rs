@@ -135,7 +135,14 @@ pub const ROLES: [&str; 7] = [
     "integration-analyst",
 ];
 
-pub const SCOPES: [&str; 4] = ["enroll", "self-service", "invite", "tasks"];
+pub const SCOPES: [&str; 6] = [
+    "enroll",
+    "self-service",
+    "invite",
+    "tasks",
+    "fhir-read",
+    "fhir-write",
+];
 
 impl super::Config {
     /// Checks `[members]` and `[[api_clients]]`.

@@ -20,7 +20,7 @@ mod schedule;
 pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
 pub use engagement::EngagementConfig;
 pub use identity::{ALGORITHMS, CredentialMode, CredentialsConfig, IdentityProviderConfig};
-pub use members::{ApiClientConfig, MembersConfig};
+pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
 pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM, RelationshipType};
 pub use schedule::{JOBS, JobConfig, parse_cron};
 

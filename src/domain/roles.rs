@@ -62,6 +62,10 @@ pub enum Scope {
     Invite,
     /// Patient tasks: create, follow and update them (issue #7).
     Tasks,
+    /// The FHIR endpoint: read, search, history, PIXm.
+    FhirRead,
+    /// The FHIR endpoint: create, update, delete, transactions, PMIR feeds (and read).
+    FhirWrite,
 }
 
 impl Scope {
@@ -71,6 +75,8 @@ impl Scope {
             "self-service" => Some(Scope::SelfService),
             "invite" => Some(Scope::Invite),
             "tasks" => Some(Scope::Tasks),
+            "fhir-read" => Some(Scope::FhirRead),
+            "fhir-write" => Some(Scope::FhirWrite),
             _ => None,
         }
     }
@@ -81,6 +87,8 @@ impl Scope {
             Scope::SelfService => "self-service",
             Scope::Invite => "invite",
             Scope::Tasks => "tasks",
+            Scope::FhirRead => "fhir-read",
+            Scope::FhirWrite => "fhir-write",
         }
     }
 }

@@ -26,14 +26,22 @@ pub struct EngineProcess {
 pub const BIN: &str = env!("CARGO_BIN_EXE_tributary");
 
 /// The API key of the integration analyst every test config carries: the journal and the
-/// outbox take it ([`EngineProcess::get`] sends it).
+/// outbox take it, and it reads FHIR ([`EngineProcess::get`] sends it).
 pub const ANALYST_KEY: &str = "key-analyst-0001";
 
-/// The `[[api_clients]]` entry of [`ANALYST_KEY`], for a test's own config file.
-pub fn analyst_client() -> String {
+/// The API key of the FHIR client every test config carries (scopes `fhir-read`, `fhir-write`):
+/// an upstream system that writes through the FHIR endpoint.
+pub const FHIR_KEY: &str = "key-fhir-0001";
+
+/// The `[[api_clients]]` entries of [`ANALYST_KEY`] and [`FHIR_KEY`], for a test's own config.
+pub fn test_clients() -> String {
+    use tributary::domain::secrets::sha256_hex;
     format!(
-        "\n[[api_clients]]\nname = \"analyst\"\nkey_sha256 = \"{}\"\nroles = [\"integration-analyst\"]\n",
-        tributary::domain::secrets::sha256_hex(ANALYST_KEY)
+        "\n[[api_clients]]\nname = \"analyst\"\nkey_sha256 = \"{}\"\nroles = [\"integration-analyst\"]\n\
+         \n[[api_clients]]\nname = \"fhir\"\nkey_sha256 = \"{}\"\nroles = [\"external-system\"]\n\
+         scopes = [\"fhir-read\", \"fhir-write\"]\n",
+        sha256_hex(ANALYST_KEY),
+        sha256_hex(FHIR_KEY)
     )
 }
 
@@ -55,7 +63,7 @@ pub fn write_config(dir: &Path, extra_source: &str, mappings: &Path) -> PathBuf 
          [[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\n\
          [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}\n\
          [channels.filter]\n{types}\n{}",
-        analyst_client()
+        test_clients()
     );
     std::fs::write(&path, text).unwrap();
     path

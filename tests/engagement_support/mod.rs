@@ -32,6 +32,12 @@ pub const CLIENTS: &[(&str, &str, &[&str], &[&str])] = &[
         &["integration-analyst"],
         &[],
     ),
+    (
+        "fhir",
+        crate::common::FHIR_KEY,
+        &["external-system"],
+        &["fhir-read", "fhir-write"],
+    ),
 ];
 
 pub fn key(name: &str) -> &'static str {

@@ -86,6 +86,12 @@ pub const CLIENTS: &[(&str, &str, &[&str], &[&str])] = &[
         &["integration-analyst"],
         &[],
     ),
+    (
+        "fhir",
+        crate::common::FHIR_KEY,
+        &["external-system"],
+        &["fhir-read", "fhir-write"],
+    ),
     ("system-no-scope", "key-system-0001", &["external-system"], &[]),
 ];
 

@@ -1,6 +1,8 @@
 //! The FHIR R4 REST endpoint at `/fhir`: the resource interactions, Bundles (transaction,
 //! batch, PMIR message), PIXm and the CapabilityStatement, in JSON and XML.
 //!
+//! - [`access`]: who may read and who may write (API keys with the `fhir-read` / `fhir-write`
+//!   scopes); the CapabilityStatement is public.
 //! - [`format`]: JSON / XML in and out, content negotiation.
 //! - [`ops`]: create, update, delete as they run inside a store command.
 //! - [`rest`]: the per-type HTTP interactions.
@@ -8,6 +10,7 @@
 //! - [`pixm`]: `GET /fhir/Patient/$ihe-pix` (IHE ITI-83).
 //! - [`capability`]: `GET /fhir/metadata`.
 
+pub mod access;
 pub mod bundles;
 pub mod capability;
 pub mod format;
@@ -80,10 +83,9 @@ impl FhirState {
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let guarded = Router::new()
         .route("/fhir", post(bundles::post))
-        .route("/fhir/metadata", get(capability::metadata))
         .route("/fhir/{type}", get(rest::search).post(rest::create))
         .route("/fhir/{type}/_search", post(rest::search_post))
         .route(
@@ -92,6 +94,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/fhir/{type}/{id}/_history", get(rest::history))
         .route("/fhir/{type}/{id}/_history/{version}", get(rest::vread))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::guard));
+    Router::new()
+        .route("/fhir/metadata", get(capability::metadata))
+        .merge(guarded)
 }
 
 /// The FHIR base URL as the client reached it (`http://host/fhir`).
