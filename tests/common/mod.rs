@@ -13,7 +13,9 @@ use tributary_adapter_mllp::Client;
 
 pub mod http_peer;
 pub mod peers;
-pub mod smtp_peer;
+// The SMTP server the SMTP adapter's own tests use: one server for both.
+#[path = "../../adapters/smtp/tests/support/mod.rs"]
+pub mod smtp_server;
 
 /// A running engine process.
 pub struct EngineProcess {

@@ -15,7 +15,7 @@ use tributary_adapter_mllp::{ListenerConfig, serve};
 #[allow(unused_imports)] // Each test file uses a different subset of the peers.
 pub use super::http_peer::HttpPeer;
 #[allow(unused_imports)]
-pub use super::smtp_peer::SmtpPeer;
+pub use super::smtp_server::SmtpServer;
 
 /// A loopback address free right now, for a peer that is started later (first "down").
 pub fn free_addr() -> String {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::peers::{HttpPeer, MllpPeer, SmtpPeer};
+use crate::common::peers::{HttpPeer, MllpPeer, SmtpServer};
 use crate::common::{EngineProcess, MAPPINGS, fixture, msa, segment, temp_store};
 
 /// (name, key, roles, scopes).
@@ -48,7 +48,7 @@ pub struct World {
     pub engine: EngineProcess,
     pub ucr: MllpPeer,
     pub pix: MllpPeer,
-    pub smtp: SmtpPeer,
+    pub smtp: SmtpServer,
     pub trakcare: HttpPeer,
     pub sms_dir: PathBuf,
     pub http: reqwest::Client,
@@ -59,7 +59,7 @@ pub async fn start() -> World {
     let (dir, data) = temp_store();
     let ucr = MllpPeer::start("127.0.0.1:0", "AA").await;
     let pix = MllpPeer::start("127.0.0.1:0", "AA").await;
-    let smtp = SmtpPeer::start().await;
+    let smtp = SmtpServer::start().await;
     let trakcare = HttpPeer::start().await;
     let sms_dir = dir.path().join("sms");
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");

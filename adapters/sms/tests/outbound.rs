@@ -1,12 +1,14 @@
 //! The SMS adapter against a real HTTP gateway on 127.0.0.1: JSON and form bodies that stay valid
 //! whatever the text holds, the recipient from the envelope, and the HTTP adapter's status rules.
 
+// An SMS gateway is an HTTP receiver: the HTTP adapter's test receiver plays it.
+#[path = "../../http/tests/support/mod.rs"]
 mod support;
 
 use tributary_adapter_core::{DeliveryError, Envelope, Outbound};
 use tributary_adapter_sms::{AuthConfig, BodyFormat, SmsConfig, from_config};
 
-use support::Gateway;
+use support::Receiver as Gateway;
 
 /// Quotes, a backslash, line breaks, a tab, Arabic, and the characters forms treat specially.
 const TRICKY: &str = "رمز التفعيل: \"4821\"\nلا تشاركه مع أحد.\r\nPath C:\\temp\t& a=b+c 100%";
@@ -29,6 +31,7 @@ fn json_config(gateway: &Gateway) -> SmsConfig {
 #[tokio::test]
 async fn a_json_body_stays_valid_and_carries_the_exact_text() {
     let gateway = Gateway::start().await;
+    gateway.answer(200, r#"{"status":"queued"}"#);
     let outbound = from_config(json_config(&gateway)).unwrap();
     assert_eq!(outbound.kind(), "sms");
     let reply = outbound
