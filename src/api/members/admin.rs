@@ -32,37 +32,29 @@ pub async fn audit_trail(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Query(query): Query<AuditQuery>,
-) -> Response {
-    if let Err(r) = allow(&caller, &[Role::MemberAccountManager, Role::ConfigurationManager]) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    allow(&caller, &[Role::MemberAccountManager, Role::ConfigurationManager])?;
     if query.member.is_some() && query.target.is_some() {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "bad-request",
             "give member or target, not both",
-        );
+        ));
     }
     let q = audit::Query {
         target: query.member.as_deref().map(audit::member_target).or(query.target),
         actor: query.actor,
         limit: query.limit.unwrap_or(100).clamp(1, 1000),
     };
-    match read(&state, move |store, _| Ok(audit::list(store, &q)?)).await {
-        Ok(records) => ok(StatusCode::OK, json!({ "records": records })),
-        Err(r) => r,
-    }
+    let records = read(&state, move |store, _| Ok(audit::list(store, &q)?)).await?;
+    Ok(ok(StatusCode::OK, json!({ "records": records })))
 }
 
 /// `GET /api/settings/members`.
-pub async fn settings(State(state): State<AppState>, Authed(caller): Authed) -> Response {
-    if let Err(r) = allow(&caller, &[Role::ConfigurationManager]) {
-        return r;
-    }
-    match read(&state, |store, accounts| accounts.settings(store)).await {
-        Ok(s) => ok(StatusCode::OK, json!(s)),
-        Err(r) => r,
-    }
+pub async fn settings(State(state): State<AppState>, Authed(caller): Authed) -> Result<Response, Response> {
+    allow(&caller, &[Role::ConfigurationManager])?;
+    let s = read(&state, |store, accounts| accounts.settings(store)).await?;
+    Ok(ok(StatusCode::OK, json!(s)))
 }
 
 #[derive(Deserialize)]
@@ -76,20 +68,19 @@ pub struct SettingsBody {
 }
 
 /// `PUT /api/settings/members`: token lifetimes and the passphrase rule, with a reason.
-pub async fn put_settings(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow(&caller, &[Role::ConfigurationManager]) {
-        return r;
-    }
-    let request: SettingsBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn put_settings(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow(&caller, &[Role::ConfigurationManager])?;
+    let request: SettingsBody = body(&bytes)?;
     let settings = Settings {
         pending_user_expiration_hours: request.pending_user_expiration_hours,
         max_expiration_reset_hours: request.max_expiration_reset_hours,
         passphrase_required: request.passphrase_required,
     };
-    let done = command(
+    let (s, _) = command(
         &state,
         "member settings",
         &caller,
@@ -97,11 +88,8 @@ pub async fn put_settings(State(state): State<AppState>, Authed(caller): Authed,
         None,
         move |op, accounts| accounts.save_settings(op, settings, &request.reason),
     )
-    .await;
-    match done {
-        Ok((s, _)) => ok(StatusCode::OK, json!(s)),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, json!(s)))
 }
 
 /// `GET /api/notifications/{id}`: where a notification's delivery is (never its content, which
@@ -110,8 +98,8 @@ pub async fn notification(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = allow(
+) -> Result<Response, Response> {
+    allow(
         &caller,
         &[
             Role::DirectEnrollmentUser,
@@ -119,9 +107,7 @@ pub async fn notification(
             Role::RequestAgent,
             Role::ExceptionAgent,
         ],
-    ) {
-        return r;
-    }
+    )?;
     let destinations: Vec<String> = [
         &state.members.config.email_destination,
         &state.members.config.sms_destination,
@@ -135,25 +121,25 @@ pub async fn notification(
         Ok(crate::outbox::queue::find(store, &wanted)?)
     })
     .await;
-    match found {
-        Ok(Some(d)) if destinations.contains(&d.destination) => ok(
-            StatusCode::OK,
-            json!({
-                "id": d.id,
-                "destination": d.destination,
-                "state": d.state,
-                "attempts": d.attempts,
-                "last_error": d.last_error,
-                "created_at": d.created_at,
-                "finished_at": d.finished_at,
-                "to": d.headers.iter().find(|(k, _)| k == "To").map(|(_, v)| v),
-            }),
-        ),
-        Ok(_) => error(
+    // Only member notifications are shown here (the outbox API is for integration analysts).
+    let Some(d) = found?.filter(|d| destinations.contains(&d.destination)) else {
+        return Err(error(
             StatusCode::NOT_FOUND,
             "not-found",
             &format!("no notification `{id}`"),
-        ),
-        Err(r) => r,
-    }
+        ));
+    };
+    Ok(ok(
+        StatusCode::OK,
+        json!({
+            "id": d.id,
+            "destination": d.destination,
+            "state": d.state,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+            "created_at": d.created_at,
+            "finished_at": d.finished_at,
+            "to": d.headers.iter().find(|(k, _)| k == "To").map(|(_, v)| v),
+        }),
+    ))
 }

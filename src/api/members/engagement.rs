@@ -44,14 +44,9 @@ pub async fn update_profile(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let update: profile::ProfileUpdate = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let update: profile::ProfileUpdate = body(&bytes)?;
     let accounts = state.members.clone();
     let push_to: Vec<String> = state
         .engagement
@@ -74,14 +69,14 @@ pub async fn update_profile(
         )
         .await;
     match outcome {
-        None => error(
+        None => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting-down",
             "the engine is shutting down",
-        ),
-        Some(Err(reason)) => error(StatusCode::INTERNAL_SERVER_ERROR, "commit-failed", &reason),
-        Some(Ok(Err(refusal))) => refused(&refusal),
-        Some(Ok(Ok(done))) => ok(
+        )),
+        Some(Err(reason)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "commit-failed", &reason)),
+        Some(Ok(Err(refusal))) => Err(refused(&refusal)),
+        Some(Ok(Ok(done))) => Ok(ok(
             StatusCode::OK,
             json!({
                 "member": done.member,
@@ -90,22 +85,21 @@ pub async fn update_profile(
                 "pushed": done.pushed,
                 "notification": done.notification,
             }),
-        ),
+        )),
     }
 }
 
 /// `POST /api/invitations`.
-pub async fn invite(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::Invite) {
-        return r;
-    }
-    let request: invitations::Request = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn invite(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::Invite)?;
+    let request: invitations::Request = body(&bytes)?;
     let contact = match request.check(&state.members) {
         Ok(c) => c,
-        Err(r) => return refused(&r),
+        Err(r) => return Err(refused(&r)),
     };
     // Is the person a member already? By email, mobile or identifier, over the member index.
     let lookup = (request.clone(), contact.clone());
@@ -140,15 +134,11 @@ pub async fn invite(State(state): State<AppState>, Authed(caller): Authed, bytes
         }
         Ok(None)
     })
-    .await;
-    let member = match member {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    .await?;
     let window = i64::from(*state.engagement.invitation_window_hours.get_ref())
         * i64::from(state.members.config.hour_seconds);
     let journal = format!("invitation to enroll `{}`", request.content_key.trim());
-    let done = command(
+    let (invitation, _) = command(
         &state,
         "invitation",
         &caller,
@@ -156,11 +146,7 @@ pub async fn invite(State(state): State<AppState>, Authed(caller): Authed, bytes
         None,
         move |op, accounts| invitations::invite(op, accounts, window, &request, &contact, member),
     )
-    .await;
-    let (invitation, _) = match done {
-        Ok(d) => d,
-        Err(r) => return r,
-    };
+    .await?;
     let status = match invitation.status {
         invitations::Status::Queued => StatusCode::CREATED,
         _ => StatusCode::OK,
@@ -174,13 +160,9 @@ pub async fn invite(State(state): State<AppState>, Authed(caller): Authed, bytes
         _ => "the invitation is queued",
     };
     let store = state.store.clone();
-    match invitations::view(store.as_ref(), &invitation) {
-        Ok(mut view) => {
-            view["message"] = json!(message);
-            ok(status, view)
-        }
-        Err(r) => refused(&r),
-    }
+    let mut view = invitations::view(store.as_ref(), &invitation).map_err(|r| refused(&r))?;
+    view["message"] = json!(message);
+    Ok(ok(status, view))
 }
 
 /// `GET /api/invitations/{id}`.
@@ -188,33 +170,27 @@ pub async fn invitation(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::Invite) {
-        return r;
-    }
-    match read(&state, move |store, _| {
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::Invite)?;
+    let view = read(&state, move |store, _| {
         let invitation = invitations::load(store, &id)?
             .ok_or_else(|| Refusal::not_found(format!("no invitation `{id}`")))?;
         invitations::view(store, &invitation)
     })
-    .await
-    {
-        Ok(view) => ok(StatusCode::OK, view),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, view))
 }
 
 /// `POST /api/tasks`.
-pub async fn create_task(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::Tasks) {
-        return r;
-    }
-    let task: tasks::NewTask = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn create_task(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::Tasks)?;
+    let task: tasks::NewTask = body(&bytes)?;
     if let Err(r) = tasks::check(&task) {
-        return refused(&r);
+        return Err(refused(&r));
     }
     let (given_id, identifier) = (task.patient_id.clone(), task.patient_identifier.clone());
     let patient = read(&state, move |store, _| {
@@ -239,14 +215,10 @@ pub async fn create_task(State(state): State<AppState>, Authed(caller): Authed, 
             )),
         }
     })
-    .await;
-    let patient = match patient {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    .await?;
     let journal = format!("task for patient {patient}");
     let pid = patient.clone();
-    let done = command(
+    let (created, _) = command(
         &state,
         "task create",
         &caller,
@@ -254,27 +226,26 @@ pub async fn create_task(State(state): State<AppState>, Authed(caller): Authed, 
         Some(patient),
         move |op, accounts| tasks::create(op, accounts, &pid, &task),
     )
-    .await;
-    match done {
-        Ok((created, _)) => ok(
-            StatusCode::CREATED,
-            json!({
-                "task": created.task,
-                "items": created.items,
-                "notified": created.notification.as_ref().is_some_and(|n| n.ok()),
-                "notification": created.notification,
-            }),
-        ),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::CREATED,
+        json!({
+            "task": created.task,
+            "items": created.items,
+            "notified": created.notification.as_ref().is_some_and(|n| n.ok()),
+            "notification": created.notification,
+        }),
+    ))
 }
 
 /// `GET /api/tasks/{id}`: the Task and the resources its items name.
-pub async fn task(State(state): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> Response {
-    if let Err(r) = allow_scopes(&caller, &[Scope::Tasks, Scope::SelfService]) {
-        return r;
-    }
-    match read(&state, move |store, _| {
+pub async fn task(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    allow_scopes(&caller, &[Scope::Tasks, Scope::SelfService])?;
+    let view = read(&state, move |store, _| {
         let task = tasks::require(store, &id)?;
         let mut items = vec![];
         let inputs = task["input"].as_array().cloned().unwrap_or_default();
@@ -294,11 +265,8 @@ pub async fn task(State(state): State<AppState>, Authed(caller): Authed, Path(id
         }
         Ok(json!({ "task": task, "status": task["status"], "items": items }))
     })
-    .await
-    {
-        Ok(view) => ok(StatusCode::OK, view),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, view))
 }
 
 #[derive(Deserialize)]
@@ -315,23 +283,18 @@ pub async fn task_status(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow_scopes(&caller, &[Scope::Tasks, Scope::SelfService]) {
-        return r;
-    }
-    let request: StatusBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow_scopes(&caller, &[Scope::Tasks, Scope::SelfService])?;
+    let request: StatusBody = body(&bytes)?;
     let journal = format!("task {id} status {}", request.status);
-    let done = command(&state, "task status", &caller, journal, None, move |op, _| {
+    let (task, _) = command(&state, "task status", &caller, journal, None, move |op, _| {
         tasks::set_status(op, &id, request.status.trim(), request.reason.as_deref())
     })
-    .await;
-    match done {
-        Ok((task, _)) => ok(StatusCode::OK, json!({ "task": task, "status": task["status"] })),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({ "task": task, "status": task["status"] }),
+    ))
 }
 
 /// `POST /api/tasks/{id}/questionnaire-response`: a FHIR QuestionnaireResponse.
@@ -340,21 +303,16 @@ pub async fn questionnaire_response(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let response: Value = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let response: Value = body(&bytes)?;
     let destination = state
         .engagement
         .questionnaire_destination
         .as_ref()
         .map(|d| d.get_ref().clone());
     let journal = format!("questionnaire response to task {id}");
-    let done = command(
+    let (answered, _) = command(
         &state,
         "task questionnaire response",
         &caller,
@@ -362,18 +320,15 @@ pub async fn questionnaire_response(
         None,
         move |op, _| tasks::answer(op, &id, response, destination.as_deref()),
     )
-    .await;
-    match done {
-        Ok((answered, _)) => ok(
-            StatusCode::CREATED,
-            json!({
-                "questionnaire_response": answered.response,
-                "task": answered.task,
-                "pushed": answered.pushed,
-            }),
-        ),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::CREATED,
+        json!({
+            "questionnaire_response": answered.response,
+            "task": answered.task,
+            "pushed": answered.pushed,
+        }),
+    ))
 }
 
 /// The OpenAPI operations of these endpoints.

@@ -43,16 +43,15 @@ pub struct AutomatedBody {
 }
 
 /// `POST /api/automated-enrollments`: contact details default to the patient record's.
-pub async fn automated(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::Enroll) {
-        return r;
-    }
-    let request: AutomatedBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn automated(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::Enroll)?;
+    let request: AutomatedBody = body(&bytes)?;
     let identifier = request.identifier.clone();
-    let found = read(&state, move |store, _| {
+    let patient = read(&state, move |store, _| {
         let (system, value) = match identifier.split_once('|') {
             Some((s, v)) if !s.is_empty() => (Some(s.to_string()), v.to_string()),
             Some((_, v)) => (None, v.to_string()),
@@ -70,11 +69,7 @@ pub async fn automated(State(state): State<AppState>, Authed(caller): Authed, by
             )),
         }
     })
-    .await;
-    let patient = match found {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    .await?;
     let from_record = enrollment::contact_from_patient(&patient);
     let contact = Contact {
         email: request.email.or(from_record.email),
@@ -83,22 +78,19 @@ pub async fn automated(State(state): State<AppState>, Authed(caller): Authed, by
         preference: request.preference.unwrap_or(from_record.preference),
         locales: request.locales.unwrap_or(from_record.locales),
     };
-    let settings = match state.members.settings(state.store.as_ref()) {
-        Ok(s) => s,
-        Err(r) => return super::reply::refused(&r),
-    };
+    let settings = state
+        .members
+        .settings(state.store.as_ref())
+        .map_err(|r| super::reply::refused(&r))?;
     let passphrase = settings.passphrase_required.then(secrets::new_passphrase);
     let hashed = match passphrase.clone() {
-        Some(p) => match blocking(move || secrets::hash_password(&p)).await {
-            Ok(h) => Some(h),
-            Err(r) => return r,
-        },
+        Some(p) => Some(blocking(move || secrets::hash_password(&p)).await?),
         None => None,
     };
     let patient_id = patient["id"].as_str().unwrap_or_default().to_string();
     let journal = format!("enroll patient {patient_id} (automated)");
     let id = patient_id.clone();
-    let done = command(
+    let ((_, enrolled), _) = command(
         &state,
         "member enroll",
         &caller,
@@ -119,22 +111,17 @@ pub async fn automated(State(state): State<AppState>, Authed(caller): Authed, by
             )
         },
     )
-    .await;
-    match done {
-        Ok(((_, enrolled), _)) => {
-            // The external system is not shown the token: it went to the member. Instructions
-            // are for staff at the point of care only.
-            ok(
-                StatusCode::CREATED,
-                json!({
-                    "member": enrolled.member,
-                    "notification": enrolled.notification,
-                    "sent": enrolled.sent,
-                }),
-            )
-        }
-        Err(r) => r,
-    }
+    .await?;
+    // The external system is not shown the token: it went to the member. Instructions are for
+    // staff at the point of care only.
+    Ok(ok(
+        StatusCode::CREATED,
+        json!({
+            "member": enrolled.member,
+            "notification": enrolled.notification,
+            "sent": enrolled.sent,
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -148,32 +135,30 @@ pub struct ActivateBody {
 }
 
 /// `POST /api/activation`: token (+ passphrase) + username + password -> active.
-pub async fn activate(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let request: ActivateBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn activate(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let request: ActivateBody = body(&bytes)?;
     if request.token.len() > 256 {
-        return super::reply::refused(&Refusal::conflict("token-unknown", "this token is not known"));
+        return Err(super::reply::refused(&Refusal::conflict(
+            "token-unknown",
+            "this token is not known",
+        )));
     }
     // Checked here first for a clear answer before any slow hashing; checked again in the commit.
     let token = request.token.clone();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let member = match read(&state, move |store, accounts| {
+    let member = read(&state, move |store, accounts| {
         tokens::check(store, accounts, &token, Purpose::Activation, &now)
     })
-    .await
-    {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    .await?;
     if let Err(r) =
         tokens::check_username(&request.username).and_then(|u| tokens::check_password(&request.password, &u))
     {
-        return super::reply::refused(&r);
+        return Err(super::reply::refused(&r));
     }
     let required = state
         .members
@@ -182,41 +167,38 @@ pub async fn activate(State(state): State<AppState>, Authed(caller): Authed, byt
         .unwrap_or(true);
     if let Some(stored) = member.passphrase_hash.clone() {
         let Some(given) = request.passphrase.clone() else {
-            return error(
+            return Err(error(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "passphrase-required",
                 "this account needs the one-time passphrase given at enrollment",
-            );
+            ));
         };
         let ok = blocking(move || secrets::verify_password(&given, &stored)).await;
         match ok {
             Ok(true) => {}
             Ok(false) => {
-                return error(
+                return Err(error(
                     StatusCode::CONFLICT,
                     "passphrase-wrong",
                     "the passphrase is not right",
-                );
+                ));
             }
-            Err(r) => return r,
+            Err(r) => return Err(r),
         }
     } else if required {
-        return error(
+        return Err(error(
             StatusCode::CONFLICT,
             "passphrase-missing",
             "this site requires a passphrase, and none was set at enrollment: ask for a new token",
-        );
+        ));
     }
     let password = request.password;
-    let hash = match blocking(move || secrets::hash_password(&password)).await {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+    let hash = blocking(move || secrets::hash_password(&password)).await?;
     let patient = member.patient_id.clone();
     let journal = format!("activate member {patient}");
     let token = request.token;
     let username = request.username;
-    let done = command(
+    let ((member, sent), _) = command(
         &state,
         "member activate",
         &caller,
@@ -224,14 +206,11 @@ pub async fn activate(State(state): State<AppState>, Authed(caller): Authed, byt
         Some(patient),
         move |op, accounts| tokens::activate(op, accounts, &token, &username, hash),
     )
-    .await;
-    match done {
-        Ok(((member, sent), _)) => ok(
-            StatusCode::OK,
-            json!({ "member": { "patient_id": member.patient_id, "status": member.status.name(), "username": member.username }, "notification": sent }),
-        ),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({ "member": { "patient_id": member.patient_id, "status": member.status.name(), "username": member.username }, "notification": sent }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -253,14 +232,9 @@ pub async fn forgot_password(
     State(state): State<AppState>,
     Authed(caller): Authed,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let request: ForgotPasswordBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let request: ForgotPasswordBody = body(&bytes)?;
     let key = request.username.trim().to_lowercase();
     let found = read(&state, move |store, _| {
         let Some(id) = store.get(crate::store::Keyspace::UsernameIndex, key.as_bytes())? else {
@@ -268,11 +242,9 @@ pub async fn forgot_password(
         };
         Ok(members::load(store, &String::from_utf8_lossy(&id))?.filter(|m| m.status == Status::Active))
     })
-    .await;
-    let member = match found {
-        Ok(Some(m)) => m,
-        Ok(None) => return accepted(),
-        Err(r) => return r,
+    .await?;
+    let Some(member) = found else {
+        return Ok(accepted());
     };
     let token = secrets::new_token();
     let patient = member.patient_id.clone();
@@ -289,15 +261,15 @@ pub async fn forgot_password(
     )
     .await;
     match done {
-        Ok(_) => accepted(),
+        Ok(_) => Ok(accepted()),
         // A refusal here (the member was just deactivated) is not told either.
         Err(r)
             if r.status() != StatusCode::INTERNAL_SERVER_ERROR
                 && r.status() != StatusCode::SERVICE_UNAVAILABLE =>
         {
-            accepted()
+            Ok(accepted())
         }
-        Err(r) => r,
+        Err(r) => Err(r),
     }
 }
 
@@ -309,35 +281,27 @@ pub struct ResetPasswordBody {
 }
 
 /// `POST /api/password/reset`: a new password with the reset link's token.
-pub async fn reset_password(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let request: ResetPasswordBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let request: ResetPasswordBody = body(&bytes)?;
     let token = request.token.clone();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let member = match read(&state, move |store, accounts| {
+    let member = read(&state, move |store, accounts| {
         tokens::check(store, accounts, &token, Purpose::Reset, &now)
     })
-    .await
-    {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    .await?;
     if let Err(r) = tokens::check_password(&request.password, member.username.as_deref().unwrap_or("")) {
-        return super::reply::refused(&r);
+        return Err(super::reply::refused(&r));
     }
     let password = request.password;
-    let hash = match blocking(move || secrets::hash_password(&password)).await {
-        Ok(h) => h,
-        Err(r) => return r,
-    };
+    let hash = blocking(move || secrets::hash_password(&password)).await?;
     let journal = format!("new password for member {}", member.patient_id);
     let token = request.token;
-    let done = command(
+    let _ = command(
         &state,
         "password reset",
         &caller,
@@ -345,11 +309,8 @@ pub async fn reset_password(State(state): State<AppState>, Authed(caller): Authe
         Some(member.patient_id.clone()),
         move |op, accounts| tokens::finish_reset(op, accounts, &token, hash),
     )
-    .await;
-    match done {
-        Ok(_) => ok(StatusCode::OK, json!({ "reset": true })),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, json!({ "reset": true })))
 }
 
 #[derive(Deserialize)]
@@ -364,14 +325,9 @@ pub async fn forgot_username(
     State(state): State<AppState>,
     Authed(caller): Authed,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let request: ForgotUsernameBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let request: ForgotUsernameBody = body(&bytes)?;
     let criteria = members::Criteria {
         email: Some(request.email.clone()),
         birth_date: Some(request.birth_date.clone()),
@@ -385,11 +341,8 @@ pub async fn forgot_username(
             Err(r) => Err(r),
         }
     })
-    .await;
-    let ids: Vec<String> = match found {
-        Ok(found) => found.into_iter().map(|s| s.patient_id).collect(),
-        Err(r) => return r,
-    };
+    .await?;
+    let ids: Vec<String> = found.into_iter().map(|s| s.patient_id).collect();
     let found = read(&state, move |store, _| {
         let mut members = vec![];
         for id in &ids {
@@ -397,20 +350,17 @@ pub async fn forgot_username(
         }
         Ok(members)
     })
-    .await;
-    let matched: Vec<members::Member> = match found {
-        Ok(found) => found
-            .into_iter()
-            .filter(|m| m.status == Status::Active && m.username.is_some())
-            .filter(|m| {
-                m.contact
-                    .email
-                    .as_deref()
-                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(request.email.trim()))
-            })
-            .collect(),
-        Err(r) => return r,
-    };
+    .await?;
+    let matched: Vec<members::Member> = found
+        .into_iter()
+        .filter(|m| m.status == Status::Active && m.username.is_some())
+        .filter(|m| {
+            m.contact
+                .email
+                .as_deref()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case(request.email.trim()))
+        })
+        .collect();
     for member in matched {
         let journal = format!("forgotten username of member {}", member.patient_id);
         let patient = member.patient_id.clone();
@@ -454,8 +404,8 @@ pub async fn forgot_username(
         if let Err(r) = done
             && r.status() == StatusCode::INTERNAL_SERVER_ERROR
         {
-            return r;
+            return Err(r);
         }
     }
-    accepted()
+    Ok(accepted())
 }

@@ -99,30 +99,23 @@ async fn party(side: &str, given: PartyBody) -> Result<(Party, Option<String>), 
 }
 
 /// `POST /api/proxies`: creates a relationship (finding, enrolling or registering the parties).
-pub async fn create(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
-    let request: CreateBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn create(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
+    let request: CreateBody = body(&bytes)?;
     let expires_at = match proxies::expiry(
         request.expires_on.as_deref(),
         request.expires_at.as_deref(),
         &sessions::now(),
     ) {
         Ok(at) => at,
-        Err(refusal) => return super::reply::refused(&refusal),
+        Err(refusal) => return Err(super::reply::refused(&refusal)),
     };
-    let (principal, principal_passphrase) = match party("principal", request.principal).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let (proxy, proxy_passphrase) = match party("proxy", request.proxy).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    let (principal, principal_passphrase) = party("principal", request.principal).await?;
+    let (proxy, proxy_passphrase) = party("proxy", request.proxy).await?;
     let new = NewRelationship {
         principal,
         proxy,
@@ -131,7 +124,7 @@ pub async fn create(State(state): State<AppState>, Authed(caller): Authed, bytes
         reason: request.reason,
     };
     let journal = format!("create proxy relationship ({})", new.relationship);
-    let done = command(
+    let (created, _) = command(
         &state,
         "proxy create",
         &caller,
@@ -139,43 +132,37 @@ pub async fn create(State(state): State<AppState>, Authed(caller): Authed, bytes
         None,
         move |op, accounts| proxies::create(op, accounts, new),
     )
-    .await;
-    match done {
-        Ok((created, _)) => {
-            let mut answer = serde_json::to_value(&created).expect("serializes");
-            // A generated passphrase is shown to the staff user once, to hand over.
-            for (side, passphrase, enrolled) in [
-                (
-                    "principal",
-                    principal_passphrase,
-                    created.principal_enrolled.is_some(),
-                ),
-                ("proxy", proxy_passphrase, created.proxy_enrolled.is_some()),
-            ] {
-                if let Some(p) = passphrase.filter(|_| enrolled) {
-                    answer[format!("{side}_enrolled")]["generated_passphrase"] = json!(p);
-                }
-            }
-            ok(StatusCode::CREATED, answer)
+    .await?;
+    let mut answer = serde_json::to_value(&created).expect("serializes");
+    // A generated passphrase is shown to the staff user once, to hand over.
+    for (side, passphrase, enrolled) in [
+        (
+            "principal",
+            principal_passphrase,
+            created.principal_enrolled.is_some(),
+        ),
+        ("proxy", proxy_passphrase, created.proxy_enrolled.is_some()),
+    ] {
+        if let Some(p) = passphrase.filter(|_| enrolled) {
+            answer[format!("{side}_enrolled")]["generated_passphrase"] = json!(p);
         }
-        Err(r) => r,
     }
+    Ok(ok(StatusCode::CREATED, answer))
 }
 
 /// `GET /api/proxies/{id}`.
-pub async fn get(State(state): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
-    let found = read(&state, move |store, _| {
+pub async fn get(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
+    let view = read(&state, move |store, _| {
         let relationship = proxies::require(store, &id)?;
         Ok(relationship.view(store, &sessions::now())?)
     })
-    .await;
-    match found {
-        Ok(view) => ok(StatusCode::OK, view),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, view))
 }
 
 #[derive(Deserialize)]
@@ -191,16 +178,11 @@ pub async fn revoke(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
-    let request: RevokeBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
+    let request: RevokeBody = body(&bytes)?;
     let journal = format!("revoke proxy relationship {id}");
-    let done = command(
+    let (view, _) = command(
         &state,
         "proxy revoke",
         &caller,
@@ -208,11 +190,8 @@ pub async fn revoke(
         None,
         move |op, accounts| proxies::revoke(op, accounts, &id, &request.reason),
     )
-    .await;
-    match done {
-        Ok((view, _)) => ok(StatusCode::OK, view),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, view))
 }
 
 /// `GET /api/members/{id}/proxies`: the member's relationships, both directions, active and not.
@@ -220,49 +199,42 @@ pub async fn of_member(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
-    let found = read(&state, move |store, _| {
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
+    let listing = read(&state, move |store, _| {
         members::require(store, &id)?;
         Ok(proxies::listing(store, &id, &sessions::now())?)
     })
-    .await;
-    match found {
-        Ok(listing) => ok(StatusCode::OK, listing),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, listing))
 }
 
 /// `GET /api/proxy-relationship-types`: the code list staff choose from.
-pub async fn relationship_types(State(state): State<AppState>, Authed(caller): Authed) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
+pub async fn relationship_types(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
     let p = &state.members.proxies;
     let types: Vec<Value> = p
         .relationship_types
         .iter()
         .map(|t| json!({ "code": t.code.get_ref(), "display": t.display }))
         .collect();
-    ok(
+    Ok(ok(
         StatusCode::OK,
         json!({ "system": p.relationship_system, "types": types }),
-    )
+    ))
 }
 
 /// `GET /api/me/proxies`: the signed-in member's relationships, both directions.
-pub async fn mine(State(state): State<AppState>, me: MemberSession) -> Response {
+pub async fn mine(State(state): State<AppState>, me: MemberSession) -> Result<Response, Response> {
     let id = me.session.patient_id;
-    match read(&state, move |store, _| {
+    let listing = read(&state, move |store, _| {
         Ok(proxies::listing(store, &id, &sessions::now())?)
     })
-    .await
-    {
-        Ok(listing) => ok(StatusCode::OK, listing),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, listing))
 }
 
 /// `GET /api/me/principals/{id}`: a principal's account, to a proxy a relationship grants it to
@@ -271,9 +243,9 @@ pub async fn principal(
     State(state): State<AppState>,
     me: MemberSession,
     Path(principal): Path<String>,
-) -> Response {
+) -> Result<Response, Response> {
     let proxy = me.session.patient_id;
-    let found = read(&state, move |store, _| {
+    let answer = read(&state, move |store, _| {
         let now = sessions::now();
         let Some(relationship) = proxies::granting(store, &proxy, &principal, &now)? else {
             let why = proxies::of_member(store, &proxy)?
@@ -306,11 +278,8 @@ pub async fn principal(
             "relationship": relationship.view(store, &now)?,
         }))
     })
-    .await;
-    match found {
-        Ok(answer) => ok(StatusCode::OK, answer),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, answer))
 }
 
 /// The OpenAPI entries of these routes (chained into `openapi::document`).

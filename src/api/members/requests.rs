@@ -27,15 +27,14 @@ fn agent(caller: &Caller) -> Agent {
 }
 
 /// `POST /api/enrollment-requests`.
-pub async fn submit(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let data: Submitted = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let done = command(
+pub async fn submit(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let data: Submitted = body(&bytes)?;
+    let (request, _) = command(
         &state,
         "enrollment request",
         &caller,
@@ -43,14 +42,11 @@ pub async fn submit(State(state): State<AppState>, Authed(caller): Authed, bytes
         None,
         move |op, _| requests::submit(op, data),
     )
-    .await;
-    match done {
-        Ok((request, _)) => ok(
-            StatusCode::CREATED,
-            json!({ "id": request.id, "queue": request.queue, "state": request.state }),
-        ),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::CREATED,
+        json!({ "id": request.id, "queue": request.queue, "state": request.state }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -64,10 +60,8 @@ pub async fn list(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Query(query): Query<ListQuery>,
-) -> Response {
-    if let Err(r) = allow(&caller, AGENTS) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    allow(&caller, AGENTS)?;
     let queue = match query.queue.as_deref() {
         None => {
             if caller.has(Role::RequestAgent) {
@@ -79,11 +73,11 @@ pub async fn list(
         Some(text) => match Queue::parse(text) {
             Some(q) => q,
             None => {
-                return error(
+                return Err(error(
                     StatusCode::BAD_REQUEST,
                     "bad-request",
                     "queue is `request` or `exception`",
-                );
+                ));
             }
         },
     };
@@ -91,29 +85,25 @@ pub async fn list(
         Queue::Request => Role::RequestAgent,
         Queue::Exception => Role::ExceptionAgent,
     };
-    if let Err(r) = allow(&caller, &[needed]) {
-        return r;
-    }
+    allow(&caller, &[needed])?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    match read(&state, move |store, _| Ok(requests::list(store, queue, limit)?)).await {
-        Ok(list) => ok(
-            StatusCode::OK,
-            json!({ "requests": list.iter().map(requests::view).collect::<Vec<_>>() }),
-        ),
-        Err(r) => r,
-    }
+    let list = read(&state, move |store, _| Ok(requests::list(store, queue, limit)?)).await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({ "requests": list.iter().map(requests::view).collect::<Vec<_>>() }),
+    ))
 }
 
 /// `GET /api/enrollment-requests/{id}`: the request with its full history.
-pub async fn get(State(state): State<AppState>, Authed(caller): Authed, Path(id): Path<String>) -> Response {
-    if let Err(r) = allow(&caller, AGENTS) {
-        return r;
-    }
+pub async fn get(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    allow(&caller, AGENTS)?;
     let who = agent(&caller);
-    match read(&state, move |store, _| requests::visible(store, who, &id)).await {
-        Ok(request) => ok(StatusCode::OK, requests::view(&request)),
-        Err(r) => r,
-    }
+    let request = read(&state, move |store, _| requests::visible(store, who, &id)).await?;
+    Ok(ok(StatusCode::OK, requests::view(&request)))
 }
 
 /// `POST /api/enrollment-requests/{id}/claim`.
@@ -121,20 +111,15 @@ pub async fn claim(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = allow(&caller, AGENTS) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    allow(&caller, AGENTS)?;
     let who = agent(&caller);
     let journal = format!("claim enrollment request {id}");
-    match command(&state, "request claim", &caller, journal, None, move |op, _| {
+    let (request, _) = command(&state, "request claim", &caller, journal, None, move |op, _| {
         requests::claim(op, who, &id)
     })
-    .await
-    {
-        Ok((request, _)) => ok(StatusCode::OK, requests::view(&request)),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, requests::view(&request)))
 }
 
 #[derive(Deserialize)]
@@ -151,13 +136,11 @@ pub async fn matches(
     Authed(caller): Authed,
     Path(id): Path<String>,
     Query(query): Query<MatchQuery>,
-) -> Response {
-    if let Err(r) = allow(&caller, AGENTS) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    allow(&caller, AGENTS)?;
     let who = agent(&caller);
     let limit = query.limit.unwrap_or(50).clamp(1, 100);
-    let found = read(&state, move |store, _| {
+    let patients = read(&state, move |store, _| {
         let request = requests::visible(store, who, &id)?;
         let data = &request.data;
         let mut found: Vec<Value> = vec![];
@@ -187,11 +170,8 @@ pub async fn matches(
             .map(|p| patient_search::summary(store, p).map_err(Into::into))
             .collect::<Result<Vec<Value>, _>>()
     })
-    .await;
-    match found {
-        Ok(patients) => ok(StatusCode::OK, json!({ "patients": patients })),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, json!({ "patients": patients })))
 }
 
 #[derive(Deserialize)]
@@ -206,14 +186,9 @@ pub async fn approve(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow(&caller, AGENTS) {
-        return r;
-    }
-    let request: ApproveBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow(&caller, AGENTS)?;
+    let request: ApproveBody = body(&bytes)?;
     let who = agent(&caller);
     // When the site requires a passphrase, one is generated: hashed here, sent if configured.
     let passphrase = if state
@@ -224,10 +199,7 @@ pub async fn approve(
     {
         let plain = secrets::new_passphrase();
         let copy = plain.clone();
-        match blocking(move || secrets::hash_password(&copy)).await {
-            Ok(hash) => Some((hash, plain)),
-            Err(r) => return r,
-        }
+        Some((blocking(move || secrets::hash_password(&copy)).await?, plain))
     } else {
         None
     };
@@ -237,7 +209,7 @@ pub async fn approve(
         request.patient_id
     );
     let patient = request.patient_id.clone();
-    let done = command(
+    let ((request, enrolled), _) = command(
         &state,
         "request approve",
         &caller,
@@ -245,17 +217,12 @@ pub async fn approve(
         Some(patient.clone()),
         move |op, accounts| requests::approve(op, accounts, who, &id, &patient, passphrase),
     )
-    .await;
-    match done {
-        Ok(((request, enrolled), _)) => {
-            let mut answer = json!({ "request": requests::view(&request), "enrollment": enrolled });
-            if let Some(p) = generated {
-                answer["generated_passphrase"] = json!(p);
-            }
-            ok(StatusCode::OK, answer)
-        }
-        Err(r) => r,
+    .await?;
+    let mut answer = json!({ "request": requests::view(&request), "enrollment": enrolled });
+    if let Some(p) = generated {
+        answer["generated_passphrase"] = json!(p);
     }
+    Ok(ok(StatusCode::OK, answer))
 }
 
 #[derive(Deserialize)]
@@ -274,17 +241,12 @@ pub async fn decline(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow(&caller, AGENTS) {
-        return r;
-    }
-    let request: DeclineBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow(&caller, AGENTS)?;
+    let request: DeclineBody = body(&bytes)?;
     let who = agent(&caller);
     let journal = format!("decline enrollment request {id}");
-    let done = command(
+    let ((request, sent), _) = command(
         &state,
         "request decline",
         &caller,
@@ -301,14 +263,11 @@ pub async fn decline(
             )
         },
     )
-    .await;
-    match done {
-        Ok(((request, sent), _)) => ok(
-            StatusCode::OK,
-            json!({ "request": requests::view(&request), "notification": sent }),
-        ),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({ "request": requests::view(&request), "notification": sent }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -324,22 +283,14 @@ pub async fn forward(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow(&caller, &[Role::RequestAgent]) {
-        return r;
-    }
-    let request: ForwardBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow(&caller, &[Role::RequestAgent])?;
+    let request: ForwardBody = body(&bytes)?;
     let who = agent(&caller);
     let journal = format!("forward enrollment request {id}");
-    let done = command(&state, "request forward", &caller, journal, None, move |op, _| {
+    let (request, _) = command(&state, "request forward", &caller, journal, None, move |op, _| {
         requests::forward(op, who, &id, &request.message)
     })
-    .await;
-    match done {
-        Ok((request, _)) => ok(StatusCode::OK, requests::view(&request)),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, requests::view(&request)))
 }

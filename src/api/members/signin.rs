@@ -45,20 +45,19 @@ pub struct PasswordBody {
 /// `POST /api/sign-in`: 202 and a challenge when a code was sent, 200 and a session when
 /// two-factor is off; 401 wrong credentials, 423 locked, 403 not active or portal credentials
 /// not accepted here.
-pub async fn password(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let request: PasswordBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn password(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let request: PasswordBody = body(&bytes)?;
     if !state.members.credentials.mode.get_ref().portal() {
-        return error(
+        return Err(error(
             StatusCode::FORBIDDEN,
             "portal-credentials-disabled",
             "this site signs members in with external credentials only",
-        );
+        ));
     }
     let username = request.username.trim().to_lowercase();
     let now = sessions::now();
@@ -74,11 +73,7 @@ pub async fn password(State(state): State<AppState>, Authed(caller): Authed, byt
         let locked = signin::state(store, &id)?.locked(&now).is_some();
         Ok(member.map(|m| (id, m.password_hash, locked)))
     })
-    .await;
-    let found = match found {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    .await?;
     let password = request.password;
     let checked = blocking(move || match found {
         None => {
@@ -99,11 +94,7 @@ pub async fn password(State(state): State<AppState>, Authed(caller): Authed, byt
             }
         }
     })
-    .await;
-    let checked = match checked {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    .await?;
     let patient = match &checked {
         Checked::Member { patient_id, .. } => Some(patient_id.clone()),
         Checked::UnknownUser => None,
@@ -113,7 +104,7 @@ pub async fn password(State(state): State<AppState>, Authed(caller): Authed, byt
         None => "sign-in password (unknown username)".into(),
     };
     let channel = request.channel;
-    let done = command(
+    let (outcome, _) = command(
         &state,
         "member sign-in",
         &caller,
@@ -121,11 +112,8 @@ pub async fn password(State(state): State<AppState>, Authed(caller): Authed, byt
         patient,
         move |op, accounts| signin::password(op, accounts, checked, channel),
     )
-    .await;
-    match done {
-        Ok((outcome, _)) => answer(outcome),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(answer(outcome))
 }
 
 #[derive(Deserialize)]
@@ -136,15 +124,14 @@ pub struct CodeBody {
 }
 
 /// `POST /api/sign-in/code`: the one-time code with its challenge; 200 and a session.
-pub async fn code(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let request: CodeBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let done = command(
+pub async fn code(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let request: CodeBody = body(&bytes)?;
+    let (outcome, _) = command(
         &state,
         "member sign-in",
         &caller,
@@ -152,11 +139,8 @@ pub async fn code(State(state): State<AppState>, Authed(caller): Authed, bytes: 
         None,
         move |op, accounts| otp::verify(op, accounts, &request.challenge, &request.code),
     )
-    .await;
-    match done {
-        Ok((outcome, _)) => answer(outcome),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(answer(outcome))
 }
 
 #[derive(Deserialize)]
@@ -172,20 +156,19 @@ pub struct ExternalBody {
 
 /// `POST /api/sign-in/external`: a token from an identity provider; 200 and a session, the
 /// credential linked to the matched member the first time.
-pub async fn external(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow_scope(&caller, Scope::SelfService) {
-        return r;
-    }
-    let request: ExternalBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn external(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow_scope(&caller, Scope::SelfService)?;
+    let request: ExternalBody = body(&bytes)?;
     if !state.members.credentials.mode.get_ref().external() {
-        return error(
+        return Err(error(
             StatusCode::FORBIDDEN,
             "external-credentials-disabled",
             "this site signs members in with portal credentials only",
-        );
+        ));
     }
     let verified = state
         .members
@@ -199,7 +182,7 @@ pub async fn external(State(state): State<AppState>, Authed(caller): Authed, byt
             let details = json!({ "step": "external", "provider": request.provider, "result": e.code });
             let code = e.code;
             let message = e.message.clone();
-            let audited = command(
+            command(
                 &state,
                 "member sign-in",
                 &caller,
@@ -207,37 +190,30 @@ pub async fn external(State(state): State<AppState>, Authed(caller): Authed, byt
                 None,
                 move |op, _| Ok(signin::refuse(op, ANONYMOUS_TARGET, code, &message, details)),
             )
-            .await;
-            if let Err(r) = audited {
-                return r;
-            }
+            .await?;
             let status = if e.unavailable {
                 StatusCode::BAD_GATEWAY
             } else {
                 StatusCode::UNAUTHORIZED
             };
-            return error(status, e.code, &e.message);
+            return Err(error(status, e.code, &e.message));
         }
     };
     let token = verified.clone();
-    let matched = match read(&state, move |store, _| {
+    let matched = read(&state, move |store, _| {
         // Known credentials need no match; the command finds them itself.
         if credentials::find(store, &token.issuer, &token.subject)?.is_some() {
             return Ok(Match::None("linked", String::new()));
         }
         Ok(credentials::match_patient(store, &token)?)
     })
-    .await
-    {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    .await?;
     let patient = match &matched {
         Match::Patient(id) => Some(id.clone()),
         Match::None(..) => None,
     };
     let journal = format!("sign-in external provider {}", verified.provider);
-    let done = command(
+    let (outcome, _) = command(
         &state,
         "member sign-in",
         &caller,
@@ -245,11 +221,8 @@ pub async fn external(State(state): State<AppState>, Authed(caller): Authed, byt
         patient,
         move |op, accounts| credentials::sign_in(op, accounts, &verified, matched),
     )
-    .await;
-    match done {
-        Ok((outcome, _)) => answer(outcome),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(answer(outcome))
 }
 
 fn answer(outcome: Outcome) -> Response {
@@ -343,36 +316,33 @@ fn challenge(mut response: Response) -> Response {
 }
 
 /// `GET /api/me`: the signed-in member, their external credentials and their session.
-pub async fn me(State(state): State<AppState>, me: MemberSession) -> Response {
+pub async fn me(State(state): State<AppState>, me: MemberSession) -> Result<Response, Response> {
     let id = me.session.patient_id.clone();
-    let found = read(&state, move |store, _| {
+    let (member, links) = read(&state, move |store, _| {
         let member = members::require(store, &id)?;
         let links = credentials::of_member(store, &id)?;
         Ok((member, links))
     })
-    .await;
-    match found {
-        Ok((member, links)) => ok(
-            StatusCode::OK,
-            json!({
-                "member": {
-                    "patient_id": member.patient_id,
-                    "name": member.name,
-                    "status": member.status.name(),
-                    "username": member.username,
-                    "contact": member.contact,
-                },
-                "credentials": links.iter().map(credentials::view).collect::<Vec<_>>(),
-                "session": { "method": me.session.method, "issued_at": me.session.issued_at,
-                    "expires_at": me.session.expires_at },
-            }),
-        ),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({
+            "member": {
+                "patient_id": member.patient_id,
+                "name": member.name,
+                "status": member.status.name(),
+                "username": member.username,
+                "contact": member.contact,
+            },
+            "credentials": links.iter().map(credentials::view).collect::<Vec<_>>(),
+            "session": { "method": me.session.method, "issued_at": me.session.issued_at,
+                "expires_at": me.session.expires_at },
+        }),
+    ))
 }
 
 /// `POST /api/sign-out`: ends the session (204).
-pub async fn sign_out(State(state): State<AppState>, me: MemberSession) -> Response {
+pub async fn sign_out(State(state): State<AppState>, me: MemberSession) -> Result<Response, Response> {
     let caller = Caller {
         name: format!("member:{}", me.session.patient_id),
         roles: vec![],
@@ -380,7 +350,7 @@ pub async fn sign_out(State(state): State<AppState>, me: MemberSession) -> Respo
     };
     let token = me.token;
     let patient = me.session.patient_id.clone();
-    let done = command(
+    let _ = command(
         &state,
         "member sign-out",
         &caller,
@@ -398,11 +368,8 @@ pub async fn sign_out(State(state): State<AppState>, me: MemberSession) -> Respo
             Ok(())
         },
     )
-    .await;
-    match done {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/members/{id}/credentials` (Member Account Manager): linked external credentials
@@ -411,26 +378,21 @@ pub async fn member_credentials(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = allow(&caller, &[Role::MemberAccountManager]) {
-        return r;
-    }
-    let found = read(&state, move |store, _| {
+) -> Result<Response, Response> {
+    allow(&caller, &[Role::MemberAccountManager])?;
+    let (links, st) = read(&state, move |store, _| {
         members::require(store, &id)?;
         Ok((credentials::of_member(store, &id)?, signin::state(store, &id)?))
     })
-    .await;
-    match found {
-        Ok((links, st)) => ok(
-            StatusCode::OK,
-            json!({
-                "credentials": links.iter().map(credentials::view).collect::<Vec<_>>(),
-                "sign_in": { "failures": st.failures, "locked_until": st.locked_until,
-                    "last_failure_at": st.last_failure_at, "last_sign_in_at": st.last_sign_in_at },
-            }),
-        ),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({
+            "credentials": links.iter().map(credentials::view).collect::<Vec<_>>(),
+            "sign_in": { "failures": st.failures, "locked_until": st.locked_until,
+                "last_failure_at": st.last_failure_at, "last_sign_in_at": st.last_sign_in_at },
+        }),
+    ))
 }
 
 /// The OpenAPI entries of these routes (chained into `openapi::document`).

@@ -35,23 +35,18 @@ pub async fn search_patients(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Query(query): Query<PatientQuery>,
-) -> Response {
-    if let Err(r) = allow(&caller, DEU) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    allow(&caller, DEU)?;
     let n = limit(query.limit);
-    let found = read(&state, move |store, _| {
+    let patients = read(&state, move |store, _| {
         let patients = patient_search::search(store, &query.criteria, n)?;
         patients
             .iter()
             .map(|p| patient_search::summary(store, p).map_err(Into::into))
             .collect::<Result<Vec<Value>, _>>()
     })
-    .await;
-    match found {
-        Ok(patients) => ok(StatusCode::OK, json!({ "patients": patients })),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, json!({ "patients": patients })))
 }
 
 #[derive(Deserialize)]
@@ -80,27 +75,20 @@ pub struct EnrollBody {
 }
 
 /// `POST /api/members`: point-of-care enrollment.
-pub async fn enroll(State(state): State<AppState>, Authed(caller): Authed, bytes: Bytes) -> Response {
-    if let Err(r) = allow(&caller, DEU) {
-        return r;
-    }
-    let request: EnrollBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let passphrase = match chosen_passphrase(
+pub async fn enroll(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow(&caller, DEU)?;
+    let request: EnrollBody = body(&bytes)?;
+    let passphrase = chosen_passphrase(
         request.passphrase.as_deref(),
         request.passphrase_confirm.as_deref(),
         request.generate_passphrase,
-    ) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+    )?;
     let hashed = match passphrase.clone() {
-        Some(p) => match blocking(move || secrets::hash_password(&p)).await {
-            Ok(h) => Some(h),
-            Err(r) => return r,
-        },
+        Some(p) => Some(blocking(move || secrets::hash_password(&p)).await?),
         None => None,
     };
     let generated = request.generate_passphrase.then(|| passphrase.clone()).flatten();
@@ -113,7 +101,7 @@ pub async fn enroll(State(state): State<AppState>, Authed(caller): Authed, bytes
         locales: request.locales,
     };
     let journal = format!("enroll patient {patient_id} (point-of-care)");
-    let done = command(
+    let (enrolled, _) = command(
         &state,
         "member enroll",
         &caller,
@@ -135,18 +123,13 @@ pub async fn enroll(State(state): State<AppState>, Authed(caller): Authed, bytes
             .map(|(_, enrolled)| enrolled)
         },
     )
-    .await;
-    match done {
-        Ok((enrolled, _)) => {
-            let mut answer = serde_json::to_value(&enrolled).expect("serializes");
-            // A generated passphrase is shown to the staff user once, to hand over.
-            if let Some(p) = generated {
-                answer["generated_passphrase"] = json!(p);
-            }
-            ok(StatusCode::CREATED, answer)
-        }
-        Err(r) => r,
+    .await?;
+    let mut answer = serde_json::to_value(&enrolled).expect("serializes");
+    // A generated passphrase is shown to the staff user once, to hand over.
+    if let Some(p) = generated {
+        answer["generated_passphrase"] = json!(p);
     }
+    Ok(ok(StatusCode::CREATED, answer))
 }
 
 /// The one-time passphrase staff set at enrollment: typed (twice, both the same) or generated.
@@ -195,18 +178,14 @@ pub async fn search_members(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Query(query): Query<MemberQuery>,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
     let n = limit(query.limit);
-    match read(&state, move |store, _| members::search(store, &query.criteria, n)).await {
-        Ok(found) => ok(
-            StatusCode::OK,
-            json!({ "members": found.iter().map(members::Summary::view).collect::<Vec<_>>() }),
-        ),
-        Err(r) => r,
-    }
+    let found = read(&state, move |store, _| members::search(store, &query.criteria, n)).await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({ "members": found.iter().map(members::Summary::view).collect::<Vec<_>>() }),
+    ))
 }
 
 /// `GET /api/members/{id}`.
@@ -214,14 +193,10 @@ pub async fn member(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
-    match read(&state, move |store, _| members::require(store, &id)).await {
-        Ok(member) => ok(StatusCode::OK, member.view()),
-        Err(r) => r,
-    }
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
+    let member = read(&state, move |store, _| members::require(store, &id)).await?;
+    Ok(ok(StatusCode::OK, member.view()))
 }
 
 #[derive(Deserialize)]
@@ -264,17 +239,12 @@ pub async fn edit_contact(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
-    let request: EditBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
+    let request: EditBody = body(&bytes)?;
     let journal = format!("edit contact of member {id}");
     let patient = id.clone();
-    let done = command(
+    let (member, _) = command(
         &state,
         "member contact",
         &caller,
@@ -282,11 +252,8 @@ pub async fn edit_contact(
         Some(id.clone()),
         move |op, _| members::edit_contact(op, &patient, request.contact.contact(), &request.reason),
     )
-    .await;
-    match done {
-        Ok((member, _)) => ok(StatusCode::OK, member.view()),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, member.view()))
 }
 
 #[derive(Deserialize)]
@@ -304,24 +271,19 @@ pub async fn resend(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
     let request: ResendBody = if bytes.is_empty() {
         ResendBody {
             contact: None,
             reason: None,
         }
     } else {
-        match body(&bytes) {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
+        body(&bytes)?
     };
     let journal = format!("resend token of member {id}");
     let patient = id.clone();
-    let done = command(
+    let ((member, sent), _) = command(
         &state,
         "token resend",
         &caller,
@@ -337,14 +299,11 @@ pub async fn resend(
             )
         },
     )
-    .await;
-    match done {
-        Ok(((member, sent), _)) => ok(
-            StatusCode::OK,
-            json!({ "member": member.view(), "notification": sent, "sent": sent.ok() }),
-        ),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({ "member": member.view(), "notification": sent, "sent": sent.ok() }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -364,17 +323,12 @@ pub async fn renew(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
-    let request: RenewBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
+    let request: RenewBody = body(&bytes)?;
     let journal = format!("renew token of member {id}");
     let patient = id.clone();
-    let done = command(
+    let (member, _) = command(
         &state,
         "token renew",
         &caller,
@@ -391,11 +345,8 @@ pub async fn renew(
             )
         },
     )
-    .await;
-    match done {
-        Ok((member, _)) => ok(StatusCode::OK, json!({ "member": member.view() })),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, json!({ "member": member.view() })))
 }
 
 #[derive(Deserialize)]
@@ -419,17 +370,12 @@ pub async fn regenerate(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
-    let request: RegenerateBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
+    let request: RegenerateBody = body(&bytes)?;
     let journal = format!("regenerate token of member {id}");
     let patient = id.clone();
-    let done = command(
+    let ((member, sent), _) = command(
         &state,
         "token regenerate",
         &caller,
@@ -448,14 +394,11 @@ pub async fn regenerate(
             )
         },
     )
-    .await;
-    match done {
-        Ok(((member, sent), _)) => ok(
-            StatusCode::OK,
-            json!({ "member": member.view(), "notification": sent }),
-        ),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({ "member": member.view(), "notification": sent }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -474,7 +417,7 @@ pub async fn deactivate(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
+) -> Result<Response, Response> {
     status_change(state, caller, id, bytes, true).await
 }
 
@@ -484,7 +427,7 @@ pub async fn reactivate(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
+) -> Result<Response, Response> {
     status_change(state, caller, id, bytes, false).await
 }
 
@@ -494,20 +437,15 @@ async fn status_change(
     id: String,
     bytes: Bytes,
     deactivate: bool,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
-    let request: StatusBody = match body(&bytes) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
+    let request: StatusBody = body(&bytes)?;
     if !deactivate && request.minor {
-        return super::reply::error(
+        return Err(super::reply::error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",
             "`minor` is for deactivation",
-        );
+        ));
     }
     let (kind, verb) = if deactivate {
         ("member deactivate", "deactivate")
@@ -516,18 +454,15 @@ async fn status_change(
     };
     let journal = format!("{verb} member {id}");
     let patient = id.clone();
-    let done = command(&state, kind, &caller, journal, Some(id.clone()), move |op, _| {
+    let (member, _) = command(&state, kind, &caller, journal, Some(id.clone()), move |op, _| {
         if deactivate {
             members::deactivate(op, &patient, request.minor, &request.reason)
         } else {
             members::reactivate(op, &patient, &request.reason)
         }
     })
-    .await;
-    match done {
-        Ok((member, _)) => ok(StatusCode::OK, member.view()),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(StatusCode::OK, member.view()))
 }
 
 #[derive(Deserialize, Default)]
@@ -543,22 +478,17 @@ pub async fn password_reset(
     Authed(caller): Authed,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Response {
-    if let Err(r) = allow(&caller, MAM) {
-        return r;
-    }
+) -> Result<Response, Response> {
+    allow(&caller, MAM)?;
     let request: ResetBody = if bytes.is_empty() {
         ResetBody::default()
     } else {
-        match body(&bytes) {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
+        body(&bytes)?
     };
     let token = secrets::new_token();
     let journal = format!("password reset of member {id}");
     let patient = id.clone();
-    let done = command(
+    let ((_, sent), _) = command(
         &state,
         "password reset",
         &caller,
@@ -575,9 +505,9 @@ pub async fn password_reset(
             )
         },
     )
-    .await;
-    match done {
-        Ok(((_, sent), _)) => ok(StatusCode::OK, json!({ "notification": sent, "sent": sent.ok() })),
-        Err(r) => r,
-    }
+    .await?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({ "notification": sent, "sent": sent.ok() }),
+    ))
 }
