@@ -812,8 +812,12 @@ async fn only_known_clients_use_the_endpoint_and_only_writers_write() {
         }
         request.send()
     };
-    // The CapabilityStatement is public.
-    assert_eq!(call("GET", "/metadata", None).await.unwrap().status(), 200);
+    // The CapabilityStatement is public, and says what it takes.
+    let metadata = call("GET", "/metadata", None).await.unwrap();
+    assert_eq!(metadata.status(), 200);
+    let statement: Value = metadata.json().await.unwrap();
+    let security = statement["rest"][0]["security"]["description"].as_str().unwrap();
+    assert!(security.contains("fhir-write"), "{security}");
     for (method, path) in [
         ("GET", format!("/Task/{id}")),
         ("GET", "/Task?status=ready".to_string()),

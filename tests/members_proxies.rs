@@ -212,6 +212,17 @@ async fn staff_relate_two_members_both_are_told_and_a_revocation_needs_a_reason(
     assert_eq!(of_jane["as_proxy"].as_array().unwrap().len(), 0);
     let (_, of_sam) = w.get(&format!("/api/members/{sam}/proxies"), "manager").await;
     assert_eq!(of_sam["as_proxy"][0]["id"], id.as_str());
+    // The member details show them too.
+    let (_, details) = w.get(&format!("/api/members/{jane}"), "manager").await;
+    assert_eq!(
+        details["proxies"]["as_principal"][0]["id"],
+        id.as_str(),
+        "{details}"
+    );
+    assert_eq!(
+        details["proxies"]["as_principal"][0]["proxy"]["name"],
+        "SMITH, ANNA QUINN"
+    );
     assert_eq!(of_sam["as_principal"].as_array().unwrap().len(), 0);
 
     // A FHIR RelatedPerson, found by the principal, not writable through FHIR.

@@ -91,6 +91,11 @@ pub fn capability_statement() -> Value {
         "format": ["application/fhir+json", "application/fhir+xml"],
         "rest": [{
             "mode": "server",
+            // What src/api/fhir/access.rs enforces.
+            "security": {
+                "cors": false,
+                "description": "Every interaction but this CapabilityStatement takes an API key as `Authorization: Bearer <key>`: an external-system client with the scope fhir-read reads and searches, with fhir-write it also writes; an integration analyst reads. 401 without a known key, 403 when its scopes do not cover the interaction."
+            },
             "resource": resources,
             "interaction": [{ "code": "transaction" }, { "code": "batch" }],
             "operation": [{

@@ -14,7 +14,7 @@ use crate::api::auth::{Authed, allow};
 use crate::domain::enrollment::{self, Method};
 use crate::domain::members::{self, Contact, Preference};
 use crate::domain::roles::Role;
-use crate::domain::{patient_search, secrets, tokens};
+use crate::domain::{patient_search, proxies, secrets, sessions, tokens};
 
 const DEU: &[Role] = &[Role::DirectEnrollmentUser];
 const MAM: &[Role] = &[Role::MemberAccountManager];
@@ -188,15 +188,22 @@ pub async fn search_members(
     ))
 }
 
-/// `GET /api/members/{id}`.
+/// `GET /api/members/{id}`: the member, with their proxy relationships.
 pub async fn member(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
     allow(&caller, MAM)?;
-    let member = read(&state, move |store, _| members::require(store, &id)).await?;
-    Ok(ok(StatusCode::OK, member.view()))
+    let (member, proxies) = read(&state, move |store, _| {
+        let member = members::require(store, &id)?;
+        Ok((member, proxies::listing(store, &id, &sessions::now())?))
+    })
+    .await?;
+    // The member details page shows the member's proxy relationships, both ways.
+    let mut view = member.view();
+    view["proxies"] = json!({ "as_principal": proxies["as_principal"], "as_proxy": proxies["as_proxy"] });
+    Ok(ok(StatusCode::OK, view))
 }
 
 #[derive(Deserialize)]
