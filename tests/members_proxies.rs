@@ -264,6 +264,47 @@ async fn staff_relate_two_members_both_are_told_and_a_revocation_needs_a_reason(
     assert_eq!(person["active"], false);
     assert_eq!(person["meta"]["versionId"], "2");
 
+    // The RelatedPerson follows the proxy's records: a contact edit, a rename by the feed; a
+    // change that does not touch it makes no new version.
+    let contact = json!({ "contact": { "email": "sam.new@example.org", "mobile": "+1 617 555 0000",
+        "preference": "both" }, "reason": "new address" });
+    let (status, answer) = w
+        .call(
+            "PUT",
+            &format!("/api/members/{sam}/contact"),
+            Some("manager"),
+            Some(contact),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, person) = fhir(&w, "GET", &format!("RelatedPerson/{id}"), None).await;
+    assert_eq!(person["telecom"][0]["value"], "sam.new@example.org", "{person}");
+    assert_eq!(person["meta"]["versionId"], "3");
+    w.feed(&members_support::variant(
+        "ucr/adt_a28_new_patient.hl7",
+        "RENAME-1",
+        &[
+            ("1000234567", "2000000001"),
+            ("MRN00012345", "MRNX00001"),
+            ("DOE^JANE", "SMYTHE^ANNA"),
+            ("jane.doe@example.org", "p1@example.org"),
+            ("5559876", "5500001"),
+        ],
+    ))
+    .await;
+    let (_, person) = fhir(&w, "GET", &format!("RelatedPerson/{id}"), None).await;
+    assert_eq!(person["name"][0]["family"], "SMYTHE", "{person}");
+    assert_eq!(person["meta"]["versionId"], "4");
+    let (status, _) = w
+        .post(&format!("/api/members/{jane}/token/resend"), "manager", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, person) = fhir(&w, "GET", &format!("RelatedPerson/{id}"), None).await;
+    assert_eq!(
+        person["meta"]["versionId"], "4",
+        "the principal's change is not the proxy's"
+    );
+
     // Inactive relationships stay listed; a new one may now be made for the pair.
     let (_, of_jane) = w.get(&format!("/api/members/{jane}/proxies"), "manager").await;
     assert_eq!(of_jane["as_principal"][0]["status"], "revoked");

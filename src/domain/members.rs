@@ -330,7 +330,9 @@ fn write_indexed(
         member.patient_id.as_bytes().to_vec(),
         serde_json::to_vec(member).expect("a member serializes"),
     );
-    Ok(())
+    // The RelatedPersons of the relationships where they act as a proxy show their name and
+    // contact details.
+    crate::domain::proxies::follow_proxy(tx, &member.patient_id, now)
 }
 
 /// Whether the member's search entries no longer match its patient record (a feed changed it).

@@ -28,7 +28,7 @@ use crate::domain::op::Op;
 use crate::domain::refusal::{Kind, Refusal};
 use crate::domain::tokens::passed;
 use crate::domain::{patient_search, patients, resources};
-use crate::store::{Keyspace, Reader, Store, StoreError};
+use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
 
 /// Ids of proxy relationships (and of their RelatedPerson) start with this.
 pub const ID_PREFIX: &str = "proxy-";
@@ -55,9 +55,12 @@ pub struct Relationship {
     pub principal: String,
     /// Patient id of the person acting.
     pub proxy: String,
-    /// A configured relationship code (the proxy's relationship to the principal) and its display.
+    /// A configured relationship code (the proxy's relationship to the principal), its display
+    /// and its code system, as they were when it was made.
     pub relationship: String,
     pub relationship_display: String,
+    #[serde(default = "default_system")]
+    pub relationship_system: String,
     /// When it stops granting access (RFC 3339, UTC).
     pub expires_at: String,
     pub reason: String,
@@ -71,6 +74,10 @@ pub struct Relationship {
     pub ended_by: Option<String>,
     #[serde(default)]
     pub end_reason: Option<String>,
+}
+
+fn default_system() -> String {
+    crate::config::ROLE_CODE_SYSTEM.to_string()
 }
 
 impl Relationship {
@@ -366,6 +373,7 @@ pub fn create(
         proxy: proxy.patient_id.clone(),
         relationship: request.relationship,
         relationship_display: display,
+        relationship_system: accounts.proxies.relationship_system.clone(),
         expires_at: request.expires_at,
         reason: request.reason.trim().to_string(),
         status: Stored::Active,
@@ -387,7 +395,7 @@ pub fn create(
     }
     op.tx
         .put(Keyspace::ProxyExpiry, expiry_key(&relationship), vec![]);
-    write_related_person(op, accounts, &relationship, &proxy)?;
+    write_related_person(op.tx, &relationship, &op.now.clone())?;
     let notifications = notify_both(op, accounts, &relationship, &principal, &proxy, "proxy-created");
     record(
         op,
@@ -448,7 +456,7 @@ fn end(
     save(op, &relationship);
     let principal = members::require(op.tx, &relationship.principal)?;
     let proxy = members::require(op.tx, &relationship.proxy)?;
-    write_related_person(op, accounts, &relationship, &proxy)?;
+    write_related_person(op.tx, &relationship, &op.now.clone())?;
     let (workflow, action) = match to {
         Stored::Revoked => ("proxy-revoked", "proxy.revoke"),
         _ => ("proxy-expired", "proxy.expire"),
@@ -617,19 +625,20 @@ fn register(
 }
 
 /// The relationship as a FHIR RelatedPerson: the principal as `patient`, the proxy's name and
-/// contact, the relationship code, the period it grants access in.
+/// contact (from their patient record and member record as they are in `tx`), the relationship
+/// code, the period it grants access in. A new version is written only when something changed.
 fn write_related_person(
-    op: &mut Op<'_, '_>,
-    accounts: &Accounts,
+    tx: &mut Overlay<'_>,
     relationship: &Relationship,
-    proxy: &Member,
-) -> Result<(), Refusal> {
-    let patient = patient_search::load(op.tx, &proxy.patient_id)?.unwrap_or(Value::Null);
+    now: &str,
+) -> Result<(), StoreError> {
+    let patient = patient_search::load(tx, &relationship.proxy)?.unwrap_or(Value::Null);
+    let contact = members::load(tx, &relationship.proxy)?.map(|m| m.contact);
     let mut telecom = vec![];
-    if let Some(email) = &proxy.contact.email {
+    if let Some(email) = contact.as_ref().and_then(|c| c.email.as_ref()) {
         telecom.push(json!({ "system": "email", "value": email }));
     }
-    if let Some(mobile) = &proxy.contact.mobile {
+    if let Some(mobile) = contact.as_ref().and_then(|c| c.mobile.as_ref()) {
         telecom.push(json!({ "system": "phone", "value": mobile, "use": "mobile" }));
     }
     let mut person = json!({
@@ -637,7 +646,7 @@ fn write_related_person(
         "identifier": [{ "system": "urn:tributary:proxy-relationship", "value": relationship.id }],
         "active": relationship.status == Stored::Active,
         "patient": { "reference": format!("Patient/{}", relationship.principal) },
-        "relationship": [{ "coding": [{ "system": accounts.proxies.relationship_system,
+        "relationship": [{ "coding": [{ "system": relationship.relationship_system,
             "code": relationship.relationship, "display": relationship.relationship_display }] }],
         // Access ends at the expiry, or earlier when revoked.
         "period": { "start": relationship.created_at,
@@ -656,8 +665,30 @@ fn write_related_person(
     if !telecom.is_empty() {
         person["telecom"] = json!(telecom);
     }
-    let now = op.now.clone();
-    resources::put(op.tx, "RelatedPerson", &relationship.id, person, &now)?;
+    if let Some(resources::Current::Live(mut current)) =
+        resources::read(tx, "RelatedPerson", &relationship.id)?
+    {
+        if let Some(object) = current.as_object_mut() {
+            object.remove("id");
+            object.remove("meta");
+        }
+        if current == person {
+            return Ok(());
+        }
+    }
+    resources::put(tx, "RelatedPerson", &relationship.id, person, now)?;
+    Ok(())
+}
+
+/// Keeps the RelatedPerson of every relationship in which `patient_id` is the proxy in step
+/// with their patient and member records: called in the write set of every member write (a
+/// contact edit, a feed renaming the patient), as the member search index is.
+pub fn follow_proxy(tx: &mut Overlay<'_>, patient_id: &str, now: &str) -> Result<(), StoreError> {
+    for relationship in of_member(tx, patient_id)? {
+        if relationship.proxy == patient_id {
+            write_related_person(tx, &relationship, now)?;
+        }
+    }
     Ok(())
 }
 
@@ -733,6 +764,7 @@ mod tests {
             proxy: "b".into(),
             relationship: "PRN".into(),
             relationship_display: "parent".into(),
+            relationship_system: default_system(),
             expires_at: expires_at.into(),
             reason: "r".into(),
             status,
