@@ -166,6 +166,19 @@ async fn the_openapi_document_describes_exactly_the_routes() {
             documented.push((method.to_uppercase(), path.clone()));
             assert!(operation["responses"].get("401").is_some(), "{method} {path}");
             assert!(operation["x-roles"].is_string(), "{method} {path}");
+            // Session routes say they take a session, the others an API key.
+            let scheme = if SESSION_ROUTES
+                .iter()
+                .any(|(m, p)| m.eq_ignore_ascii_case(method) && p == path)
+            {
+                "session"
+            } else {
+                "apiKey"
+            };
+            assert!(
+                operation["security"][0].get(scheme).is_some(),
+                "{method} {path}: {operation}"
+            );
             // Every documented route is served (a key-less call is refused, not unknown).
             let (status, _) = w
                 .call(

@@ -15,6 +15,9 @@ pub struct Operation {
     pub success: u16,
 }
 
+/// The `roles` of the routes a signed-in member calls with their session token, not an API key.
+pub const SIGNED_IN: &str = "a signed-in member (session token as the bearer)";
+
 const CONTACT: &[&str] = &[
     "email:string",
     "mobile:string",
@@ -377,12 +380,23 @@ pub fn document() -> Value {
         parameters.extend(op.query.iter().map(
             |name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } }),
         ));
+        let (description, scheme) = if op.roles == SIGNED_IN {
+            (
+                format!("Allowed: {}. Without a live session: 401.", op.roles),
+                "session",
+            )
+        } else {
+            (
+                format!("Allowed: {}. Anyone else: 403; without a key: 401.", op.roles),
+                "apiKey",
+            )
+        };
         let mut operation = json!({
             "summary": op.summary,
-            "description": format!("Allowed: {}. Anyone else: 403; without a key: 401.", op.roles),
+            "description": description,
             "x-roles": op.roles,
             "parameters": parameters,
-            "security": [{ "apiKey": [] }],
+            "security": [{ scheme: [] }],
             "responses": {
                 op.success.to_string(): { "description": "done", "content": { "application/json": { "schema": { "type": "object" } } } },
                 "401": { "$ref": "#/components/responses/Error" },
@@ -411,7 +425,8 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "apiKey": { "type": "http", "scheme": "bearer", "description": "An API key from [[api_clients]]" }
+                "apiKey": { "type": "http", "scheme": "bearer", "description": "An API key from [[api_clients]]" },
+                "session": { "type": "http", "scheme": "bearer", "description": "A member's session token from a completed sign-in" }
             },
             "responses": {
                 "Error": {
