@@ -163,7 +163,7 @@ async fn a_task_is_created_notified_moved_along_and_its_answers_go_to_trakcare()
     assert_eq!(status, 200, "{stored}");
     assert_eq!(stored["subject"]["reference"], format!("Patient/{jane}"));
     let requests = w.trakcare.wait_for(1).await;
-    let pushed: Value = serde_json::from_str(&requests[0].body).unwrap();
+    let pushed: Value = serde_json::from_str(&requests[0].body_text()).unwrap();
     assert_eq!(requests[0].method, "POST");
     assert_eq!(requests[0].path, "/fhir/QuestionnaireResponse");
     assert_eq!(pushed["resourceType"], "QuestionnaireResponse");

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tributary_adapter_mllp::Client;
 
-pub mod http_peer;
+// The HTTP receiver the HTTP adapter's own tests use: one receiver for both.
+#[path = "../../adapters/http/tests/support/mod.rs"]
+pub mod http_receiver;
 pub mod peers;
 // The SMTP server the SMTP adapter's own tests use: one server for both.
 #[path = "../../adapters/smtp/tests/support/mod.rs"]

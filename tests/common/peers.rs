@@ -13,7 +13,7 @@ use tributary_adapter_mllp::{ListenerConfig, serve};
 
 // An HTTP receiver (TrakCare's FHIR endpoint) and an SMTP server, in files of their own.
 #[allow(unused_imports)] // Each test file uses a different subset of the peers.
-pub use super::http_peer::HttpPeer;
+pub use super::http_receiver::Receiver as HttpReceiver;
 #[allow(unused_imports)]
 pub use super::smtp_server::SmtpServer;
 

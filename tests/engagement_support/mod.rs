@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::peers::{HttpPeer, MllpPeer, SmtpServer};
+use crate::common::peers::{HttpReceiver, MllpPeer, SmtpServer};
 use crate::common::{EngineProcess, MAPPINGS, fixture, msa, segment, temp_store};
 
 /// (name, key, roles, scopes).
@@ -49,7 +49,7 @@ pub struct World {
     pub ucr: MllpPeer,
     pub pix: MllpPeer,
     pub smtp: SmtpServer,
-    pub trakcare: HttpPeer,
+    pub trakcare: HttpReceiver,
     pub sms_dir: PathBuf,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -60,7 +60,7 @@ pub async fn start() -> World {
     let ucr = MllpPeer::start("127.0.0.1:0", "AA").await;
     let pix = MllpPeer::start("127.0.0.1:0", "AA").await;
     let smtp = SmtpServer::start().await;
-    let trakcare = HttpPeer::start().await;
+    let trakcare = HttpReceiver::start().await;
     let sms_dir = dir.path().join("sms");
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");
     let mut clients = String::new();
@@ -142,7 +142,7 @@ invitation_window_hours = 24
 {clients}"#,
         ucr = ucr.addr,
         pix = pix.addr,
-        trak = trakcare.url,
+        trak = trakcare.url(""),
         smtp_port = smtp.port(),
         sms = sms_dir.display().to_string(),
         templates = templates.display().to_string(),

@@ -119,6 +119,23 @@ impl Receiver {
     pub fn token_requests(&self) -> Vec<Recorded> {
         self.shared.token_requests.lock().unwrap().clone()
     }
+
+    /// Waits until at least `n` requests have come (panics after 20 s) and returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<Recorded> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n {
+                return requests;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} requests came, not {n}",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Receiver {
