@@ -395,13 +395,13 @@ pub fn create(
     }
     op.tx
         .put(Keyspace::ProxyExpiry, expiry_key(&relationship), vec![]);
-    write_related_person(op.tx, &relationship, &op.now.clone())?;
+    write_related_person(op.tx, &relationship, &op.now)?;
     let notifications = notify_both(op, accounts, &relationship, &principal, &proxy, "proxy-created");
     record(
         op,
         "proxy.create",
         &relationship,
-        Some(&relationship.reason.clone()),
+        Some(&relationship.reason),
         &notifications,
     );
     Ok(Created {
@@ -456,7 +456,7 @@ fn end(
     save(op, &relationship);
     let principal = members::require(op.tx, &relationship.principal)?;
     let proxy = members::require(op.tx, &relationship.proxy)?;
-    write_related_person(op.tx, &relationship, &op.now.clone())?;
+    write_related_person(op.tx, &relationship, &op.now)?;
     let (workflow, action) = match to {
         Stored::Revoked => ("proxy-revoked", "proxy.revoke"),
         _ => ("proxy-expired", "proxy.expire"),
