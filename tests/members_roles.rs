@@ -113,7 +113,7 @@ async fn member_session_routes_take_a_session_not_an_api_key() {
             (401, Some("unauthenticated")),
             "{path}"
         );
-        for (client, ..) in CLIENTS {
+        for (client, ..) in CLIENTS.iter().chain(common::TEST_CLIENTS) {
             let (status, answer) = w.call(method, path, Some(client), None).await;
             assert_eq!(status, 401, "{method} {path} as {client}: {answer}");
         }
@@ -139,7 +139,7 @@ async fn every_endpoint_allows_exactly_its_roles() {
             .unwrap();
         assert_eq!(response.status().as_u16(), 401, "{method} {path} unknown key");
         assert!(response.headers().contains_key("www-authenticate"));
-        for (client, ..) in CLIENTS {
+        for (client, ..) in CLIENTS.iter().chain(common::TEST_CLIENTS) {
             let (status, answer) = w.call(method, &path, Some(client), body.clone()).await;
             if allowed.contains(client) {
                 assert!(

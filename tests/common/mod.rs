@@ -37,16 +37,41 @@ pub const ANALYST_KEY: &str = "key-analyst-0001";
 /// an upstream system that writes through the FHIR endpoint.
 pub const FHIR_KEY: &str = "key-fhir-0001";
 
-/// The `[[api_clients]]` entries of [`ANALYST_KEY`] and [`FHIR_KEY`], for a test's own config.
+/// An API client of a test config: name, key, roles, scopes.
+pub type ApiClient = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// The clients every test config carries.
+pub const TEST_CLIENTS: &[ApiClient] = &[
+    ("analyst", ANALYST_KEY, &["integration-analyst"], &[]),
+    (
+        "fhir",
+        FHIR_KEY,
+        &["external-system"],
+        &["fhir-read", "fhir-write"],
+    ),
+];
+
+/// The `[[api_clients]]` entries of `clients` (each key as its SHA-256 only).
+pub fn clients_toml(clients: &[ApiClient]) -> String {
+    clients
+        .iter()
+        .map(|(name, key, roles, scopes)| {
+            format!(
+                "\n[[api_clients]]\nname = \"{name}\"\nkey_sha256 = \"{}\"\nroles = {roles:?}\nscopes = {scopes:?}\n",
+                tributary::domain::secrets::sha256_hex(key)
+            )
+        })
+        .collect()
+}
+
+/// The `[[api_clients]]` entries of [`TEST_CLIENTS`], for a test's own config.
 pub fn test_clients() -> String {
-    use tributary::domain::secrets::sha256_hex;
-    format!(
-        "\n[[api_clients]]\nname = \"analyst\"\nkey_sha256 = \"{}\"\nroles = [\"integration-analyst\"]\n\
-         \n[[api_clients]]\nname = \"fhir\"\nkey_sha256 = \"{}\"\nroles = [\"external-system\"]\n\
-         scopes = [\"fhir-read\", \"fhir-write\"]\n",
-        sha256_hex(ANALYST_KEY),
-        sha256_hex(FHIR_KEY)
-    )
+    clients_toml(TEST_CLIENTS)
 }
 
 /// The repository's mapping folder.

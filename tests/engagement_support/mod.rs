@@ -13,7 +13,7 @@ use crate::common::peers::{HttpReceiver, MllpPeer, SmtpServer};
 use crate::common::{EngineProcess, MAPPINGS, fixture, msa, segment, temp_store};
 
 /// (name, key, roles, scopes).
-pub const CLIENTS: &[(&str, &str, &[&str], &[&str])] = &[
+pub const CLIENTS: &[crate::common::ApiClient] = &[
     ("desk", "key-desk-0001", &["direct-enrollment-user"], &[]),
     ("manager", "key-manager-0001", &["member-account-manager"], &[]),
     (
@@ -26,22 +26,15 @@ pub const CLIENTS: &[(&str, &str, &[&str], &[&str])] = &[
     ("trak", "key-trak-0001", &["external-system"], &["tasks"]),
     ("enroller", "key-enroll-0001", &["external-system"], &["enroll"]),
     ("nobody", "key-nobody-0001", &[], &[]),
-    (
-        "analyst",
-        crate::common::ANALYST_KEY,
-        &["integration-analyst"],
-        &[],
-    ),
-    (
-        "fhir",
-        crate::common::FHIR_KEY,
-        &["external-system"],
-        &["fhir-read", "fhir-write"],
-    ),
 ];
 
 pub fn key(name: &str) -> &'static str {
-    CLIENTS.iter().find(|c| c.0 == name).expect("a known client").1
+    CLIENTS
+        .iter()
+        .chain(crate::common::TEST_CLIENTS)
+        .find(|c| c.0 == name)
+        .expect("a known client")
+        .1
 }
 
 pub struct World {
@@ -63,15 +56,8 @@ pub async fn start() -> World {
     let trakcare = HttpReceiver::start().await;
     let sms_dir = dir.path().join("sms");
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");
-    let mut clients = String::new();
-    for (name, key, roles, scopes) in CLIENTS {
-        clients.push_str(&format!(
-            "[[api_clients]]\nname = \"{name}\"\nkey_sha256 = \"{}\"\nroles = {:?}\nscopes = {:?}\n\n",
-            tributary::domain::secrets::sha256_hex(key),
-            roles,
-            scopes
-        ));
-    }
+    // This suite's clients and the ones every test config carries.
+    let clients = crate::common::clients_toml(CLIENTS) + &crate::common::test_clients();
     let text = format!(
         r#"[http]
 bind = "127.0.0.1:0"

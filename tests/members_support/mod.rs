@@ -60,7 +60,7 @@ impl Inbox {
 }
 
 /// Every client the tests use: (name, key, roles, scopes).
-pub const CLIENTS: &[(&str, &str, &[&str], &[&str])] = &[
+pub const CLIENTS: &[crate::common::ApiClient] = &[
     ("desk", "key-desk-0001", &["direct-enrollment-user"], &[]),
     ("manager", "key-manager-0001", &["member-account-manager"], &[]),
     ("agent", "key-agent-0001", &["enrollment-request-agent"], &[]),
@@ -80,23 +80,16 @@ pub const CLIENTS: &[(&str, &str, &[&str], &[&str])] = &[
     ),
     ("crm", "key-crm-0001", &["external-system"], &["enroll"]),
     ("nobody", "key-nobody-0001", &[], &[]),
-    (
-        "analyst",
-        crate::common::ANALYST_KEY,
-        &["integration-analyst"],
-        &[],
-    ),
-    (
-        "fhir",
-        crate::common::FHIR_KEY,
-        &["external-system"],
-        &["fhir-read", "fhir-write"],
-    ),
     ("system-no-scope", "key-system-0001", &["external-system"], &[]),
 ];
 
 pub fn key(name: &str) -> &'static str {
-    CLIENTS.iter().find(|c| c.0 == name).expect("a known client").1
+    CLIENTS
+        .iter()
+        .chain(crate::common::TEST_CLIENTS)
+        .find(|c| c.0 == name)
+        .expect("a known client")
+        .1
 }
 
 pub struct World {
@@ -122,15 +115,8 @@ pub async fn start_with(members_extra: &str, with_sms: bool) -> World {
         dir: dir.path().join("sms"),
     };
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/templates");
-    let mut clients = String::new();
-    for (name, key, roles, scopes) in CLIENTS {
-        clients.push_str(&format!(
-            "[[api_clients]]\nname = \"{name}\"\nkey_sha256 = \"{}\"\nroles = {:?}\nscopes = {:?}\n\n",
-            tributary::domain::secrets::sha256_hex(key),
-            roles,
-            scopes
-        ));
-    }
+    // This suite's clients and the ones every test config carries.
+    let clients = crate::common::clients_toml(CLIENTS) + &crate::common::test_clients();
     let sms_line = if with_sms {
         "sms_destination = \"member-sms\""
     } else {
