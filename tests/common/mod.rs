@@ -14,6 +14,7 @@ use tributary_adapter_mllp::Client;
 // The HTTP receiver the HTTP adapter's own tests use: one receiver for both.
 #[path = "../../adapters/http/tests/support/mod.rs"]
 pub mod http_receiver;
+pub mod inbox;
 pub mod peers;
 // The SMTP server the SMTP adapter's own tests use: one server for both.
 #[path = "../../adapters/smtp/tests/support/mod.rs"]

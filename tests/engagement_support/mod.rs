@@ -198,42 +198,16 @@ impl World {
 
     /// Texts delivered so far (the `file` adapter's folder), oldest first.
     pub fn texts(&self) -> Vec<String> {
-        // `member-sms-<cause>-<n>.txt`, in the order their causes were committed; the adapter's
-        // temporary files (renamed into place) are not counted.
-        let mut files: Vec<(u64, u32, PathBuf)> = std::fs::read_dir(&self.sms_dir)
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        let stem = name.strip_suffix(".txt")?;
-                        let mut parts = stem.rsplitn(3, '-');
-                        let n = parts.next()?.parse().ok()?;
-                        let cause = parts.next()?.parse().ok()?;
-                        Some((cause, n, e.path()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        files
-            .iter()
-            .filter_map(|(_, _, p)| std::fs::read_to_string(p).ok())
-            .collect()
+        self.sms().received()
     }
 
     pub async fn wait_texts(&self, n: usize) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let texts = self.texts();
-            if texts.len() >= n {
-                return texts;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} texts, not {n}",
-                texts.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        self.sms().wait_for(n).await
+    }
+
+    fn sms(&self) -> crate::common::inbox::Inbox {
+        crate::common::inbox::Inbox {
+            dir: self.sms_dir.clone(),
         }
     }
 
