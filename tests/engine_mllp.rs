@@ -386,3 +386,33 @@ async fn many_connections_at_once_each_get_their_acks() {
     let (_, health) = engine.get("/health").await;
     assert_eq!(health["journal_last_seq"], Value::from(400));
 }
+
+#[tokio::test]
+async fn the_store_on_disk_is_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, data) = temp_store();
+    let engine = EngineProcess::start(&data);
+    let ack = engine
+        .send(&adt("A28", "P1", "1000090", "M90", "Private", "9 Owner Rd"))
+        .await;
+    assert_eq!(msa(&ack).0, "AA");
+    // Journal segments hold whole messages (patient data): no one but the owner may read them.
+    fn walk(path: &std::path::Path, found: &mut Vec<(std::path::PathBuf, u32)>) {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        found.push((path.to_path_buf(), mode));
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                walk(&entry.unwrap().path(), found);
+            }
+        }
+    }
+    let mut found = vec![];
+    walk(&data, &mut found);
+    assert!(
+        found
+            .iter()
+            .any(|(p, _)| p.extension().is_some_and(|e| e == "wal"))
+    );
+    let open: Vec<_> = found.iter().filter(|(_, mode)| mode & 0o077 != 0).collect();
+    assert!(open.is_empty(), "readable by others: {open:?}");
+}

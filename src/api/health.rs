@@ -1,4 +1,4 @@
-//! `GET /health`: is the engine up and can it read its store.
+//! `GET /health`: is the engine up, can it read its store, and do its writes succeed.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,6 +9,12 @@ use super::StoreRef;
 use crate::store::Keyspace;
 
 pub async fn health(State(store): State<StoreRef>) -> (StatusCode, Json<Value>) {
+    if let Some(failure) = store.write_failure() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "fail", "store": "failing", "error": failure })),
+        );
+    }
     match store.get(Keyspace::Meta, b"health") {
         Ok(_) => (
             StatusCode::OK,

@@ -38,6 +38,11 @@ enum Command {
         /// Store folder, instead of the config's `store.data_dir`.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Recovery cuts the log where it is damaged even when intact records follow (they are
+        /// lost): only when the machine lost power, so that nothing after the damage was ever
+        /// acknowledged. Without it such a log is refused.
+        #[arg(long)]
+        cut_damaged_log: bool,
     },
     /// Validate the configuration without starting anything.
     CheckConfig {
@@ -60,7 +65,11 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, data_dir } => serve::run(&config, data_dir),
+        Command::Serve {
+            config,
+            data_dir,
+            cut_damaged_log,
+        } => serve::run(&config, data_dir, cut_damaged_log),
         Command::CheckConfig { config } => check_config(&config),
         Command::Mapping(command) => mapping::run(command),
         Command::Send(args) => runtime().block_on(send::run(args)),

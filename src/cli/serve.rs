@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
 
-pub fn run(config_path: &Path, data_dir: Option<PathBuf>) -> ExitCode {
+pub fn run(config_path: &Path, data_dir: Option<PathBuf>, cut_damaged_log: bool) -> ExitCode {
     let mut config = match Config::load(config_path) {
         Ok(config) => config,
         Err(e) => {
@@ -22,6 +22,10 @@ pub fn run(config_path: &Path, data_dir: Option<PathBuf>) -> ExitCode {
     if let Some(dir) = data_dir {
         config.store.data_dir = dir;
     }
+    config.store.cut_damaged_log = cut_damaged_log;
+    // Whatever the engine and its libraries create (the store's files, sled's) is the owner's
+    // alone: it holds patient data and secrets.
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     init_logging(&config);
     super::runtime().block_on(async {
         let engine = match Engine::start(&config).await {

@@ -40,6 +40,8 @@ pub struct Config {
     #[serde(default)]
     pub commit: CommitConfig,
     #[serde(default)]
+    pub journal: JournalConfig,
+    #[serde(default)]
     pub mappings: MappingsConfig,
     #[serde(default)]
     pub fhir: FhirConfig,
@@ -72,6 +74,29 @@ pub struct Config {
 struct Origin {
     file: String,
     text: String,
+}
+
+/// `[journal]`: what the journal keeps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Of a message rejected before any channel took it (unreadable, unroutable, from a sender
+    /// a channel does not allow), only this many bytes are journaled: an unauthenticated sender
+    /// cannot fill the disk with whole messages.
+    #[serde(default = "default_rejected_head_bytes")]
+    pub rejected_head_bytes: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            rejected_head_bytes: default_rejected_head_bytes(),
+        }
+    }
+}
+
+fn default_rejected_head_bytes() -> usize {
+    4096
 }
 
 /// The FHIR endpoint.
@@ -112,14 +137,42 @@ pub struct StoreConfig {
     /// Folder of the embedded store; relative paths are taken from the working directory.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Writes are refused (AE, 503) while the data folder's disk has less free space than this,
+    /// so a full disk is met before a write fails half-way; 0 turns the floor off.
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
+    /// Set by `serve --cut-damaged-log` only: recovery cuts the log at damage that intact
+    /// records follow instead of refusing to open.
+    #[serde(skip)]
+    pub cut_damaged_log: bool,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             data_dir: default_data_dir(),
+            min_free_bytes: default_min_free_bytes(),
+            cut_damaged_log: false,
         }
     }
+}
+
+impl StoreConfig {
+    /// The embedded store's options.
+    pub fn options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            min_free_bytes: self.min_free_bytes,
+            damage: if self.cut_damaged_log {
+                crate::store::LogDamage::Cut
+            } else {
+                crate::store::LogDamage::Refuse
+            },
+        }
+    }
+}
+
+fn default_min_free_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 fn default_data_dir() -> PathBuf {
@@ -218,6 +271,11 @@ pub struct ChannelConfig {
     /// Destinations (by name) told of every patient this channel's messages change.
     #[serde(default)]
     pub destinations: Vec<Spanned<String>>,
+    /// The senders this channel accepts messages from: `APP` (MSH-3.1) or `APP^FACILITY`
+    /// (MSH-3.1 and MSH-4.1). A message the channel takes from anyone else is rejected (AR).
+    /// Empty: any sender.
+    #[serde(default)]
+    pub allowed_senders: Vec<Spanned<String>>,
 }
 
 /// A message passes when it matches every part given (an empty list matches anything).
@@ -406,6 +464,19 @@ impl Config {
                 ));
             }
             listeners.push((addr, source));
+            for sender in &channel.allowed_senders {
+                let parts: Vec<&str> = sender.get_ref().split('^').collect();
+                if parts.len() > 2 || parts.iter().any(|p| p.trim().is_empty()) {
+                    return Err(located(
+                        sender.span(),
+                        key("allowed_senders"),
+                        format!(
+                            "`{}` is not a sender like UCR (MSH-3) or UCR^UCRHIE (MSH-3^MSH-4)",
+                            sender.get_ref()
+                        ),
+                    ));
+                }
+            }
             for message_type in &channel.filter.message_types {
                 if !valid_message_type(message_type.get_ref()) {
                     return Err(located(

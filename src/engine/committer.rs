@@ -23,6 +23,9 @@ pub struct Job {
     pub peer: String,
     pub received_at: String,
     pub input: JobInput,
+    /// Some(n) when no channel took the message (unreadable, unroutable, a sender no channel
+    /// allows): if it is rejected, the journal keeps only its first n bytes.
+    pub journal_head: Option<usize>,
     /// Where the replies go once the job is durable.
     pub reply: oneshot::Sender<Vec<String>>,
 }
@@ -362,6 +365,7 @@ fn process_command(
         deliveries: if applied { deliveries } else { vec![] },
         replies: vec![],
         message: outcome.message,
+        message_bytes: None,
     };
     (entry, outcome.release)
 }
@@ -404,6 +408,7 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now:
         deliveries: vec![],
         replies: vec![],
         message: String::new(),
+        message_bytes: None,
     };
     match &job.input {
         JobInput::Unreadable { text, error } => {
@@ -511,6 +516,17 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now:
                 }
             }
         }
+    }
+    if let Some(head) = job.journal_head
+        && entry.status == Status::Rejected
+        && entry.message.len() > head
+    {
+        entry.message_bytes = Some(entry.message.len());
+        let mut end = head;
+        while !entry.message.is_char_boundary(end) {
+            end -= 1;
+        }
+        entry.message.truncate(end);
     }
     entry
 }

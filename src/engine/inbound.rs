@@ -27,12 +27,20 @@ pub struct ListenerInbound {
     pub store: Arc<dyn Store>,
     /// What the journal names as the channel of a message no channel took.
     pub unrouted: Arc<str>,
+    /// How much of a message no channel took the journal keeps when it is rejected.
+    pub rejected_head_bytes: usize,
 }
 
 impl ListenerInbound {
     /// The channel and what the committer is given for one frame: the message and its mapped
-    /// change, or why there is none.
-    fn read(&self, inbound: &Inbound) -> (Arc<str>, JobInput) {
+    /// change, or why there is none; and whether a channel took it.
+    fn read(&self, inbound: &Inbound) -> (Arc<str>, JobInput, bool) {
+        let (channel, input) = self.read_unrouted(inbound);
+        let routed = !Arc::ptr_eq(&channel, &self.unrouted);
+        (channel, input, routed)
+    }
+
+    fn read_unrouted(&self, inbound: &Inbound) -> (Arc<str>, JobInput) {
         if let Some(size) = inbound.oversized {
             let error = ParseError {
                 code: ErrorCode::InternalError,
@@ -68,7 +76,11 @@ impl ListenerInbound {
         }
         let (channel, change) = match route(&self.routes, &message) {
             Err(refused) => (self.unrouted.clone(), Err(refused)),
-            Ok(route) => (route.channel.clone(), self.map(route, &message)),
+            Ok(route) => match route.check_sender(&message) {
+                // Not the channel's: journaled as no channel's, head only.
+                Err(refused) => (self.unrouted.clone(), Err(refused)),
+                Ok(()) => (route.channel.clone(), self.map(route, &message)),
+            },
         };
         (channel, JobInput::Hl7 { message, change })
     }
@@ -160,7 +172,7 @@ impl InboundHandler for ListenerInbound {
     fn handle<'a>(&'a self, inbound: Inbound) -> Pin<Box<dyn Future<Output = Vec<Bytes>> + Send + 'a>> {
         Box::pin(async move {
             let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let (channel, input) = self.read(&inbound);
+            let (channel, input, routed) = self.read(&inbound);
             // Replies go out in the character set the message came in (an ACK echoes MSH-18).
             let charset = match &input {
                 JobInput::Hl7 { message, .. } | JobInput::Answered { message, .. } => message.charset(),
@@ -176,6 +188,7 @@ impl InboundHandler for ListenerInbound {
                     peer: inbound.peer.clone(),
                     received_at,
                     input,
+                    journal_head: (!routed).then_some(self.rejected_head_bytes),
                     reply,
                 })
                 .await;

@@ -41,8 +41,12 @@ pub struct JournalEntry {
     pub deliveries: Vec<String>,
     /// The replies sent back, in order (HL7 ACK text).
     pub replies: Vec<String>,
-    /// The message as received (decoded text).
+    /// The message as received (decoded text); only its head when it was rejected before any
+    /// channel took it (see `message_bytes`).
     pub message: String,
+    /// The whole message's size, when `message` holds only its head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_bytes: Option<usize>,
 }
 
 impl JournalEntry {

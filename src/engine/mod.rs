@@ -56,7 +56,10 @@ impl Engine {
     pub async fn start(config: &Config) -> Result<Engine, StartError> {
         crate::outbox::check(config)?;
         let mappings = Arc::new(LiveMappings::load(config).map_err(StartError::Mappings)?);
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.store.data_dir)?);
+        let store: Arc<dyn Store> = Arc::new(SledStore::open_with(
+            &config.store.data_dir,
+            &config.store.options(),
+        )?);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(mappings.clone().watch(stopped_signal(stopped.clone())));
@@ -90,6 +93,7 @@ impl Engine {
                 committer: handle.clone(),
                 store: store.clone(),
                 unrouted: names.join("|").into(),
+                rejected_head_bytes: config.journal.rejected_head_bytes,
             });
             let shutdown = stopped_signal(stopped.clone());
             tasks.spawn(async move {

@@ -14,6 +14,8 @@ pub struct Route {
     /// Name of the mapping that turns its messages into store changes.
     pub mapping: String,
     filter: Filter,
+    /// (MSH-3, MSH-4 or None for any facility) this channel accepts messages from; empty: anyone.
+    allowed_senders: Vec<(String, Option<String>)>,
 }
 
 struct Filter {
@@ -30,7 +32,45 @@ impl Route {
             channel: channel.name.get_ref().as_str().into(),
             mapping: channel.mapping.get_ref().clone(),
             filter: Filter::new(&channel.filter),
+            allowed_senders: channel
+                .allowed_senders
+                .iter()
+                .map(|s| match s.get_ref().split_once('^') {
+                    Some((application, facility)) => (application.to_string(), Some(facility.to_string())),
+                    None => (s.get_ref().clone(), None),
+                })
+                .collect(),
         }
+    }
+
+    /// Refuses a message from a sender this channel does not allow: it is not authenticated as
+    /// one of the systems the channel serves (an A40 from anyone must not merge patients).
+    pub fn check_sender(&self, message: &Message) -> Result<(), Outcome> {
+        let application = message.get("MSH-3.1").unwrap_or_default();
+        let facility = message.get("MSH-4.1").unwrap_or_default();
+        let allowed = self.allowed_senders.is_empty()
+            || self
+                .allowed_senders
+                .iter()
+                .any(|(a, f)| *a == application && f.as_deref().is_none_or(|f| f == facility));
+        if allowed {
+            return Ok(());
+        }
+        Err(Outcome::Rejected(ParseError {
+            code: ErrorCode::InternalError,
+            location: Some(ErrLocation {
+                segment: "MSH".into(),
+                sequence: 1,
+                field: Some(3),
+                repetition: None,
+                component: None,
+                subcomponent: None,
+            }),
+            text: format!(
+                "sender `{application}^{facility}` is not allowed on channel `{}`",
+                self.channel
+            ),
+        }))
     }
 }
 

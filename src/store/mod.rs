@@ -12,6 +12,17 @@ mod wal;
 
 pub use overlay::Overlay;
 pub use sled_store::SledStore;
+pub use wal::Damage as LogDamage;
+
+/// How the embedded store opens and guards its disk.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Writes are refused while the data folder's file system has less free space than this
+    /// (0: no floor).
+    pub min_free_bytes: u64,
+    /// What recovery does with damage in the log that intact records follow.
+    pub damage: LogDamage,
+}
 
 /// The named parts of the store. Each keeps its own key layout, documented where it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -217,4 +228,9 @@ pub trait Store: Reader + Send + Sync {
     /// already folded into the store (never the one being written). Returns the segments and
     /// bytes dropped.
     fn drop_journal_before(&self, cutoff: std::time::SystemTime) -> Result<(usize, u64), StoreError>;
+    /// Why writes fail right now (the last commit or sync failed, or the disk is below its
+    /// free-space floor); None while they succeed.
+    fn write_failure(&self) -> Option<String> {
+        None
+    }
 }

@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 
 use super::pending::Pending;
 use super::wal::{self, Wal};
-use super::{Keyspace, Reader, Store, StoreError, Write, WriteSet};
+use super::{Keyspace, Reader, Store, StoreError, StoreOptions, Write, WriteSet};
 
 /// A log segment larger than this is folded into sled and a new one started.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -37,6 +37,9 @@ pub struct SledStore {
     pending: Arc<Pending>,
     applier: Mutex<Option<JoinHandle<()>>>,
     last_seq: AtomicU64,
+    min_free_bytes: u64,
+    /// Why the last commit or sync failed; cleared by the next sync that succeeds.
+    failure: Mutex<Option<String>>,
 }
 
 /// The appending side, under one lock so write sets reach the log and the applier in one order.
@@ -75,8 +78,7 @@ impl Log {
 
     /// Closes the current segment and has the applier fold it into sled; returns the task number.
     fn start_checkpoint(&mut self, last_seq: u64) -> Result<u64, StoreError> {
-        // The segment being left holds journal entries that must be durable too.
-        self.wal.sync()?;
+        // The segment being left holds journal entries that must be durable too: rotate syncs it.
         self.wal.rotate()?;
         let next_segment = self.wal.segment();
         self.send(|task| Task::Checkpoint {
@@ -110,13 +112,19 @@ fn sled_batch(ops: &[Write]) -> sled::Batch {
 }
 
 impl SledStore {
+    /// Opens (or creates) the store in `dir` with the default options.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_with(dir, &StoreOptions::default())
+    }
+
     /// Opens (or creates) the store in `dir`, applying whatever the log holds past the last
     /// checkpoint.
-    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<SledStore, StoreError> {
         let tree_dir = dir.join("sled");
         let log_dir = dir.join("journal");
-        std::fs::create_dir_all(&tree_dir)
-            .map_err(|e| StoreError(format!("cannot create {}: {e}", tree_dir.display())))?;
+        for private in [dir, &tree_dir, &log_dir] {
+            wal::create_private_dir(private)?;
+        }
         let db = open_tree(&tree_dir)
             .map_err(|e| StoreError(format!("cannot open the store in {}: {e}", dir.display())))?;
         let data_file = File::open(tree_dir.join("db")).map_err(err)?;
@@ -131,7 +139,8 @@ impl SledStore {
         let segments = wal::segments(&log_dir)?;
         let mut replayed = 0;
         for &segment in segments.iter().filter(|&&s| s >= first_unfolded) {
-            for record in wal::read_segment(&log_dir, segment, true)? {
+            let last = Some(&segment) == segments.last();
+            for record in wal::recover_segment(&log_dir, segment, last, options.damage)? {
                 db.apply_batch(sled_batch(&record.ops)).map_err(err)?;
                 if let Some((seq, _)) = record.journal.last() {
                     last_seq = last_seq.max(*seq);
@@ -163,7 +172,33 @@ impl SledStore {
             pending,
             applier: Mutex::new(Some(applier)),
             last_seq: AtomicU64::new(last_seq),
+            min_free_bytes: options.min_free_bytes,
+            failure: Mutex::new(None),
         })
+    }
+
+    /// Remembers (or, with None, forgets) why writes fail, for `/health`.
+    fn note_failure(&self, failure: Option<&StoreError>) {
+        if let Ok(mut noted) = self.failure.lock() {
+            *noted = failure.map(|e| e.to_string());
+        }
+    }
+
+    /// Refuses a write while the data folder's disk is below its free-space floor, so a full
+    /// disk is met before a write fails half-way.
+    fn check_free_space(&self) -> Result<(), StoreError> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let free = free_bytes(&self.log_dir)?;
+        if free < self.min_free_bytes {
+            return Err(StoreError(format!(
+                "only {free} bytes free on the disk of {}, below the floor of {} (store.min_free_bytes): writes are refused until space is freed",
+                self.log_dir.display(),
+                self.min_free_bytes
+            )));
+        }
+        Ok(())
     }
 
     fn lock_log(&self) -> Result<std::sync::MutexGuard<'_, Log>, StoreError> {
@@ -235,6 +270,12 @@ fn apply_loop(db: sled::Db, data_file: File, pending: Arc<Pending>, queue: mpsc:
     }
 }
 
+/// Bytes an unprivileged process may still write on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Result<u64, StoreError> {
+    let stat = rustix::fs::statvfs(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 impl Drop for SledStore {
     fn drop(&mut self) {
         if let Ok(mut log) = self.log.lock() {
@@ -297,8 +338,17 @@ impl Store for SledStore {
     }
 
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError> {
-        let mut log = self.lock_log()?;
-        log.wal.append(&writes)?;
+        let appended = self
+            .check_free_space()
+            .and_then(|()| self.lock_log())
+            .and_then(|mut log| log.wal.append(&writes).map(|()| log));
+        let mut log = match appended {
+            Ok(log) => log,
+            Err(e) => {
+                self.note_failure(Some(&e));
+                return Err(e);
+            }
+        };
         if let Some((seq, _)) = writes.journal.last() {
             self.last_seq.fetch_max(*seq, Ordering::SeqCst);
         }
@@ -312,13 +362,24 @@ impl Store for SledStore {
 
     fn sync(&self) -> Result<(), StoreError> {
         // Not under the lock: commits go on appending while this sync waits on the disk.
-        let file = self.lock_log()?.wal.file();
-        wal::sync_file(&file)?;
-        let mut log = self.lock_log()?;
-        if log.wal.len() > SEGMENT_BYTES {
-            log.start_checkpoint(self.last_seq.load(Ordering::SeqCst))?;
+        let (file, segment, upto) = self.lock_log()?.wal.sync_target();
+        let synced = wal::sync_file(&file);
+        let done = self.lock_log().and_then(|mut log| {
+            log.wal.after_sync(segment, upto, synced)?;
+            if log.wal.len() > SEGMENT_BYTES {
+                log.start_checkpoint(self.last_seq.load(Ordering::SeqCst))?;
+            }
+            Ok(())
+        });
+        self.note_failure(done.as_ref().err());
+        done
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        if let Err(e) = self.check_free_space() {
+            return Some(e.to_string());
         }
-        Ok(())
+        self.failure.lock().ok().and_then(|f| f.clone())
     }
 
     fn checkpoint(&self) -> Result<(), StoreError> {
@@ -336,7 +397,7 @@ impl Store for SledStore {
     fn journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut found = vec![];
         for segment in wal::segments(&self.log_dir)? {
-            for record in wal::read_segment(&self.log_dir, segment, false)? {
+            for record in wal::read_segment(&self.log_dir, segment)? {
                 found.extend(record.journal.into_iter().filter(|(seq, _)| *seq >= from));
                 if found.len() >= limit {
                     found.truncate(limit);
