@@ -289,3 +289,75 @@ fn excerpt(reply: &[u8]) -> String {
     let text = String::from_utf8_lossy(&reply[..reply.len().min(512)]);
     text.replace('\r', "\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::seal::{self, SealKey};
+    use crate::store::SledStore;
+
+    const NOW: &str = "2026-12-01T10:00:00.000Z";
+
+    fn queued(store: &SledStore, outgoing: Outgoing, cause: u64) -> Delivery {
+        let mut tx = Overlay::new(store);
+        let delivery = enqueue(&mut tx, outgoing, cause, 0, NOW);
+        store.commit(tx.into_writes()).unwrap();
+        delivery
+    }
+
+    fn outgoing(resource: Option<&str>, sealed: Option<String>) -> Outgoing {
+        Outgoing {
+            destination: "dest".into(),
+            patient: Some("p1".into()),
+            resource: resource.map(str::to_string),
+            content_type: "text/plain".into(),
+            headers: vec![],
+            payload: format!("code {}", seal::placeholder("code")),
+            sealed,
+        }
+    }
+
+    #[test]
+    fn a_dead_notification_loses_its_secrets_and_cannot_be_retried_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let key = SealKey::from_bytes([5; 32]);
+        let id = delivery::id("dest", 1, 0);
+        let sealed = seal::seal(&key, &id, &[("code".into(), "123456".into())]).unwrap();
+        let delivery = queued(&store, outgoing(None, Some(sealed)), 1);
+        mark_dead(&store, delivery, "permanent: refused", NOW).unwrap();
+        let dead = find(&store, &id).unwrap().unwrap();
+        assert_eq!(dead.state, State::DeadLetter);
+        assert!(dead.sealed.is_none() && dead.secrets_dropped, "{dead:?}");
+        match retry_dead_letter(&store, &id, NOW) {
+            Err(DeadLetterError::SecretsDropped(refused)) => assert_eq!(refused, id),
+            other => panic!("{other:?}"),
+        }
+        // Discarding it is still allowed.
+        assert_eq!(discard_dead_letter(&store, &id, NOW).unwrap().state, State::Discarded);
+    }
+
+    #[test]
+    fn a_dead_letter_older_than_a_delivered_version_of_its_resource_is_superseded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let old = queued(&store, outgoing(Some("Patient/p1"), None), 1);
+        let newer = queued(&store, outgoing(Some("Patient/p1"), None), 2);
+        let other = queued(&store, outgoing(Some("Patient/p2"), None), 3);
+        mark_dead(&store, old.clone(), "permanent", NOW).unwrap();
+        mark_dead(&store, other.clone(), "permanent", NOW).unwrap();
+        mark_delivered(&store, newer.clone(), b"ok", NOW).unwrap();
+        let retried = retry_dead_letter(&store, &old.id, NOW).unwrap();
+        assert_eq!(retried.state, State::Superseded);
+        assert_eq!(retried.superseded_by.as_deref(), Some(newer.id.as_str()));
+        assert_eq!(find(&store, &old.id).unwrap().unwrap().state, State::Superseded);
+        // Another resource is not concerned: back in its queue.
+        let retried = retry_dead_letter(&store, &other.id, NOW).unwrap();
+        assert_eq!(retried.state, State::Pending);
+        assert!(retried.retried_at.is_some());
+        // The older one delivered late does not move the record of the latest back.
+        let late = queued(&store, outgoing(Some("Patient/p1"), None), 0);
+        mark_delivered(&store, late, b"ok", NOW).unwrap();
+        assert_eq!(newer_delivered(&store, &old).unwrap().as_deref(), Some(newer.id.as_str()));
+    }
+}
