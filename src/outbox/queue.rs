@@ -334,7 +334,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Discarding it is still allowed.
-        assert_eq!(discard_dead_letter(&store, &id, NOW).unwrap().state, State::Discarded);
+        assert_eq!(
+            discard_dead_letter(&store, &id, NOW).unwrap().state,
+            State::Discarded
+        );
     }
 
     #[test]
@@ -358,6 +361,9 @@ mod tests {
         // The older one delivered late does not move the record of the latest back.
         let late = queued(&store, outgoing(Some("Patient/p1"), None), 0);
         mark_delivered(&store, late, b"ok", NOW).unwrap();
-        assert_eq!(newer_delivered(&store, &old).unwrap().as_deref(), Some(newer.id.as_str()));
+        assert_eq!(
+            newer_delivered(&store, &old).unwrap().as_deref(),
+            Some(newer.id.as_str())
+        );
     }
 }
