@@ -418,3 +418,61 @@ auth = {{ type = "header", name = "Authorization", value = "Bearer {FHIR_KEY}" }
     assert_eq!(found.len(), 1, "the consumer has the patient");
     assert_eq!(found[0]["name"][0]["family"], "NGUYEN");
 }
+
+#[tokio::test]
+async fn a_retried_dead_letter_never_overwrites_a_newer_delivery_of_its_patient() {
+    // The consumer refuses version 1 of the patient (AR: a dead letter at once) ...
+    let rejecting = MllpPeer::start("127.0.0.1:0", "AR").await;
+    let consumer_addr = rejecting.addr.clone();
+    let (dir, data) = temp_store();
+    let engine = EngineProcess::start_config(&config(dir.path(), &consumer_addr, FAST_RETRY, ""), &data);
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
+    let first = last_entry(&engine).await["deliveries"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_state(&engine, &first, "dead-letter").await;
+    rejecting.stop().await;
+
+    // ... then accepts version 2 (a new address).
+    let consumer = MllpPeer::start(&consumer_addr, "AA").await;
+    let moved = variant(
+        "ucr/adt_a04_register.hl7",
+        "UCR-MOVED-2",
+        "410 Prospect Avenue",
+        "12 Elm Street",
+    );
+    assert_eq!(msa(&engine.send(&moved).await).0, "AA");
+    let second = last_entry(&engine).await["deliveries"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_state(&engine, &second, "delivered").await;
+    assert!(segment(&consumer.wait_for(1).await[0], "PID").unwrap()[11].starts_with("12 Elm Street"));
+
+    // Retrying version 1 now would put the old address back: it is superseded instead.
+    let response = reqwest::Client::new()
+        .post(format!("{}/outbox/dead-letters/{first}/retry", engine.http))
+        .bearer_auth(ANALYST_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["state"], "superseded", "{answer}");
+    assert_eq!(answer["superseded_by"], second.as_str(), "{answer}");
+    let shown = wait_state(&engine, &first, "superseded").await;
+    assert_eq!(shown["superseded_by"], second.as_str());
+    let (_, listed) = engine.get("/outbox/dead-letters").await;
+    assert_eq!(listed["deliveries"].as_array().unwrap().len(), 0, "{listed}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = consumer.received();
+    assert_eq!(
+        received.len(),
+        1,
+        "version 1 was not sent after version 2: {received:?}"
+    );
+}

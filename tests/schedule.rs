@@ -70,28 +70,40 @@ async fn the_dead_letter_digest_goes_out_on_schedule() {
         .unwrap()
         .to_string();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let digest = loop {
-        let found = std::fs::read_dir(&drop_dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                    .find(|text| text.contains(&dead_id))
-            })
-            .ok()
-            .flatten();
-        if let Some(text) = found {
-            break text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no digest naming {dead_id} in {}",
-            drop_dir.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let digest = wait_digest_naming(&drop_dir, &dead_id).await;
+    assert!(
+        digest.contains("1 new dead letter since the last digest"),
+        "{digest}"
+    );
     assert!(digest.contains("1 dead letter waiting"), "{digest}");
     assert!(digest.contains("to pix"), "{digest}");
+
+    // Runs every second, but a dead letter is reported once: runs with nothing new send nothing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(digests(&drop_dir).len(), 1, "{:?}", digests(&drop_dir));
+
+    // A new dead letter: the next digest names it, and only it.
+    let other = fixture("ucr/adt_a08_update.hl7");
+    assert_eq!(msa(&engine.send(&other).await).0, "AA");
+    let (_, journal) = engine.get("/journal").await;
+    let second_id = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|e| e["deliveries"][0].as_str().filter(|id| id.starts_with("pix-")))
+        .unwrap()
+        .to_string();
+    assert_ne!(second_id, dead_id);
+    let second = wait_digest_naming(&drop_dir, &second_id).await;
+    assert!(
+        second.contains("1 new dead letter since the last digest"),
+        "{second}"
+    );
+    assert!(second.contains("2 dead letters waiting"), "{second}");
+    assert!(!second.contains(&dead_id), "reported again: {second}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(digests(&drop_dir).len(), 2, "{:?}", digests(&drop_dir));
     // The digest itself is journaled with the delivery it queued; the API never shows a
     // notification's content (it may carry secrets), and none is kept once delivered.
     let (_, journal) = engine.get("/journal").await;
@@ -116,6 +128,34 @@ async fn the_dead_letter_digest_goes_out_on_schedule() {
         delivery["payload"].as_str().unwrap().contains("not shown"),
         "{delivery}"
     );
+}
+
+/// Every digest dropped so far.
+fn digests(drop_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(drop_dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .filter(|text| text.contains("dead letter"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits for the digest that names `id` (panics after 20 s).
+async fn wait_digest_naming(drop_dir: &Path, id: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(text) = digests(drop_dir).into_iter().find(|text| text.contains(id)) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no digest naming {id} in {}",
+            drop_dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[test]

@@ -4,7 +4,10 @@
 //! - `GET /outbox/{destination}/pending?limit=N`: a destination's queue, next first.
 //! - `GET /outbox/dead-letters?destination=D&limit=N`: dead letters, oldest cause first.
 //! - `GET /outbox/deliveries/{id}`: one delivery wherever it is (pending, dead, delivered).
-//! - `POST /outbox/dead-letters/{id}/retry`: back into its queue, tries counted afresh.
+//! - `POST /outbox/dead-letters/{id}/retry`: back into its queue, tries counted afresh; or, when a
+//!   newer delivery of the same resource to the same destination has already gone out, marked
+//!   `superseded` (not sent: it would overwrite newer data); 409 for a notification whose
+//!   secrets were dropped when it died.
 //! - `DELETE /outbox/dead-letters/{id}`: dropped for good (its record is kept as discarded).
 //!
 //! Every endpoint takes an integration analyst's API key. A notification's content (an e-mail or
@@ -88,7 +91,12 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Answer {
-    match queue::retry_dead_letter(state.store.as_ref(), &id) {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match queue::retry_dead_letter(state.store.as_ref(), &id, &now) {
+        Ok(delivery) if delivery.state == crate::outbox::State::Superseded => {
+            tracing::info!(id = %delivery.id, by = %caller.actor(), "retried dead letter superseded");
+            (StatusCode::OK, Json(json!(delivery.redacted())))
+        }
         Ok(delivery) => {
             state.outbox.wake(&delivery.destination);
             tracing::info!(id = %delivery.id, by = %caller.actor(), "dead letter put back in its queue");
@@ -121,6 +129,7 @@ fn shown(deliveries: &[crate::outbox::Delivery]) -> Vec<crate::outbox::Delivery>
 fn dead_letter_error(e: DeadLetterError) -> Answer {
     match e {
         DeadLetterError::NotFound(_) => error(StatusCode::NOT_FOUND, e),
+        DeadLetterError::SecretsDropped(_) => error(StatusCode::CONFLICT, e),
         DeadLetterError::Store(_) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -5,6 +5,12 @@
 //! Sending is asynchronous, so "sending failed" is known at once only when it cannot even be
 //! queued: no address for a channel the preference asks for, or no destination configured for
 //! it. The delivery ids let a client follow each delivery afterwards.
+//!
+//! A variable that is a secret (an activation token, a link that carries one, a one-time code
+//! or passphrase: see [`send_sealed`]) is never written into the queued notification: the
+//! template is rendered with a placeholder in its place, and the secrets are sealed for that
+//! one delivery under the server key (`crate::outbox::seal`), to be put back by the destination's
+//! worker just before sending. So no token or code sits in clear in the journal or the store.
 
 use serde::Serialize;
 
@@ -12,6 +18,7 @@ use crate::domain::accounts::Accounts;
 use crate::domain::members::{Contact, Preference};
 use crate::domain::op::Op;
 use crate::outbox::queue::{Outgoing, enqueue};
+use crate::outbox::{delivery, seal};
 
 /// What became of one notification.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -47,6 +54,36 @@ pub fn send(
     workflow: &str,
     vars: &[(&str, &str)],
 ) -> Sent {
+    send_sealed(op, accounts, patient_id, contact, channels, workflow, vars, &[])
+}
+
+/// As [`send`], with the variables named in `secret` sealed: the stored notification holds a
+/// placeholder for each, and the secrets travel sealed for each delivery alone.
+#[allow(clippy::too_many_arguments)] // `send`'s arguments and the names of the secret ones.
+pub fn send_sealed(
+    op: &mut Op<'_, '_>,
+    accounts: &Accounts,
+    patient_id: Option<&str>,
+    contact: &Contact,
+    channels: Channels,
+    workflow: &str,
+    vars: &[(&str, &str)],
+    secret: &[&str],
+) -> Sent {
+    let secrets: Vec<(String, String)> = vars
+        .iter()
+        .filter(|(name, _)| secret.contains(name))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    let placeholders: Vec<(&str, String)> = vars
+        .iter()
+        .map(|&(name, value)| match secret.contains(&name) {
+            true => (name, seal::placeholder(name)),
+            false => (name, value.to_string()),
+        })
+        .collect();
+    let vars: Vec<(&str, &str)> = placeholders.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let vars = vars.as_slice();
     let mut sent = Sent::default();
     let (email, text) = match channels {
         Channels::Preferred => (
@@ -75,8 +112,16 @@ pub fn send(
                     headers.push(("Text-Direction".into(), "rtl".into()));
                 }
                 headers.push(("Workflow".into(), workflow.into()));
-                let id = queue(op, destination.get_ref(), patient_id, headers, rendered.body);
-                sent.deliveries.push(id);
+                let queued = queue(
+                    op,
+                    accounts,
+                    destination.get_ref(),
+                    patient_id,
+                    headers,
+                    rendered.body,
+                    &secrets,
+                );
+                sent.record("email", queued);
             }
         }
     }
@@ -101,35 +146,64 @@ pub fn send(
                     headers.push(("Text-Direction".into(), "rtl".into()));
                 }
                 headers.push(("Workflow".into(), workflow.into()));
-                let id = queue(op, destination.get_ref(), patient_id, headers, rendered.body);
-                sent.deliveries.push(id);
+                let queued = queue(
+                    op,
+                    accounts,
+                    destination.get_ref(),
+                    patient_id,
+                    headers,
+                    rendered.body,
+                    &secrets,
+                );
+                sent.record("text", queued);
             }
         }
     }
     sent
 }
 
+impl Sent {
+    fn record(&mut self, channel: &str, queued: Result<String, seal::SealError>) {
+        match queued {
+            Ok(id) => self.deliveries.push(id),
+            Err(e) => self.failures.push(format!("{channel}: {e}")),
+        }
+    }
+}
+
+/// Queues one notification, its `secrets` sealed for its delivery id.
 fn queue(
     op: &mut Op<'_, '_>,
+    accounts: &Accounts,
     destination: &str,
     patient_id: Option<&str>,
     headers: Vec<(String, String)>,
     payload: String,
-) -> String {
+    secrets: &[(String, String)],
+) -> Result<String, seal::SealError> {
     let n = op.next_delivery_number();
+    let sealed = match secrets.is_empty() {
+        true => None,
+        false => {
+            let id = delivery::id(destination, op.seq, n);
+            Some(seal::seal(&accounts.key.sealing_key(), &id, secrets)?)
+        }
+    };
     let delivery = enqueue(
         op.tx,
         Outgoing {
             destination: destination.to_string(),
             patient: patient_id.map(str::to_string),
+            resource: None,
             content_type: "text/plain; charset=utf-8".into(),
             headers,
             payload,
+            sealed,
         },
         op.seq,
         n,
         &op.now,
     );
     op.deliveries.push(delivery.id.clone());
-    delivery.id
+    Ok(delivery.id)
 }

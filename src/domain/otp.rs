@@ -78,7 +78,7 @@ pub fn issue(
         ("minutes", minutes),
     ];
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let sent = notify::send(
+    let sent = notify::send_sealed(
         op,
         accounts,
         Some(&member.patient_id),
@@ -86,6 +86,7 @@ pub fn issue(
         Channels::Preferred,
         WORKFLOW,
         &vars,
+        &["code"],
     );
     let target = audit::member_target(&member.patient_id);
     if sent.deliveries.is_empty() {

@@ -12,6 +12,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::outbox::seal::SealKey;
+
 /// Letters and digits that cannot be mistaken for one another when read aloud or printed.
 const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 
@@ -74,6 +76,15 @@ impl TokenKey {
             counter += 1;
         }
         out
+    }
+
+    /// The key notifications' secrets are sealed under while they wait in the outbox: HMAC of a
+    /// fixed label under this key (a KDF for a key that is already uniformly random), so no
+    /// second secret has to be kept, and the sealing key is not the hashing key itself.
+    pub fn sealing_key(&self) -> SealKey {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"tributary-outbox-sealing-key-v1");
+        SealKey::from_bytes(mac.finalize().into_bytes().into())
     }
 
     /// The keyed hash of a token, as hex: what the store keeps and indexes.

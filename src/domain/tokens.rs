@@ -108,6 +108,9 @@ pub fn issue(
     }
 }
 
+/// The activation notification's variables that are secrets, sealed while it waits to be sent.
+const ACTIVATION_SECRETS: &[&str] = &["token", "link", "passphrase_note"];
+
 /// The activation notification's variables: the token and the link that carries it, and the
 /// passphrase when one is given (the caller decides whether it may be sent).
 pub fn activation_vars(
@@ -149,7 +152,7 @@ pub fn send_token(
 ) -> Sent {
     let vars = activation_vars(accounts, member, passphrase);
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    notify::send(
+    notify::send_sealed(
         op,
         accounts,
         Some(&member.patient_id),
@@ -157,6 +160,7 @@ pub fn send_token(
         Channels::Preferred,
         "activation-token",
         &vars,
+        ACTIVATION_SECRETS,
     )
 }
 
@@ -521,7 +525,7 @@ pub fn start_reset(
         ("expires_at", expires),
     ];
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let sent = notify::send(
+    let sent = notify::send_sealed(
         op,
         accounts,
         Some(patient_id),
@@ -529,6 +533,7 @@ pub fn start_reset(
         Channels::EmailFirst,
         "password-reset",
         &vars,
+        &["link"],
     );
     audit::record(
         op,

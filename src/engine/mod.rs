@@ -63,7 +63,14 @@ impl Engine {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(mappings.clone().watch(stopped_signal(stopped.clone())));
-        let outbox = Arc::new(Outbox::start(config, store.clone(), stopped.clone(), &mut tasks)?);
+        let accounts = Arc::new(crate::domain::accounts::Accounts::load(config)?);
+        let outbox = Arc::new(Outbox::start(
+            config,
+            store.clone(),
+            accounts.key.sealing_key(),
+            stopped.clone(),
+            &mut tasks,
+        )?);
         let fanout = Arc::new(Fanout::new(config, mappings.clone()));
         let on_durable = {
             let outbox = outbox.clone();
@@ -104,7 +111,6 @@ impl Engine {
             tracing::info!(channels = %names.join(", "), addr = %bound, "MLLP listener started");
             mllp.extend(names.into_iter().map(|name| (name, bound)));
         }
-        let accounts = Arc::new(crate::domain::accounts::Accounts::load(config)?);
         crate::schedule::start(
             config,
             crate::schedule::JobContext {

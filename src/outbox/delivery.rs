@@ -15,12 +15,23 @@ pub struct Delivery {
     /// The patient it is about (deliveries for one patient keep their order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patient: Option<String>,
+    /// The resource whose current state it carries (`Patient/<id>`, `Task/<id>`): a newer
+    /// delivery of the same resource to the same destination makes this one stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// Journal sequence of the change that queued it.
     pub cause: u64,
     pub content_type: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
     pub payload: String,
+    /// The secrets of a notification, sealed ([`super::seal`]): the payload and headers hold
+    /// placeholders instead. Dropped once it is delivered or dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+    /// Its sealed secrets were dropped when it died: it cannot be sent again as it is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secrets_dropped: bool,
     pub created_at: String,
     pub state: State,
     /// Tries so far.
@@ -38,6 +49,14 @@ pub struct Delivery {
     /// The start of the peer's answer (an ACK, a response body), for the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
+    /// When it was put back from the dead letters by hand (it is then checked for staleness
+    /// again just before it goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_at: Option<String>,
+    /// The newer delivery of the same resource that had already gone out when this dead letter
+    /// was retried (its state is then `superseded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +66,9 @@ pub enum State {
     Delivered,
     DeadLetter,
     Discarded,
+    /// A retried dead letter not sent because a newer delivery of the same resource to the
+    /// same destination had already gone out: sending it would overwrite newer data.
+    Superseded,
 }
 
 impl Delivery {
@@ -54,7 +76,8 @@ impl Delivery {
         key(&self.destination, self.cause, self.n())
     }
 
-    fn n(&self) -> u32 {
+    /// Its number among the deliveries its cause queued for its destination.
+    pub fn n(&self) -> u32 {
         parse_id(&self.id).map(|(_, _, n)| n).unwrap_or(0)
     }
 
@@ -71,6 +94,7 @@ impl Delivery {
             shown.payload = "[not shown: a notification may carry secrets]".into();
             shown.reply = None;
         }
+        shown.sealed = None;
         shown
     }
 

@@ -168,9 +168,11 @@ impl Fanout {
                         let outgoing = Outgoing {
                             destination: target.name.clone(),
                             patient: Some(write.id.clone()),
+                            resource: Some(format!("Patient/{}", write.id)),
                             content_type,
                             headers: vec![],
                             payload,
+                            sealed: None,
                         };
                         queue::enqueue(tx, outgoing, cause, *n, now).id
                     }
@@ -240,10 +242,13 @@ fn dead_on_arrival(
         id: delivery::id(&target.name, cause, n),
         destination: target.name.clone(),
         patient: Some(write.id.clone()),
+        resource: Some(format!("Patient/{}", write.id)),
         cause,
         content_type: "application/fhir+json".into(),
         headers: vec![],
         payload: write.after.to_string(),
+        sealed: None,
+        secrets_dropped: false,
         created_at: now.to_string(),
         state: State::DeadLetter,
         attempts: 0,
@@ -252,6 +257,8 @@ fn dead_on_arrival(
         last_attempt_at: None,
         finished_at: Some(now.to_string()),
         reply: None,
+        retried_at: None,
+        superseded_by: None,
     };
     tx.put(Keyspace::DeadLetter, delivery.key(), delivery.to_bytes());
     delivery.id

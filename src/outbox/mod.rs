@@ -9,11 +9,13 @@
 //! - [`fanout`]: which destinations hear of a patient change and what each is sent.
 //! - [`worker`]: the delivery loop of one destination (retries, backoff, dead letters).
 //! - [`registry`]: a config `kind` to its adapter.
+//! - [`seal`]: notifications' secrets sealed while they wait, opened only to be sent.
 
 pub mod delivery;
 pub mod fanout;
 pub mod queue;
 pub mod registry;
+pub mod seal;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -54,10 +56,12 @@ fn adapters(config: &Config) -> Result<Vec<Arc<dyn tributary_adapter_core::Outbo
 }
 
 impl Outbox {
-    /// Starts a worker per destination; they stop when `stop` turns true.
+    /// Starts a worker per destination; they stop when `stop` turns true. `seal_key` opens the
+    /// sealed secrets of notifications.
     pub fn start(
         config: &Config,
         store: Arc<dyn Store>,
+        seal_key: seal::SealKey,
         stop: watch::Receiver<bool>,
         tasks: &mut tokio::task::JoinSet<()>,
     ) -> Result<Outbox, ConfigError> {
@@ -75,6 +79,7 @@ impl Outbox {
                 store: store.clone(),
                 wake,
                 durable: durable.clone(),
+                seal_key: seal_key.clone(),
             };
             tasks.spawn(worker.run(stop.clone()));
         }

@@ -2,8 +2,15 @@
 //! that causes it), delivered, tried again later, dead-lettered, retried by hand, discarded.
 //!
 //! A delivery lives in exactly one keyspace at a time: `Outbox` while pending, `DeadLetter`
-//! after it failed for good, `Delivered` once done (delivered or discarded). Each move is one
-//! atomic write set, so a crash leaves it in one place or the other, never both or neither.
+//! after it failed for good, `Delivered` once done (delivered, discarded or superseded). Each
+//! move is one atomic write set, so a crash leaves it in one place or the other, never both or
+//! neither.
+//!
+//! Stale dead letters: a delivery that carries a resource's current state (`resource` is set)
+//! records, when it is delivered, that it is the latest of that resource to go to that
+//! destination (in `Meta`, under `outbox-latest \0 destination \0 resource`). A dead letter put
+//! back by hand is checked against that record, when retried and again just before it goes:
+//! if a newer one has gone out, it is marked `superseded` instead of overwriting newer data.
 
 use crate::store::{Keyspace, Overlay, Reader, Store, StoreError, WriteSet};
 
@@ -14,9 +21,13 @@ use super::delivery::{self, Delivery, State};
 pub struct Outgoing {
     pub destination: String,
     pub patient: Option<String>,
+    /// The resource whose current state it carries, if any (see the module doc).
+    pub resource: Option<String>,
     pub content_type: String,
     pub headers: Vec<(String, String)>,
     pub payload: String,
+    /// Sealed secrets the payload and headers hold placeholders for ([`super::seal`]).
+    pub sealed: Option<String>,
 }
 
 /// Queues `outgoing` as delivery `n` of change `cause`, in the same write set as the change.
@@ -25,10 +36,13 @@ pub fn enqueue(tx: &mut Overlay<'_>, outgoing: Outgoing, cause: u64, n: u32, now
         id: delivery::id(&outgoing.destination, cause, n),
         destination: outgoing.destination,
         patient: outgoing.patient,
+        resource: outgoing.resource,
         cause,
         content_type: outgoing.content_type,
         headers: outgoing.headers,
         payload: outgoing.payload,
+        sealed: outgoing.sealed,
+        secrets_dropped: false,
         created_at: now.to_string(),
         state: State::Pending,
         attempts: 0,
@@ -37,6 +51,8 @@ pub fn enqueue(tx: &mut Overlay<'_>, outgoing: Outgoing, cause: u64, n: u32, now
         last_attempt_at: None,
         finished_at: None,
         reply: None,
+        retried_at: None,
+        superseded_by: None,
     };
     tx.put(Keyspace::Outbox, delivery.key(), delivery.to_bytes());
     delivery
@@ -86,13 +102,63 @@ pub fn find(store: &dyn Reader, id: &str) -> Result<Option<Delivery>, StoreError
 
 /// Moves a delivery out of `from` into `to` (or rewrites it in place when they are the same).
 fn save(store: &dyn Store, from: Keyspace, to: Keyspace, delivery: &Delivery) -> Result<(), StoreError> {
+    save_with(store, from, to, delivery, vec![])
+}
+
+/// As `save`, with more writes in the same write set.
+fn save_with(
+    store: &dyn Store,
+    from: Keyspace,
+    to: Keyspace,
+    delivery: &Delivery,
+    mut ops: Vec<crate::store::Write>,
+) -> Result<(), StoreError> {
     let key = delivery.key();
-    let mut ops = vec![];
     if from != to {
         ops.push((from, key.clone(), None));
     }
     ops.push((to, key, Some(delivery.to_bytes())));
     store.commit(WriteSet { ops, journal: vec![] })
+}
+
+/// The `Meta` key of the latest delivery of `resource` to `destination`.
+fn latest_key(destination: &str, resource: &str) -> Vec<u8> {
+    let mut key = b"outbox-latest\0".to_vec();
+    key.extend_from_slice(destination.as_bytes());
+    key.push(0);
+    key.extend_from_slice(resource.as_bytes());
+    key
+}
+
+/// The latest delivery of `delivery`'s resource to its destination, when it is newer than
+/// `delivery` (queued by a later change) and has gone out: `delivery` is then stale.
+pub fn newer_delivered(store: &dyn Reader, delivery: &Delivery) -> Result<Option<String>, StoreError> {
+    let Some(resource) = &delivery.resource else {
+        return Ok(None);
+    };
+    let Some(bytes) = store.get(Keyspace::Meta, &latest_key(&delivery.destination, resource))? else {
+        return Ok(None);
+    };
+    let latest = String::from_utf8_lossy(&bytes).into_owned();
+    let newer =
+        delivery::parse_id(&latest).is_some_and(|(_, cause, n)| (cause, n) > (delivery.cause, delivery.n()));
+    Ok(newer.then_some(latest))
+}
+
+/// A retried dead letter that a newer delivery of its resource made stale: finished, not sent.
+pub fn mark_superseded(
+    store: &dyn Store,
+    from: Keyspace,
+    mut delivery: Delivery,
+    newer: String,
+    now: &str,
+) -> Result<Delivery, StoreError> {
+    delivery.state = State::Superseded;
+    delivery.finished_at = Some(now.to_string());
+    delivery.last_error = Some(format!("superseded: {newer} went out first"));
+    delivery.superseded_by = Some(newer);
+    save(store, from, Keyspace::Delivered, &delivery)?;
+    Ok(delivery)
 }
 
 pub fn mark_delivered(
@@ -107,11 +173,21 @@ pub fn mark_delivered(
     delivery.finished_at = Some(now.to_string());
     delivery.last_error = None;
     delivery.reply = Some(excerpt(reply));
+    // Delivered: its secrets, sealed or not, have no reason to stay.
+    delivery.sealed = None;
     if delivery.is_notification() {
-        // Delivered: its content (perhaps a token) has no reason to stay.
         delivery.payload = String::new();
     }
-    save(store, Keyspace::Outbox, Keyspace::Delivered, &delivery)
+    let mut ops = vec![];
+    if let Some(resource) = &delivery.resource {
+        // The latest of its resource to go there, unless a newer one went first (a retried
+        // dead letter sent while nothing newer had gone out yet).
+        if newer_delivered(store, &delivery)?.is_none() {
+            let key = latest_key(&delivery.destination, resource);
+            ops.push((Keyspace::Meta, key, Some(delivery.id.clone().into_bytes())));
+        }
+    }
+    save_with(store, Keyspace::Outbox, Keyspace::Delivered, &delivery, ops)
 }
 
 /// A transient failure with tries left: it stays first in its queue until `not_before_ms`.
@@ -142,6 +218,10 @@ pub fn mark_dead(
     delivery.last_error = Some(error.to_string());
     delivery.last_attempt_at = Some(now.to_string());
     delivery.finished_at = Some(now.to_string());
+    // Dead: its secrets go (a dead sign-in code or token is replaced by a new one, not resent).
+    if delivery.sealed.take().is_some() {
+        delivery.secrets_dropped = true;
+    }
     save(store, Keyspace::Outbox, Keyspace::DeadLetter, &delivery)
 }
 
@@ -150,18 +230,38 @@ pub fn mark_dead(
 pub enum DeadLetterError {
     #[error("no dead letter `{0}`")]
     NotFound(String),
+    #[error(
+        "dead letter `{0}` carried secrets (a token, a link, a code) that were dropped when it \
+         failed; send a new one instead (resend the token, ask for a new code or link)"
+    )]
+    SecretsDropped(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Puts a dead letter back in its queue, tries counted afresh. It goes out before the deliveries
-/// queued after its cause (keys sort by cause), as the order per destination asks.
-pub fn retry_dead_letter(store: &dyn Store, id: &str) -> Result<Delivery, DeadLetterError> {
+/// queued after its cause (keys sort by cause), as the order per destination asks. When a newer
+/// delivery of its resource has already gone out, it is marked superseded instead (returned
+/// so); one whose secrets were dropped is refused.
+pub fn retry_dead_letter(store: &dyn Store, id: &str, now: &str) -> Result<Delivery, DeadLetterError> {
     let mut delivery = dead_letter(store, id)?;
+    if delivery.secrets_dropped {
+        return Err(DeadLetterError::SecretsDropped(delivery.id));
+    }
+    if let Some(newer) = newer_delivered(store, &delivery)? {
+        return Ok(mark_superseded(
+            store,
+            Keyspace::DeadLetter,
+            delivery,
+            newer,
+            now,
+        )?);
+    }
     delivery.state = State::Pending;
     delivery.attempts = 0;
     delivery.not_before_ms = 0;
     delivery.finished_at = None;
+    delivery.retried_at = Some(now.to_string());
     save(store, Keyspace::DeadLetter, Keyspace::Outbox, &delivery)?;
     Ok(delivery)
 }
@@ -188,4 +288,82 @@ fn dead_letter(store: &dyn Store, id: &str) -> Result<Delivery, DeadLetterError>
 fn excerpt(reply: &[u8]) -> String {
     let text = String::from_utf8_lossy(&reply[..reply.len().min(512)]);
     text.replace('\r', "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::seal::{self, SealKey};
+    use crate::store::SledStore;
+
+    const NOW: &str = "2026-12-01T10:00:00.000Z";
+
+    fn queued(store: &SledStore, outgoing: Outgoing, cause: u64) -> Delivery {
+        let mut tx = Overlay::new(store);
+        let delivery = enqueue(&mut tx, outgoing, cause, 0, NOW);
+        store.commit(tx.into_writes()).unwrap();
+        delivery
+    }
+
+    fn outgoing(resource: Option<&str>, sealed: Option<String>) -> Outgoing {
+        Outgoing {
+            destination: "dest".into(),
+            patient: Some("p1".into()),
+            resource: resource.map(str::to_string),
+            content_type: "text/plain".into(),
+            headers: vec![],
+            payload: format!("code {}", seal::placeholder("code")),
+            sealed,
+        }
+    }
+
+    #[test]
+    fn a_dead_notification_loses_its_secrets_and_cannot_be_retried_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let key = SealKey::from_bytes([5; 32]);
+        let id = delivery::id("dest", 1, 0);
+        let sealed = seal::seal(&key, &id, &[("code".into(), "123456".into())]).unwrap();
+        let delivery = queued(&store, outgoing(None, Some(sealed)), 1);
+        mark_dead(&store, delivery, "permanent: refused", NOW).unwrap();
+        let dead = find(&store, &id).unwrap().unwrap();
+        assert_eq!(dead.state, State::DeadLetter);
+        assert!(dead.sealed.is_none() && dead.secrets_dropped, "{dead:?}");
+        match retry_dead_letter(&store, &id, NOW) {
+            Err(DeadLetterError::SecretsDropped(refused)) => assert_eq!(refused, id),
+            other => panic!("{other:?}"),
+        }
+        // Discarding it is still allowed.
+        assert_eq!(
+            discard_dead_letter(&store, &id, NOW).unwrap().state,
+            State::Discarded
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_older_than_a_delivered_version_of_its_resource_is_superseded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let old = queued(&store, outgoing(Some("Patient/p1"), None), 1);
+        let newer = queued(&store, outgoing(Some("Patient/p1"), None), 2);
+        let other = queued(&store, outgoing(Some("Patient/p2"), None), 3);
+        mark_dead(&store, old.clone(), "permanent", NOW).unwrap();
+        mark_dead(&store, other.clone(), "permanent", NOW).unwrap();
+        mark_delivered(&store, newer.clone(), b"ok", NOW).unwrap();
+        let retried = retry_dead_letter(&store, &old.id, NOW).unwrap();
+        assert_eq!(retried.state, State::Superseded);
+        assert_eq!(retried.superseded_by.as_deref(), Some(newer.id.as_str()));
+        assert_eq!(find(&store, &old.id).unwrap().unwrap().state, State::Superseded);
+        // Another resource is not concerned: back in its queue.
+        let retried = retry_dead_letter(&store, &other.id, NOW).unwrap();
+        assert_eq!(retried.state, State::Pending);
+        assert!(retried.retried_at.is_some());
+        // The older one delivered late does not move the record of the latest back.
+        let late = queued(&store, outgoing(Some("Patient/p1"), None), 0);
+        mark_delivered(&store, late, b"ok", NOW).unwrap();
+        assert_eq!(
+            newer_delivered(&store, &old).unwrap().as_deref(),
+            Some(newer.id.as_str())
+        );
+    }
 }

@@ -5,6 +5,10 @@
 //! that keeps order per destination and patient. A transient failure keeps the delivery first in
 //! line until its backoff ends, so nothing behind it overtakes it; after the configured tries, or
 //! at once on a permanent failure, it becomes a dead letter and the queue moves on.
+//!
+//! A notification's sealed secrets are opened here, just before it is handed to the adapter,
+//! and never stored opened. A dead letter put back by hand is checked once more for a newer
+//! delivery of its resource that went out meanwhile (it is then superseded, not sent).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use crate::store::Store;
 
 use super::delivery::Delivery;
 use super::queue;
+use super::seal::{self, SealKey};
 
 /// How many deliveries are read from the queue at a time.
 const BATCH: usize = 64;
@@ -35,6 +40,8 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     /// The last journal sequence known durable: a delivery whose cause is later waits.
     pub durable: Arc<AtomicU64>,
+    /// Opens notifications' sealed secrets.
+    pub seal_key: SealKey,
 }
 
 impl Worker {
@@ -96,15 +103,42 @@ impl Worker {
         delivery: Delivery,
         jitter: &RandomState,
     ) -> Result<bool, crate::store::StoreError> {
+        let store = self.store.as_ref();
+        let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        if delivery.retried_at.is_some()
+            && let Some(newer) = queue::newer_delivered(store, &delivery)?
+        {
+            tracing::info!(destination = %self.destination, id = %delivery.id, %newer, "retried dead letter superseded");
+            queue::mark_superseded(store, crate::store::Keyspace::Outbox, delivery, newer, &now())?;
+            return Ok(true);
+        }
+        let (payload, headers) = match &delivery.sealed {
+            None => (delivery.payload.clone(), delivery.headers.clone()),
+            Some(sealed) => match seal::open(&self.seal_key, &delivery.id, sealed) {
+                Ok(secrets) => (
+                    seal::fill(&delivery.payload, &secrets),
+                    delivery
+                        .headers
+                        .iter()
+                        .map(|(name, value)| (name.clone(), seal::fill(value, &secrets)))
+                        .collect(),
+                ),
+                Err(error) => {
+                    // Another server key, or changed on disk: no try can ever succeed.
+                    tracing::error!(destination = %self.destination, id = %delivery.id, %error, "dead letter");
+                    queue::mark_dead(store, delivery, &error.to_string(), &now())?;
+                    return Ok(true);
+                }
+            },
+        };
         let envelope = Envelope {
             id: delivery.id.clone(),
-            payload: delivery.payload.clone().into_bytes().into(),
+            payload: payload.into_bytes().into(),
             content_type: delivery.content_type.clone(),
-            headers: delivery.headers.clone(),
+            headers,
         };
         let result = self.adapter.deliver(&envelope).await;
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let store = self.store.as_ref();
+        let now = now();
         match result {
             Ok(reply) => {
                 tracing::debug!(destination = %self.destination, id = %delivery.id, "delivered");

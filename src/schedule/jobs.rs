@@ -1,16 +1,19 @@
 //! What each scheduled job does; each returns a one-line summary for the log.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use crate::config::JobConfig;
 use crate::domain::op::Op;
 use crate::domain::{credentials, proxies, sessions};
 use crate::engine::committer::Finished;
+use crate::outbox::Delivery;
 use crate::outbox::queue::{self, Outgoing};
+use crate::store::{Keyspace, Store};
 
 use super::JobContext;
 
-/// Most dead letters one digest lists.
+/// Most dead letters one digest lists (the rest are listed by the next ones).
 const DIGEST_LIMIT: usize = 200;
 
 pub async fn retry_sweep(context: &JobContext) -> Result<String, String> {
@@ -28,19 +31,31 @@ pub async fn dead_letter_digest(job: &JobConfig, context: &JobContext) -> Result
         .map(|d| d.get_ref().clone())
         .ok_or("no destination")?;
     let store = context.store.clone();
-    let dead = tokio::task::spawn_blocking(move || queue::dead_letters(store.as_ref(), None, DIGEST_LIMIT))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    if dead.is_empty() {
-        return Ok("no dead letters".into());
+    let (dead, reported) = tokio::task::spawn_blocking(move || {
+        let dead = queue::dead_letters(store.as_ref(), None, usize::MAX)?;
+        Ok::<_, crate::store::StoreError>((dead, digest_reported(store.as_ref())?))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let new: Vec<&Delivery> = dead
+        .iter()
+        .filter(|d| reported.get(&d.id) != d.finished_at.as_ref())
+        .take(DIGEST_LIMIT)
+        .collect();
+    if new.is_empty() {
+        return Ok(format!("no new dead letters ({} waiting)", dead.len()));
     }
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     let mut body = format!(
-        "{} dead letter{} waiting (retry: POST /outbox/dead-letters/{{id}}/retry, discard: DELETE /outbox/dead-letters/{{id}}):\n",
+        "{} new dead letter{} since the last digest; {} dead letter{} waiting in all \
+         (retry: POST /outbox/dead-letters/{{id}}/retry, discard: DELETE /outbox/dead-letters/{{id}}):\n",
+        new.len(),
+        plural(new.len()),
         dead.len(),
-        if dead.len() == 1 { "" } else { "s" }
+        plural(dead.len()),
     );
-    for delivery in &dead {
+    for delivery in &new {
         body.push_str(&format!(
             "\n{}  to {}  after {} tries  {}\n    {}\n",
             delivery.id,
@@ -52,28 +67,57 @@ pub async fn dead_letter_digest(job: &JobConfig, context: &JobContext) -> Result
     }
     let mut headers = vec![(
         "Subject".to_string(),
-        format!("Tributary: {} dead letters", dead.len()),
+        format!("Tributary: {} new dead letter{}", new.len(), plural(new.len())),
     )];
     if let Some(to) = &job.to {
         headers.push(("To".to_string(), to.clone()));
     }
-    let count = dead.len();
+    // What is reported from now on: what was and is still dead, and what this digest lists.
+    // Dead letters retried or discarded since drop out, so the record stays as small as the
+    // dead-letter list; one that dies again (a new `finished_at`) is new again.
+    let still_dead: HashSet<&str> = dead.iter().map(|d| d.id.as_str()).collect();
+    let mut remembered: BTreeMap<String, String> = reported
+        .into_iter()
+        .filter(|(id, _)| still_dead.contains(id.as_str()))
+        .collect();
+    for delivery in &new {
+        remembered.insert(
+            delivery.id.clone(),
+            delivery.finished_at.clone().unwrap_or_default(),
+        );
+    }
+    let remembered = serde_json::to_vec(&remembered).map_err(|e| e.to_string())?;
+    let count = new.len();
     let queued = context
         .committer
         .run("dead-letter digest", "schedule", move |ctx| {
+            ctx.tx.put(Keyspace::Meta, DIGEST_REPORTED.to_vec(), remembered);
             let outgoing = Outgoing {
                 destination,
                 patient: None,
+                resource: None,
                 content_type: "text/plain; charset=utf-8".into(),
                 headers,
                 payload: body,
+                sealed: None,
             };
             let delivery = ctx.enqueue(outgoing);
-            Finished::applied(format!("digest of {count} dead letters"), vec![], delivery.id)
+            Finished::applied(format!("digest of {count} new dead letters"), vec![], delivery.id)
         })
         .await
         .ok_or("the engine is stopping")??;
-    Ok(format!("{count} dead letters; digest queued as {queued}"))
+    Ok(format!("{count} new dead letters; digest queued as {queued}"))
+}
+
+/// The `Meta` key of the dead letters a digest already reported: id -> `finished_at`.
+const DIGEST_REPORTED: &[u8] = b"dead-letter-digest-reported";
+
+/// The dead letters already reported, each with the `finished_at` it had then.
+fn digest_reported(store: &dyn Store) -> Result<HashMap<String, String>, crate::store::StoreError> {
+    Ok(store
+        .get(Keyspace::Meta, DIGEST_REPORTED)?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default())
 }
 
 pub async fn journal_retention(job: &JobConfig, context: &JobContext) -> Result<String, String> {

@@ -3,9 +3,9 @@
 //!
 //! - `retry-sweep`: wakes every destination's worker, so a delivery whose backoff has ended goes
 //!   out even if nothing else happens.
-//! - `dead-letter-digest`: sends a summary of the dead letters (per destination, with ids and
+//! - `dead-letter-digest`: sends a summary of the dead letters not reported yet (with ids and
 //!   errors) through a destination, queued in the outbox like any delivery; nothing when there
-//!   are none.
+//!   are none new. Which were reported is kept in the store, in the digest's own write set.
 //! - `journal-retention`: drops the journal's whole segments older than `keep_days` (a time
 //!   range at once, never row by row); the store's data is not touched.
 //! - `proxy-expiry`: marks the proxy relationships whose expiry has come as expired and notifies

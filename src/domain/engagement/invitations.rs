@@ -305,6 +305,7 @@ pub fn view(reader: &dyn Reader, invitation: &Invitation) -> Result<Value, Refus
                     Some(State::Delivered) => "delivered",
                     Some(State::DeadLetter) => "dead-letter",
                     Some(State::Discarded) => "discarded",
+                    Some(State::Superseded) => "superseded",
                     None => "unknown",
                 },
                 "attempts": delivery.as_ref().map(|d| d.attempts),

@@ -551,9 +551,11 @@ pub fn answer(
             Outgoing {
                 destination: destination.to_string(),
                 patient: patient_id.clone(),
+                resource: Some(format!("Task/{id}")),
                 content_type: "application/fhir+json".into(),
                 headers: vec![],
                 payload: stored.to_string(),
+                sealed: None,
             },
             op.seq,
             n,
