@@ -207,7 +207,11 @@ async fn a_history_past_a_thousand_versions_has_its_true_total_and_pages_to_the_
             let (fhir, id) = (fhir.clone(), id.clone());
             let mut body = task("p1", "ready");
             body["description"] = json!(format!("update {}", batch * 50 + n));
-            puts.spawn(async move { fhir.send("PUT", &format!("/Task/{id}"), Some(&body), &[]).await.status });
+            puts.spawn(async move {
+                fhir.send("PUT", &format!("/Task/{id}"), Some(&body), &[])
+                    .await
+                    .status
+            });
         }
         while let Some(status) = puts.join_next().await {
             assert_eq!(status.unwrap(), 200);
@@ -215,10 +219,16 @@ async fn a_history_past_a_thousand_versions_has_its_true_total_and_pages_to_the_
     }
 
     let first = fhir.get(&format!("/Task/{id}/_history")).await.json();
-    assert_eq!(first["total"], 1050, "every version counts, not only a page of them");
+    assert_eq!(
+        first["total"], 1050,
+        "every version counts, not only a page of them"
+    );
     let entries = first["entry"].as_array().unwrap();
     assert_eq!(entries.len(), 50, "the default page");
-    assert_eq!(entries[0]["resource"]["meta"]["versionId"], "1050", "newest first");
+    assert_eq!(
+        entries[0]["resource"]["meta"]["versionId"], "1050",
+        "newest first"
+    );
     let link = |bundle: &Value, relation: &str| {
         bundle["link"]
             .as_array()
@@ -228,11 +238,17 @@ async fn a_history_past_a_thousand_versions_has_its_true_total_and_pages_to_the_
             .map(|l| l["url"].as_str().unwrap().to_string())
     };
     let next = link(&first, "next").expect("a next page");
-    assert!(next.ends_with(&format!("/fhir/Task/{id}/_history?_count=50&_offset=50")), "{next}");
+    assert!(
+        next.ends_with(&format!("/fhir/Task/{id}/_history?_count=50&_offset=50")),
+        "{next}"
+    );
     let last = link(&first, "last").expect("a last page");
     assert!(last.ends_with("_offset=1000"), "{last}");
 
-    let tail = fhir.get(&format!("/Task/{id}/_history?_count=1000&_offset=1000")).await.json();
+    let tail = fhir
+        .get(&format!("/Task/{id}/_history?_count=1000&_offset=1000"))
+        .await
+        .json();
     assert_eq!(tail["total"], 1050);
     let entries = tail["entry"].as_array().unwrap();
     assert_eq!(entries.len(), 50);

@@ -38,7 +38,13 @@ pub fn searchset_page(
 /// The links of a page of `total` entries at `url` (a search or a history): `self`, and when
 /// there is more than one page `first`, `previous`, `next` and `last`, each the same request
 /// with another `_offset`.
-fn page_links(url: &str, params: &[(String, String)], total: usize, offset: usize, count: usize) -> Vec<Value> {
+fn page_links(
+    url: &str,
+    params: &[(String, String)],
+    total: usize,
+    offset: usize,
+    count: usize,
+) -> Vec<Value> {
     let link = |relation: &str, at: usize| {
         let mut query: Vec<(String, String)> = params
             .iter()

@@ -188,9 +188,10 @@ pub async fn history(
     let store = state.store.clone();
     let (of_type, of_id) = (resource_type.clone(), id.clone());
     // A long history is a scan: off the threads that serve connections.
-    let found =
-        tokio::task::spawn_blocking(move || resources::history(store.as_ref(), &of_type, &of_id, offset, count))
-            .await;
+    let found = tokio::task::spawn_blocking(move || {
+        resources::history(store.as_ref(), &of_type, &of_id, offset, count)
+    })
+    .await;
     match found {
         Ok(Ok(page)) if page.total == 0 => format::error(
             format,
