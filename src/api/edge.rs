@@ -5,6 +5,10 @@
 //! headers: `X-Content-Type-Options: nosniff` on every answer, `Cache-Control: no-store` on every
 //! answer that may carry PHI, and `Strict-Transport-Security` when the listener speaks TLS.
 //!
+//! A body refused by its Content-Length is read and dropped (bounded) before the 413 goes out,
+//! unless the client waits for a go-ahead (`Expect: 100-continue`): a client still sending when
+//! the connection closes would otherwise see a reset instead of the answer.
+//!
 //! hyper reads the request head before any of this runs and answers some requests itself, with
 //! an empty body: a target longer than 65,534 bytes (414), more than 100 header fields or a head
 //! larger than its read buffer, about 408 KiB (431). The limits here stay below those (the config
@@ -13,6 +17,7 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -137,17 +142,29 @@ async fn edge(State(options): State<Options>, request: Request, next: Next) -> R
                 options.max_header_bytes
             ),
         )
+    } else if declared_length(request.headers()).is_some_and(|n| n > options.max_body_bytes) {
+        // Refused by its Content-Length, before it is read.
+        if !expects_continue(request.headers()) {
+            drain(
+                request.into_body(),
+                options.max_body_bytes.saturating_mul(DRAIN_FACTOR),
+            )
+            .await;
+        }
+        audience.too_large(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            &body_too_large(options.max_body_bytes),
+        )
     } else {
         let response = next.run(request).await;
         if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !shaped(response.headers()) {
-            // The body limit's own answer (plain text): say it the API's way.
+            // The body limit's own answer (plain text), for a body without Content-Length that
+            // went past the limit as it was read: say it the API's way.
             audience.too_large(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
-                &format!(
-                    "the request body is larger than the {} bytes this server takes",
-                    options.max_body_bytes
-                ),
+                &body_too_large(options.max_body_bytes),
             )
         } else {
             response
@@ -165,6 +182,51 @@ async fn edge(State(options): State<Options>, request: Request, next: Next) -> R
         headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
     }
     response
+}
+
+fn body_too_large(max: usize) -> String {
+    format!("the request body is larger than the {max} bytes this server takes")
+}
+
+/// The body length the request declares, if it does.
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether the client waits for a go-ahead before it sends the body: then it reads the refusal
+/// first and never sends the body at all.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// An oversized body is read and dropped up to this many times the limit before the 413 goes
+/// out; a body larger than that is cut off (the connection closes).
+const DRAIN_FACTOR: usize = 4;
+
+/// How long an oversized body is read and dropped at most.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// Reads and drops a refused body, up to `most` bytes and [`DRAIN_TIME`]. A client that is still
+/// sending when the server answers and closes gets a connection reset, often before it reads
+/// the answer: it would see a broken connection instead of the 413 saying why. Reading the rest
+/// first (bounded, so it costs no more than a few requests within the limit) lets it read the
+/// answer.
+async fn drain(mut body: Body, most: usize) {
+    let mut read = 0usize;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while read <= most {
+            match std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                Some(Err(_)) | None => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// The size of a header section as sent: each field's name, value, `: ` and line end.
@@ -282,23 +344,59 @@ mod tests {
 
     /// The answer to a POST of `body` in chunks of 1,000 bytes, without Content-Length.
     async fn chunked(base: &str, path: &str, body: &[u8]) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = base.trim_start_matches("http://");
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        )
-        .into_bytes();
+        let mut request = Vec::new();
         for chunk in body.chunks(1000) {
             request.extend(format!("{:x}\r\n", chunk.len()).bytes());
             request.extend(chunk);
             request.extend(b"\r\n");
         }
         request.extend(b"0\r\n\r\n");
+        raw(
+            base,
+            &format!("POST {path} HTTP/1.1\r\nTransfer-Encoding: chunked"),
+            &request,
+        )
+        .await
+    }
+
+    /// The answer to a request of `head` (request line and headers) and `body`, as sent.
+    async fn raw(base: &str, head: &str, body: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut request = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").into_bytes();
+        request.extend(body);
         // The server may answer and close before it has read everything: a failed write is fine.
         let _ = stream.write_all(&request).await;
         let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer).await;
+        // A guard against a hang, not a measure of speed.
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "no answer: {}", String::from_utf8_lossy(&answer));
         String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_declared_oversized_body_is_answered_before_it_is_sent_when_the_client_waits_for_it() {
+        let base = serve(OPTIONS).await;
+        // The client says it waits for a go-ahead: the answer comes without it sending the body
+        // (were the body awaited, this would hang: it is never sent).
+        let answer = raw(
+            &base,
+            "POST /fhir/Binary HTTP/1.1\r\nContent-Length: 100000\r\nExpect: 100-continue",
+            b"",
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(!answer.contains("100 Continue"), "{answer}");
+        assert!(answer.contains("too-long"), "{answer}");
+        // A client that sends it anyway gets the same answer once it has.
+        let answer = raw(
+            &base,
+            "POST /api/things HTTP/1.1\r\nContent-Length: 100000",
+            &[b'a'; 100_000],
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("body-too-large"), "{answer}");
     }
 }
