@@ -194,6 +194,72 @@ async fn a_task_is_created_read_updated_versioned_searched_and_deleted() {
 }
 
 #[tokio::test]
+async fn a_history_past_a_thousand_versions_has_its_true_total_and_pages_to_the_first() {
+    let (_dir, engine) = start();
+    let fhir = std::sync::Arc::new(Http::new(&engine));
+    let created = fhir.send("POST", "/Task", Some(&task("p1", "ready")), &[]).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    // 1,049 updates, 50 at a time (the committer orders them; each is a version).
+    for batch in 0..21 {
+        let mut puts = tokio::task::JoinSet::new();
+        for n in 0..50.min(1049 - batch * 50) {
+            let (fhir, id) = (fhir.clone(), id.clone());
+            let mut body = task("p1", "ready");
+            body["description"] = json!(format!("update {}", batch * 50 + n));
+            puts.spawn(async move {
+                fhir.send("PUT", &format!("/Task/{id}"), Some(&body), &[])
+                    .await
+                    .status
+            });
+        }
+        while let Some(status) = puts.join_next().await {
+            assert_eq!(status.unwrap(), 200);
+        }
+    }
+
+    let first = fhir.get(&format!("/Task/{id}/_history")).await.json();
+    assert_eq!(
+        first["total"], 1050,
+        "every version counts, not only a page of them"
+    );
+    let entries = first["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 50, "the default page");
+    assert_eq!(
+        entries[0]["resource"]["meta"]["versionId"], "1050",
+        "newest first"
+    );
+    let link = |bundle: &Value, relation: &str| {
+        bundle["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == relation)
+            .map(|l| l["url"].as_str().unwrap().to_string())
+    };
+    let next = link(&first, "next").expect("a next page");
+    assert!(
+        next.ends_with(&format!("/fhir/Task/{id}/_history?_count=50&_offset=50")),
+        "{next}"
+    );
+    let last = link(&first, "last").expect("a last page");
+    assert!(last.ends_with("_offset=1000"), "{last}");
+
+    let tail = fhir
+        .get(&format!("/Task/{id}/_history?_count=1000&_offset=1000"))
+        .await
+        .json();
+    assert_eq!(tail["total"], 1050);
+    let entries = tail["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 50);
+    assert_eq!(entries[49]["resource"]["meta"]["versionId"], "1");
+    assert_eq!(entries[49]["request"]["method"], "POST");
+    assert!(link(&tail, "next").is_none(), "nothing after the first version");
+    let bad = fhir.get(&format!("/Task/{id}/_history?_offset=minus")).await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+}
+
+#[tokio::test]
 async fn patients_are_searched_by_every_parameter_with_paging_and_sorting() {
     let (_dir, engine) = start();
     let fhir = Http::new(&engine);

@@ -3,6 +3,7 @@
 //! key with the `integration-analyst` role ([`auth`]).
 
 mod auth;
+mod edge;
 pub mod fhir;
 mod health;
 mod journal;
@@ -10,7 +11,6 @@ mod members;
 mod outbox;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
@@ -18,15 +18,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::Value;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::engine::committer::CommitterHandle;
 use crate::fhir::{FHIR_JSON, outcome::operation_outcome};
 use crate::outbox::Outbox;
 use crate::store::Store;
+pub use edge::Options;
 
 /// What every handler may reach.
 #[derive(Clone)]
@@ -49,8 +46,10 @@ impl FromRef<AppState> for StoreRef {
     }
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// Every route of the HTTP API inside the layers of [`edge`] (limits, shaped refusals, security
+/// headers), as `options` set them.
+pub fn router(state: AppState, options: Options) -> Router {
+    let routes = Router::new()
         .route("/health", get(health::health))
         .route("/journal", get(journal::list))
         .route("/outbox/dead-letters", get(outbox::dead_letters))
@@ -61,16 +60,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(fhir::routes(&state))
         .merge(members::routes())
         .fallback(not_found)
-        .with_state(state)
-        .layer(RequestBodyLimitLayer::new(max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
-        .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::custom(|_| {
-            fhir_error(StatusCode::INTERNAL_SERVER_ERROR, "exception", "internal error")
-        }))
+        .with_state(state);
+    edge::layers(routes, options)
 }
 
 async fn not_found() -> Response {

@@ -184,9 +184,16 @@ fn default_data_dir() -> PathBuf {
 pub struct HttpConfig {
     #[serde(default = "default_http_bind")]
     pub bind: Spanned<String>,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes; a larger one is a 413.
     #[serde(default = "default_body_limit")]
-    pub max_body_bytes: usize,
+    pub max_body_bytes: Spanned<usize>,
+    /// Longest request target (path and query) accepted, in bytes; a longer one is a 414.
+    #[serde(default = "default_uri_limit")]
+    pub max_uri_bytes: Spanned<usize>,
+    /// Largest header section accepted (each field's name and value), in bytes; a larger one is
+    /// a 431.
+    #[serde(default = "default_header_limit")]
+    pub max_header_bytes: Spanned<usize>,
 }
 
 impl Default for HttpConfig {
@@ -194,16 +201,33 @@ impl Default for HttpConfig {
         HttpConfig {
             bind: default_http_bind(),
             max_body_bytes: default_body_limit(),
+            max_uri_bytes: default_uri_limit(),
+            max_header_bytes: default_header_limit(),
         }
     }
 }
+
+/// hyper answers a request target longer than this with its own bare 414, before the router.
+pub const HYPER_MAX_URI_BYTES: usize = 65534;
+
+/// Highest `http.max_header_bytes`: with the longest target it stays under hyper's read buffer
+/// (about 408 KiB for the whole request head), past which hyper answers a bare 431 itself.
+pub const MAX_HEADER_LIMIT: usize = 256 * 1024;
 
 fn default_http_bind() -> Spanned<String> {
     Spanned::new(0..0, "127.0.0.1:8080".to_string())
 }
 
-fn default_body_limit() -> usize {
-    4 * 1024 * 1024
+fn default_body_limit() -> Spanned<usize> {
+    Spanned::new(0..0, 4 * 1024 * 1024)
+}
+
+fn default_uri_limit() -> Spanned<usize> {
+    Spanned::new(0..0, 8 * 1024)
+}
+
+fn default_header_limit() -> Spanned<usize> {
+    Spanned::new(0..0, 16 * 1024)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -427,6 +451,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let located = |span, key, message| self.error_at(span, key, message);
         check_bind(&self.http.bind, "http.bind", &located)?;
+        self.validate_http_limits()?;
         let mut names: Vec<&str> = Vec::new();
         let mut listeners: Vec<(SocketAddr, &SourceConfig)> = Vec::new();
         for (i, channel) in self.channels.iter().enumerate() {
@@ -525,6 +550,37 @@ impl Config {
         self.validate_identity()?;
         self.validate_proxies()?;
         self.validate_members()
+    }
+
+    /// The request limits of `[http]`: each within what the router can enforce and answer itself.
+    fn validate_http_limits(&self) -> Result<(), ConfigError> {
+        let http = &self.http;
+        for (key, value, min, max) in [
+            ("http.max_body_bytes", &http.max_body_bytes, 1024, usize::MAX),
+            (
+                "http.max_uri_bytes",
+                &http.max_uri_bytes,
+                256,
+                HYPER_MAX_URI_BYTES,
+            ),
+            (
+                "http.max_header_bytes",
+                &http.max_header_bytes,
+                1024,
+                MAX_HEADER_LIMIT,
+            ),
+        ] {
+            let n = *value.get_ref();
+            if n < min || n > max {
+                let message = if max == usize::MAX {
+                    format!("must be at least {min}")
+                } else {
+                    format!("must be between {min} and {max}")
+                };
+                return Err(self.error_at(value.span(), key.into(), message));
+            }
+        }
+        Ok(())
     }
 
     fn validate_schedule(&self) -> Result<(), ConfigError> {
@@ -724,6 +780,37 @@ bind = "127.0.0.1:2575"
         let err = Config::parse(&text, "t.toml").unwrap_err();
         assert_eq!(err.line, 13);
         assert_eq!(err.key, "channels[0].source.bind");
+    }
+
+    #[test]
+    fn the_http_request_limits_default_and_are_checked_with_their_line() {
+        let config = Config::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(*config.http.max_body_bytes.get_ref(), 4 * 1024 * 1024);
+        assert_eq!(*config.http.max_uri_bytes.get_ref(), 8 * 1024);
+        assert_eq!(*config.http.max_header_bytes.get_ref(), 16 * 1024);
+        let with = |keys: &str| {
+            GOOD.replace(
+                "bind = \"127.0.0.1:8080\"",
+                &format!("bind = \"127.0.0.1:8080\"\n{keys}"),
+            )
+        };
+        let config = Config::parse(&with("max_uri_bytes = 2048\nmax_header_bytes = 4096"), "t.toml").unwrap();
+        assert_eq!(*config.http.max_uri_bytes.get_ref(), 2048);
+        assert_eq!(*config.http.max_header_bytes.get_ref(), 4096);
+        for (keys, key, line) in [
+            ("max_body_bytes = 10", "http.max_body_bytes", 7),
+            ("max_uri_bytes = 70000", "http.max_uri_bytes", 7),
+            (
+                "max_uri_bytes = 2048\nmax_header_bytes = 100",
+                "http.max_header_bytes",
+                8,
+            ),
+        ] {
+            let err = Config::parse(&with(keys), "t.toml").unwrap_err();
+            assert_eq!((err.key.as_str(), err.line), (key, line), "{err}");
+        }
+        let err = Config::parse(&with("max_uri_byte = 2048"), "t.toml").unwrap_err();
+        assert_eq!(err.key, "max_uri_byte");
     }
 
     #[test]

@@ -146,7 +146,8 @@ impl Engine {
                     .map(|m| m.get_ref().clone()),
             },
         };
-        let app = crate::api::router(state, config.http.max_body_bytes);
+        // `true` once the listener speaks TLS (`[http.tls]`): it turns HSTS on.
+        let app = crate::api::router(state, crate::api::Options::of(&config.http, false));
         let shutdown = stopped_signal(stopped.clone());
         tasks.spawn(async move {
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {

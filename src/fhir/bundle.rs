@@ -26,6 +26,25 @@ pub fn searchset_page(
             })
         })
         .collect();
+    json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": matches.len(),
+        "link": page_links(&format!("{base}/{resource_type}"), params, matches.len(), offset, count),
+        "entry": page,
+    })
+}
+
+/// The links of a page of `total` entries at `url` (a search or a history): `self`, and when
+/// there is more than one page `first`, `previous`, `next` and `last`, each the same request
+/// with another `_offset`.
+fn page_links(
+    url: &str,
+    params: &[(String, String)],
+    total: usize,
+    offset: usize,
+    count: usize,
+) -> Vec<Value> {
     let link = |relation: &str, at: usize| {
         let mut query: Vec<(String, String)> = params
             .iter()
@@ -35,32 +54,37 @@ pub fn searchset_page(
         query.push(("_count".into(), count.to_string()));
         query.push(("_offset".into(), at.to_string()));
         let query = serde_urlencoded::to_string(&query).unwrap_or_default();
-        json!({ "relation": relation, "url": format!("{base}/{resource_type}?{query}") })
+        json!({ "relation": relation, "url": format!("{url}?{query}") })
     };
     let mut links = vec![link("self", offset)];
     // Navigation links only when there is more than one page.
-    if count > 0 && (offset > 0 || matches.len() > count) {
+    if count > 0 && (offset > 0 || total > count) {
         links.push(link("first", 0));
         if offset > 0 {
             links.push(link("previous", offset.saturating_sub(count)));
         }
-        if offset + count < matches.len() {
+        if offset + count < total {
             links.push(link("next", offset + count));
         }
-        let last = matches.len().saturating_sub(1) / count * count;
+        let last = total.saturating_sub(1) / count * count;
         links.push(link("last", last));
     }
-    json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": matches.len(),
-        "link": links,
-        "entry": page,
-    })
+    links
 }
 
-/// A history Bundle of `versions` (newest first); a deletion is an entry without a resource.
-pub fn history_bundle(base: &str, versions: &[Value]) -> Value {
+/// One page of the history of `resource` (`Type/id`): `versions` (newest first; a deletion is
+/// an entry without a resource), found at `_offset` `offset` with `_count` `count`, of `total`
+/// versions in all, with paging links like a search's.
+pub fn history_page(
+    base: &str,
+    resource: &str,
+    params: &[(String, String)],
+    versions: &[Value],
+    total: usize,
+    offset: usize,
+    count: usize,
+) -> Value {
+    let url = format!("{base}/{resource}/_history");
     let entries: Vec<Value> = versions
         .iter()
         .map(|version| {
@@ -95,7 +119,8 @@ pub fn history_bundle(base: &str, versions: &[Value]) -> Value {
     json!({
         "resourceType": "Bundle",
         "type": "history",
-        "total": entries.len(),
+        "total": total,
+        "link": page_links(&url, params, total, offset, count),
         "entry": entries,
     })
 }

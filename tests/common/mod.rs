@@ -81,11 +81,16 @@ pub const MAPPINGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings");
 /// The config the tests run with: the shipped channels, every port chosen by the OS.
 /// `extra_source` adds keys to both channels' (shared) MLLP source.
 pub fn write_config(dir: &Path, extra_source: &str, mappings: &Path) -> PathBuf {
+    write_config_http(dir, extra_source, "", mappings)
+}
+
+/// As [`write_config`], with extra keys for `[http]` (`max_uri_bytes = 2048` ...).
+pub fn write_config_http(dir: &Path, extra_source: &str, extra_http: &str, mappings: &Path) -> PathBuf {
     let path = dir.join("tributary.toml");
     let types =
         r#"message_types = ["ADT^A01", "ADT^A04", "ADT^A08", "ADT^A28", "ADT^A31", "ADT^A40", "ADT^A47"]"#;
     let text = format!(
-        "[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {mappings:?}\n\
+        "[http]\nbind = \"127.0.0.1:0\"\n{extra_http}\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {mappings:?}\n\
          [fhir]\npatient_feed_mapping = \"ucr-fhir-patient\"\n\
          [[channels]]\nname = \"trakcare-adt\"\nmapping = \"trakcare-adt-patient\"\n\
          [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}\n\
@@ -108,6 +113,13 @@ impl EngineProcess {
     /// As `start`, with extra keys for the MLLP source (`max_frame_bytes = 2048` ...).
     pub fn start_with(data_dir: &Path, extra_source: &str) -> EngineProcess {
         Self::start_full(data_dir, extra_source, Path::new(MAPPINGS))
+    }
+
+    /// As `start`, with extra keys for `[http]` (`max_uri_bytes = 2048` ...).
+    pub fn start_http(data_dir: &Path, extra_http: &str) -> EngineProcess {
+        let config_dir = data_dir.parent().unwrap();
+        let config = write_config_http(config_dir, "", extra_http, Path::new(MAPPINGS));
+        Self::start_config(&config, data_dir)
     }
 
     /// As `start`, with the mappings of another folder.

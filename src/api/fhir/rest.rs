@@ -21,7 +21,7 @@ use crate::domain::resources::{self, Current, params};
 use crate::engine::committer::Finished;
 use crate::engine::dedupe::{self, Seen};
 use crate::engine::journal::Status;
-use crate::fhir::bundle::{history_bundle, searchset_page};
+use crate::fhir::bundle::{history_page, searchset_page};
 use crate::fhir::validate;
 
 const DEFAULT_COUNT: usize = 50;
@@ -181,21 +181,42 @@ pub async fn history(
         Ok(format) => format,
         Err(response) => return response,
     };
-    let count = match count_param(&params) {
-        Ok(count) => count,
+    let (count, offset) = match count_param(&params).and_then(|c| Ok((c, offset_param(&params)?))) {
+        Ok(paging) => paging,
         Err(e) => return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e),
     };
-    match resources::history(state.store.as_ref(), &resource_type, &id, count) {
-        Ok(versions) if versions.is_empty() => format::error(
+    let store = state.store.clone();
+    let (of_type, of_id) = (resource_type.clone(), id.clone());
+    // A long history is a scan: off the threads that serve connections.
+    let found = tokio::task::spawn_blocking(move || {
+        resources::history(store.as_ref(), &of_type, &of_id, offset, count)
+    })
+    .await;
+    match found {
+        Ok(Ok(page)) if page.total == 0 => format::error(
             format,
             StatusCode::NOT_FOUND,
             "not-found",
             &format!("{resource_type}/{id} is not known"),
         ),
-        Ok(versions) => {
-            let bundle = history_bundle(&base_url(&headers), &versions);
+        Ok(Ok(page)) => {
+            let bundle = history_page(
+                &base_url(&headers),
+                &format!("{resource_type}/{id}"),
+                &params,
+                &page.versions,
+                page.total,
+                offset,
+                count,
+            );
             format::respond(format, StatusCode::OK, Some(&bundle), vec![])
         }
+        Ok(Err(e)) => format::error(
+            format,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &e.to_string(),
+        ),
         Err(e) => format::error(
             format,
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -212,6 +233,15 @@ fn count_param(params: &[(String, String)]) -> Result<usize, String> {
             .parse::<usize>()
             .map(|n| n.min(MAX_COUNT))
             .map_err(|_| format!("_count must be a whole number, not `{v}`")),
+    }
+}
+
+fn offset_param(params: &[(String, String)]) -> Result<usize, String> {
+    match params.iter().find(|(k, _)| k == "_offset") {
+        None => Ok(0),
+        Some((_, v)) => v
+            .parse::<usize>()
+            .map_err(|_| format!("_offset must be a whole number, not `{v}`")),
     }
 }
 
@@ -263,10 +293,7 @@ async fn search_with(
     for (name, value) in &params {
         let parsed: Result<(), String> = match name.as_str() {
             "_count" => count_param(&params).map(|c| count = c),
-            "_offset" => value
-                .parse()
-                .map(|o| offset = o)
-                .map_err(|_| format!("_offset must be a whole number, not `{value}`")),
+            "_offset" => offset_param(&params).map(|o| offset = o),
             "_sort" => Sort::parse(value).map(|s| sort = s).map_err(|e| e.to_string()),
             "_format" | "_pretty" | "_summary" | "_total" => Ok(()),
             _ => {

@@ -93,24 +93,47 @@ pub fn vread(
         .transpose()
 }
 
-/// Every version of a resource, newest first, at most `limit`.
+/// One page of a resource's history, newest first.
+#[derive(Debug)]
+pub struct HistoryPage {
+    /// How many versions there are in all (deletions included).
+    pub total: usize,
+    /// `limit` of them from `offset`.
+    pub versions: Vec<Value>,
+}
+
+/// `limit` versions of a resource from `offset`, newest first, and how many there are in all.
+/// Only the page is parsed; the others are only counted.
 pub fn history(
     store: &dyn Store,
     resource_type: &str,
     id: &str,
+    offset: usize,
     limit: usize,
-) -> Result<Vec<Value>, StoreError> {
+) -> Result<HistoryPage, StoreError> {
     let mut prefix = key(resource_type, id);
     prefix.push(0);
-    let mut versions = store
-        .scan_prefix(Keyspace::History, &prefix, usize::MAX)?
-        .into_iter()
-        .map(|(_, bytes)| parse(&bytes, resource_type))
-        .collect::<Result<Vec<_>, _>>()?;
-    versions.extend(current_raw(store, resource_type, id)?);
-    versions.reverse();
+    let earlier = store.scan_prefix(Keyspace::History, &prefix, usize::MAX)?;
+    let current = current_raw(store, resource_type, id)?;
+    let total = earlier.len() + usize::from(current.is_some());
+    // The current version is the newest; the kept ones are keyed oldest first.
+    let mut versions = Vec::new();
+    let mut skip = offset;
+    if let Some(current) = current {
+        if skip == 0 {
+            versions.push(current);
+        } else {
+            skip -= 1;
+        }
+    }
+    for (_, bytes) in earlier.iter().rev().skip(skip) {
+        if versions.len() >= limit {
+            break;
+        }
+        versions.push(parse(bytes, resource_type)?);
+    }
     versions.truncate(limit);
-    Ok(versions)
+    Ok(HistoryPage { total, versions })
 }
 
 /// Keeps a version that is about to be replaced in the resource's history (the current version
