@@ -173,6 +173,19 @@ async fn below_the_free_space_floor_writes_are_refused_before_they_start() {
         body["error"].as_str().unwrap().contains("below the floor"),
         "{body}"
     );
+    // A FHIR write is refused the same way: 503, an OperationOutcome, nothing stored.
+    let response = reqwest::Client::new()
+        .post(format!("{}/fhir/Patient", engine.http))
+        .bearer_auth(common::FHIR_KEY)
+        .header("content-type", "application/fhir+json")
+        .body(r#"{"resourceType":"Patient","identifier":[{"system":"urn:test:floor","value":"F1"}],"name":[{"family":"Floor"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let outcome: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
+    assert_eq!(outcome["issue"][0]["code"], "transient", "{outcome}");
     // The disk is not full: the floor kept room, so the store's own files are whole.
     let free = Command::new("df")
         .arg("--output=avail")

@@ -232,7 +232,7 @@ async fn transaction(state: &FhirState, bundle: Value, base: &str, format: Forma
         Some(Ok(Ok(results))) => results,
         Some(Ok(Err(refused))) => return rest::refusal(format, &refused),
         Some(Err(reason)) => {
-            return format::error(format, StatusCode::INTERNAL_SERVER_ERROR, "exception", &reason);
+            return format::error(format, StatusCode::SERVICE_UNAVAILABLE, "transient", &reason);
         }
         None => {
             return format::error(
@@ -670,7 +670,7 @@ async fn message(state: &FhirState, bundle: Value, base: &str, format: Format) -
     match answer {
         Some(Ok(Ok(response))) => format::respond(format, StatusCode::OK, Some(&response), vec![]),
         Some(Ok(Err(refused))) => rest::refusal(format, &refused),
-        Some(Err(reason)) => format::error(format, StatusCode::INTERNAL_SERVER_ERROR, "exception", &reason),
+        Some(Err(reason)) => format::error(format, StatusCode::SERVICE_UNAVAILABLE, "transient", &reason),
         None => format::error(
             format,
             StatusCode::SERVICE_UNAVAILABLE,

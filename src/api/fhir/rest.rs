@@ -629,10 +629,11 @@ async fn execute(
     match answer {
         Some(Ok(Ok(done))) => Ok(done),
         Some(Ok(Err(refused))) => Err(refusal(format, &refused)),
+        // The store could not write it (a full disk, a failed sync): nothing changed, try again.
         Some(Err(reason)) => Err(format::error(
             format,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "exception",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "transient",
             &format!("the change could not be stored: {reason}"),
         )),
         None => Err(format::error(
