@@ -6,6 +6,7 @@ mod auth;
 pub mod fhir;
 mod health;
 mod journal;
+mod limit;
 mod members;
 mod outbox;
 
@@ -61,7 +62,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(fhir::routes(&state))
         .merge(members::routes())
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone())
+        // Every request but /health takes from its address's budget (issue #12).
+        .layer(axum::middleware::from_fn_with_state(state, limit::per_address))
         .layer(RequestBodyLimitLayer::new(max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

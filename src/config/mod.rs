@@ -15,6 +15,7 @@ mod engagement;
 mod identity;
 mod members;
 mod proxies;
+mod rate_limit;
 mod schedule;
 
 pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
@@ -22,6 +23,7 @@ pub use engagement::EngagementConfig;
 pub use identity::{ALGORITHMS, CredentialMode, CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
 pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM, RelationshipType};
+pub use rate_limit::RateLimitConfig;
 pub use schedule::{JOBS, JobConfig, parse_cron};
 
 use crate::mapping::{Condition, MappingSet, SourceKind as MappingSource, TargetKind};
@@ -134,6 +136,9 @@ pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
+    /// `[http.rate_limit]`: requests per client address.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for HttpConfig {
@@ -141,6 +146,7 @@ impl Default for HttpConfig {
         HttpConfig {
             bind: default_http_bind(),
             max_body_bytes: default_body_limit(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -452,6 +458,7 @@ impl Config {
         self.validate_schedule()?;
         self.validate_engagement()?;
         self.validate_identity()?;
+        self.validate_rate_limit()?;
         self.validate_proxies()?;
         self.validate_members()
     }

@@ -139,7 +139,8 @@ impl Engine {
         let app = crate::api::router(state, config.http.max_body_bytes);
         let shutdown = stopped_signal(stopped.clone());
         tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });

@@ -15,6 +15,7 @@ use super::openapi::Operation;
 use super::reply::{body, command, error, ok, read, refused};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow_scope};
+use super::signin::PortalSession;
 use crate::domain::engagement::{invitations, profile, tasks};
 use crate::domain::members::{self, Criteria};
 use crate::domain::patients;
@@ -38,15 +39,22 @@ fn allow_scopes(caller: &Caller, scopes: &[Scope]) -> Result<(), Response> {
     ))
 }
 
-/// `PUT /api/members/{id}/profile`.
+/// `PUT /api/members/{id}/profile`: the portal's key (scope `self-service`) as the bearer and
+/// the member's session as `X-Member-Session`; the session's member is the one in the path or
+/// a proxy granted access to them.
 pub async fn update_profile(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    PortalSession(me): PortalSession,
     bytes: Bytes,
 ) -> Result<Response, Response> {
     allow_scope(&caller, Scope::SelfService)?;
     let update: profile::ProfileUpdate = body(&bytes)?;
+    let acting = profile::Acting {
+        token: me.token,
+        session: me.session,
+    };
     let accounts = state.members.clone();
     let push_to: Vec<String> = state
         .engagement
@@ -62,7 +70,7 @@ pub async fn update_profile(
         .run(
             "member profile update",
             actor.clone(),
-            move |ctx| match profile::update(ctx, &accounts, &push_to, &actor, &patient, &update) {
+            move |ctx| match profile::update(ctx, &accounts, &push_to, &actor, &acting, &patient, &update) {
                 Ok(done) => Finished::applied(journal, vec![patient], Ok(done)),
                 Err(refusal) => Finished::refused(journal, refusal.to_string(), Err(refusal)),
             },
@@ -84,6 +92,7 @@ pub async fn update_profile(
                 "changed": done.changed,
                 "pushed": done.pushed,
                 "notification": done.notification,
+                "old_contact_notification": done.old_contact_notification,
             }),
         )),
     }
@@ -336,8 +345,8 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "put",
         path: "/api/members/{id}/profile",
-        summary: "Update Profile: the member changes address, email, mobile, preferred language or communication preference; stored at once, pushed to the UCR (and TrakCare), PIX consumers notified, the member told. A proxy (issue #6) is refused until proxy rights exist.",
-        roles: "external-system with scope self-service",
+        summary: "Update Profile: the member changes address, email, mobile, preferred language or communication preference; stored at once, pushed to the UCR (and TrakCare), PIX consumers notified, the member told. The portal's key as the bearer and the member's session in the X-Member-Session header: the session's member is the one in the path or a proxy whose relationship grants access now (proxy-not-permitted, 403); a new email or mobile needs a session younger than credentials.reauth_seconds (reauthentication-required, 403), is told to the old address too (old_contact_notification) and ends the member's other sessions.",
+        roles: super::openapi::PORTAL_SESSION,
         query: &[],
         body: &[
             "address:object",
