@@ -6,7 +6,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,7 +15,7 @@ use super::openapi::Operation;
 use super::reply::{body, command, error, ok, read, refused};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow_scope};
-use super::signin::PortalSession;
+use super::signin::portal_session;
 use crate::domain::engagement::{invitations, profile, tasks};
 use crate::domain::members::{self, Criteria};
 use crate::domain::patients;
@@ -46,10 +46,11 @@ pub async fn update_profile(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
-    PortalSession(me): PortalSession,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Response> {
     allow_scope(&caller, Scope::SelfService)?;
+    let me = portal_session(&state, &headers).await?;
     let update: profile::ProfileUpdate = body(&bytes)?;
     let acting = profile::Acting {
         token: me.token,

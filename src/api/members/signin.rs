@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -356,23 +356,17 @@ impl FromRequestParts<AppState> for MemberSession {
 /// The header that carries a member's session beside the portal's API key.
 pub const SESSION_HEADER: &str = "x-member-session";
 
-/// A member signed in, on a self-service endpoint: the session token in `X-Member-Session`,
-/// while `Authorization` carries the portal's API key.
-pub struct PortalSession(pub MemberSession);
-
-impl FromRequestParts<AppState> for PortalSession {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = parts.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
-        lookup(
-            state,
-            token,
-            "this action is the member's own: send their session token as X-Member-Session",
-        )
-        .await
-        .map(PortalSession)
-    }
+/// The member's session on a self-service endpoint: the token in `X-Member-Session`, while
+/// `Authorization` carries the portal's API key (checked first, so another client gets its
+/// 403 before any word about sessions).
+pub async fn portal_session(state: &AppState, headers: &HeaderMap) -> Result<MemberSession, Response> {
+    let token = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+    lookup(
+        state,
+        token,
+        "this action is the member's own: send their session token as X-Member-Session",
+    )
+    .await
 }
 
 /// The live session `token` stands for, or a 401 (`unauthenticated` when there is none,
