@@ -203,6 +203,12 @@ impl World {
         self.call("PUT", path, Some(client), Some(body)).await
     }
 
+    /// A POST through the portal with the member's session.
+    pub async fn post_as_member(&self, path: &str, session: &str, body: Value) -> (u16, Value) {
+        self.call_as("POST", path, Some("portal"), Some(session), Some(body))
+            .await
+    }
+
     /// A profile update through the portal with the member's session.
     pub async fn put_profile(&self, patient_id: &str, session: &str, body: Value) -> (u16, Value) {
         let path = format!("/api/members/{patient_id}/profile");

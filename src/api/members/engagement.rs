@@ -287,17 +287,31 @@ pub struct StatusBody {
     reason: Option<String>,
 }
 
+/// The member a self-service caller acts for on a task: the session sent as
+/// `X-Member-Session` (issue #12). A system with the `tasks` scope acts for nobody: none.
+async fn task_member(state: &AppState, caller: &Caller, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    if caller.has_scope(Scope::Tasks) {
+        return Ok(None);
+    }
+    Ok(Some(portal_session(state, headers).await?.session.patient_id))
+}
+
 /// `POST /api/tasks/{id}/status`.
 pub async fn task_status(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Response> {
     allow_scopes(&caller, &[Scope::Tasks, Scope::SelfService])?;
+    let me = task_member(&state, &caller, &headers).await?;
     let request: StatusBody = body(&bytes)?;
     let journal = format!("task {id} status {}", request.status);
     let (task, _) = command(&state, "task status", &caller, journal, None, move |op, _| {
+        if let Some(me) = &me {
+            tasks::member_may_act(op.tx, &id, me, &op.now)?;
+        }
         tasks::set_status(op, &id, request.status.trim(), request.reason.as_deref())
     })
     .await?;
@@ -312,9 +326,11 @@ pub async fn questionnaire_response(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Response> {
     allow_scope(&caller, Scope::SelfService)?;
+    let me = portal_session(&state, &headers).await?.session.patient_id;
     let response: Value = body(&bytes)?;
     let destination = state
         .engagement
@@ -328,7 +344,10 @@ pub async fn questionnaire_response(
         &caller,
         journal,
         None,
-        move |op, _| tasks::answer(op, &id, response, destination.as_deref()),
+        move |op, _| {
+            tasks::member_may_act(op.tx, &id, &me, &op.now)?;
+            tasks::answer(op, &id, response, destination.as_deref())
+        },
     )
     .await?;
     Ok(ok(
@@ -416,8 +435,8 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "post",
         path: "/api/tasks/{id}/status",
-        summary: "Move a task along: requested -> ready | in-progress | cancelled; ready -> in-progress | cancelled; in-progress -> on-hold | completed | cancelled; on-hold -> in-progress | cancelled.",
-        roles: "external-system with scope tasks or self-service",
+        summary: "Move a task along: requested -> ready | in-progress | cancelled; ready -> in-progress | cancelled; in-progress -> on-hold | completed | cancelled; on-hold -> in-progress | cancelled. Through the portal (scope self-service) the member's session goes in X-Member-Session and the task must be theirs or a principal's who granted them access (proxy-not-permitted, 403); a system with scope tasks needs no session.",
+        roles: "external-system with scope tasks; or scope self-service with a member's session (X-Member-Session)",
         query: &[],
         body: &["status!:string", "reason:string"],
         success: 200,
@@ -425,8 +444,8 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "post",
         path: "/api/tasks/{id}/questionnaire-response",
-        summary: "A completed questionnaire (a FHIR QuestionnaireResponse): stored, named in the Task's output, pushed to TrakCare.",
-        roles: "external-system with scope self-service",
+        summary: "A completed questionnaire (a FHIR QuestionnaireResponse): stored, named in the Task's output, pushed to TrakCare. The task must be the session's member's or a principal's who granted them access (proxy-not-permitted, 403).",
+        roles: super::openapi::PORTAL_SESSION,
         query: &[],
         body: &[
             "resourceType!:string",

@@ -13,7 +13,7 @@
 //!
 //! Who changes it (issue #12): the member of the session the portal sends beside its own key
 //! ([`Acting`]), who must be the member in the path or a proxy whose relationship grants access
-//! to them now ([`proxy_may_update`]). A new email or mobile number moves where sign-in codes
+//! to them now ([`may_act_for`]). A new email or mobile number moves where sign-in codes
 //! and reset links go, so it needs a session opened less than `credentials.reauth_seconds`
 //! ago, tells the old address or number too, and ends every session of the member but the one
 //! that made the change (src/domain/sessions.rs).
@@ -114,16 +114,17 @@ pub struct Acting {
 /// The contact fields sign-in codes and password reset links go to.
 const SIGN_IN_CONTACTS: [&str; 2] = ["email", "mobile"];
 
-/// Whether `proxy` may change `principal`'s profile at `now`: the member themself, or a proxy
-/// whose relationship grants it now (not revoked, not past its expiry).
-pub fn proxy_may_update(reader: &dyn Reader, proxy: &str, principal: &str, now: &str) -> Result<(), Refusal> {
+/// Whether the signed-in member `proxy` may act on `principal`'s own data at `now` (their
+/// profile, their tasks): the member themself, or a proxy whose relationship grants it now (not
+/// revoked, not past its expiry).
+pub fn may_act_for(reader: &dyn Reader, proxy: &str, principal: &str, now: &str) -> Result<(), Refusal> {
     if proxy == principal || crate::domain::proxies::granting(reader, proxy, principal, now)?.is_some() {
         return Ok(());
     }
     Err(Refusal::new(
         Kind::Forbidden,
         "proxy-not-permitted",
-        format!("`{proxy}` holds no proxy right to update the profile of `{principal}`"),
+        format!("`{proxy}` holds no proxy right to act for `{principal}`"),
     ))
 }
 
@@ -322,7 +323,7 @@ fn who_acts(
             format!("proxy_id `{named}` is not the signed-in member"),
         ));
     }
-    proxy_may_update(reader, me, patient_id, now)?;
+    may_act_for(reader, me, patient_id, now)?;
     Ok((me != patient_id).then(|| me.to_string()))
 }
 
