@@ -97,14 +97,25 @@ async fn a_profile_update_reaches_the_ucr_and_pix_and_the_ucr_echo_sends_nothing
         .iter()
         .find(|(to, _)| to == &vec!["jane.new@example.org".to_string()])
         .unwrap_or_else(|| panic!("nothing to the new address: {emails:?}"));
-    assert!(to_new.1.contains("Subject: =?utf-8?b?"), "the Arabic subject: {}", to_new.1);
+    assert!(
+        to_new.1.contains("Subject: =?utf-8?b?"),
+        "the Arabic subject: {}",
+        to_new.1
+    );
     assert!(
         emails[emails_before..]
             .iter()
             .any(|(to, _)| to == &vec!["jane.doe@example.org".to_string()]),
         "nothing to the old address: {emails:?}"
     );
-    assert_eq!(body["old_contact_notification"]["deliveries"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(
+        body["old_contact_notification"]["deliveries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{body}"
+    );
 
     // The audit trail has it, with the reason.
     let (status, trail) = w.get(&format!("/api/audit?member={jane}"), "manager").await;
@@ -206,9 +217,18 @@ async fn profile_update_refusals_say_why() {
         (401, Some("unauthenticated")),
         "{body}"
     );
-    assert!(body["error"].as_str().unwrap().contains("X-Member-Session"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("X-Member-Session"),
+        "{body}"
+    );
     let (status, body) = w
-        .call_as("PUT", &path, Some("portal"), Some("not-a-session"), Some(change.clone()))
+        .call_as(
+            "PUT",
+            &path,
+            Some("portal"),
+            Some("not-a-session"),
+            Some(change.clone()),
+        )
         .await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -321,8 +341,17 @@ async fn a_new_mobile_needs_a_recent_sign_in_tells_the_old_number_and_ends_the_o
         .filter(|t| t.contains("profile was updated"))
         .count();
     assert_eq!(told, 2, "{texts:?}");
-    for (which, number) in [("old_contact_notification", "+1 617 5559876"), ("notification", "+1 617 5550199")] {
-        let id = body[which]["deliveries"].as_array().unwrap().last().unwrap().as_str().unwrap();
+    for (which, number) in [
+        ("old_contact_notification", "+1 617 5559876"),
+        ("notification", "+1 617 5550199"),
+    ] {
+        let id = body[which]["deliveries"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap();
         let (status, n) = w.get(&format!("/api/notifications/{id}"), "manager").await;
         assert_eq!((status, n["to"].as_str()), (200, Some(number)), "{which}: {n}");
     }

@@ -315,7 +315,10 @@ async fn task_refusals_say_why() {
     // Once she is a member, the portal acts on her task only with her session.
     w.active_member(&jane).await;
     let answer = json!({ "resourceType": "QuestionnaireResponse", "status": "completed" });
-    for path in [format!("/api/tasks/{id}/status"), format!("/api/tasks/{id}/questionnaire-response")] {
+    for path in [
+        format!("/api/tasks/{id}/status"),
+        format!("/api/tasks/{id}/questionnaire-response"),
+    ] {
         let (status, body) = w.post(&path, "portal", answer.clone()).await;
         assert_eq!(
             (status, body["code"].as_str()),

@@ -504,12 +504,8 @@ async fn past_its_expiry_a_relationship_grants_nothing_and_the_job_marks_it_and_
 
     // As Jane's proxy, Sam (his own session beside the portal's key) may update her profile;
     // Jane may not update Sam's.
-    let profile = |who: &str, mobile: &str| {
-        (
-            format!("/api/members/{who}/profile"),
-            json!({ "mobile": mobile }),
-        )
-    };
+    let profile =
+        |who: &str, mobile: &str| (format!("/api/members/{who}/profile"), json!({ "mobile": mobile }));
     let (path, change) = profile(&sam, "+1 617 555 0143");
     let (status, answer) = w
         .call_as("PUT", &path, Some("portal"), Some(&jane_session), Some(change))
@@ -524,7 +520,10 @@ async fn past_its_expiry_a_relationship_grants_nothing_and_the_job_marks_it_and_
     let (status, _) = as_member(&w, "GET", "/api/me", &jane_session).await;
     assert_eq!(status, 401);
     let actions = audit_actions(&w, &format!("member/{jane}")).await;
-    let update = actions.iter().find(|(a, _)| a == "member.profile.update").unwrap();
+    let update = actions
+        .iter()
+        .find(|(a, _)| a == "member.profile.update")
+        .unwrap();
     assert_eq!(update.1["proxy"], sam.as_str(), "{update:?}");
 
     // Past the expiry: no access, whether or not the job has run yet.

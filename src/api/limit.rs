@@ -62,9 +62,8 @@ pub async fn per_address(State(state): State<AppState>, request: Request, next: 
 
 /// Adds `Retry-After` (whole seconds, at least 1) to an answer.
 pub fn with_retry_after(mut response: Response, wait: Duration) -> Response {
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(retry_after_seconds(wait)),
-    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds(wait)));
     response
 }

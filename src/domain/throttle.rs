@@ -214,11 +214,15 @@ impl RequestLimiter {
             return Ok(());
         }
         let (rate, burst) = (self.per_second, self.burst);
-        let level = |b: &Bucket| (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate).min(burst);
+        let level =
+            |b: &Bucket| (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate).min(burst);
         let mut buckets = lock(&self.buckets);
         let bucket = buckets.entry(
             client_key(address),
-            || Bucket { tokens: burst, at: now },
+            || Bucket {
+                tokens: burst,
+                at: now,
+            },
             |b| level(b) >= burst,
         );
         bucket.tokens = level(bucket);
@@ -269,7 +273,11 @@ mod tests {
         assert_eq!(t.wait(jane, HOME, later), None, "the wait passes");
         assert_eq!(t.failed(jane, HOME, later), Some(Duration::from_secs(2)));
         assert_eq!(t.failed(jane, HOME, later), Some(Duration::from_secs(4)));
-        assert_eq!(t.failed(jane, HOME, later), Some(Duration::from_secs(5)), "capped");
+        assert_eq!(
+            t.failed(jane, HOME, later),
+            Some(Duration::from_secs(5)),
+            "capped"
+        );
         // Failures older than the window are forgotten.
         let much_later = later + Duration::from_secs(61);
         assert_eq!(t.wait(jane, HOME, much_later), None);
@@ -312,7 +320,10 @@ mod tests {
         let wait = limiter.take(HOME, now).unwrap_err();
         assert_eq!(retry_after_seconds(wait), 1);
         assert!(limiter.take(HOME, now + Duration::from_millis(500)).is_ok());
-        assert!(limiter.take("192.0.2.1".parse().unwrap(), now).is_ok(), "per address");
+        assert!(
+            limiter.take("192.0.2.1".parse().unwrap(), now).is_ok(),
+            "per address"
+        );
     }
 
     #[test]

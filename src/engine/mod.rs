@@ -140,7 +140,9 @@ impl Engine {
         let shutdown = stopped_signal(stopped.clone());
         tasks.spawn(async move {
             if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(shutdown).await {
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });

@@ -21,6 +21,7 @@ pub async fn active_jane(w: &World) -> String {
     jane
 }
 
+#[allow(unused_imports)]
 pub use crate::common::sign_in_code as code_in;
 
 pub async fn sign_in(w: &World, username: &str, password: &str) -> (u16, Value) {

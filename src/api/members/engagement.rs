@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 
 use super::openapi::Operation;
 use super::reply::{body, command, error, ok, read, refused};
+use super::signin::portal_session;
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow_scope};
-use super::signin::portal_session;
 use crate::domain::engagement::{invitations, profile, tasks};
 use crate::domain::members::{self, Criteria};
 use crate::domain::patients;
@@ -289,7 +289,11 @@ pub struct StatusBody {
 
 /// The member a self-service caller acts for on a task: the session sent as
 /// `X-Member-Session` (issue #12). A system with the `tasks` scope acts for nobody: none.
-async fn task_member(state: &AppState, caller: &Caller, headers: &HeaderMap) -> Result<Option<String>, Response> {
+async fn task_member(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<Option<String>, Response> {
     if caller.has_scope(Scope::Tasks) {
         return Ok(None);
     }

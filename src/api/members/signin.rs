@@ -349,7 +349,12 @@ impl FromRequestParts<AppState> for MemberSession {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-        lookup(state, token, "sign in first: send the session token as a bearer token").await
+        lookup(
+            state,
+            token,
+            "sign in first: send the session token as a bearer token",
+        )
+        .await
     }
 }
 
@@ -373,7 +378,11 @@ pub async fn portal_session(state: &AppState, headers: &HeaderMap) -> Result<Mem
 /// `session-unknown` when it is unknown, expired or ended).
 async fn lookup(state: &AppState, token: Option<&str>, missing: &str) -> Result<MemberSession, Response> {
     let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string) else {
-        return Err(challenge(error(StatusCode::UNAUTHORIZED, "unauthenticated", missing)));
+        return Err(challenge(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            missing,
+        )));
     };
     let t = token.clone();
     let found = read(state, move |store, accounts| {

@@ -443,7 +443,13 @@ pub fn update(
         members::save(&mut op, Some(&old), &mut member)?;
         if member.session_epoch != old.session_epoch && acting.session.patient_id == patient_id {
             // ... but the member's own, which just proved itself recent.
-            sessions::keep(&mut op, accounts, &acting.token, &acting.session, member.session_epoch);
+            sessions::keep(
+                &mut op,
+                accounts,
+                &acting.token,
+                &acting.session,
+                member.session_epoch,
+            );
         }
         audit::record(
             &mut op,

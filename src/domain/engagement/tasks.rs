@@ -401,7 +401,12 @@ pub fn require(reader: &dyn crate::store::Reader, id: &str) -> Result<Value, Ref
 
 /// Whether the signed-in member `me` may act on task `id` (move it, answer it): the task is
 /// theirs, or its patient's proxy relationship with them grants access now.
-pub fn member_may_act(reader: &dyn crate::store::Reader, id: &str, me: &str, now: &str) -> Result<(), Refusal> {
+pub fn member_may_act(
+    reader: &dyn crate::store::Reader,
+    id: &str,
+    me: &str,
+    now: &str,
+) -> Result<(), Refusal> {
     let task = require(reader, id)?;
     let patient = task["for"]["reference"]
         .as_str()
