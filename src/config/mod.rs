@@ -57,7 +57,7 @@ pub struct Config {
     pub api_clients: Vec<ApiClientConfig>,
     #[serde(default)]
     pub engagement: EngagementConfig,
-    /// `[credentials]`: which credentials members sign in with, two-factor, lockout (issue #6).
+    /// `[credentials]`: which credentials members sign in with, two-factor, the waits after failed sign-ins (issues #6, #12).
     #[serde(default)]
     pub credentials: CredentialsConfig,
     #[serde(default)]

@@ -21,7 +21,7 @@ pub struct Accounts {
     pub key: TokenKey,
     pub templates: Templates,
     pub clients: Clients,
-    /// `[credentials]`: sign-in, two-factor, lockout (issue #6).
+    /// `[credentials]`: sign-in, two-factor, the waits after failures (issues #6, #12).
     pub credentials: crate::config::CredentialsConfig,
     /// `[[identity_providers]]`, with their fetched keys.
     pub providers: crate::domain::oidc::Providers,
