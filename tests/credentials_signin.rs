@@ -217,6 +217,26 @@ async fn repeated_failures_make_the_next_attempt_wait_longer_and_never_lock_the_
 }
 
 #[tokio::test]
+async fn guesses_sent_all_at_once_cannot_slip_past_the_wait() {
+    let w =
+        start("[credentials]\ntwo_factor = false\nmax_failed_sign_ins = 3\naddress_failed_sign_ins = 100")
+            .await;
+    active_jane(&w).await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let request = w
+            .http
+            .post(format!("{}/api/sign-in", w.engine.http))
+            .bearer_auth(members_support::key("portal"))
+            .json(&json!({ "username": "jane", "password": "a guess" }));
+        guesses.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = guesses.join_all().await;
+    // Each attempt is counted as it starts: the three free ones run, the rest wait.
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
+}
+
+#[tokio::test]
 async fn an_unknown_username_and_a_wrong_password_answer_alike() {
     let w =
         start("[credentials]\ntwo_factor = false\nmax_failed_sign_ins = 50\naddress_failed_sign_ins = 100")

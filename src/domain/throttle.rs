@@ -110,35 +110,53 @@ impl SignInThrottle {
         username.trim().to_lowercase()
     }
 
-    /// How long an attempt on `account` from `address` must still wait, if at all.
-    pub fn wait(&self, account: Option<&str>, address: IpAddr, now: Instant) -> Option<Duration> {
+    /// Starts an attempt: refused with the wait still to run, if any; else counted at once as
+    /// a failure, in the same critical section as the check, so that many attempts sent
+    /// together cannot all pass before the first of them is known to have failed. An attempt
+    /// that turns out not to have failed is taken back with [`SignInThrottle::not_failed`].
+    pub fn begin(&self, account: Option<&str>, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        // Always addresses before accounts, so two callers never wait on each other.
+        let mut addresses = lock(&self.addresses);
+        let mut accounts = lock(&self.accounts);
         let remaining = |f: Option<&Failures>| {
             f.and_then(|f| f.wait_until)
                 .and_then(|until| until.checked_duration_since(now))
                 .filter(|d| !d.is_zero())
         };
-        let by_address = remaining(lock(&self.addresses).map.get(&client_key(address)));
-        let by_account = account.and_then(|a| remaining(lock(&self.accounts).map.get(a)));
-        by_address.max(by_account)
+        let key = client_key(address);
+        let wait =
+            remaining(addresses.map.get(&key)).max(account.and_then(|a| remaining(accounts.map.get(a))));
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        self.count(&mut addresses, key, self.address_free, now);
+        if let Some(account) = account {
+            self.count(&mut accounts, account.to_string(), self.account_free, now);
+        }
+        Ok(())
     }
 
-    /// Counts a failed attempt; returns the wait it now leads to, if any.
-    pub fn failed(&self, account: Option<&str>, address: IpAddr, now: Instant) -> Option<Duration> {
-        let by_address = {
-            let mut addresses = lock(&self.addresses);
-            self.count(&mut addresses, client_key(address), self.address_free, now)
+    /// Takes back the failure [`SignInThrottle::begin`] counted for an attempt that did not
+    /// fail: a completed sign-in forgets the account's failures; the address only loses this
+    /// one (one success does not excuse the other guesses made from there).
+    pub fn not_failed(&self, account: Option<&str>, address: IpAddr, signed_in: bool) {
+        let take_back = |f: &mut Failures, free: u32| {
+            f.count = f.count.saturating_sub(1);
+            if f.count < free {
+                f.wait_until = None;
+            }
         };
-        let by_account = account.and_then(|a| {
+        if let Some(f) = lock(&self.addresses).map.get_mut(&client_key(address)) {
+            take_back(f, self.address_free);
+        }
+        if let Some(account) = account {
             let mut accounts = lock(&self.accounts);
-            self.count(&mut accounts, a.to_string(), self.account_free, now)
-        });
-        by_address.max(by_account)
-    }
-
-    /// A completed sign-in forgets the account's failures (the address's stay: one success
-    /// does not excuse the other guesses made from there).
-    pub fn succeeded(&self, account: &str) {
-        lock(&self.accounts).map.remove(account);
+            if signed_in {
+                accounts.map.remove(account);
+            } else if let Some(f) = accounts.map.get_mut(account) {
+                take_back(f, self.account_free);
+            }
+        }
     }
 
     fn count<K: Eq + Hash>(
@@ -261,29 +279,30 @@ mod tests {
     #[test]
     fn waits_grow_from_the_free_failures_on_up_to_the_cap_and_end() {
         let t = throttle(3, 5);
-        let start = Instant::now();
         let jane = Some("jane");
-        assert_eq!(t.failed(jane, HOME, start), None);
-        assert_eq!(t.failed(jane, HOME, start), None);
-        assert_eq!(t.wait(jane, HOME, start), None);
-        assert_eq!(t.failed(jane, HOME, start), Some(Duration::from_secs(1)));
-        assert_eq!(t.wait(jane, HOME, start), Some(Duration::from_secs(1)));
-        assert_eq!(t.wait(Some("bob"), HOME, start), None, "per account");
-        let later = start + Duration::from_secs(1);
-        assert_eq!(t.wait(jane, HOME, later), None, "the wait passes");
-        assert_eq!(t.failed(jane, HOME, later), Some(Duration::from_secs(2)));
-        assert_eq!(t.failed(jane, HOME, later), Some(Duration::from_secs(4)));
-        assert_eq!(
-            t.failed(jane, HOME, later),
-            Some(Duration::from_secs(5)),
-            "capped"
-        );
+        let mut now = Instant::now();
+        // Three failures are free; the third makes the next attempt wait 1 s.
+        for _ in 0..3 {
+            assert!(t.begin(jane, HOME, now).is_ok());
+        }
+        assert_eq!(t.begin(jane, HOME, now), Err(Duration::from_secs(1)));
+        assert_eq!(t.account_wait("jane", now), Some(Duration::from_secs(1)));
+        assert!(t.begin(Some("bob"), HOME, now).is_ok(), "per account");
+        t.not_failed(Some("bob"), HOME, false);
+        // Each further failure doubles the wait, up to the cap.
+        for wait in [2, 4, 5, 5] {
+            now += t.account_wait("jane", now).unwrap();
+            assert!(t.begin(jane, HOME, now).is_ok(), "the wait passes");
+            assert_eq!(t.begin(jane, HOME, now), Err(Duration::from_secs(wait)));
+        }
         // Failures older than the window are forgotten.
-        let much_later = later + Duration::from_secs(61);
-        assert_eq!(t.wait(jane, HOME, much_later), None);
-        assert_eq!(t.failed(jane, HOME, much_later), None);
-        t.succeeded("jane");
-        assert_eq!(t.account_wait("jane", much_later), None);
+        now += Duration::from_secs(61);
+        assert!(t.begin(jane, HOME, now).is_ok());
+        assert!(t.begin(jane, HOME, now).is_ok());
+        assert!(t.begin(jane, HOME, now).is_ok());
+        assert!(t.begin(jane, HOME, now).is_err());
+        t.not_failed(jane, HOME, true);
+        assert_eq!(t.account_wait("jane", now), None);
     }
 
     #[test]
@@ -294,15 +313,37 @@ mod tests {
         };
         let t = SignInThrottle::new(&config);
         let now = Instant::now();
-        assert_eq!(t.failed(Some("a"), HOME, now), None);
-        assert_eq!(t.failed(Some("b"), HOME, now), Some(Duration::from_secs(1)));
-        assert!(t.wait(Some("c"), HOME, now).is_some(), "any account from there");
+        assert!(t.begin(Some("a"), HOME, now).is_ok());
+        assert!(t.begin(Some("b"), HOME, now).is_ok());
+        assert_eq!(
+            t.begin(Some("c"), HOME, now),
+            Err(Duration::from_secs(1)),
+            "any account from there"
+        );
         let elsewhere: IpAddr = "192.0.2.7".parse().unwrap();
-        assert_eq!(t.wait(Some("c"), elsewhere, now), None);
+        assert!(t.begin(Some("c"), elsewhere, now).is_ok());
         // One IPv6 /64 is one client.
         let a: IpAddr = "2001:db8::1".parse().unwrap();
         let b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
         assert_eq!(client_key(a), client_key(b));
+    }
+
+    #[test]
+    fn attempts_sent_together_are_counted_before_they_are_checked() {
+        let t = throttle(3, 60);
+        let now = Instant::now();
+        let jane = Some("jane");
+        // Three attempts under way at once, none settled yet: the fourth must wait.
+        for _ in 0..3 {
+            assert!(t.begin(jane, HOME, now).is_ok());
+        }
+        assert_eq!(t.begin(jane, HOME, now), Err(Duration::from_secs(1)));
+        // One of them was the right password after all: the account starts afresh, and the
+        // address's count loses that one.
+        t.not_failed(jane, HOME, true);
+        assert!(t.begin(jane, HOME, now).is_ok());
+        t.not_failed(jane, HOME, false);
+        assert_eq!(t.account_wait("jane", now), None);
     }
 
     #[test]

@@ -72,9 +72,9 @@ pub async fn password(
     }
     let account = SignInThrottle::account(&request.username);
     let throttle = &state.members.sign_in_throttle;
-    if let Some(wait) = throttle.wait(Some(&account), client, Instant::now()) {
-        return Err(delayed(wait));
-    }
+    throttle
+        .begin(Some(&account), client, Instant::now())
+        .map_err(delayed)?;
     let username = account.clone();
     let found = read(&state, move |store, _| {
         if username.is_empty() || username.len() > 64 {
@@ -127,14 +127,16 @@ pub async fn password(
     Ok(answer(outcome))
 }
 
-/// Counts a sign-in answer towards the waits: a failure adds, a completed sign-in clears the
-/// account's.
+/// Settles an attempt the throttle counted as a failure when it began: a wrong password or
+/// code stays counted; anything else is taken back, and a completed sign-in clears the
+/// account's failures.
 fn counted(state: &AppState, outcome: &Outcome, account: Option<&str>, client: std::net::IpAddr) {
-    let throttle = &state.members.sign_in_throttle;
-    if outcome.counts_as_failure() {
-        throttle.failed(account, client, Instant::now());
-    } else if let (Outcome::SignedIn { .. }, Some(account)) = (outcome, account) {
-        throttle.succeeded(account);
+    if !outcome.counts_as_failure() {
+        let signed_in = matches!(outcome, Outcome::SignedIn { .. });
+        state
+            .members
+            .sign_in_throttle
+            .not_failed(account, client, signed_in);
     }
 }
 
@@ -190,13 +192,11 @@ pub async fn code(
         ))
     })
     .await?;
-    if let Some(wait) = state
+    state
         .members
         .sign_in_throttle
-        .wait(account.as_deref(), client, Instant::now())
-    {
-        return Err(delayed(wait));
-    }
+        .begin(account.as_deref(), client, Instant::now())
+        .map_err(delayed)?;
     let (outcome, _) = command(
         &state,
         "member sign-in",
@@ -231,10 +231,9 @@ pub async fn external(
 ) -> Result<Response, Response> {
     allow_scope(&caller, Scope::SelfService)?;
     let request: ExternalBody = body(&bytes)?;
+    // Tokens name no account: external sign-ins count for the client address only.
     let throttle = &state.members.sign_in_throttle;
-    if let Some(wait) = throttle.wait(None, client, Instant::now()) {
-        return Err(delayed(wait));
-    }
+    throttle.begin(None, client, Instant::now()).map_err(delayed)?;
     if !state.members.credentials.mode.get_ref().external() {
         return Err(error(
             StatusCode::FORBIDDEN,
@@ -264,10 +263,10 @@ pub async fn external(
             )
             .await?;
             let status = if e.unavailable {
+                // The provider's trouble is not the caller's failure.
+                throttle.not_failed(None, client, false);
                 StatusCode::BAD_GATEWAY
             } else {
-                // A refused token counts for the address (tokens name no account).
-                throttle.failed(None, client, Instant::now());
                 StatusCode::UNAUTHORIZED
             };
             return Err(error(status, e.code, &e.message));
@@ -296,8 +295,8 @@ pub async fn external(
         move |op, accounts| credentials::sign_in(op, accounts, &verified, matched),
     )
     .await?;
-    if matches!(outcome, Outcome::Failed { .. }) {
-        throttle.failed(None, client, Instant::now());
+    if let Outcome::SignedIn { .. } = outcome {
+        throttle.not_failed(None, client, true);
     }
     Ok(answer(outcome))
 }
