@@ -63,6 +63,10 @@ async fn a_jwt_links_the_credential_and_a_second_provider_adds_another_to_the_ac
     let (status, body) = external(&w, &regional.sign(&regional.claims("r-77")), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["patient_id"], jane.as_str());
+    // A credential linked is a new way in: the sessions opened before it are over.
+    let (status, me) = as_member(&w, "GET", "/api/me", &session).await;
+    assert_eq!((status, code(&me)), (401, "session-unknown"), "{me}");
+    let session = body["session"].as_str().unwrap().to_string();
 
     let (status, me) = as_member(&w, "GET", "/api/me", &session).await;
     assert_eq!(status, 200, "{me}");

@@ -1,17 +1,20 @@
 //! Password sign-in over HTTP against the real engine: argon2-checked passwords, the one-time
 //! code that completes a sign-in (sent by text through the outbox, valid for a while, usable
-//! once, a few tries), lockout after repeated failures, sessions, and the audit trail of every
-//! result.
+//! once, a few tries), growing waits after repeated failures instead of a lock, replies that do
+//! not tell whether an account exists, sessions that end with a password reset, a
+//! deactivation or a change of credentials, the request budget per client address, and the
+//! audit trail of every result.
 
 mod common;
 mod credentials_support;
 mod members_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use credentials_support::{PASSWORD, active_jane, as_member, audit_actions, code_in, send_code, sign_in};
-use members_support::start;
+use members_support::{nth, start, token_in};
 use serde_json::Value;
+use serde_json::json;
 
 fn code(body: &Value) -> &str {
     body["code"].as_str().unwrap_or("")
@@ -115,33 +118,86 @@ async fn a_password_then_a_one_time_code_signs_in_once_and_every_result_is_audit
     assert!(!text.contains("nobody-here"), "a typed username is not recorded");
 }
 
+/// A sign-in answered with its `Retry-After` header.
+async fn sign_in_raw(
+    w: &members_support::World,
+    username: &str,
+    password: &str,
+) -> (u16, Option<String>, Value) {
+    let response = w
+        .http
+        .post(format!("{}/api/sign-in", w.engine.http))
+        .bearer_auth(members_support::key("portal"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, retry_after, response.json().await.unwrap())
+}
+
 #[tokio::test]
-async fn repeated_failures_lock_the_account_until_the_lockout_passes() {
-    let w = start("[credentials]\ntwo_factor = false\nmax_failed_sign_ins = 3\nlockout_seconds = 2").await;
+async fn repeated_failures_make_the_next_attempt_wait_longer_and_never_lock_the_owner_out() {
+    let w = start(
+        "[credentials]\ntwo_factor = false\nmax_failed_sign_ins = 3\nsign_in_delay_max_seconds = 2\naddress_failed_sign_ins = 100",
+    )
+    .await;
     let jane = active_jane(&w).await;
-    for _ in 0..2 {
+    for _ in 0..3 {
         let (status, body) = sign_in(&w, "jane", "wrong password").await;
         assert_eq!((status, code(&body)), (401, "invalid-credentials"), "{body}");
     }
-    let (status, body) = sign_in(&w, "jane", "wrong password").await;
-    assert_eq!((status, code(&body)), (423, "locked"), "{body}");
-    assert!(body["locked_until"].is_string());
-    // Locked: even the right password is refused.
-    let (status, body) = sign_in(&w, "jane", PASSWORD).await;
-    assert_eq!((status, code(&body)), (423, "locked"), "{body}");
+    // The third failure makes the next attempt wait a second, even with the right password.
+    let (status, retry_after, body) = sign_in_raw(&w, "jane", PASSWORD).await;
+    assert_eq!((status, code(&body)), (429, "sign-in-delayed"), "{body}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(body["retry_after"], 1);
     let (status, state) = w
         .get(&format!("/api/members/{jane}/credentials"), "manager")
         .await;
     assert_eq!(status, 200, "{state}");
-    assert!(state["sign_in"]["locked_until"].is_string(), "{state}");
+    assert_eq!(state["sign_in"]["failures"], 3, "{state}");
+    assert_eq!(state["sign_in"]["wait_seconds"], 1, "{state}");
     let (status, _) = w.get(&format!("/api/members/{jane}/credentials"), "desk").await;
     assert_eq!(status, 403);
 
-    tokio::time::sleep(Duration::from_millis(2300)).await;
-    // Two-factor off: the right password signs in at once.
+    // An unknown username waits the same way: the wait tells nothing about the account.
+    for _ in 0..3 {
+        let (status, body) = sign_in(&w, "nobody-here", "wrong password").await;
+        assert_eq!((status, code(&body)), (401, "invalid-credentials"), "{body}");
+    }
+    let (status, retry_after, body) = sign_in_raw(&w, "nobody-here", PASSWORD).await;
+    assert_eq!(
+        (status, code(&body), retry_after.as_deref()),
+        (429, "sign-in-delayed", Some("1"))
+    );
+
+    // After the wait, one more failure makes the next wait longer (up to the cap).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = sign_in(&w, "jane", "wrong password").await;
+    assert_eq!((status, code(&body)), (401, "invalid-credentials"), "{body}");
+    let (status, retry_after, _) = sign_in_raw(&w, "jane", PASSWORD).await;
+    assert_eq!((status, retry_after.as_deref()), (429, Some("2")));
+
+    // Once it has passed, the right password signs in (two-factor off: at once).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, body) = sign_in(&w, "jane", PASSWORD).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["method"], "password");
+    let (_, state) = w
+        .get(&format!("/api/members/{jane}/credentials"), "manager")
+        .await;
+    assert_eq!(
+        (
+            state["sign_in"]["failures"].as_u64(),
+            state["sign_in"]["wait_seconds"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
     let actions: Vec<String> = audit_actions(&w, &format!("member/{jane}"))
         .await
         .into_iter()
@@ -154,11 +210,154 @@ async fn repeated_failures_lock_the_account_until_the_lockout_passes() {
             "signin.failure",
             "signin.failure",
             "signin.failure",
-            "signin.lockout",
             "signin.failure",
             "signin.success"
         ]
     );
+}
+
+#[tokio::test]
+async fn guesses_sent_all_at_once_cannot_slip_past_the_wait() {
+    let w =
+        start("[credentials]\ntwo_factor = false\nmax_failed_sign_ins = 3\naddress_failed_sign_ins = 100")
+            .await;
+    active_jane(&w).await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let request = w
+            .http
+            .post(format!("{}/api/sign-in", w.engine.http))
+            .bearer_auth(members_support::key("portal"))
+            .json(&json!({ "username": "jane", "password": "a guess" }));
+        guesses.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = guesses.join_all().await;
+    // Each attempt is counted as it starts: the three free ones run, the rest wait.
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 7, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn an_unknown_username_and_a_wrong_password_answer_alike() {
+    let w =
+        start("[credentials]\ntwo_factor = false\nmax_failed_sign_ins = 50\naddress_failed_sign_ins = 100")
+            .await;
+    active_jane(&w).await;
+    let (mut known, mut unknown) = (Duration::ZERO, Duration::ZERO);
+    for i in 0..6 {
+        let started = Instant::now();
+        let (wrong_status, wrong) = sign_in(&w, "jane", "wrong password").await;
+        known += started.elapsed();
+        let started = Instant::now();
+        let (nobody_status, nobody) = sign_in(&w, &format!("nobody-{i}"), "wrong password").await;
+        unknown += started.elapsed();
+        assert_eq!(
+            (wrong_status, &wrong),
+            (nobody_status, &nobody),
+            "the answers differ"
+        );
+        assert_eq!((wrong_status, code(&wrong)), (401, "invalid-credentials"));
+    }
+    // Both run the same password check: an unknown name is not answered markedly sooner.
+    assert!(
+        unknown * 2 >= known,
+        "unknown usernames took {unknown:?}, known ones {known:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_password_reset_a_deactivation_and_a_new_password_end_every_session() {
+    let w = start("[credentials]\ntwo_factor = false").await;
+    let jane = active_jane(&w).await;
+    let session = |body: &Value| body["session"].as_str().unwrap().to_string();
+    let (_, first) = sign_in(&w, "jane", PASSWORD).await;
+    let (_, second) = sign_in(&w, "jane", PASSWORD).await;
+    let sessions = [session(&first), session(&second)];
+    for s in &sessions {
+        assert_eq!(as_member(&w, "GET", "/api/me", s).await.0, 200);
+    }
+
+    // A staff-sent reset link, used: the new password ends both sessions.
+    let (status, body) = w
+        .post(
+            &format!("/api/members/{jane}/password-reset"),
+            "manager",
+            json!({ "reason": "asked by phone" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let link = nth(&w.email, 3).await;
+    let (status, body) = w
+        .post(
+            "/api/password/reset",
+            "portal",
+            json!({ "token": token_in(&link), "password": "a brand new password" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for s in &sessions {
+        let (status, body) = as_member(&w, "GET", "/api/me", s).await;
+        assert_eq!((status, code(&body)), (401, "session-unknown"), "{body}");
+    }
+
+    // A deactivation ends the new one; a reactivation does not bring it back.
+    let (status, body) = sign_in(&w, "jane", "a brand new password").await;
+    assert_eq!(status, 200, "{body}");
+    let third = session(&body);
+    let (status, body) = w
+        .post(
+            &format!("/api/members/{jane}/deactivate"),
+            "manager",
+            json!({ "reason": "moved away" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = as_member(&w, "GET", "/api/me", &third).await;
+    assert_eq!((status, code(&body)), (401, "session-unknown"), "{body}");
+    let (status, body) = w
+        .post(
+            &format!("/api/members/{jane}/reactivate"),
+            "manager",
+            json!({ "reason": "back again" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(as_member(&w, "GET", "/api/me", &third).await.0, 401);
+    let (status, body) = sign_in(&w, "jane", "a brand new password").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(as_member(&w, "GET", "/api/me", &session(&body)).await.0, 200);
+}
+
+#[tokio::test]
+async fn one_address_past_its_request_budget_is_answered_429_with_retry_after() {
+    let w = start("[http.rate_limit]\nper_second = 1\nburst = 4").await;
+    let get = |path: &str| {
+        w.http
+            .get(format!("{}{path}", w.engine.http))
+            .bearer_auth(members_support::key("manager"))
+            .send()
+    };
+    let mut statuses = vec![];
+    for _ in 0..4 {
+        statuses.push(get("/api/audit?limit=1").await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200; 4]);
+    let refused = get("/api/audit?limit=1").await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(code(&body), "too-many-requests", "{body}");
+    // Under /fhir the refusal is an OperationOutcome; /health is never refused.
+    let fhir = get("/fhir/Patient?name=doe").await.unwrap();
+    assert_eq!(fhir.status().as_u16(), 429);
+    assert!(fhir.headers().contains_key("retry-after"));
+    let outcome: Value = fhir.json().await.unwrap();
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
+    for _ in 0..5 {
+        assert_eq!(get("/health").await.unwrap().status().as_u16(), 200);
+    }
+    // The budget refills.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get("/api/audit?limit=1").await.unwrap().status().as_u16(), 200);
 }
 
 #[tokio::test]

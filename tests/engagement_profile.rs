@@ -1,12 +1,16 @@
 //! Update Profile over the wire: the member's change (through the portal) is stored at once,
 //! reaches the UCR as an A31 with the new address, a PIX consumer likewise, and the member's
 //! email (the confirmation, through a real SMTP server); the UCR's echo of the same change back
-//! over MLLP sends nothing again; every refusal says why.
+//! over MLLP sends nothing again; every refusal says why. The change is the member's own: the
+//! portal's key alone changes nothing, a new email or mobile needs a recent sign-in, tells the
+//! old address too and ends the member's other sessions (issue #12).
 
 mod common;
 mod engagement_support;
 
-use engagement_support::{field, settle, start};
+use std::time::Duration;
+
+use engagement_support::{field, settle, start, start_with};
 use serde_json::json;
 
 #[tokio::test]
@@ -16,15 +20,16 @@ async fn a_profile_update_reaches_the_ucr_and_pix_and_the_ucr_echo_sends_nothing
     // The A28 itself went to the PIX consumer (patient-changed), not to the UCR (profile only).
     w.pix.wait_for(1).await;
     w.active_member(&jane).await;
+    let session = w.sign_in("jane.doe").await;
     let emails_before = w.wait_emails(2).await.len();
     settle().await;
     assert_eq!(w.ucr.received().len(), 0, "the UCR is not sent its own feed");
     assert_eq!(w.pix.received().len(), 1);
 
     let (status, body) = w
-        .put(
-            &format!("/api/members/{jane}/profile"),
-            "portal",
+        .put_profile(
+            &jane,
+            &session,
             json!({
                 "address": { "line": ["9 Harbour Road", "Flat 2"], "city": "Cambridge", "state": "MA",
                              "postal_code": "02139", "country": "USA" },
@@ -85,11 +90,32 @@ async fn a_profile_update_reaches_the_ucr_and_pix_and_the_ucr_echo_sends_nothing
         "{to_pix}"
     );
 
-    // The member is told, at the new address, in Arabic; and by text (preference both).
-    let emails = w.wait_emails(emails_before + 1).await;
-    let (to, text) = emails.last().unwrap();
-    assert_eq!(to, &vec!["jane.new@example.org".to_string()]);
-    assert!(text.contains("Subject: =?utf-8?b?"), "the Arabic subject: {text}");
+    // The member is told, at the new address, in Arabic; and by text (preference both). The
+    // old address is told too: a stranger who took the account would be seen.
+    let emails = w.wait_emails(emails_before + 2).await;
+    let to_new = emails[emails_before..]
+        .iter()
+        .find(|(to, _)| to == &vec!["jane.new@example.org".to_string()])
+        .unwrap_or_else(|| panic!("nothing to the new address: {emails:?}"));
+    assert!(
+        to_new.1.contains("Subject: =?utf-8?b?"),
+        "the Arabic subject: {}",
+        to_new.1
+    );
+    assert!(
+        emails[emails_before..]
+            .iter()
+            .any(|(to, _)| to == &vec!["jane.doe@example.org".to_string()]),
+        "nothing to the old address: {emails:?}"
+    );
+    assert_eq!(
+        body["old_contact_notification"]["deliveries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{body}"
+    );
 
     // The audit trail has it, with the reason.
     let (status, trail) = w.get(&format!("/api/audit?member={jane}"), "manager").await;
@@ -149,13 +175,10 @@ async fn a_profile_update_reaches_the_ucr_and_pix_and_the_ucr_echo_sends_nothing
         "the echo queued deliveries: {entry}"
     );
 
-    // The same update again changes nothing and sends nothing.
+    // The same update again (the session that made the change goes on) changes nothing and
+    // sends nothing.
     let (status, again) = w
-        .put(
-            &format!("/api/members/{jane}/profile"),
-            "portal",
-            json!({ "email": "jane.new@example.org" }),
-        )
+        .put_profile(&jane, &session, json!({ "email": "jane.new@example.org" }))
         .await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["changed"], json!([]));
@@ -186,17 +209,36 @@ async fn profile_update_refusals_say_why() {
             "{client}: {body}"
         );
     }
-    // Not a member yet.
+    w.active_member(&jane).await;
+    // The portal's key alone changes nobody's profile: the member's session is needed.
     let (status, body) = w.put(&path, "portal", change.clone()).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (404, Some("not-found")),
+        (401, Some("unauthenticated")),
         "{body}"
     );
-    w.active_member(&jane).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("X-Member-Session"),
+        "{body}"
+    );
+    let (status, body) = w
+        .call_as(
+            "PUT",
+            &path,
+            Some("portal"),
+            Some("not-a-session"),
+            Some(change.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("session-unknown")),
+        "{body}"
+    );
+    let session = w.sign_in("jane.doe").await;
 
     let (status, body) = w
-        .put(&path, "portal", json!({ "favourite_colour": "blue" }))
+        .put_profile(&jane, &session, json!({ "favourite_colour": "blue" }))
         .await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -207,24 +249,28 @@ async fn profile_update_refusals_say_why() {
         body["error"].as_str().unwrap().contains("favourite_colour"),
         "{body}"
     );
-    let (status, body) = w.put(&path, "portal", json!({})).await;
+    let (status, body) = w.put_profile(&jane, &session, json!({})).await;
     assert_eq!(status, 422, "{body}");
-    let (status, body) = w.put(&path, "portal", json!({ "email": "not-an-address" })).await;
+    let (status, body) = w
+        .put_profile(&jane, &session, json!({ "email": "not-an-address" }))
+        .await;
     assert_eq!(status, 422, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("not an email address"),
         "{body}"
     );
     let (status, body) = w
-        .put(&path, "portal", json!({ "preferred_language": "english!" }))
+        .put_profile(&jane, &session, json!({ "preferred_language": "english!" }))
         .await;
     assert_eq!(status, 422, "{body}");
-    let (status, body) = w.put(&path, "portal", json!({ "address": { "line": [] } })).await;
+    let (status, body) = w
+        .put_profile(&jane, &session, json!({ "address": { "line": [] } }))
+        .await;
     assert_eq!(status, 422, "{body}");
     let (status, body) = w
-        .put(
-            &path,
-            "portal",
+        .put_profile(
+            &jane,
+            &session,
             json!({ "mobile": "+1 617 5550101", "proxy_id": "someone-else" }),
         )
         .await;
@@ -233,12 +279,15 @@ async fn profile_update_refusals_say_why() {
         (403, Some("proxy-not-permitted")),
         "{body}"
     );
-    let (status, body) = w
-        .put("/api/members/no-such-member/profile", "portal", change.clone())
-        .await;
-    assert_eq!(status, 404, "{body}");
+    // Another member's profile: Jane holds no proxy right to it (whether or not it exists).
+    let (status, body) = w.put_profile("no-such-member", &session, change.clone()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("proxy-not-permitted")),
+        "{body}"
+    );
 
-    // A deactivated member's profile is not updated.
+    // A deactivation ends the member's sessions: the next change is refused at the door.
     let (status, body) = w
         .post(
             &format!("/api/members/{jane}/deactivate"),
@@ -247,11 +296,74 @@ async fn profile_update_refusals_say_why() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = w.put(&path, "portal", change).await;
+    let (status, body) = w.put_profile(&jane, &session, change).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (409, Some("member-not-active")),
+        (401, Some("session-unknown")),
         "{body}"
     );
-    assert!(body["error"].as_str().unwrap().contains("inactive"), "{body}");
+}
+
+#[tokio::test]
+async fn a_new_mobile_needs_a_recent_sign_in_tells_the_old_number_and_ends_the_other_sessions() {
+    let w = start_with("[credentials]\nreauth_seconds = 1\n").await;
+    let jane = w.jane().await;
+    w.active_member(&jane).await;
+    let old = w.sign_in("jane.doe").await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    // The session is older than the window: the address may change, the mobile may not.
+    let (status, body) = w
+        .put_profile(&jane, &old, json!({ "mobile": "+1 617 5550199" }))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("reauthentication-required")),
+        "{body}"
+    );
+    let (status, body) = w
+        .put_profile(&jane, &old, json!({ "address": { "line": ["1 Quay Street"] } }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changed"], json!(["address"]));
+
+    // Signed in again: the change goes through; the old number is told as well as the new.
+    let fresh = w.sign_in("jane.doe").await;
+    let texts_before = w.texts().len();
+    let (status, body) = w
+        .put_profile(&jane, &fresh, json!({ "mobile": "+1 617 5550199" }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changed"], json!(["mobile"]));
+    let texts = w.wait_texts(texts_before + 2).await;
+    let told = texts[texts_before..]
+        .iter()
+        .filter(|t| t.contains("profile was updated"))
+        .count();
+    assert_eq!(told, 2, "{texts:?}");
+    for (which, number) in [
+        ("old_contact_notification", "+1 617 5559876"),
+        ("notification", "+1 617 5550199"),
+    ] {
+        let id = body[which]["deliveries"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_str()
+            .unwrap();
+        let (status, n) = w.get(&format!("/api/notifications/{id}"), "manager").await;
+        assert_eq!((status, n["to"].as_str()), (200, Some(number)), "{which}: {n}");
+    }
+
+    // Every other session of Jane's is over; the one that made the change goes on.
+    let url = format!("{}/api/me", w.engine.http);
+    for (session, expected) in [(&old, 401), (&fresh, 200)] {
+        let response = w.http.get(&url).bearer_auth(session).send().await.unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            expected,
+            "the older session ends, the one that made the change goes on"
+        );
+    }
 }

@@ -93,11 +93,14 @@ async fn a_task_is_created_notified_moved_along_and_its_answers_go_to_trakcare()
     assert_eq!(status, 200);
     assert_eq!(found["total"], 1, "{found}");
 
+    // Jane signs in; through the portal her session moves her task along.
+    let session = w.sign_in("jane.doe").await;
+
     // Status: requested -> in-progress; a jump back to requested is refused.
     let (status, moved) = w
-        .post(
+        .post_as_member(
             &format!("/api/tasks/{id}/status"),
-            "portal",
+            &session,
             json!({ "status": "in-progress" }),
         )
         .await;
@@ -136,9 +139,9 @@ async fn a_task_is_created_notified_moved_along_and_its_answers_go_to_trakcare()
 
     // The completed questionnaire: stored, linked from the task, pushed to TrakCare.
     let (status, answered) = w
-        .post(
+        .post_as_member(
             &format!("/api/tasks/{id}/questionnaire-response"),
-            "portal",
+            &session,
             json!({
                 "resourceType": "QuestionnaireResponse",
                 "questionnaire": "https://trakcare.test/Questionnaire/pre-op",
@@ -185,9 +188,9 @@ async fn a_task_is_created_notified_moved_along_and_its_answers_go_to_trakcare()
         .await;
     assert_eq!(status, 200);
     let (status, body) = w
-        .post(
+        .post_as_member(
             &format!("/api/tasks/{id}/status"),
-            "portal",
+            &session,
             json!({ "status": "in-progress" }),
         )
         .await;
@@ -197,9 +200,9 @@ async fn a_task_is_created_notified_moved_along_and_its_answers_go_to_trakcare()
         "{body}"
     );
     let (status, body) = w
-        .post(
+        .post_as_member(
             &format!("/api/tasks/{id}/questionnaire-response"),
-            "portal",
+            &session,
             json!({ "resourceType": "QuestionnaireResponse", "status": "completed" }),
         )
         .await;
@@ -309,10 +312,25 @@ async fn task_refusals_say_why() {
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["notified"], false);
     let id = created["task"]["id"].as_str().unwrap();
+    // Once she is a member, the portal acts on her task only with her session.
+    w.active_member(&jane).await;
+    let answer = json!({ "resourceType": "QuestionnaireResponse", "status": "completed" });
+    for path in [
+        format!("/api/tasks/{id}/status"),
+        format!("/api/tasks/{id}/questionnaire-response"),
+    ] {
+        let (status, body) = w.post(&path, "portal", answer.clone()).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{path}: {body}"
+        );
+    }
+    let session = w.sign_in("jane.doe").await;
     let (status, body) = w
-        .post(
+        .post_as_member(
             &format!("/api/tasks/{id}/questionnaire-response"),
-            "portal",
+            &session,
             json!({ "resourceType": "QuestionnaireResponse", "status": "completed" }),
         )
         .await;

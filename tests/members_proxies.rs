@@ -502,27 +502,39 @@ async fn past_its_expiry_a_relationship_grants_nothing_and_the_job_marks_it_and_
     let (_, jane_mine) = as_member(&w, "GET", "/api/me/proxies", &jane_session).await;
     assert_eq!(jane_mine["as_principal"][0]["id"], id.as_str());
 
-    // As Jane's proxy, Sam may update her profile through the portal; Jane may not update Sam's.
-    let profile = |who: &str, by: &str, mobile: &str| {
-        (
-            format!("/api/members/{who}/profile"),
-            json!({ "mobile": mobile, "proxy_id": by }),
-        )
-    };
-    let (path, change) = profile(&jane, &sam, "+1 617 555 0142");
-    let (status, answer) = w.call("PUT", &path, Some("portal"), Some(change)).await;
-    assert_eq!(status, 200, "{answer}");
-    let (path, change) = profile(&sam, &jane, "+1 617 555 0143");
-    let (status, answer) = w.call("PUT", &path, Some("portal"), Some(change)).await;
+    // As Jane's proxy, Sam (his own session beside the portal's key) may update her profile;
+    // Jane may not update Sam's.
+    let profile =
+        |who: &str, mobile: &str| (format!("/api/members/{who}/profile"), json!({ "mobile": mobile }));
+    let (path, change) = profile(&sam, "+1 617 555 0143");
+    let (status, answer) = w
+        .call_as("PUT", &path, Some("portal"), Some(&jane_session), Some(change))
+        .await;
     assert_eq!((status, code(&answer)), (403, "proxy-not-permitted"), "{answer}");
+    let (path, change) = profile(&jane, "+1 617 555 0142");
+    let (status, answer) = w
+        .call_as("PUT", &path, Some("portal"), Some(&sam_session), Some(change))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    // Her new number ended Jane's own sessions; Sam's goes on.
+    let (status, _) = as_member(&w, "GET", "/api/me", &jane_session).await;
+    assert_eq!(status, 401);
+    let actions = audit_actions(&w, &format!("member/{jane}")).await;
+    let update = actions
+        .iter()
+        .find(|(a, _)| a == "member.profile.update")
+        .unwrap();
+    assert_eq!(update.1["proxy"], sam.as_str(), "{update:?}");
 
     // Past the expiry: no access, whether or not the job has run yet.
     tokio::time::sleep(Duration::from_millis(4200)).await;
     let (status, answer) = as_member(&w, "GET", &format!("/api/me/principals/{jane}"), &sam_session).await;
     assert_eq!((status, code(&answer)), (403, "no-proxy-access"), "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("expired"), "{answer}");
-    let (path, change) = profile(&jane, &sam, "+1 617 555 0144");
-    let (status, answer) = w.call("PUT", &path, Some("portal"), Some(change)).await;
+    let (path, change) = profile(&jane, "+1 617 555 0144");
+    let (status, answer) = w
+        .call_as("PUT", &path, Some("portal"), Some(&sam_session), Some(change))
+        .await;
     assert_eq!((status, code(&answer)), (403, "proxy-not-permitted"), "{answer}");
 
     // The job marks it and both parties are told, once.

@@ -94,6 +94,14 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("POST", "/api/tasks/{id}/questionnaire-response", &["portal"]),
 ];
 
+/// Self-service routes where the portal acts for a member: its key alone is let past the role
+/// check and then asked for the member's session (401 naming `X-Member-Session`).
+const MEMBER_SESSION_TOO: &[&str] = &[
+    "/api/members/{id}/profile",
+    "/api/tasks/{id}/status",
+    "/api/tasks/{id}/questionnaire-response",
+];
+
 /// Routes a signed-in member calls with their session token, not an API key: every API key is
 /// refused (401), as no key is a session.
 const SESSION_ROUTES: &[(&str, &str)] = &[
@@ -123,8 +131,8 @@ async fn member_session_routes_take_a_session_not_an_api_key() {
 #[tokio::test]
 async fn every_endpoint_allows_exactly_its_roles() {
     let w = start("").await;
-    for (method, path, allowed) in TABLE {
-        let path = path.replace("{id}", "no-such-id");
+    for (method, route, allowed) in TABLE {
+        let path = route.replace("{id}", "no-such-id");
         let body = (*method != "GET").then(|| json!({}));
         let (status, answer) = w.call(method, &path, None, body.clone()).await;
         assert_eq!(status, 401, "{method} {path} anonymous: {answer}");
@@ -141,7 +149,14 @@ async fn every_endpoint_allows_exactly_its_roles() {
         assert!(response.headers().contains_key("www-authenticate"));
         for (client, ..) in CLIENTS.iter().chain(common::TEST_CLIENTS) {
             let (status, answer) = w.call(method, &path, Some(client), body.clone()).await;
-            if allowed.contains(client) {
+            if allowed.contains(client) && MEMBER_SESSION_TOO.contains(route) {
+                assert_eq!(
+                    (status, answer["code"].as_str()),
+                    (401, Some("unauthenticated")),
+                    "{method} {path} as {client} without a member session: {answer}"
+                );
+                assert!(answer["error"].as_str().unwrap().contains("X-Member-Session"));
+            } else if allowed.contains(client) {
                 assert!(
                     status != 403 && status != 401 && status != 405 && status < 500,
                     "{method} {path} as {client} should be allowed: {status} {answer}"

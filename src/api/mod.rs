@@ -7,6 +7,7 @@ mod edge;
 pub mod fhir;
 mod health;
 mod journal;
+mod limit;
 mod members;
 mod outbox;
 
@@ -60,7 +61,9 @@ pub fn router(state: AppState, options: Options) -> Router {
         .merge(fhir::routes(&state))
         .merge(members::routes())
         .fallback(not_found)
-        .with_state(state);
+        .with_state(state.clone())
+        // Every request but /health takes from its address's budget (issue #12).
+        .layer(axum::middleware::from_fn_with_state(state, limit::per_address));
     edge::layers(routes, options)
 }
 

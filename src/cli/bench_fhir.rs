@@ -82,9 +82,11 @@ pub async fn bench_fhir(args: FhirBenchArgs) -> Result<(), String> {
         null = (Some(create), Some(read));
     }
     let dir = std::env::temp_dir().join(format!("tributary-bench-fhir-{}-{run_id}", std::process::id()));
+    // The engine is measured, not the request budget per address, which would throttle this one
+    // loopback client: it is off here.
     let config = Config::parse(
         &format!(
-            "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
+            "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[http.rate_limit]\nenabled = false\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
              [fhir]\npatient_feed_mapping = \"ucr-fhir-patient\"\n\
              [[api_clients]]\nname = \"bench\"\nkey_sha256 = \"{}\"\nroles = [\"external-system\"]\n\
              scopes = [\"fhir-read\", \"fhir-write\"]\n",

@@ -1,5 +1,6 @@
 //! Credentials and sign-in: the `[credentials]` section (which credentials the site accepts,
-//! two-factor sign-in, lockout, session lifetime) and the `[[identity_providers]]` whose tokens
+//! two-factor sign-in, the growing waits after failed sign-ins, session lifetime and the
+//! re-authentication window) and the `[[identity_providers]]` whose tokens
 //! (ID tokens and JWTs checked against the provider's JWKS, opaque tokens through its
 //! introspection endpoint) sign members in with external credentials.
 
@@ -52,15 +53,28 @@ pub struct CredentialsConfig {
     /// Wrong codes allowed for one challenge; then it is dead.
     #[serde(default = "default_code_attempts")]
     pub code_max_attempts: u32,
-    /// Failed sign-ins (wrong password or code) in a row that lock the account.
+    /// Failed sign-ins (wrong password or code) for one account, within the failure window,
+    /// before each further attempt must wait (1 s, then 2, 4, ... up to the cap). Nothing is
+    /// locked: the right password still works once the wait has passed.
     #[serde(default = "default_failures")]
     pub max_failed_sign_ins: u32,
-    /// How long a locked account stays locked.
-    #[serde(default = "default_lockout_seconds")]
-    pub lockout_seconds: u32,
+    /// Failed sign-ins from one client address, within the failure window, before its
+    /// attempts must wait likewise.
+    #[serde(default = "default_address_failures")]
+    pub address_failed_sign_ins: u32,
+    /// The longest wait a run of failures leads to.
+    #[serde(default = "default_delay_max")]
+    pub sign_in_delay_max_seconds: u32,
+    /// Failures older than this are forgotten.
+    #[serde(default = "default_failure_window")]
+    pub failure_window_seconds: u32,
     /// How long a sign-in session is valid.
     #[serde(default = "default_session_seconds")]
     pub session_seconds: u32,
+    /// A change of the email or mobile number sign-in codes go to needs a session opened less
+    /// than this long ago (else `reauthentication-required`).
+    #[serde(default = "default_reauth_seconds")]
+    pub reauth_seconds: u32,
 }
 
 impl Default for CredentialsConfig {
@@ -71,8 +85,11 @@ impl Default for CredentialsConfig {
             code_valid_seconds: default_code_seconds(),
             code_max_attempts: default_code_attempts(),
             max_failed_sign_ins: default_failures(),
-            lockout_seconds: default_lockout_seconds(),
+            address_failed_sign_ins: default_address_failures(),
+            sign_in_delay_max_seconds: default_delay_max(),
+            failure_window_seconds: default_failure_window(),
             session_seconds: default_session_seconds(),
+            reauth_seconds: default_reauth_seconds(),
         }
     }
 }
@@ -97,8 +114,20 @@ fn default_failures() -> u32 {
     5
 }
 
-fn default_lockout_seconds() -> u32 {
+fn default_address_failures() -> u32 {
+    20
+}
+
+fn default_delay_max() -> u32 {
+    60
+}
+
+fn default_failure_window() -> u32 {
     900
+}
+
+fn default_reauth_seconds() -> u32 {
+    300
 }
 
 fn default_session_seconds() -> u32 {
@@ -171,8 +200,11 @@ impl super::Config {
             ("code_valid_seconds", c.code_valid_seconds),
             ("code_max_attempts", c.code_max_attempts),
             ("max_failed_sign_ins", c.max_failed_sign_ins),
-            ("lockout_seconds", c.lockout_seconds),
+            ("address_failed_sign_ins", c.address_failed_sign_ins),
+            ("sign_in_delay_max_seconds", c.sign_in_delay_max_seconds),
+            ("failure_window_seconds", c.failure_window_seconds),
             ("session_seconds", c.session_seconds),
+            ("reauth_seconds", c.reauth_seconds),
         ] {
             if value == 0 {
                 return Err(self.error_at(
@@ -280,5 +312,12 @@ mod tests {
         assert_eq!(e.key, "identity_providers[0].userinfo_endpoint");
         let e = Config::parse("[credentials]\ncode_valid_seconds = 0\n", "t.toml").unwrap_err();
         assert_eq!(e.key, "credentials.code_valid_seconds");
+        let e = Config::parse("[credentials]\nreauth_seconds = 0\n", "t.toml").unwrap_err();
+        assert_eq!(e.key, "credentials.reauth_seconds");
+        // The hard lock is gone: its key is no longer known.
+        let e = Config::parse("[credentials]\nlockout_seconds = 900\n", "t.toml").unwrap_err();
+        assert!(e.message.contains("lockout_seconds"), "{e}");
+        assert_eq!(config.credentials.reauth_seconds, 300);
+        assert_eq!(config.credentials.sign_in_delay_max_seconds, 60);
     }
 }

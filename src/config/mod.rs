@@ -15,6 +15,7 @@ mod engagement;
 mod identity;
 mod members;
 mod proxies;
+mod rate_limit;
 mod schedule;
 
 pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
@@ -22,6 +23,7 @@ pub use engagement::EngagementConfig;
 pub use identity::{ALGORITHMS, CredentialMode, CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
 pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM, RelationshipType};
+pub use rate_limit::RateLimitConfig;
 pub use schedule::{JOBS, JobConfig, parse_cron};
 
 use crate::mapping::{Condition, MappingSet, SourceKind as MappingSource, TargetKind};
@@ -57,7 +59,7 @@ pub struct Config {
     pub api_clients: Vec<ApiClientConfig>,
     #[serde(default)]
     pub engagement: EngagementConfig,
-    /// `[credentials]`: which credentials members sign in with, two-factor, lockout (issue #6).
+    /// `[credentials]`: which credentials members sign in with, two-factor, the waits after failed sign-ins (issues #6, #12).
     #[serde(default)]
     pub credentials: CredentialsConfig,
     #[serde(default)]
@@ -194,6 +196,9 @@ pub struct HttpConfig {
     /// a 431.
     #[serde(default = "default_header_limit")]
     pub max_header_bytes: Spanned<usize>,
+    /// `[http.rate_limit]`: requests per client address.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for HttpConfig {
@@ -203,6 +208,7 @@ impl Default for HttpConfig {
             max_body_bytes: default_body_limit(),
             max_uri_bytes: default_uri_limit(),
             max_header_bytes: default_header_limit(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -548,6 +554,7 @@ impl Config {
         self.validate_schedule()?;
         self.validate_engagement()?;
         self.validate_identity()?;
+        self.validate_rate_limit()?;
         self.validate_proxies()?;
         self.validate_members()
     }

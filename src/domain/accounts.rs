@@ -12,6 +12,7 @@ use crate::domain::refusal::Refusal;
 use crate::domain::roles::Clients;
 use crate::domain::secrets::TokenKey;
 use crate::domain::templates::Templates;
+use crate::domain::throttle::{RequestLimiter, SignInThrottle};
 use crate::store::{Keyspace, Reader};
 
 #[derive(Debug)]
@@ -20,12 +21,17 @@ pub struct Accounts {
     pub key: TokenKey,
     pub templates: Templates,
     pub clients: Clients,
-    /// `[credentials]`: sign-in, two-factor, lockout (issue #6).
+    /// `[credentials]`: sign-in, two-factor, the waits after failures (issues #6, #12).
     pub credentials: crate::config::CredentialsConfig,
     /// `[[identity_providers]]`, with their fetched keys.
     pub providers: crate::domain::oidc::Providers,
     /// `[proxies]`: the relationship types.
     pub proxies: crate::config::ProxiesConfig,
+    /// The waits after failed sign-ins, per account and per client address (issue #12).
+    pub sign_in_throttle: SignInThrottle,
+    /// `[http.rate_limit]`: every API request's budget per client address (issue #12). Held
+    /// here beside the API clients, which every authenticated endpoint reaches already.
+    pub request_limit: RequestLimiter,
 }
 
 /// The settings a Configuration Manager may change while the engine runs; the config file gives
@@ -62,6 +68,8 @@ impl Accounts {
             credentials: config.credentials.clone(),
             providers: crate::domain::oidc::Providers::new(&config.identity_providers),
             proxies: config.proxies.clone(),
+            sign_in_throttle: SignInThrottle::new(&config.credentials),
+            request_limit: RequestLimiter::new(&config.http.rate_limit),
             config: members,
             key,
             templates,
@@ -79,6 +87,8 @@ impl Accounts {
             credentials: Default::default(),
             providers: crate::domain::oidc::Providers::new(&[]),
             proxies: Default::default(),
+            sign_in_throttle: SignInThrottle::new(&Default::default()),
+            request_limit: RequestLimiter::new(&Default::default()),
         })
     }
 

@@ -102,7 +102,7 @@ pub fn sign_in(
     if let Some(mut link) = find(op.tx, &token.issuer, &token.subject)? {
         let member = members::require(op.tx, &link.patient_id)?;
         let target = audit::member_target(&link.patient_id);
-        if let Some(refusal) = unusable(op, &member.status, &link.patient_id)? {
+        if let Some(refusal) = unusable(&member.status) {
             return Ok(signin::refuse(op, &target, refusal.0, &refusal.1, base));
         }
         link.last_used_at = Some(op.now.clone());
@@ -135,7 +135,7 @@ pub fn sign_in(
             ));
         }
     };
-    if let Some(refusal) = unusable(op, &member.status, &patient_id)? {
+    if let Some(refusal) = unusable(&member.status) {
         return Ok(signin::refuse(op, &target, refusal.0, &refusal.1, base));
     }
     let link = Link {
@@ -159,6 +159,8 @@ pub fn sign_in(
     let mut details = base.clone();
     details["demographics"] = token.demographics.clone();
     audit::record(op, "credential.link", &target, None, details);
+    // A new way into the account: every session opened before it ends.
+    members::end_sessions(op, &patient_id)?;
     signin::succeed(op, accounts, &patient_id, &method, base)
 }
 
@@ -208,19 +210,9 @@ pub fn forget_replays(tx: &mut crate::store::Overlay<'_>, keys: &[Vec<u8>]) {
     }
 }
 
-/// Why a member cannot sign in now (not active, locked), if so.
-fn unusable(
-    op: &mut Op<'_, '_>,
-    status: &Status,
-    patient_id: &str,
-) -> Result<Option<(&'static str, String)>, Refusal> {
-    if *status != Status::Active {
-        return Ok(Some(("not-active", format!("the account is {}", status.name()))));
-    }
-    if let Some(until) = signin::state(op.tx, patient_id)?.locked(&op.now) {
-        return Ok(Some(("locked", format!("the account is locked until {until}"))));
-    }
-    Ok(None)
+/// Why a member cannot sign in now (not active), if so.
+fn unusable(status: &Status) -> Option<(&'static str, String)> {
+    (*status != Status::Active).then(|| ("not-active", format!("the account is {}", status.name())))
 }
 
 /// Matches the identifier a provider vouches for to one synced patient, and checks the birth

@@ -199,6 +199,7 @@ fn new_member(
         name: String::new(),
         birth_date: None,
         index_terms: vec![],
+        session_epoch: 0,
     }
 }
 

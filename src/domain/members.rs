@@ -170,6 +170,10 @@ pub struct Member {
     /// `kind:term` entries this member is indexed under.
     #[serde(default)]
     pub index_terms: Vec<String>,
+    /// Sessions opened under another epoch are over (src/domain/sessions.rs): raised by every
+    /// change that must end them all (see [`ends_sessions`]).
+    #[serde(default)]
+    pub session_epoch: u32,
 }
 
 impl Member {
@@ -275,8 +279,35 @@ pub fn require(reader: &dyn Reader, patient_id: &str) -> Result<Member, Refusal>
     load(reader, patient_id)?.ok_or_else(|| Refusal::not_found(format!("no member `{patient_id}`")))
 }
 
-/// Writes the member, re-indexing it from its patient record and its own contact details.
+/// Whether going from `old` to `new` must end every session of the member: a new password, a
+/// status away from active, or a new email or mobile number (where sign-in codes and reset
+/// links go).
+pub fn ends_sessions(old: &Member, new: &Member) -> bool {
+    old.password_hash != new.password_hash
+        || (old.status == Status::Active && new.status != Status::Active)
+        || old.contact.email != new.contact.email
+        || old.contact.mobile != new.contact.mobile
+}
+
+/// Ends every session of the member (an external credential linked, for one): raises its
+/// session epoch.
+pub fn end_sessions(op: &mut Op<'_, '_>, patient_id: &str) -> Result<Member, Refusal> {
+    let old = require(op.tx, patient_id)?;
+    let mut member = old.clone();
+    member.session_epoch = old.session_epoch.wrapping_add(1);
+    save(op, Some(&old), &mut member)?;
+    Ok(member)
+}
+
+/// Writes the member, re-indexing it from its patient record and its own contact details. A
+/// change that [`ends_sessions`] raises the session epoch here, so no caller can forget it.
 pub fn save(op: &mut Op<'_, '_>, old: Option<&Member>, member: &mut Member) -> Result<(), Refusal> {
+    if let Some(old) = old
+        && member.session_epoch == old.session_epoch
+        && ends_sessions(old, member)
+    {
+        member.session_epoch = old.session_epoch.wrapping_add(1);
+    }
     let now = op.now.clone();
     write_indexed(op.tx, &now, old, member)?;
     Ok(())

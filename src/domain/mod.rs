@@ -23,11 +23,13 @@ pub mod tokens;
 // Engagement APIs (issue #7): profile updates, invitations to enroll, patient tasks.
 pub mod engagement;
 
-// Credentials and sign-in (issue #6): passwords with lockout, one-time codes, sessions,
-// external credentials over OpenID Connect / OAuth 2.0.
+// Credentials and sign-in (issue #6): passwords, one-time codes, sessions, external
+// credentials over OpenID Connect / OAuth 2.0; the waits after failures and the request budget
+// per address (issue #12).
 pub mod credentials;
 pub mod oidc;
 pub mod otp;
 pub mod proxies;
 pub mod sessions;
 pub mod signin;
+pub mod throttle;

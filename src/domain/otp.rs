@@ -1,7 +1,7 @@
 //! Two-factor sign-in: after a right password, a six-digit one-time code goes to the member by
 //! text or email (through the durable outbox, in the member's language). It is valid
 //! `code_valid_seconds` (6 minutes), usable once, and `code_max_attempts` wrong tries kill it;
-//! each wrong try also counts towards the account's lockout.
+//! each wrong try also counts towards the account's wait (src/domain/throttle.rs).
 //!
 //! The code travels with a *challenge*: 32 random characters handed to the portal, which sends
 //! both back. The store keeps, under the challenge's keyed hash (`OtpChallenge`), the keyed
@@ -181,22 +181,6 @@ pub fn verify(
             details,
         ));
     }
-    let st = signin::state(op.tx, &record.patient_id)?;
-    if let Some(until) = st.locked(&op.now) {
-        let until = until.to_string();
-        audit::record(
-            op,
-            "signin.failure",
-            &target,
-            None,
-            json!({ "step": "code", "result": "locked", "locked_until": until }),
-        );
-        return Ok(Outcome::Failed {
-            code: "locked",
-            message: "too many failed sign-ins: the account is locked for a while".into(),
-            locked_until: Some(until),
-        });
-    }
     let given = code.trim();
     let right = given.len() == 6
         && given.bytes().all(|b| b.is_ascii_digit())
@@ -210,7 +194,6 @@ pub fn verify(
         save(op, &key, &record);
         let outcome = signin::fail(
             op,
-            accounts,
             &record.patient_id,
             "code-wrong",
             &format!("the code is not right ({left} tries left)"),

@@ -1,12 +1,21 @@
 //! Sign-in sessions: what a completed sign-in (password + one-time code, or an external
 //! credential) answers with. A session token is 32 random characters; the store keeps only its
 //! keyed hash (`Session`), with the member, how they signed in and when it expires. The portal
-//! sends it back as `Authorization: Bearer <session>` on the member's own endpoints.
+//! sends it back as `Authorization: Bearer <session>` on the member's own endpoints, and as
+//! `X-Member-Session` beside its own API key on the self-service endpoints.
+//!
+//! A session is over, whatever its expiry, once its member is no longer active or has raised
+//! their session epoch (a password reset, a deactivation, a new email or mobile number, an
+//! external credential linked: src/domain/members.rs `ends_sessions`). Sessions are found by
+//! their hash only, so the epoch on the member record is what ends all of them at once: each
+//! session carries the epoch it was opened under and [`find`] compares the two.
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::accounts::Accounts;
+use crate::domain::members::{self, Status};
 use crate::domain::op::Op;
+use crate::domain::refusal::Refusal;
 use crate::domain::secrets;
 use crate::domain::tokens::passed;
 use crate::store::{Keyspace, Reader, StoreError};
@@ -18,6 +27,9 @@ pub struct Session {
     pub method: String,
     pub issued_at: String,
     pub expires_at: String,
+    /// The member's session epoch when the session was opened.
+    #[serde(default)]
+    pub epoch: u32,
 }
 
 /// `now` plus `seconds`, RFC 3339 like the commit time.
@@ -34,23 +46,43 @@ pub fn now() -> String {
 }
 
 /// Opens a session for the member; returns the token (shown once) and the session.
-pub fn open(op: &mut Op<'_, '_>, accounts: &Accounts, patient_id: &str, method: &str) -> (String, Session) {
+pub fn open(
+    op: &mut Op<'_, '_>,
+    accounts: &Accounts,
+    patient_id: &str,
+    method: &str,
+) -> Result<(String, Session), Refusal> {
+    let member = members::require(op.tx, patient_id)?;
     let token = secrets::new_token();
     let session = Session {
         patient_id: patient_id.to_string(),
         method: method.to_string(),
         issued_at: op.now.clone(),
         expires_at: add_seconds(&op.now, accounts.credentials.session_seconds),
+        epoch: member.session_epoch,
     };
-    op.tx.put(
-        Keyspace::Session,
-        accounts.key.hash(&token).into_bytes(),
-        serde_json::to_vec(&session).expect("a session serializes"),
-    );
-    (token, session)
+    write(op, accounts, &token, &session);
+    Ok((token, session))
 }
 
-/// The live session a token stands for (none when unknown or expired).
+fn write(op: &mut Op<'_, '_>, accounts: &Accounts, token: &str, session: &Session) {
+    op.tx.put(
+        Keyspace::Session,
+        accounts.key.hash(token).into_bytes(),
+        serde_json::to_vec(session).expect("a session serializes"),
+    );
+}
+
+/// Carries the session `token` over into the member's new epoch: the one session that made a
+/// change which ended all the others (a member changing their own email) goes on.
+pub fn keep(op: &mut Op<'_, '_>, accounts: &Accounts, token: &str, session: &Session, epoch: u32) {
+    let mut kept = session.clone();
+    kept.epoch = epoch;
+    write(op, accounts, token, &kept);
+}
+
+/// The live session a token stands for (none when unknown, expired, or ended by a change of
+/// its member).
 pub fn find(
     reader: &dyn Reader,
     accounts: &Accounts,
@@ -65,7 +97,12 @@ pub fn find(
     };
     let session: Session =
         serde_json::from_slice(&bytes).map_err(|e| StoreError(format!("a session is not valid: {e}")))?;
-    Ok((!passed(&session.expires_at, now)).then_some(session))
+    if passed(&session.expires_at, now) {
+        return Ok(None);
+    }
+    let live = members::load(reader, &session.patient_id)?
+        .is_some_and(|m| m.status == Status::Active && m.session_epoch == session.epoch);
+    Ok(live.then_some(session))
 }
 
 /// Ends the session a token stands for; whether there was one.

@@ -1,12 +1,14 @@
 //! Password sign-in: the result of checking a username and password (the argon2 check itself
-//! runs off the committer thread; its verdict is passed in), lockout after repeated failures,
-//! and the two-factor step that follows a right password (src/domain/otp.rs). Every result,
-//! success or failure, is an audit record; failures are written (they count), so a failed
-//! sign-in is an applied command whose answer says why.
+//! runs off the committer thread; its verdict is passed in), the failure count, and the
+//! two-factor step that follows a right password (src/domain/otp.rs). Every result, success or
+//! failure, is an audit record; failures are written (they count), so a failed sign-in is an
+//! applied command whose answer says why.
 //!
-//! Lockout (`SignInState`, by patient id): each wrong password or wrong one-time code adds one
-//! failure; at `max_failed_sign_ins` the account is locked for `lockout_seconds`, during which
-//! even the right password is refused. Failures reset only when a sign-in completes.
+//! Nothing locks an account: a hard lock let any stranger shut a member out. Failures are
+//! counted here (`SignInState`, by patient id, for the staff view and the audit trail) and the
+//! waits they lead to are kept per account and per client address in memory
+//! (src/domain/throttle.rs), applied by the API before a password is even checked. An unknown
+//! username and a wrong password answer alike (`invalid-credentials`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -18,30 +20,21 @@ use crate::domain::notify::Sent;
 use crate::domain::op::Op;
 use crate::domain::otp;
 use crate::domain::refusal::Refusal;
-use crate::domain::sessions::{self, add_seconds};
-use crate::domain::tokens::passed;
+use crate::domain::sessions;
 use crate::store::{Keyspace, Reader, StoreError};
 
 /// The audit target of sign-ins that name no known member.
 pub const ANONYMOUS_TARGET: &str = "sign-in";
 
-/// Failed sign-ins in a row and the lock they led to.
+/// Failed sign-ins in a row (a record written before issue #12 may still hold a
+/// `locked_until`, which nothing reads any more).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignInState {
     pub failures: u32,
     #[serde(default)]
-    pub locked_until: Option<String>,
-    #[serde(default)]
     pub last_failure_at: Option<String>,
     #[serde(default)]
     pub last_sign_in_at: Option<String>,
-}
-
-impl SignInState {
-    /// Until when the account is locked, if it is now.
-    pub fn locked(&self, now: &str) -> Option<&str> {
-        self.locked_until.as_deref().filter(|until| !passed(until, now))
-    }
 }
 
 pub fn state(reader: &dyn Reader, patient_id: &str) -> Result<SignInState, StoreError> {
@@ -76,13 +69,9 @@ pub enum Outcome {
         expires_at: String,
         sent: Sent,
     },
-    /// Refused, with a stable code (`invalid-credentials`, `locked`, `not-active`, `code-wrong`,
+    /// Refused, with a stable code (`invalid-credentials`, `not-active`, `code-wrong`,
     /// `code-expired`, `code-used`, `too-many-attempts`, `challenge-unknown`, `token-replayed` ...).
-    Failed {
-        code: &'static str,
-        message: String,
-        locked_until: Option<String>,
-    },
+    Failed { code: &'static str, message: String },
 }
 
 impl Outcome {
@@ -90,59 +79,44 @@ impl Outcome {
         Outcome::Failed {
             code,
             message: message.into(),
-            locked_until: None,
         }
+    }
+
+    /// Whether this answer counts as a failed attempt for the waits: a wrong password or code,
+    /// or an unknown username (which must count the same, or it would show).
+    pub fn counts_as_failure(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed {
+                code: "invalid-credentials" | "code-wrong",
+                ..
+            }
+        )
     }
 }
 
-/// Records a failure of a known member's sign-in: counts it, locks the account at the limit,
-/// and audits both. Returns the outcome to answer with.
+/// Records a failure of a known member's sign-in: counts it and audits it. Returns the
+/// outcome to answer with.
 pub fn fail(
     op: &mut Op<'_, '_>,
-    accounts: &Accounts,
     patient_id: &str,
     code: &'static str,
     message: &str,
     details: Value,
 ) -> Result<Outcome, Refusal> {
     let mut st = state(op.tx, patient_id)?;
-    if st.locked_until.as_deref().is_some_and(|u| passed(u, &op.now)) {
-        st.locked_until = None;
-        st.failures = 0;
-    }
-    st.failures += 1;
+    st.failures = st.failures.saturating_add(1);
     st.last_failure_at = Some(op.now.clone());
     let target = audit::member_target(patient_id);
     let mut details = details;
     details["result"] = json!(code);
     details["failures"] = json!(st.failures);
     audit::record(op, "signin.failure", &target, None, details);
-    let mut locked_until = None;
-    if st.failures >= accounts.credentials.max_failed_sign_ins {
-        let until = add_seconds(&op.now, accounts.credentials.lockout_seconds);
-        st.failures = 0;
-        st.locked_until = Some(until.clone());
-        audit::record(
-            op,
-            "signin.lockout",
-            &target,
-            None,
-            json!({ "until": until, "after_failures": accounts.credentials.max_failed_sign_ins }),
-        );
-        locked_until = Some(until);
-    }
     save_state(op, patient_id, &st);
-    Ok(match locked_until {
-        Some(until) => Outcome::Failed {
-            code: "locked",
-            message: "too many failed sign-ins: the account is locked for a while".into(),
-            locked_until: Some(until),
-        },
-        None => Outcome::failed(code, message),
-    })
+    Ok(Outcome::failed(code, message))
 }
 
-/// A refusal that is not the member's fault and does not count (locked, not active ...),
+/// A refusal that is not the member's fault and does not count (not active ...),
 /// audited all the same.
 pub fn refuse(
     op: &mut Op<'_, '_>,
@@ -167,10 +141,9 @@ pub fn succeed(
 ) -> Result<Outcome, Refusal> {
     let mut st = state(op.tx, patient_id)?;
     st.failures = 0;
-    st.locked_until = None;
     st.last_sign_in_at = Some(op.now.clone());
     save_state(op, patient_id, &st);
-    let (token, session) = sessions::open(op, accounts, patient_id, method);
+    let (token, session) = sessions::open(op, accounts, patient_id, method)?;
     let mut details = details;
     details["method"] = json!(method);
     details["session_expires_at"] = json!(session.expires_at);
@@ -206,8 +179,8 @@ pub enum Checked {
     Member { patient_id: String, password_ok: bool },
 }
 
-/// Applies a password check: counts a failure, refuses a locked or inactive account, or (the
-/// password right) sends a one-time code, or signs in at once when two-factor is off.
+/// Applies a password check: counts a failure, refuses an inactive account, or (the password
+/// right) sends a one-time code, or signs in at once when two-factor is off.
 pub fn password(
     op: &mut Op<'_, '_>,
     accounts: &Accounts,
@@ -232,26 +205,9 @@ pub fn password(
     };
     let member = members::require(op.tx, &patient_id)?;
     let target = audit::member_target(&patient_id);
-    let st = state(op.tx, &patient_id)?;
-    if let Some(until) = st.locked(&op.now) {
-        let until = until.to_string();
-        audit::record(
-            op,
-            "signin.failure",
-            &target,
-            None,
-            json!({ "step": "password", "result": "locked", "locked_until": until }),
-        );
-        return Ok(Outcome::Failed {
-            code: "locked",
-            message: "too many failed sign-ins: the account is locked for a while".into(),
-            locked_until: Some(until),
-        });
-    }
     if !password_ok {
         return fail(
             op,
-            accounts,
             &patient_id,
             "invalid-credentials",
             "the username or password is not right",

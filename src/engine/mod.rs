@@ -150,7 +150,10 @@ impl Engine {
         let app = crate::api::router(state, crate::api::Options::of(&config.http, false));
         let shutdown = stopped_signal(stopped.clone());
         tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });

@@ -75,7 +75,7 @@ pub enum Keyspace {
     Credential,
     /// `patient id \0 issuer \0 subject` -> nothing: a member's external credentials.
     CredentialByMember,
-    /// Patient id -> failed sign-ins in a row and lockout (src/domain/signin.rs).
+    /// Patient id -> failed sign-ins in a row and the last sign-in (src/domain/signin.rs).
     SignInState,
     /// Keyed hash of a two-factor challenge -> its one-time code's hash and state (src/domain/otp.rs).
     OtpChallenge,

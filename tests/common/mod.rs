@@ -242,6 +242,12 @@ impl Drop for EngineProcess {
 }
 
 /// A fixture file's bytes.
+/// The six-digit code in a sign-in text (the `sign-in-code` template's `code: 123456`).
+pub fn sign_in_code(message: &str) -> String {
+    let start = message.find("code: ").expect("a sign-in code text") + 6;
+    message[start..start + 6].to_string()
+}
+
 pub fn fixture(path: &str) -> Vec<u8> {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path);
     std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))

@@ -21,11 +21,8 @@ pub async fn active_jane(w: &World) -> String {
     jane
 }
 
-/// The six-digit code in a sign-in text.
-pub fn code_in(message: &str) -> String {
-    let start = message.find("code: ").expect("a sign-in code text") + 6;
-    message[start..start + 6].to_string()
-}
+#[allow(unused_imports)]
+pub use crate::common::sign_in_code as code_in;
 
 pub async fn sign_in(w: &World, username: &str, password: &str) -> (u16, Value) {
     w.post(

@@ -49,6 +49,11 @@ pub struct World {
 }
 
 pub async fn start() -> World {
+    start_with("").await
+}
+
+/// As `start`, with `extra` config lines at the end (a `[credentials]` table, say).
+pub async fn start_with(extra: &str) -> World {
     let (dir, data) = temp_store();
     let ucr = MllpPeer::start("127.0.0.1:0", "AA").await;
     let pix = MllpPeer::start("127.0.0.1:0", "AA").await;
@@ -125,7 +130,8 @@ profile_destinations = ["ucr"]
 questionnaire_destination = "trakcare"
 invitation_window_hours = 24
 
-{clients}"#,
+{clients}
+{extra}"#,
         ucr = ucr.addr,
         pix = pix.addr,
         trak = trakcare.url(""),
@@ -156,10 +162,25 @@ impl World {
         client: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.call_as(method, path, client, None, body).await
+    }
+
+    /// As `call`, with a member's session in `X-Member-Session` beside the client's key.
+    pub async fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        client: Option<&str>,
+        session: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let url = format!("{}{path}", self.engine.http);
         let mut request = self.http.request(method.parse().unwrap(), url);
         if let Some(client) = client {
             request = request.bearer_auth(key(client));
+        }
+        if let Some(session) = session {
+            request = request.header("x-member-session", session);
         }
         if let Some(body) = body {
             request = request.json(&body);
@@ -180,6 +201,45 @@ impl World {
 
     pub async fn put(&self, path: &str, client: &str, body: Value) -> (u16, Value) {
         self.call("PUT", path, Some(client), Some(body)).await
+    }
+
+    /// A POST through the portal with the member's session.
+    pub async fn post_as_member(&self, path: &str, session: &str, body: Value) -> (u16, Value) {
+        self.call_as("POST", path, Some("portal"), Some(session), Some(body))
+            .await
+    }
+
+    /// A profile update through the portal with the member's session.
+    pub async fn put_profile(&self, patient_id: &str, session: &str, body: Value) -> (u16, Value) {
+        let path = format!("/api/members/{patient_id}/profile");
+        self.call_as("PUT", &path, Some("portal"), Some(session), Some(body))
+            .await
+    }
+
+    /// Signs the member in through the portal (password, then the code sent by text); the
+    /// session token.
+    pub async fn sign_in(&self, username: &str) -> String {
+        let texts = self.texts().len();
+        let (status, body) = self
+            .post(
+                "/api/sign-in",
+                "portal",
+                json!({ "username": username, "password": "correct horse battery", "channel": "text" }),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let challenge = body["challenge"].as_str().unwrap().to_string();
+        let text = self.wait_texts(texts + 1).await.pop().unwrap();
+        let code = crate::common::sign_in_code(&text);
+        let (status, body) = self
+            .post(
+                "/api/sign-in/code",
+                "portal",
+                json!({ "challenge": challenge, "code": code }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["session"].as_str().unwrap().to_string()
     }
 
     /// Sends an HL7 message into the UCR channel and checks the AA.

@@ -147,6 +147,18 @@ impl World {
         client: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.call_as(method, path, client, None, body).await
+    }
+
+    /// As `call`, with a member's session in `X-Member-Session` beside the client's key.
+    pub async fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        client: Option<&str>,
+        session: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let url = format!("{}{path}", self.engine.http);
         let mut request = match method {
             "GET" => self.http.get(url),
@@ -156,6 +168,9 @@ impl World {
         };
         if let Some(client) = client {
             request = request.bearer_auth(key(client));
+        }
+        if let Some(session) = session {
+            request = request.header("x-member-session", session);
         }
         if let Some(body) = body {
             request = request

@@ -6,13 +6,14 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::openapi::Operation;
 use super::reply::{body, command, error, ok, read, refused};
+use super::signin::portal_session;
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow_scope};
 use crate::domain::engagement::{invitations, profile, tasks};
@@ -38,15 +39,23 @@ fn allow_scopes(caller: &Caller, scopes: &[Scope]) -> Result<(), Response> {
     ))
 }
 
-/// `PUT /api/members/{id}/profile`.
+/// `PUT /api/members/{id}/profile`: the portal's key (scope `self-service`) as the bearer and
+/// the member's session as `X-Member-Session`; the session's member is the one in the path or
+/// a proxy granted access to them.
 pub async fn update_profile(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Response> {
     allow_scope(&caller, Scope::SelfService)?;
+    let me = portal_session(&state, &headers).await?;
     let update: profile::ProfileUpdate = body(&bytes)?;
+    let acting = profile::Acting {
+        token: me.token,
+        session: me.session,
+    };
     let accounts = state.members.clone();
     let push_to: Vec<String> = state
         .engagement
@@ -62,7 +71,7 @@ pub async fn update_profile(
         .run(
             "member profile update",
             actor.clone(),
-            move |ctx| match profile::update(ctx, &accounts, &push_to, &actor, &patient, &update) {
+            move |ctx| match profile::update(ctx, &accounts, &push_to, &actor, &acting, &patient, &update) {
                 Ok(done) => Finished::applied(journal, vec![patient], Ok(done)),
                 Err(refusal) => Finished::refused(journal, refusal.to_string(), Err(refusal)),
             },
@@ -84,6 +93,7 @@ pub async fn update_profile(
                 "changed": done.changed,
                 "pushed": done.pushed,
                 "notification": done.notification,
+                "old_contact_notification": done.old_contact_notification,
             }),
         )),
     }
@@ -277,17 +287,35 @@ pub struct StatusBody {
     reason: Option<String>,
 }
 
+/// The member a self-service caller acts for on a task: the session sent as
+/// `X-Member-Session` (issue #12). A system with the `tasks` scope acts for nobody: none.
+async fn task_member(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+) -> Result<Option<String>, Response> {
+    if caller.has_scope(Scope::Tasks) {
+        return Ok(None);
+    }
+    Ok(Some(portal_session(state, headers).await?.session.patient_id))
+}
+
 /// `POST /api/tasks/{id}/status`.
 pub async fn task_status(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Response> {
     allow_scopes(&caller, &[Scope::Tasks, Scope::SelfService])?;
+    let me = task_member(&state, &caller, &headers).await?;
     let request: StatusBody = body(&bytes)?;
     let journal = format!("task {id} status {}", request.status);
     let (task, _) = command(&state, "task status", &caller, journal, None, move |op, _| {
+        if let Some(me) = &me {
+            tasks::member_may_act(op.tx, &id, me, &op.now)?;
+        }
         tasks::set_status(op, &id, request.status.trim(), request.reason.as_deref())
     })
     .await?;
@@ -302,9 +330,11 @@ pub async fn questionnaire_response(
     State(state): State<AppState>,
     Authed(caller): Authed,
     Path(id): Path<String>,
+    headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, Response> {
     allow_scope(&caller, Scope::SelfService)?;
+    let me = portal_session(&state, &headers).await?.session.patient_id;
     let response: Value = body(&bytes)?;
     let destination = state
         .engagement
@@ -318,7 +348,10 @@ pub async fn questionnaire_response(
         &caller,
         journal,
         None,
-        move |op, _| tasks::answer(op, &id, response, destination.as_deref()),
+        move |op, _| {
+            tasks::member_may_act(op.tx, &id, &me, &op.now)?;
+            tasks::answer(op, &id, response, destination.as_deref())
+        },
     )
     .await?;
     Ok(ok(
@@ -336,8 +369,8 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "put",
         path: "/api/members/{id}/profile",
-        summary: "Update Profile: the member changes address, email, mobile, preferred language or communication preference; stored at once, pushed to the UCR (and TrakCare), PIX consumers notified, the member told. A proxy (issue #6) is refused until proxy rights exist.",
-        roles: "external-system with scope self-service",
+        summary: "Update Profile: the member changes address, email, mobile, preferred language or communication preference; stored at once, pushed to the UCR (and TrakCare), PIX consumers notified, the member told. The portal's key as the bearer and the member's session in the X-Member-Session header: the session's member is the one in the path or a proxy whose relationship grants access now (proxy-not-permitted, 403); a new email or mobile needs a session younger than credentials.reauth_seconds (reauthentication-required, 403), is told to the old address too (old_contact_notification) and ends the member's other sessions.",
+        roles: super::openapi::PORTAL_SESSION,
         query: &[],
         body: &[
             "address:object",
@@ -406,8 +439,8 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "post",
         path: "/api/tasks/{id}/status",
-        summary: "Move a task along: requested -> ready | in-progress | cancelled; ready -> in-progress | cancelled; in-progress -> on-hold | completed | cancelled; on-hold -> in-progress | cancelled.",
-        roles: "external-system with scope tasks or self-service",
+        summary: "Move a task along: requested -> ready | in-progress | cancelled; ready -> in-progress | cancelled; in-progress -> on-hold | completed | cancelled; on-hold -> in-progress | cancelled. Through the portal (scope self-service) the member's session goes in X-Member-Session and the task must be theirs or a principal's who granted them access (proxy-not-permitted, 403); a system with scope tasks needs no session.",
+        roles: "external-system with scope tasks; or scope self-service with a member's session (X-Member-Session)",
         query: &[],
         body: &["status!:string", "reason:string"],
         success: 200,
@@ -415,8 +448,8 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         method: "post",
         path: "/api/tasks/{id}/questionnaire-response",
-        summary: "A completed questionnaire (a FHIR QuestionnaireResponse): stored, named in the Task's output, pushed to TrakCare.",
-        roles: "external-system with scope self-service",
+        summary: "A completed questionnaire (a FHIR QuestionnaireResponse): stored, named in the Task's output, pushed to TrakCare. The task must be the session's member's or a principal's who granted them access (proxy-not-permitted, 403).",
+        roles: super::openapi::PORTAL_SESSION,
         query: &[],
         body: &[
             "resourceType!:string",

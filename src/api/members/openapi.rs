@@ -18,6 +18,11 @@ pub struct Operation {
 /// The `roles` of the routes a signed-in member calls with their session token, not an API key.
 pub const SIGNED_IN: &str = "a signed-in member (session token as the bearer)";
 
+/// The `roles` of the self-service routes a member acts through the portal on: the portal's API
+/// key as the bearer and the member's session token in `X-Member-Session`, both required.
+pub const PORTAL_SESSION: &str =
+    "external-system with scope self-service, and a member's session (X-Member-Session)";
+
 const CONTACT: &[&str] = &[
     "email:string",
     "mobile:string",
@@ -380,15 +385,23 @@ pub fn document() -> Value {
         parameters.extend(op.query.iter().map(
             |name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } }),
         ));
-        let (description, scheme) = if op.roles == SIGNED_IN {
+        let (description, security) = if op.roles == SIGNED_IN {
             (
                 format!("Allowed: {}. Without a live session: 401.", op.roles),
-                "session",
+                json!([{ "session": [] }]),
+            )
+        } else if op.roles == PORTAL_SESSION {
+            (
+                format!(
+                    "Allowed: {}. Another client: 403; without a key or a live session: 401.",
+                    op.roles
+                ),
+                json!([{ "apiKey": [], "memberSession": [] }]),
             )
         } else {
             (
                 format!("Allowed: {}. Anyone else: 403; without a key: 401.", op.roles),
-                "apiKey",
+                json!([{ "apiKey": [] }]),
             )
         };
         let mut operation = json!({
@@ -396,7 +409,7 @@ pub fn document() -> Value {
             "description": description,
             "x-roles": op.roles,
             "parameters": parameters,
-            "security": [{ scheme: [] }],
+            "security": security,
             "responses": {
                 op.success.to_string(): { "description": "done", "content": { "application/json": { "schema": { "type": "object" } } } },
                 "401": { "$ref": "#/components/responses/Error" },
@@ -404,6 +417,7 @@ pub fn document() -> Value {
                 "404": { "$ref": "#/components/responses/Error" },
                 "409": { "$ref": "#/components/responses/Error" },
                 "422": { "$ref": "#/components/responses/Error" },
+                "429": { "$ref": "#/components/responses/TooMany" },
             },
         });
         if !op.body.is_empty() {
@@ -426,9 +440,19 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "apiKey": { "type": "http", "scheme": "bearer", "description": "An API key from [[api_clients]]" },
-                "session": { "type": "http", "scheme": "bearer", "description": "A member's session token from a completed sign-in" }
+                "session": { "type": "http", "scheme": "bearer", "description": "A member's session token from a completed sign-in" },
+                "memberSession": { "type": "apiKey", "in": "header", "name": "X-Member-Session", "description": "A member's session token, sent beside the portal's API key on self-service actions" }
             },
             "responses": {
+                "TooMany": {
+                    "description": "too many requests from this address ([http.rate_limit]) or too many failed sign-ins: wait as Retry-After says",
+                    "headers": { "Retry-After": { "schema": { "type": "integer" }, "description": "seconds to wait" } },
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "properties": { "error": { "type": "string" }, "code": { "type": "string" } },
+                        "required": ["error", "code"]
+                    } } }
+                },
                 "Error": {
                     "description": "refused",
                     "content": { "application/json": { "schema": {

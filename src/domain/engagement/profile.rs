@@ -11,8 +11,12 @@
 //! reads the same and the fan-out, which sends nothing when a destination's rendering did not
 //! change, sends nothing again.
 //!
-//! Proxies (issue #6) are not built yet: a request that names a proxy is refused by
-//! [`proxy_may_update`], the one place that will check the proxy's right.
+//! Who changes it (issue #12): the member of the session the portal sends beside its own key
+//! ([`Acting`]), who must be the member in the path or a proxy whose relationship grants access
+//! to them now ([`may_act_for`]). A new email or mobile number moves where sign-in codes
+//! and reset links go, so it needs a session opened less than `credentials.reauth_seconds`
+//! ago, tells the old address or number too, and ends every session of the member but the one
+//! that made the change (src/domain/sessions.rs).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,6 +28,8 @@ use crate::domain::notify::{self, Channels, Sent};
 use crate::domain::op::Op;
 use crate::domain::patients;
 use crate::domain::refusal::{Kind, Refusal};
+use crate::domain::sessions::{self, Session, add_seconds};
+use crate::domain::tokens::passed;
 use crate::engine::committer::CommandContext;
 use crate::outbox::PatientWrite;
 use crate::store::Reader;
@@ -63,7 +69,8 @@ pub struct ProfileUpdate {
     /// A BCP-47 tag (`ar`, `en-GB`): screens and notifications, and the Patient's language.
     #[serde(default)]
     pub preferred_language: Option<String>,
-    /// The member acting for the one in the path, when it is a proxy (issue #6).
+    /// The member acting for the one in the path, when it is a proxy (issue #6). Optional: the
+    /// session says who acts; when given it must be the session's member.
     #[serde(default)]
     pub proxy_id: Option<String>,
     #[serde(default)]
@@ -93,18 +100,31 @@ pub struct Updated {
     pub pushed: Vec<String>,
     /// The confirmation sent to the member.
     pub notification: Sent,
+    /// The same notice to the email address or mobile number the change replaced.
+    pub old_contact_notification: Sent,
 }
 
-/// Whether `proxy` may change `principal`'s profile at `now`: the member themself, or a proxy
-/// whose relationship grants it now (not revoked, not past its expiry).
-pub fn proxy_may_update(reader: &dyn Reader, proxy: &str, principal: &str, now: &str) -> Result<(), Refusal> {
+/// Who makes a change: the session the portal sent (`X-Member-Session`) and its token.
+#[derive(Debug, Clone)]
+pub struct Acting {
+    pub token: String,
+    pub session: Session,
+}
+
+/// The contact fields sign-in codes and password reset links go to.
+const SIGN_IN_CONTACTS: [&str; 2] = ["email", "mobile"];
+
+/// Whether the signed-in member `proxy` may act on `principal`'s own data at `now` (their
+/// profile, their tasks): the member themself, or a proxy whose relationship grants it now (not
+/// revoked, not past its expiry).
+pub fn may_act_for(reader: &dyn Reader, proxy: &str, principal: &str, now: &str) -> Result<(), Refusal> {
     if proxy == principal || crate::domain::proxies::granting(reader, proxy, principal, now)?.is_some() {
         return Ok(());
     }
     Err(Refusal::new(
         Kind::Forbidden,
         "proxy-not-permitted",
-        format!("`{proxy}` holds no proxy right to update the profile of `{principal}`"),
+        format!("`{proxy}` holds no proxy right to act for `{principal}`"),
     ))
 }
 
@@ -285,18 +305,97 @@ fn apply(
     Ok((new, contact, changed))
 }
 
+/// Whether `acting` may change `patient_id`'s profile now; the proxy acting, if it is one.
+fn who_acts(
+    reader: &dyn Reader,
+    acting: &Acting,
+    patient_id: &str,
+    named_proxy: Option<&str>,
+    now: &str,
+) -> Result<Option<String>, Refusal> {
+    let me = acting.session.patient_id.as_str();
+    if let Some(named) = named_proxy
+        && named != me
+    {
+        return Err(Refusal::new(
+            Kind::Forbidden,
+            "proxy-not-permitted",
+            format!("proxy_id `{named}` is not the signed-in member"),
+        ));
+    }
+    may_act_for(reader, me, patient_id, now)?;
+    Ok((me != patient_id).then(|| me.to_string()))
+}
+
+/// Refuses a change of where sign-in codes go unless the session was opened recently.
+fn check_recent(accounts: &Accounts, acting: &Acting, changed: &[&str], now: &str) -> Result<(), Refusal> {
+    if !changed.iter().any(|c| SIGN_IN_CONTACTS.contains(c)) {
+        return Ok(());
+    }
+    let window = accounts.credentials.reauth_seconds;
+    if passed(&add_seconds(&acting.session.issued_at, window), now) {
+        return Err(Refusal::new(
+            Kind::Forbidden,
+            "reauthentication-required",
+            format!(
+                "a new email address or mobile number needs a sign-in less than {window} s old: sign in again"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Tells the replaced email address and mobile number about the change.
+fn tell_old_contact(
+    op: &mut Op<'_, '_>,
+    accounts: &Accounts,
+    patient_id: &str,
+    old: &Contact,
+    changed: &[&str],
+    vars: &[(&str, &str)],
+) -> Sent {
+    let mut sent = Sent::default();
+    let only = |email: Option<&String>, mobile: Option<&String>, preference| Contact {
+        email: email.cloned(),
+        mobile: mobile.cloned(),
+        carrier: old.carrier.clone(),
+        preference,
+        locales: old.locales.clone(),
+    };
+    let mut targets = vec![];
+    if changed.contains(&"email") && old.email.is_some() {
+        targets.push(only(old.email.as_ref(), None, Preference::Email));
+    }
+    if changed.contains(&"mobile") && old.mobile.is_some() {
+        targets.push(only(None, old.mobile.as_ref(), Preference::Text));
+    }
+    for contact in targets {
+        let one = notify::send(
+            op,
+            accounts,
+            Some(patient_id),
+            &contact,
+            Channels::Preferred,
+            WORKFLOW,
+            vars,
+        );
+        sent.deliveries.extend(one.deliveries);
+        sent.failures.extend(one.failures);
+    }
+    sent
+}
+
 /// Runs a profile update inside a committer command. `push_to`: the profile destinations.
 pub fn update(
     ctx: &mut CommandContext<'_, '_>,
     accounts: &Accounts,
     push_to: &[String],
     actor: &str,
+    acting: &Acting,
     patient_id: &str,
     update: &ProfileUpdate,
 ) -> Result<Updated, Refusal> {
-    if let Some(proxy) = &update.proxy_id {
-        proxy_may_update(ctx.tx, proxy, patient_id, ctx.now)?;
-    }
+    let proxy = who_acts(ctx.tx, acting, patient_id, update.proxy_id.as_deref(), ctx.now)?;
     if update.is_empty() {
         return Err(Refusal::invalid(
             "give at least one of address, email, mobile, carrier, preference, preferred_language",
@@ -315,6 +414,7 @@ pub fn update(
     let patient = patients::read(ctx.tx, patient_id)?
         .ok_or_else(|| Refusal::not_found(format!("no patient `{patient_id}`")))?;
     let (new_patient, contact, changed) = apply(&patient, &old.contact, update)?;
+    check_recent(accounts, acting, &changed, ctx.now)?;
 
     let mut pushed = vec![];
     let mut patient_after = patient.clone();
@@ -337,8 +437,20 @@ pub fn update(
     let mut member = old.clone();
     member.contact = contact;
     let mut notification = Sent::default();
+    let mut old_contact_notification = Sent::default();
     if !changed.is_empty() {
+        // A new email or mobile raises the session epoch here: every session ends ...
         members::save(&mut op, Some(&old), &mut member)?;
+        if member.session_epoch != old.session_epoch && acting.session.patient_id == patient_id {
+            // ... but the member's own, which just proved itself recent.
+            sessions::keep(
+                &mut op,
+                accounts,
+                &acting.token,
+                &acting.session,
+                member.session_epoch,
+            );
+        }
         audit::record(
             &mut op,
             "member.profile.update",
@@ -346,7 +458,8 @@ pub fn update(
             update.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()),
             json!({
                 "changed": changed,
-                "proxy": update.proxy_id,
+                "proxy": proxy,
+                "sessions_ended": member.session_epoch != old.session_epoch,
                 "before": { "contact": old.contact, "address": patient.get("address") },
                 "after": { "contact": member.contact, "address": patient_after.get("address") },
                 "pushed": pushed,
@@ -363,6 +476,14 @@ pub fn update(
             WORKFLOW,
             &[("name", greeting.as_str()), ("changed", fields.as_str())],
         );
+        old_contact_notification = tell_old_contact(
+            &mut op,
+            accounts,
+            patient_id,
+            &old.contact,
+            &changed,
+            &[("name", greeting.as_str()), ("changed", fields.as_str())],
+        );
     }
     Ok(Updated {
         member: member.view(),
@@ -370,5 +491,6 @@ pub fn update(
         changed,
         pushed,
         notification,
+        old_contact_notification,
     })
 }

@@ -399,6 +399,22 @@ pub fn require(reader: &dyn crate::store::Reader, id: &str) -> Result<Value, Ref
     }
 }
 
+/// Whether the signed-in member `me` may act on task `id` (move it, answer it): the task is
+/// theirs, or its patient's proxy relationship with them grants access now.
+pub fn member_may_act(
+    reader: &dyn crate::store::Reader,
+    id: &str,
+    me: &str,
+    now: &str,
+) -> Result<(), Refusal> {
+    let task = require(reader, id)?;
+    let patient = task["for"]["reference"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("Patient/"))
+        .unwrap_or_default();
+    super::profile::may_act_for(reader, me, patient, now)
+}
+
 /// Changes a task's status, if the transition is allowed.
 pub fn set_status(
     op: &mut Op<'_, '_>,
