@@ -4,6 +4,8 @@
 
 pub mod committer;
 pub mod dedupe;
+pub mod fd_budget;
+mod http_server;
 pub mod inbound;
 pub mod journal;
 pub mod live_mappings;
@@ -43,6 +45,8 @@ pub enum StartError {
     Mappings(String),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Fds(#[from] fd_budget::FdBudgetError),
     #[error("cannot listen on {addr} for {what}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -55,6 +59,15 @@ impl Engine {
     /// Starts everything the config names. Returns once every listener is bound.
     pub async fn start(config: &Config) -> Result<Engine, StartError> {
         crate::outbox::check(config)?;
+        let fd_limit = fd_budget::raise_fd_limit();
+        let budget = fd_budget::plan(config, fd_limit)?;
+        tracing::info!(
+            fd_limit = budget.limit,
+            http_max_connections = budget.http,
+            mllp_max_connections = budget.mllp,
+            reserve = fd_budget::RESERVE,
+            "file-descriptor budget"
+        );
         let mappings = Arc::new(LiveMappings::load(config).map_err(StartError::Mappings)?);
         let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.store.data_dir)?);
         let (stop, stopped) = watch::channel(false);
@@ -82,6 +95,7 @@ impl Engine {
                 bind: bound,
                 max_frame: *source.max_frame_bytes.get_ref(),
                 idle_timeout: Duration::from_secs(source.idle_timeout_secs),
+                max_connections: *source.max_connections.get_ref(),
             };
             let handler = Arc::new(inbound::ListenerInbound {
                 routes: channels.iter().map(|c| route::Route::new(c)).collect(),
@@ -138,11 +152,12 @@ impl Engine {
         };
         let app = crate::api::router(state, config.http.max_body_bytes);
         let shutdown = stopped_signal(stopped.clone());
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let limits = http_server::HttpLimits {
+            max_connections: budget.http,
+            keep_alive: Duration::from_secs(*config.http.keep_alive_timeout_secs.get_ref()),
+            header_read: Duration::from_secs(*config.http.header_read_timeout_secs.get_ref()),
+        };
+        tasks.spawn(http_server::serve(listener, app, limits, shutdown));
         tracing::info!(addr = %http, "HTTP API started");
         Ok(Engine {
             mllp,

@@ -12,6 +12,9 @@ pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024;
 /// Default idle timeout: senders keep MLLP connections open between messages; five quiet
 /// minutes means the peer is gone or stuck, and its socket is better closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default cap on connections open at once per listener: a feed uses a handful; a hundred leaves
+/// room for every real sender while bounding what a flood of connections costs.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 /// The port IANA registered for HL7 over MLLP.
 pub const DEFAULT_PORT: u16 = 2575;
 
@@ -22,9 +25,13 @@ pub struct ListenerConfig {
     /// Largest message accepted whole, in bytes, framing not counted; larger ones reach the
     /// handler as `oversized` with only their head. Default [`DEFAULT_MAX_FRAME`] (1 MiB).
     pub max_frame: usize,
-    /// A connection with no bytes received for this long is closed. Default
-    /// [`DEFAULT_IDLE_TIMEOUT`] (300 s).
+    /// A connection that completes no frame for this long is closed, counted from its last
+    /// whole frame (or its opening): a peer trickling bytes without ever finishing a message
+    /// does not keep it open. Default [`DEFAULT_IDLE_TIMEOUT`] (300 s).
     pub idle_timeout: Duration,
+    /// Most connections open at once; one over the cap is accepted and closed at once, so that
+    /// it neither queues in the backlog nor costs a task. Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
 }
 
 impl ListenerConfig {
@@ -34,6 +41,7 @@ impl ListenerConfig {
             bind,
             max_frame: DEFAULT_MAX_FRAME,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -137,6 +145,7 @@ mod tests {
         let config = ListenerConfig::default();
         assert_eq!(config.max_frame, 1024 * 1024);
         assert_eq!(config.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.max_connections, 100);
         assert!(config.bind.ip().is_loopback());
         assert_eq!(config.bind.port(), 2575);
     }
