@@ -24,6 +24,8 @@ pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
 pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM, RelationshipType};
 pub use schedule::{JOBS, JobConfig, parse_cron};
 
+use tributary_adapter_core::tls::{ServerTlsConfig, server_config};
+
 use crate::mapping::{Condition, MappingSet, SourceKind as MappingSource, TargetKind};
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/tributary.toml";
@@ -146,6 +148,9 @@ pub struct HttpConfig {
     /// (connection open, or the previous response sent); a slower client is disconnected.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout_secs: Spanned<u64>,
+    /// `[http.tls]`: serve HTTPS (and optionally require client certificates); absent, plain HTTP.
+    #[serde(default)]
+    pub tls: Option<Spanned<ServerTlsConfig>>,
 }
 
 impl Default for HttpConfig {
@@ -156,6 +161,7 @@ impl Default for HttpConfig {
             max_connections: None,
             keep_alive_timeout_secs: default_keep_alive_timeout(),
             header_read_timeout_secs: default_header_read_timeout(),
+            tls: None,
         }
     }
 }
@@ -278,6 +284,9 @@ pub struct SourceConfig {
     /// Most connections open at once on this listener; more are accepted and closed at once.
     #[serde(default = "default_source_max_connections")]
     pub max_connections: Spanned<usize>,
+    /// `[channels.source.tls]`: MLLP inside TLS (and optionally client certificates required).
+    #[serde(default)]
+    pub tls: Option<Spanned<ServerTlsConfig>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -428,13 +437,14 @@ impl Config {
             if let Some((_, first)) = shared
                 && (first.max_frame_bytes.get_ref() != source.max_frame_bytes.get_ref()
                     || first.idle_timeout_secs != source.idle_timeout_secs
-                    || first.max_connections.get_ref() != source.max_connections.get_ref())
+                    || first.max_connections.get_ref() != source.max_connections.get_ref()
+                    || first.tls.as_ref().map(Spanned::get_ref) != source.tls.as_ref().map(Spanned::get_ref))
             {
                 return Err(located(
                     source.bind.span(),
                     key("source.bind"),
                     format!(
-                        "{addr} is shared with an earlier channel whose max_frame_bytes, idle_timeout_secs or max_connections differ"
+                        "{addr} is shared with an earlier channel whose max_frame_bytes, idle_timeout_secs, max_connections or tls differ"
                     ),
                 ));
             }
@@ -473,6 +483,7 @@ impl Config {
                     ));
                 }
             }
+            check_tls(source.tls.as_ref(), &key("source.tls"), &located)?;
             if *source.max_connections.get_ref() == 0 {
                 return Err(located(
                     source.max_connections.span(),
@@ -498,6 +509,9 @@ impl Config {
 
     fn validate_http(&self) -> Result<(), ConfigError> {
         let http = &self.http;
+        check_tls(http.tls.as_ref(), "http.tls", &|span, key, message| {
+            self.error_at(span, key, message)
+        })?;
         if let Some(max) = &http.max_connections
             && *max.get_ref() == 0
         {
@@ -660,6 +674,20 @@ fn check_bind(
             format!("`{}` is not an address like 127.0.0.1:2575", bind.get_ref()),
         )
     })
+}
+
+/// Reads a listener's TLS files now, so a wrong path or a bad PEM stops the start with its line.
+fn check_tls(
+    tls: Option<&Spanned<ServerTlsConfig>>,
+    key: &str,
+    located: &impl Fn(std::ops::Range<usize>, String, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    match tls {
+        Some(tls) => server_config(tls.get_ref())
+            .map(|_| ())
+            .map_err(|error| located(tls.span(), key.to_string(), error.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// 1-based line number of a byte offset.

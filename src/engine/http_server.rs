@@ -5,7 +5,9 @@
 //! (and file descriptors) for ever. Here each connection holds a permit of a semaphore sized by
 //! the descriptor budget; one over the cap is accepted and closed at once, so it neither waits in
 //! the backlog nor costs a task. Each request carries the peer address as
-//! `axum::extract::ConnectInfo<SocketAddr>`, as `into_make_service_with_connect_info` would.
+//! `axum::extract::ConnectInfo<SocketAddr>`, as `into_make_service_with_connect_info` would: a
+//! handler takes it as `ConnectInfo(peer): ConnectInfo<SocketAddr>`. With `[http.tls]` each
+//! connection starts with a TLS handshake, with the certificate in force then (SIGHUP reloads it).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
+use tributary_adapter_core::tls::ServerTls;
 
 /// How long shutdown waits for requests in flight before it drops the connections still open.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -49,6 +52,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
@@ -70,8 +74,18 @@ pub(crate) async fn serve(
                     let _ = stream.set_nodelay(true);
                     let app = app.clone();
                     let stop = stop.clone();
+                    let acceptor = tls.as_ref().map(ServerTls::acceptor);
                     connections.spawn(async move {
-                        connection(stream, peer, app, limits, stop).await;
+                        match acceptor {
+                            None => connection(stream, peer, app, limits, stop).await,
+                            // The handshake counts against the header-read timeout: a client
+                            // that connects and never says hello is dropped as a slow one is.
+                            Some(acceptor) => match tokio::time::timeout(limits.header_read, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => connection(stream, peer, app, limits, stop).await,
+                                Ok(Err(error)) => tracing::info!(%peer, %error, "HTTPS handshake failed; connection closed"),
+                                Err(_elapsed) => tracing::debug!(%peer, "HTTPS handshake timed out; connection closed"),
+                            },
+                        }
                         drop(slot);
                     });
                 }

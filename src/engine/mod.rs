@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tributary_adapter_core::tls::ServerTls;
 
 use crate::config::{ChannelConfig, Config, SourceKind};
 use crate::outbox::{Fanout, Outbox};
@@ -47,6 +48,11 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Fds(#[from] fd_budget::FdBudgetError),
+    #[error("{what}: {source}")]
+    Tls {
+        what: String,
+        source: tributary_adapter_core::tls::TlsError,
+    },
     #[error("cannot listen on {addr} for {what}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -81,6 +87,8 @@ impl Engine {
         };
         let (handle, thread) = committer::start(store.clone(), config.commit.max_batch, fanout, on_durable)?;
         let mut mllp = vec![];
+        // Every listener's TLS, reloaded together on SIGHUP.
+        let mut tls_listeners = vec![];
         for (addr, channels) in listeners(config) {
             let names: Vec<String> = channels.iter().map(|c| c.name.get_ref().clone()).collect();
             let what = format!("channel {}", names.join(", "));
@@ -91,11 +99,14 @@ impl Engine {
                 source,
             })?;
             let source = &channels[0].source;
+            let tls = load_tls(source.tls.as_ref(), &what)?;
+            tls_listeners.extend(tls.clone());
             let settings = tributary_adapter_mllp::ListenerConfig {
                 bind: bound,
                 max_frame: *source.max_frame_bytes.get_ref(),
                 idle_timeout: Duration::from_secs(source.idle_timeout_secs),
                 max_connections: *source.max_connections.get_ref(),
+                tls,
             };
             let handler = Arc::new(inbound::ListenerInbound {
                 routes: channels.iter().map(|c| route::Route::new(c)).collect(),
@@ -111,7 +122,12 @@ impl Engine {
                     tracing::error!(listener = %what, error = %e, "listener failed");
                 }
             });
-            tracing::info!(channels = %names.join(", "), addr = %bound, "MLLP listener started");
+            tracing::info!(
+                channels = %names.join(", "),
+                addr = %bound,
+                tls = source.tls.is_some(),
+                "MLLP listener started"
+            );
             mllp.extend(names.into_iter().map(|name| (name, bound)));
         }
         let accounts = Arc::new(crate::domain::accounts::Accounts::load(config)?);
@@ -151,14 +167,22 @@ impl Engine {
             },
         };
         let app = crate::api::router(state, config.http.max_body_bytes);
+        let http_tls = load_tls(config.http.tls.as_ref(), "HTTP")?;
+        tls_listeners.extend(http_tls.clone());
+        if !tls_listeners.is_empty() {
+            tasks.spawn(reload_tls_on_hangup(
+                tls_listeners,
+                stopped_signal(stopped.clone()),
+            ));
+        }
         let shutdown = stopped_signal(stopped.clone());
         let limits = http_server::HttpLimits {
             max_connections: budget.http,
             keep_alive: Duration::from_secs(*config.http.keep_alive_timeout_secs.get_ref()),
             header_read: Duration::from_secs(*config.http.header_read_timeout_secs.get_ref()),
         };
-        tasks.spawn(http_server::serve(listener, app, limits, shutdown));
-        tracing::info!(addr = %http, "HTTP API started");
+        tasks.spawn(http_server::serve(listener, app, limits, http_tls, shutdown));
+        tracing::info!(addr = %http, tls = config.http.tls.is_some(), "HTTP API started");
         Ok(Engine {
             mllp,
             http,
@@ -205,6 +229,51 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
         what: what.to_string(),
         source,
     })
+}
+
+/// A listener's TLS from its settings (checked at config load; read again here).
+fn load_tls(
+    settings: Option<&toml::Spanned<tributary_adapter_core::tls::ServerTlsConfig>>,
+    what: &str,
+) -> Result<Option<ServerTls>, StartError> {
+    settings
+        .map(|settings| {
+            ServerTls::load(settings.get_ref()).map_err(|source| StartError::Tls {
+                what: what.to_string(),
+                source,
+            })
+        })
+        .transpose()
+}
+
+/// Reads every listener's certificate and key again on SIGHUP (with the mappings): later
+/// handshakes use the new ones. A listener whose files are broken keeps the ones in force.
+async fn reload_tls_on_hangup(listeners: Vec<ServerTls>, stopped: impl std::future::Future<Output = ()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP handler; TLS certificates are not reloaded");
+            return;
+        }
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            received = hangup.recv() => if received.is_none() { return },
+        }
+        for tls in &listeners {
+            match tls.reload() {
+                Ok(()) => tracing::info!(cert = %tls.settings().cert.display(), "TLS certificate reloaded"),
+                Err(error) => tracing::error!(
+                    cert = %tls.settings().cert.display(),
+                    %error,
+                    "TLS reload failed; keeping the certificate in force"
+                ),
+            }
+        }
+    }
 }
 
 /// Resolves when the engine is told to stop.

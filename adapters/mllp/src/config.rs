@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tributary_adapter_core::tls::{ClientTlsConfig, ServerTls};
 
 use crate::ack::Disposition;
 
@@ -32,6 +33,9 @@ pub struct ListenerConfig {
     /// Most connections open at once; one over the cap is accepted and closed at once, so that
     /// it neither queues in the backlog nor costs a task. Default [`DEFAULT_MAX_CONNECTIONS`].
     pub max_connections: usize,
+    /// TLS for every connection (handshake first, then MLLP inside it); `None`: plain TCP.
+    /// Reloading the [`ServerTls`] changes the certificate of later handshakes.
+    pub tls: Option<ServerTls>,
 }
 
 impl ListenerConfig {
@@ -42,6 +46,7 @@ impl ListenerConfig {
             max_frame: DEFAULT_MAX_FRAME,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
         }
     }
 }
@@ -66,6 +71,11 @@ pub const DEFAULT_OUTBOUND_TIMEOUT_SECS: u64 = 10;
 /// check_ack = true               # default true: read MSA-1 of the reply
 /// ack_error = "transient"        # AE/CE: "transient" (default) or "permanent"
 /// ack_reject = "permanent"       # AR/CR: "permanent" (default) or "transient"
+/// [tls]                          # optional: TLS to the receiver
+/// ca = "ca.pem"                  # the CA its certificate chains to
+/// client_cert = "me.pem"         # optional, with client_key: for receivers requiring mTLS
+/// client_key = "me.key"
+/// server_name = "ucr.example"    # default: the host of `address`
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +96,9 @@ pub struct MllpOutboundConfig {
     /// What AR and CR (application or commit reject) become. Default `permanent`.
     #[serde(default = "permanent")]
     pub ack_reject: Disposition,
+    /// TLS to the receiver; absent, plain TCP.
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl MllpOutboundConfig {
@@ -97,6 +110,7 @@ impl MllpOutboundConfig {
             check_ack: true,
             ack_error: Disposition::Transient,
             ack_reject: Disposition::Permanent,
+            tls: None,
         }
     }
 }

@@ -21,6 +21,9 @@ use crate::connection::{self, ConnectionLimits};
 /// Long enough for a handler that is committing to disk; short enough not to stall a restart.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Longest wait for a TLS client's handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// After an accept error that is about the process (out of file descriptors, ...), wait a little
 /// before trying again instead of spinning on the same error.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -73,8 +76,24 @@ pub async fn serve(
                     let limits = limits.clone();
                     let handler = Arc::clone(&handler);
                     let stop = stop_receiver.clone();
+                    let tls = config.tls.as_ref().map(|tls| tls.acceptor());
                     connections.spawn(async move {
-                        connection::run(stream, peer, limits, handler, stop).await;
+                        match tls {
+                            None => connection::run(stream, peer, limits, handler, stop).await,
+                            Some(acceptor) => {
+                                // Bounded: a peer that opens and never says hello must not hold a slot.
+                                let handshake = limits.idle_timeout.min(HANDSHAKE_TIMEOUT);
+                                match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                                    Ok(Ok(stream)) => connection::run(stream, peer, limits, handler, stop).await,
+                                    Ok(Err(error)) => {
+                                        tracing::warn!(%peer, %error, "MLLP TLS handshake failed; connection closed");
+                                    }
+                                    Err(_elapsed) => {
+                                        tracing::info!(%peer, "MLLP TLS handshake timed out; connection closed");
+                                    }
+                                }
+                            }
+                        }
                         drop(slot);
                     });
                 }
