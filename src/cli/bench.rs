@@ -253,6 +253,9 @@ async fn start_null_server() -> Result<(SocketAddr, tokio::sync::watch::Sender<b
         bind: addr,
         max_frame: 1024 * 1024,
         idle_timeout: Duration::from_secs(60),
+        // The benchmark's own connections only: no cap worth measuring.
+        max_connections: tokio::sync::Semaphore::MAX_PERMITS,
+        tls: None,
     };
     let handler = Arc::new(NullHandler {
         ack: Bytes::from_static(

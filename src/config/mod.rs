@@ -26,6 +26,8 @@ pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM, RelationshipType};
 pub use rate_limit::RateLimitConfig;
 pub use schedule::{JOBS, JobConfig, parse_cron};
 
+use tributary_adapter_core::tls::{ServerTlsConfig, server_config};
+
 use crate::mapping::{Condition, MappingSet, SourceKind as MappingSource, TargetKind};
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/tributary.toml";
@@ -199,6 +201,21 @@ pub struct HttpConfig {
     /// `[http.rate_limit]`: requests per client address.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// Most HTTP connections open at once; more are accepted and closed at once. Default: derived
+    /// from the process's file-descriptor limit at start (see `engine::fd_budget`), so that the
+    /// MLLP listeners always keep room.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<usize>>,
+    /// A connection with no request in progress and no bytes either way for this long is closed.
+    #[serde(default = "default_keep_alive_timeout")]
+    pub keep_alive_timeout_secs: Spanned<u64>,
+    /// A request's headers must be complete this long after the server starts waiting for it
+    /// (connection open, or the previous response sent); a slower client is disconnected.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: Spanned<u64>,
+    /// `[http.tls]`: serve HTTPS (and optionally require client certificates); absent, plain HTTP.
+    #[serde(default)]
+    pub tls: Option<Spanned<ServerTlsConfig>>,
 }
 
 impl Default for HttpConfig {
@@ -209,6 +226,10 @@ impl Default for HttpConfig {
             max_uri_bytes: default_uri_limit(),
             max_header_bytes: default_header_limit(),
             rate_limit: RateLimitConfig::default(),
+            max_connections: None,
+            keep_alive_timeout_secs: default_keep_alive_timeout(),
+            header_read_timeout_secs: default_header_read_timeout(),
+            tls: None,
         }
     }
 }
@@ -219,6 +240,14 @@ pub const HYPER_MAX_URI_BYTES: usize = 65534;
 /// Highest `http.max_header_bytes`: with the longest target it stays under hyper's read buffer
 /// (about 408 KiB for the whole request head), past which hyper answers a bare 431 itself.
 pub const MAX_HEADER_LIMIT: usize = 256 * 1024;
+
+fn default_keep_alive_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 5)
+}
+
+fn default_header_read_timeout() -> Spanned<u64> {
+    Spanned::new(0..0, 10)
+}
 
 fn default_http_bind() -> Spanned<String> {
     Spanned::new(0..0, "127.0.0.1:8080".to_string())
@@ -336,9 +365,16 @@ pub struct SourceConfig {
     /// Largest frame accepted; a larger one is answered with AR and never held whole in memory.
     #[serde(default = "default_max_frame")]
     pub max_frame_bytes: Spanned<usize>,
-    /// A connection that sends nothing for this long is closed.
+    /// A connection that completes no frame for this long (counted from the last whole frame,
+    /// or from the connection's opening) is closed: trickling bytes does not keep it open.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout_secs: u64,
+    /// Most connections open at once on this listener; more are accepted and closed at once.
+    #[serde(default = "default_source_max_connections")]
+    pub max_connections: Spanned<usize>,
+    /// `[channels.source.tls]`: MLLP inside TLS (and optionally client certificates required).
+    #[serde(default)]
+    pub tls: Option<Spanned<ServerTlsConfig>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -353,6 +389,10 @@ fn default_max_frame() -> Spanned<usize> {
 
 fn default_idle_timeout() -> u64 {
     300
+}
+
+fn default_source_max_connections() -> Spanned<usize> {
+    Spanned::new(0..0, tributary_adapter_mllp::DEFAULT_MAX_CONNECTIONS)
 }
 
 /// A configuration problem, located in its file.
@@ -458,6 +498,7 @@ impl Config {
         let located = |span, key, message| self.error_at(span, key, message);
         check_bind(&self.http.bind, "http.bind", &located)?;
         self.validate_http_limits()?;
+        self.validate_http()?;
         let mut names: Vec<&str> = Vec::new();
         let mut listeners: Vec<(SocketAddr, &SourceConfig)> = Vec::new();
         for (i, channel) in self.channels.iter().enumerate() {
@@ -484,13 +525,15 @@ impl Config {
             let shared = listeners.iter().find(|(a, _)| *a == addr);
             if let Some((_, first)) = shared
                 && (first.max_frame_bytes.get_ref() != source.max_frame_bytes.get_ref()
-                    || first.idle_timeout_secs != source.idle_timeout_secs)
+                    || first.idle_timeout_secs != source.idle_timeout_secs
+                    || first.max_connections.get_ref() != source.max_connections.get_ref()
+                    || first.tls.as_ref().map(Spanned::get_ref) != source.tls.as_ref().map(Spanned::get_ref))
             {
                 return Err(located(
                     source.bind.span(),
                     key("source.bind"),
                     format!(
-                        "{addr} is shared with an earlier channel whose max_frame_bytes and idle_timeout_secs differ"
+                        "{addr} is shared with an earlier channel whose max_frame_bytes, idle_timeout_secs, max_connections or tls differ"
                     ),
                 ));
             }
@@ -542,6 +585,14 @@ impl Config {
                     ));
                 }
             }
+            check_tls(source.tls.as_ref(), &key("source.tls"), &located)?;
+            if *source.max_connections.get_ref() == 0 {
+                return Err(located(
+                    source.max_connections.span(),
+                    key("source.max_connections"),
+                    "must be at least 1".into(),
+                ));
+            }
             if *source.max_frame_bytes.get_ref() < 1024 {
                 return Err(located(
                     source.max_frame_bytes.span(),
@@ -586,6 +637,43 @@ impl Config {
                 };
                 return Err(self.error_at(value.span(), key.into(), message));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let http = &self.http;
+        check_tls(http.tls.as_ref(), "http.tls", &|span, key, message| {
+            self.error_at(span, key, message)
+        })?;
+        if let Some(max) = &http.max_connections
+            && *max.get_ref() == 0
+        {
+            return Err(self.error_at(
+                max.span(),
+                "http.max_connections".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        for (value, name) in [
+            (&http.keep_alive_timeout_secs, "http.keep_alive_timeout_secs"),
+            (&http.header_read_timeout_secs, "http.header_read_timeout_secs"),
+        ] {
+            if *value.get_ref() == 0 {
+                return Err(self.error_at(value.span(), name.into(), "must be at least 1".into()));
+            }
+        }
+        // The header-read timer also runs while a kept-alive connection waits for its next
+        // request, so it bounds the idle time too: a longer keep-alive would never apply.
+        if http.keep_alive_timeout_secs.get_ref() > http.header_read_timeout_secs.get_ref() {
+            return Err(self.error_at(
+                http.keep_alive_timeout_secs.span(),
+                "http.keep_alive_timeout_secs".into(),
+                format!(
+                    "must not exceed http.header_read_timeout_secs ({}), which also bounds the wait for the next request",
+                    http.header_read_timeout_secs.get_ref()
+                ),
+            ));
         }
         Ok(())
     }
@@ -722,6 +810,20 @@ fn check_bind(
     })
 }
 
+/// Reads a listener's TLS files now, so a wrong path or a bad PEM stops the start with its line.
+fn check_tls(
+    tls: Option<&Spanned<ServerTlsConfig>>,
+    key: &str,
+    located: &impl Fn(std::ops::Range<usize>, String, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    match tls {
+        Some(tls) => server_config(tls.get_ref())
+            .map(|_| ())
+            .map_err(|error| located(tls.span(), key.to_string(), error.to_string())),
+        None => Ok(()),
+    }
+}
+
 /// 1-based line number of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
@@ -769,7 +871,37 @@ bind = "127.0.0.1:2575"
         assert_eq!(*source.kind.get_ref(), SourceKind::Mllp);
         assert_eq!(*source.max_frame_bytes.get_ref(), 1024 * 1024);
         assert_eq!(source.idle_timeout_secs, 300);
+        assert_eq!(*source.max_connections.get_ref(), 100);
         assert_eq!(config.commit.max_batch, 1024);
+        assert!(config.http.max_connections.is_none());
+        assert_eq!(*config.http.keep_alive_timeout_secs.get_ref(), 5);
+        assert_eq!(*config.http.header_read_timeout_secs.get_ref(), 10);
+    }
+
+    #[test]
+    fn connection_limits_are_checked_with_their_line() {
+        let text = GOOD.replace(
+            "bind = \"127.0.0.1:8080\"",
+            "bind = \"127.0.0.1:8080\"\nmax_connections = 0",
+        );
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (7, "http.max_connections"), "{err}");
+        let text = GOOD.replace(
+            "bind = \"127.0.0.1:8080\"",
+            "bind = \"127.0.0.1:8080\"\nkeep_alive_timeout_secs = 30\nheader_read_timeout_secs = 10",
+        );
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (7, "http.keep_alive_timeout_secs"),
+            "{err}"
+        );
+        let err = Config::parse(&format!("{GOOD}max_connections = 0\n"), "t.toml").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_str()),
+            (14, "channels[0].source.max_connections"),
+            "{err}"
+        );
     }
 
     #[test]

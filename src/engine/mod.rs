@@ -4,6 +4,8 @@
 
 pub mod committer;
 pub mod dedupe;
+pub mod fd_budget;
+mod http_server;
 pub mod inbound;
 pub mod journal;
 pub mod live_mappings;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tributary_adapter_core::tls::ServerTls;
 
 use crate::config::{ChannelConfig, Config, SourceKind};
 use crate::outbox::{Fanout, Outbox};
@@ -43,6 +46,13 @@ pub enum StartError {
     Mappings(String),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Fds(#[from] fd_budget::FdBudgetError),
+    #[error("{what}: {source}")]
+    Tls {
+        what: String,
+        source: tributary_adapter_core::tls::TlsError,
+    },
     #[error("cannot listen on {addr} for {what}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -55,6 +65,15 @@ impl Engine {
     /// Starts everything the config names. Returns once every listener is bound.
     pub async fn start(config: &Config) -> Result<Engine, StartError> {
         crate::outbox::check(config)?;
+        let fd_limit = fd_budget::raise_fd_limit();
+        let budget = fd_budget::plan(config, fd_limit)?;
+        tracing::info!(
+            fd_limit = budget.limit,
+            http_max_connections = budget.http,
+            mllp_max_connections = budget.mllp,
+            reserve = fd_budget::RESERVE,
+            "file-descriptor budget"
+        );
         let mappings = Arc::new(LiveMappings::load(config).map_err(StartError::Mappings)?);
         let store: Arc<dyn Store> = Arc::new(SledStore::open_with(
             &config.store.data_dir,
@@ -78,6 +97,8 @@ impl Engine {
         };
         let (handle, thread) = committer::start(store.clone(), config.commit.max_batch, fanout, on_durable)?;
         let mut mllp = vec![];
+        // Every listener's TLS, reloaded together on SIGHUP.
+        let mut tls_listeners = vec![];
         for (addr, channels) in listeners(config) {
             let names: Vec<String> = channels.iter().map(|c| c.name.get_ref().clone()).collect();
             let what = format!("channel {}", names.join(", "));
@@ -88,10 +109,14 @@ impl Engine {
                 source,
             })?;
             let source = &channels[0].source;
+            let tls = load_tls(source.tls.as_ref(), &what)?;
+            tls_listeners.extend(tls.clone());
             let settings = tributary_adapter_mllp::ListenerConfig {
                 bind: bound,
                 max_frame: *source.max_frame_bytes.get_ref(),
                 idle_timeout: Duration::from_secs(source.idle_timeout_secs),
+                max_connections: *source.max_connections.get_ref(),
+                tls,
             };
             let handler = Arc::new(inbound::ListenerInbound {
                 routes: channels.iter().map(|c| route::Route::new(c)).collect(),
@@ -108,7 +133,12 @@ impl Engine {
                     tracing::error!(listener = %what, error = %e, "listener failed");
                 }
             });
-            tracing::info!(channels = %names.join(", "), addr = %bound, "MLLP listener started");
+            tracing::info!(
+                channels = %names.join(", "),
+                addr = %bound,
+                tls = source.tls.is_some(),
+                "MLLP listener started"
+            );
             mllp.extend(names.into_iter().map(|name| (name, bound)));
         }
         crate::schedule::start(
@@ -146,18 +176,27 @@ impl Engine {
                     .map(|m| m.get_ref().clone()),
             },
         };
-        // `true` once the listener speaks TLS (`[http.tls]`): it turns HSTS on.
-        let app = crate::api::router(state, crate::api::Options::of(&config.http, false));
+        // HSTS goes with TLS on the listener (`[http.tls]`).
+        let app = crate::api::router(
+            state,
+            crate::api::Options::of(&config.http, config.http.tls.is_some()),
+        );
+        let http_tls = load_tls(config.http.tls.as_ref(), "HTTP")?;
+        tls_listeners.extend(http_tls.clone());
+        if !tls_listeners.is_empty() {
+            tasks.spawn(reload_tls_on_hangup(
+                tls_listeners,
+                stopped_signal(stopped.clone()),
+            ));
+        }
         let shutdown = stopped_signal(stopped.clone());
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
-        tracing::info!(addr = %http, "HTTP API started");
+        let limits = http_server::HttpLimits {
+            max_connections: budget.http,
+            keep_alive: Duration::from_secs(*config.http.keep_alive_timeout_secs.get_ref()),
+            header_read: Duration::from_secs(*config.http.header_read_timeout_secs.get_ref()),
+        };
+        tasks.spawn(http_server::serve(listener, app, limits, http_tls, shutdown));
+        tracing::info!(addr = %http, tls = config.http.tls.is_some(), "HTTP API started");
         Ok(Engine {
             mllp,
             http,
@@ -204,6 +243,51 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
         what: what.to_string(),
         source,
     })
+}
+
+/// A listener's TLS from its settings (checked at config load; read again here).
+fn load_tls(
+    settings: Option<&toml::Spanned<tributary_adapter_core::tls::ServerTlsConfig>>,
+    what: &str,
+) -> Result<Option<ServerTls>, StartError> {
+    settings
+        .map(|settings| {
+            ServerTls::load(settings.get_ref()).map_err(|source| StartError::Tls {
+                what: what.to_string(),
+                source,
+            })
+        })
+        .transpose()
+}
+
+/// Reads every listener's certificate and key again on SIGHUP (with the mappings): later
+/// handshakes use the new ones. A listener whose files are broken keeps the ones in force.
+async fn reload_tls_on_hangup(listeners: Vec<ServerTls>, stopped: impl std::future::Future<Output = ()>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP handler; TLS certificates are not reloaded");
+            return;
+        }
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            received = hangup.recv() => if received.is_none() { return },
+        }
+        for tls in &listeners {
+            match tls.reload() {
+                Ok(()) => tracing::info!(cert = %tls.settings().cert.display(), "TLS certificate reloaded"),
+                Err(error) => tracing::error!(
+                    cert = %tls.settings().cert.display(),
+                    %error,
+                    "TLS reload failed; keeping the certificate in force"
+                ),
+            }
+        }
+    }
 }
 
 /// Resolves when the engine is told to stop.

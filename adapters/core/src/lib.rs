@@ -9,12 +9,15 @@
 //! - [`InboundHandler`]: what an inbound adapter calls for each message; its answer is sent back.
 //! - [`handler_fn`]: turns an async closure into an [`InboundHandler`] (tests, small tools).
 //! - [`BoxFuture`]: the boxed future type both traits return, for implementors to name.
+//! - [`tls`]: TLS settings from PEM files for listeners (reloadable, optional client
+//!   certificates with an allowed-subject list) and outbound clients, shared by all of them.
 
 mod delivery_error;
 mod envelope;
 mod handler_fn;
 mod inbound;
 mod outbound;
+pub mod tls;
 
 pub use delivery_error::DeliveryError;
 pub use envelope::Envelope;

@@ -73,12 +73,23 @@ impl HttpClient {
         }
         let auth = Auth::from_config(&config.auth)?;
         let timeout = Duration::from_secs(config.timeout_secs);
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
             // A redirected POST turns into a GET without its body: report it instead.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout)
-            .timeout(timeout)
+            .timeout(timeout);
+        if let Some(tls) = &config.tls {
+            if tls.server_name.is_some() {
+                return Err(
+                    "tls.server_name: not taken for http; the URL's host is what the certificate must name"
+                        .into(),
+                );
+            }
+            let rustls = tributary_adapter_core::tls::client_config(tls).map_err(|e| format!("tls: {e}"))?;
+            builder = builder.use_preconfigured_tls(rustls);
+        }
+        let client = builder
             .build()
             .map_err(|error| format!("cannot build the HTTP client: {error}{}", causes(&error)))?;
         let mut target = url.clone();

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
+use tributary_adapter_core::tls::ClientTlsConfig;
 
 /// Default bound on one delivery, from connect to the last byte of the answer.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
@@ -20,6 +21,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// headers = { Accept = "application/fhir+json" }
 /// auth = { type = "oauth2_client_credentials", token_url = "https://idp.example/token",
 ///          client_id = "tributary", client_secret = "...", scope = "patient.write" }
+/// tls = { ca = "partner-ca.pem", client_cert = "me.pem", client_key = "me.key" }  # optional
 /// ```
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +46,11 @@ pub struct HttpConfig {
     /// [`DEFAULT_MAX_RESPONSE_BYTES`] (1 MiB); a longer body is cut there.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+    /// For an `https://` receiver on a private PKI: the CA its certificate chains to (instead of
+    /// the system's roots) and a client certificate for mTLS. `server_name` is not taken: the
+    /// URL's host is what the certificate must name.
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl HttpConfig {
@@ -56,6 +63,7 @@ impl HttpConfig {
             auth: AuthConfig::None,
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            tls: None,
         }
     }
 }
@@ -70,6 +78,7 @@ impl fmt::Debug for HttpConfig {
             .field("auth", &self.auth)
             .field("timeout_secs", &self.timeout_secs)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("tls", &self.tls)
             .finish()
     }
 }

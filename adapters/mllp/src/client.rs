@@ -7,21 +7,35 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tributary_adapter_core::tls::ClientTls;
 
 use crate::config::DEFAULT_MAX_FRAME;
 use crate::frame::{Frame, FrameDecoder, contains_framing_bytes, encode_frame};
 
 const READ_CHUNK: usize = 16 * 1024;
 
+/// The client's byte stream: plain TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for S {}
+
 /// A client connection: send a message, read the reply frame(s).
-#[derive(Debug)]
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
+    peer: std::net::SocketAddr,
     decoder: FrameDecoder,
     timeout: Duration,
     read_buffer: Vec<u8>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.peer)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -30,12 +44,33 @@ impl Client {
     pub async fn connect(addr: &str, timeout: Duration) -> io::Result<Client> {
         let stream = within(timeout, "connect", TcpStream::connect(addr)).await?;
         stream.set_nodelay(true)?;
-        Ok(Client {
+        let peer = stream.peer_addr()?;
+        Ok(Client::over(Box::new(stream), peer, timeout))
+    }
+
+    /// As [`Client::connect`], then a TLS handshake (within the same `timeout`) checking the
+    /// listener's certificate against `tls`; MLLP then runs inside TLS.
+    pub async fn connect_tls(addr: &str, timeout: Duration, tls: &ClientTls) -> io::Result<Client> {
+        let stream = within(timeout, "connect", TcpStream::connect(addr)).await?;
+        stream.set_nodelay(true)?;
+        let peer = stream.peer_addr()?;
+        let stream = within(
+            timeout,
+            "TLS handshake",
+            tls.connector.connect(tls.server_name.clone(), stream),
+        )
+        .await?;
+        Ok(Client::over(Box::new(stream), peer, timeout))
+    }
+
+    fn over(stream: Box<dyn Stream>, peer: std::net::SocketAddr, timeout: Duration) -> Client {
+        Client {
             stream,
+            peer,
             decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
             timeout,
             read_buffer: vec![0u8; READ_CHUNK],
-        })
+        }
     }
 
     /// Send one message and wait for one reply frame (timeout -> io::ErrorKind::TimedOut).
@@ -66,7 +101,7 @@ impl Client {
 
     /// The listener's address.
     pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.stream.peer_addr()
+        Ok(self.peer)
     }
 
     async fn read_next_frame(&mut self) -> io::Result<Bytes> {

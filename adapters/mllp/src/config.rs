@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tributary_adapter_core::tls::{ClientTlsConfig, ServerTls};
 
 use crate::ack::Disposition;
 
@@ -12,6 +13,9 @@ pub const DEFAULT_MAX_FRAME: usize = 1024 * 1024;
 /// Default idle timeout: senders keep MLLP connections open between messages; five quiet
 /// minutes means the peer is gone or stuck, and its socket is better closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default cap on connections open at once per listener: a feed uses a handful; a hundred leaves
+/// room for every real sender while bounding what a flood of connections costs.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 /// The port IANA registered for HL7 over MLLP.
 pub const DEFAULT_PORT: u16 = 2575;
 
@@ -22,9 +26,16 @@ pub struct ListenerConfig {
     /// Largest message accepted whole, in bytes, framing not counted; larger ones reach the
     /// handler as `oversized` with only their head. Default [`DEFAULT_MAX_FRAME`] (1 MiB).
     pub max_frame: usize,
-    /// A connection with no bytes received for this long is closed. Default
-    /// [`DEFAULT_IDLE_TIMEOUT`] (300 s).
+    /// A connection that completes no frame for this long is closed, counted from its last
+    /// whole frame (or its opening): a peer trickling bytes without ever finishing a message
+    /// does not keep it open. Default [`DEFAULT_IDLE_TIMEOUT`] (300 s).
     pub idle_timeout: Duration,
+    /// Most connections open at once; one over the cap is accepted and closed at once, so that
+    /// it neither queues in the backlog nor costs a task. Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// TLS for every connection (handshake first, then MLLP inside it); `None`: plain TCP.
+    /// Reloading the [`ServerTls`] changes the certificate of later handshakes.
+    pub tls: Option<ServerTls>,
 }
 
 impl ListenerConfig {
@@ -34,6 +45,8 @@ impl ListenerConfig {
             bind,
             max_frame: DEFAULT_MAX_FRAME,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
         }
     }
 }
@@ -58,6 +71,11 @@ pub const DEFAULT_OUTBOUND_TIMEOUT_SECS: u64 = 10;
 /// check_ack = true               # default true: read MSA-1 of the reply
 /// ack_error = "transient"        # AE/CE: "transient" (default) or "permanent"
 /// ack_reject = "permanent"       # AR/CR: "permanent" (default) or "transient"
+/// [tls]                          # optional: TLS to the receiver
+/// ca = "ca.pem"                  # the CA its certificate chains to
+/// client_cert = "me.pem"         # optional, with client_key: for receivers requiring mTLS
+/// client_key = "me.key"
+/// server_name = "ucr.example"    # default: the host of `address`
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +96,9 @@ pub struct MllpOutboundConfig {
     /// What AR and CR (application or commit reject) become. Default `permanent`.
     #[serde(default = "permanent")]
     pub ack_reject: Disposition,
+    /// TLS to the receiver; absent, plain TCP.
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl MllpOutboundConfig {
@@ -89,6 +110,7 @@ impl MllpOutboundConfig {
             check_ack: true,
             ack_error: Disposition::Transient,
             ack_reject: Disposition::Permanent,
+            tls: None,
         }
     }
 }
@@ -137,6 +159,7 @@ mod tests {
         let config = ListenerConfig::default();
         assert_eq!(config.max_frame, 1024 * 1024);
         assert_eq!(config.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.max_connections, 100);
         assert!(config.bind.ip().is_loopback());
         assert_eq!(config.bind.port(), 2575);
     }

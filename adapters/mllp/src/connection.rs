@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tributary_adapter_core::{Inbound, InboundHandler};
 
@@ -40,19 +39,19 @@ enum Ending {
     WriteTimedOut,
 }
 
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
 /// Serves one accepted connection until the peer leaves, it idles out, an error happens, or the
 /// listener shuts down (`stop` turns true).
-pub(crate) async fn run(
-    stream: TcpStream,
+pub(crate) async fn run<S: Stream>(
+    stream: S,
     peer: SocketAddr,
     limits: ConnectionLimits,
     handler: Arc<dyn InboundHandler>,
     stop: watch::Receiver<bool>,
 ) {
-    // ACKs are small and the sender waits for each: without NODELAY, Nagle adds latency to every one.
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
-    }
     let peer = peer.to_string();
     tracing::debug!(%peer, "MLLP connection opened");
     let mut connection = Connection {
@@ -68,8 +67,8 @@ pub(crate) async fn run(
     connection.close(ending).await;
 }
 
-struct Connection {
-    stream: TcpStream,
+struct Connection<S> {
+    stream: S,
     peer: String,
     limits: ConnectionLimits,
     handler: Arc<dyn InboundHandler>,
@@ -79,9 +78,12 @@ struct Connection {
     replies: Vec<u8>,
 }
 
-impl Connection {
+impl<S: Stream> Connection<S> {
     async fn serve(&mut self) -> Ending {
         let mut read_buffer = vec![0u8; READ_CHUNK];
+        // Idle is counted in whole frames, not bytes: a peer trickling one byte every few
+        // seconds would otherwise hold the connection (and its file descriptor) for ever.
+        let mut idle_deadline = tokio::time::Instant::now() + self.limits.idle_timeout;
         loop {
             while let Some(frame) = self.decoder.next_frame() {
                 // Checked between messages, never during one: the message being handled always
@@ -92,17 +94,17 @@ impl Connection {
                 if let Err(ending) = self.answer(frame).await {
                     return ending;
                 }
+                idle_deadline = tokio::time::Instant::now() + self.limits.idle_timeout;
             }
             self.log_skipped();
             if self.stopping() {
                 return Ending::Shutdown;
             }
 
-            let idle_timeout = self.limits.idle_timeout;
             let read = tokio::select! {
                 biased;
                 _ = self.stop.wait_for(|stopping| *stopping) => return Ending::Shutdown,
-                read = tokio::time::timeout(idle_timeout, self.stream.read(&mut read_buffer)) => read,
+                read = tokio::time::timeout_at(idle_deadline, self.stream.read(&mut read_buffer)) => read,
             };
             match read {
                 Err(_elapsed) => return Ending::Idle,
@@ -199,7 +201,7 @@ impl Connection {
             Ending::Idle => tracing::info!(
                 %peer,
                 idle_timeout = ?self.limits.idle_timeout,
-                "closing idle MLLP connection"
+                "closing MLLP connection: no whole frame within the idle timeout"
             ),
             Ending::Shutdown => tracing::debug!(%peer, "closing MLLP connection for shutdown"),
             Ending::HandlerPanicked => {}

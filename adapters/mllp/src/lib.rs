@@ -5,7 +5,8 @@
 //!
 //! - `frame`: [`FrameDecoder`] turns arbitrary reads into whole messages under a size cap;
 //!   [`encode_frame`] wraps one for the wire.
-//! - `config`: [`ListenerConfig`], where to listen and the limits (frame cap, idle timeout).
+//! - `config`: [`ListenerConfig`], where to listen and the limits (frame cap, idle
+//!   timeout, connection cap).
 //! - `server`: [`serve`] accepts connections and shuts down gracefully.
 //! - `connection`: one accepted connection, calling the handler for each message in order.
 //! - `client`: [`Client`], one outgoing connection: send a message, read the reply.
@@ -36,8 +37,8 @@ mod server;
 pub use ack::{Ack, AckPolicy, Disposition, parse_ack};
 pub use client::Client;
 pub use config::{
-    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_FRAME, DEFAULT_OUTBOUND_TIMEOUT_SECS, DEFAULT_PORT, ListenerConfig,
-    MllpOutboundConfig,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME, DEFAULT_OUTBOUND_TIMEOUT_SECS,
+    DEFAULT_PORT, ListenerConfig, MllpOutboundConfig,
 };
 pub use frame::{
     END, Frame, FrameDecoder, OVERSIZED_HEAD, START, contains_framing_bytes, encode_frame, encode_frame_into,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Mutex;
+use tributary_adapter_core::tls::{ClientTls, client_tls};
 use tributary_adapter_core::{DeliveryError, Envelope, Outbound};
 
 use crate::ack::AckPolicy;
@@ -27,6 +28,8 @@ pub struct MllpOutbound {
     addr: String,
     timeout: Duration,
     ack_policy: Option<AckPolicy>,
+    /// TLS to the receiver; `None`: plain TCP.
+    tls: Option<ClientTls>,
     connection: Mutex<Option<Client>>,
 }
 
@@ -41,6 +44,7 @@ impl MllpOutbound {
             addr,
             timeout,
             ack_policy: None,
+            tls: None,
             connection: Mutex::new(None),
         }
     }
@@ -48,14 +52,18 @@ impl MllpOutbound {
     /// Checks `config` and builds the adapter; the error names the setting that is wrong.
     pub fn from_config(config: &MllpOutboundConfig) -> Result<Self, String> {
         let address = config.address.trim();
-        match address.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0) => {}
+        let host = match address.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0) => host,
             _ => return Err(format!("address: `{}` is not host:port", config.address)),
-        }
+        };
         if config.timeout_secs == 0 {
             return Err("timeout_secs: must be at least 1".into());
         }
-        let outbound = MllpOutbound::new(address.to_string(), Duration::from_secs(config.timeout_secs));
+        let mut outbound = MllpOutbound::new(address.to_string(), Duration::from_secs(config.timeout_secs));
+        if let Some(tls) = &config.tls {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            outbound.tls = Some(client_tls(tls, host).map_err(|error| format!("tls: {error}"))?);
+        }
         Ok(if config.check_ack {
             outbound.with_ack_policy(AckPolicy {
                 on_error: config.ack_error,
@@ -108,9 +116,11 @@ impl MllpOutbound {
             }
         }
         *connection = None;
-        let mut client = Client::connect(&self.addr, self.timeout)
-            .await
-            .map_err(|error| self.transient(&error))?;
+        let connected = match &self.tls {
+            None => Client::connect(&self.addr, self.timeout).await,
+            Some(tls) => Client::connect_tls(&self.addr, self.timeout, tls).await,
+        };
+        let mut client = connected.map_err(|error| self.transient(&error))?;
         let reply = client
             .send(payload)
             .await

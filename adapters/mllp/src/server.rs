@@ -9,8 +9,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinError, JoinSet};
 use tributary_adapter_core::InboundHandler;
 
@@ -21,6 +21,9 @@ use crate::connection::{self, ConnectionLimits};
 /// Long enough for a handler that is committing to disk; short enough not to stall a restart.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Longest wait for a TLS client's handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// After an accept error that is about the process (out of file descriptors, ...), wait a little
 /// before trying again instead of spinning on the same error.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -29,7 +32,9 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// for each in order (one at a time per connection: the reply for message n goes out before
 /// message n+1 is handled) and writes every reply frame.
 ///
-/// A connection idle (no bytes) for `idle_timeout` is closed. On shutdown the listener is closed
+/// A connection that completes no frame for `idle_timeout` is closed. At most `max_connections`
+/// are open at once: one more is accepted and closed at once (and logged), so that a flood of
+/// connections costs neither a task nor a place in the backlog. On shutdown the listener is closed
 /// at once (new connections are refused), each connection finishes the message it is handling
 /// and sends its reply, then closes; `serve` returns when all are done, or after
 /// [`SHUTDOWN_GRACE`] by aborting the rest. No input from a peer makes it panic or return early.
@@ -43,6 +48,8 @@ pub async fn serve(
         max_frame: config.max_frame,
         idle_timeout: config.idle_timeout,
     };
+    // One permit per open connection, held by its task until it ends.
+    let slots = Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS)));
     let (stop_sender, stop_receiver) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -55,13 +62,40 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection::run(
-                        stream,
-                        peer,
-                        limits.clone(),
-                        Arc::clone(&handler),
-                        stop_receiver.clone(),
-                    ));
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        tracing::warn!(
+                            %address,
+                            %peer,
+                            max_connections = config.max_connections,
+                            "MLLP listener at its connection cap; closing the new connection"
+                        );
+                        drop(stream);
+                        continue;
+                    };
+                    prepare(&stream, peer);
+                    let limits = limits.clone();
+                    let handler = Arc::clone(&handler);
+                    let stop = stop_receiver.clone();
+                    let tls = config.tls.as_ref().map(|tls| tls.acceptor());
+                    connections.spawn(async move {
+                        match tls {
+                            None => connection::run(stream, peer, limits, handler, stop).await,
+                            Some(acceptor) => {
+                                // Bounded: a peer that opens and never says hello must not hold a slot.
+                                let handshake = limits.idle_timeout.min(HANDSHAKE_TIMEOUT);
+                                match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                                    Ok(Ok(stream)) => connection::run(stream, peer, limits, handler, stop).await,
+                                    Ok(Err(error)) => {
+                                        tracing::warn!(%peer, %error, "MLLP TLS handshake failed; connection closed");
+                                    }
+                                    Err(_elapsed) => {
+                                        tracing::info!(%peer, "MLLP TLS handshake timed out; connection closed");
+                                    }
+                                }
+                            }
+                        }
+                        drop(slot);
+                    });
                 }
                 Err(error) if is_about_one_connection(&error) => {
                     tracing::debug!(%error, "a connection failed while being accepted");
@@ -103,6 +137,14 @@ pub async fn serve(
     }
     tracing::info!(%address, "MLLP listener stopped");
     Ok(())
+}
+
+/// Socket options every accepted connection gets.
+fn prepare(stream: &TcpStream, peer: std::net::SocketAddr) {
+    // ACKs are small and the sender waits for each: without NODELAY, Nagle adds latency to every one.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
+    }
 }
 
 /// Errors that concern only the connection being accepted (it was reset before we took it):

@@ -1,5 +1,6 @@
 //! The listener's limits: oversized frames are cut to their head and still answered, and idle
-//! connections are closed.
+//! connections (no whole frame within the timeout, however many bytes trickle in) are closed, and
+//! connections over the cap are closed at once.
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tributary_adapter_core::{Inbound, InboundHandler, handler_fn};
 use tributary_adapter_mllp::{Client, OVERSIZED_HEAD, encode_frame};
 
@@ -81,5 +82,74 @@ async fn connection_that_keeps_talking_is_not_idle() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(&client.send(b"tick").await.unwrap()[..], b"whole tick");
     }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_peer_trickling_bytes_without_finishing_a_frame_is_closed_after_the_idle_timeout() {
+    let idle = Duration::from_millis(600);
+    let server = start(|config| config.idle_timeout = idle, describing_handler()).await;
+    let mut stream = connect_raw(server.addr).await;
+    // One byte of a frame that never ends, every 100 ms: each byte is well within the timeout,
+    // but no whole frame ever arrives, so the connection must go once `idle` has passed.
+    let frame = encode_frame(&[b'x'; 200]);
+    let mut sent = 0;
+    let mut closed = false;
+    let mut buffer = [0u8; 16];
+    for byte in &frame[..frame.len() - 2] {
+        if stream.write_all(std::slice::from_ref(byte)).await.is_err() {
+            closed = true;
+            break;
+        }
+        sent += 1;
+        match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(count)) => panic!("unexpected reply of {count} bytes"),
+            Err(_still_open) => {}
+        }
+    }
+    assert!(
+        closed,
+        "the trickling connection was never closed ({sent} bytes sent)"
+    );
+    // 600 ms at a byte per 100 ms: closed long before the 200-byte frame could end.
+    assert!(sent < 60, "closed only after {sent} bytes");
+
+    // Only that connection went: the listener still serves new ones.
+    let mut client = Client::connect(&server.addr_string(), PATIENCE).await.unwrap();
+    assert_eq!(&client.send(b"again").await.unwrap()[..], b"whole again");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_are_closed_at_once_and_the_others_go_on() {
+    let server = start(|config| config.max_connections = 2, describing_handler()).await;
+    let mut first = Client::connect(&server.addr_string(), PATIENCE).await.unwrap();
+    let mut second = Client::connect(&server.addr_string(), PATIENCE).await.unwrap();
+    assert_eq!(&first.send(b"one").await.unwrap()[..], b"whole one");
+    assert_eq!(&second.send(b"two").await.unwrap()[..], b"whole two");
+
+    // The third is accepted by the kernel, then closed by the listener without a reply.
+    let mut third = connect_raw(server.addr).await;
+    let _ = third.write_all(&encode_frame(b"three")).await;
+    expect_closed(&mut third, PATIENCE).await;
+    assert_eq!(&first.send(b"still").await.unwrap()[..], b"whole still");
+
+    // A slot freed is a slot for the next connection.
+    drop(second);
+    let mut fourth = None;
+    for _ in 0..50 {
+        let mut client = Client::connect(&server.addr_string(), PATIENCE).await.unwrap();
+        if let Ok(reply) = client.send(b"four").await {
+            assert_eq!(&reply[..], b"whole four");
+            fourth = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fourth.is_some(), "no slot came free after a connection closed");
     server.shutdown().await;
 }

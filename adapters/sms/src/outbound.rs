@@ -37,6 +37,7 @@ impl SmsOutbound {
             auth: config.auth.clone(),
             timeout_secs: config.timeout_secs,
             max_response_bytes: config.max_response_bytes,
+            tls: None,
         })?;
         Ok(SmsOutbound {
             client,
