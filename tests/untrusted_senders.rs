@@ -8,12 +8,16 @@ use std::path::Path;
 use common::{EngineProcess, MAPPINGS, msa, segment, test_clients};
 
 fn config(dir: &Path) -> std::path::PathBuf {
+    config_with_source(dir, "")
+}
+
+fn config_with_source(dir: &Path, source: &str) -> std::path::PathBuf {
     let path = dir.join("tributary.toml");
     let text = format!(
         "[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {MAPPINGS:?}\n\
          [journal]\nrejected_head_bytes = 1024\n\
          [[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\nallowed_senders = [\"UCR^UCRHIE\"]\n\
-         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n\
+         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{source}\n\
          [channels.filter]\nmessage_types = [\"ADT^A28\", \"ADT^A40\"]\n{}",
         test_clients()
     );
@@ -109,4 +113,84 @@ async fn a_rejected_message_is_journaled_by_its_head_only() {
         journal_bytes < 2 * big as u64 + 64 * 1024,
         "journal holds {journal_bytes} bytes"
     );
+}
+
+/// Sends one framed message from `local` (a loopback address of the test's choosing) and
+/// returns the reply, or None when the connection is closed without one.
+async fn send_from(local: &str, to: &str, message: &[u8]) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(to.parse().unwrap()).await.unwrap();
+    let frame = [&[0x0b][..], message, &[0x1c, 0x0d]].concat();
+    // A closed connection may refuse the write; either way no reply comes.
+    let _ = stream.write_all(&frame).await;
+    let mut reply = vec![];
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .expect("an answer or a close within 10 s");
+        match read {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => reply.extend_from_slice(&buffer[..n]),
+        }
+        if reply.ends_with(&[0x1c, 0x0d]) {
+            return Some(String::from_utf8_lossy(&reply[1..reply.len() - 2]).into_owned());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_listener_takes_connections_only_from_its_allowed_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_source(dir.path(), "allowed_peers = [\"127.0.0.2\", \"127.0.1.0/24\"]");
+    let engine = EngineProcess::start_config(&config, &dir.path().join("data"));
+    let message = a28("UCR", "UCRHIE", "PEER1", "7000020", 10);
+    // From an address on the list, and from one inside an allowed network: AA.
+    let ack = send_from("127.0.0.2", &engine.mllp, &message)
+        .await
+        .expect("an ACK");
+    assert_eq!(msa(&ack), ("AA".into(), "PEER1".into()), "{ack}");
+    let ack = send_from(
+        "127.0.1.9",
+        &engine.mllp,
+        &a28("UCR", "UCRHIE", "PEER2", "7000021", 10),
+    )
+    .await
+    .expect("an ACK");
+    assert_eq!(msa(&ack).0, "AA", "{ack}");
+    // From anywhere else the connection is closed before anything is read: no ACK, no change.
+    let refused = send_from(
+        "127.0.0.1",
+        &engine.mllp,
+        &a28("UCR", "UCRHIE", "PEER3", "7000022", 10),
+    )
+    .await;
+    assert_eq!(refused, None);
+    assert!(engine.search("identifier=7000022").await.is_empty());
+    let (_, journal) = engine.get("/journal").await;
+    assert_eq!(
+        journal["entries"].as_array().unwrap().len(),
+        2,
+        "nothing journaled from a stranger"
+    );
+}
+
+#[test]
+fn a_bad_allowed_peer_is_named_by_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_source(dir.path(), "allowed_peers = [\"10.0.0.0/40\"]");
+    let out = std::process::Command::new(common::BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tributary.toml:") && stderr.contains("channels[0].source.allowed_peers"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("10.0.0.0/40"), "{stderr}");
 }

@@ -255,7 +255,7 @@ async fn start_null_server() -> Result<(SocketAddr, tokio::sync::watch::Sender<b
         idle_timeout: Duration::from_secs(60),
         // The benchmark's own connections only: no cap worth measuring.
         max_connections: tokio::sync::Semaphore::MAX_PERMITS,
-        tls: None,
+        ..ListenerConfig::new(addr)
     };
     let handler = Arc::new(NullHandler {
         ack: Bytes::from_static(

@@ -375,6 +375,20 @@ pub struct SourceConfig {
     /// `[channels.source.tls]`: MLLP inside TLS (and optionally client certificates required).
     #[serde(default)]
     pub tls: Option<Spanned<ServerTlsConfig>>,
+    /// Addresses and networks (`10.1.0.0/16`, `192.0.2.7`) connections are taken from; any
+    /// other is closed before a byte is read. Empty: anyone who can reach the port.
+    #[serde(default)]
+    pub allowed_peers: Vec<Spanned<String>>,
+}
+
+impl SourceConfig {
+    /// `allowed_peers` parsed (validated at load).
+    pub fn allowed_peer_networks(&self) -> Vec<tributary_adapter_mllp::IpNet> {
+        self.allowed_peers
+            .iter()
+            .filter_map(|p| tributary_adapter_mllp::parse_peer(p.get_ref()).ok())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -527,13 +541,14 @@ impl Config {
                 && (first.max_frame_bytes.get_ref() != source.max_frame_bytes.get_ref()
                     || first.idle_timeout_secs != source.idle_timeout_secs
                     || first.max_connections.get_ref() != source.max_connections.get_ref()
-                    || first.tls.as_ref().map(Spanned::get_ref) != source.tls.as_ref().map(Spanned::get_ref))
+                    || first.tls.as_ref().map(Spanned::get_ref) != source.tls.as_ref().map(Spanned::get_ref)
+                    || first.allowed_peer_networks() != source.allowed_peer_networks())
             {
                 return Err(located(
                     source.bind.span(),
                     key("source.bind"),
                     format!(
-                        "{addr} is shared with an earlier channel whose max_frame_bytes, idle_timeout_secs, max_connections or tls differ"
+                        "{addr} is shared with an earlier channel whose max_frame_bytes, idle_timeout_secs, max_connections, tls or allowed_peers differ"
                     ),
                 ));
             }
@@ -586,6 +601,11 @@ impl Config {
                 }
             }
             check_tls(source.tls.as_ref(), &key("source.tls"), &located)?;
+            for peer in &source.allowed_peers {
+                if let Err(why) = tributary_adapter_mllp::parse_peer(peer.get_ref()) {
+                    return Err(located(peer.span(), key("source.allowed_peers"), why));
+                }
+            }
             if *source.max_connections.get_ref() == 0 {
                 return Err(located(
                     source.max_connections.span(),

@@ -117,6 +117,7 @@ impl Engine {
                 idle_timeout: Duration::from_secs(source.idle_timeout_secs),
                 max_connections: *source.max_connections.get_ref(),
                 tls,
+                allowed_peers: source.allowed_peer_networks(),
             };
             let handler = Arc::new(inbound::ListenerInbound {
                 routes: channels.iter().map(|c| route::Route::new(c)).collect(),

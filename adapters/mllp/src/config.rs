@@ -36,6 +36,9 @@ pub struct ListenerConfig {
     /// TLS for every connection (handshake first, then MLLP inside it); `None`: plain TCP.
     /// Reloading the [`ServerTls`] changes the certificate of later handshakes.
     pub tls: Option<ServerTls>,
+    /// The addresses connections are taken from (an address is a /32 or /128 network); a
+    /// connection from anywhere else is closed at once, before a byte is read. Empty: anyone.
+    pub allowed_peers: Vec<ipnet::IpNet>,
 }
 
 impl ListenerConfig {
@@ -47,8 +50,25 @@ impl ListenerConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             tls: None,
+            allowed_peers: vec![],
         }
     }
+
+    /// Whether a connection from `peer` is taken (an IPv4 peer on an IPv6 socket counts as IPv4).
+    pub fn allows(&self, peer: std::net::IpAddr) -> bool {
+        let peer = match peer {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.allowed_peers.is_empty() || self.allowed_peers.iter().any(|net| net.contains(&peer))
+    }
+}
+
+/// `10.1.0.0/16`, `192.0.2.7` (one address) or `2001:db8::/32`.
+pub fn parse_peer(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or network like 10.1.0.0/16 or 192.0.2.7"))
 }
 
 impl Default for ListenerConfig {

@@ -38,11 +38,12 @@ pub use ack::{Ack, AckPolicy, Disposition, parse_ack};
 pub use client::Client;
 pub use config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME, DEFAULT_OUTBOUND_TIMEOUT_SECS,
-    DEFAULT_PORT, ListenerConfig, MllpOutboundConfig,
+    DEFAULT_PORT, ListenerConfig, MllpOutboundConfig, parse_peer,
 };
 pub use frame::{
     END, Frame, FrameDecoder, OVERSIZED_HEAD, START, contains_framing_bytes, encode_frame, encode_frame_into,
 };
+pub use ipnet::IpNet;
 pub use outbound::MllpOutbound;
 pub use server::{SHUTDOWN_GRACE, serve};
 

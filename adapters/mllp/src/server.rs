@@ -62,6 +62,11 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if !config.allows(peer.ip()) {
+                        tracing::warn!(%address, %peer, "MLLP connection from an address not in allowed_peers; closed");
+                        drop(stream);
+                        continue;
+                    }
                     let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                         tracing::warn!(
                             %address,
