@@ -4,7 +4,9 @@
 //! `validate` decides between storing it and answering 400 with an OperationOutcome. Neither may
 //! panic or recurse without bound on any input. And a resource the validator accepts must be one
 //! the FHIR XML codec can carry: JSON -> XML must succeed and XML -> JSON give the same JSON back
-//! (a client may ask for any stored resource as XML).
+//! (a client may ask for any stored resource as XML). The one exception is a string holding a
+//! control character, which FHIR discourages but allows and XML cannot carry (the endpoint
+//! answers 406 when such a resource is asked for as XML).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,6 +28,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let xml = match json_to_xml(&resource) {
         Ok(xml) => xml,
+        // FHIR says strings SHOULD NOT hold control characters, so the validator lets them
+        // through; XML cannot carry them, and the endpoint answers 406 for such a resource in XML.
+        Err(e) if e.message.contains("character XML cannot carry") => return,
         Err(e) => panic!("a valid resource cannot be written as XML: {e}\n{resource}"),
     };
     match xml_to_json(&xml) {
