@@ -140,15 +140,20 @@ struct Prop<'v> {
     extras: Option<&'v Value>,
 }
 
+/// True for a character XML 1.0 cannot carry at all, raw or as a character reference (most
+/// control characters). Writing refuses such values, and so does reading, so that every resource
+/// read from XML can be written back as XML.
+fn xml_cannot_carry(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
+}
+
 /// Escapes text for an attribute value; whitespace other than space is written as character
 /// references so that attribute-value normalization gives it back unchanged. False when the text
-/// holds a character XML 1.0 cannot carry at all (most control characters).
+/// holds a character XML 1.0 cannot carry at all ([`xml_cannot_carry`]).
 fn push_escaped(out: &mut String, text: &str) -> bool {
     for c in text.chars() {
         match c {
-            '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => {
-                return false;
-            }
+            c if xml_cannot_carry(c) => return false,
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -576,6 +581,13 @@ impl<'i> XmlReader<'i> {
             let text = attr
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|e| self.path.error(format!("bad attribute value: {e}")))?;
+            // quick-xml lets these through (raw or as `&#1;`); the document is not well-formed.
+            if text.contains(xml_cannot_carry) {
+                return Err(self.path.error(format!(
+                    "attribute '{}' holds a character XML cannot carry",
+                    attr.key.as_ref()
+                )));
+            }
             let name = attr.key.local_name().into_inner();
             if name == "value" {
                 if !value_allowed {
@@ -918,6 +930,11 @@ fn shorten(text: &str) -> &str {
 pub(crate) fn check_div(div: &str) -> Result<(), &'static str> {
     const NOT_DIV: &str = "the narrative must be one <div xmlns=\"http://www.w3.org/1999/xhtml\"> element";
     const MALFORMED: &str = "the narrative div is not well-formed XHTML";
+    // The reader skips a byte order mark at the start of its input, but inside a FHIR XML
+    // document it would be text before the div, which the XML reader refuses.
+    if div.starts_with('\u{feff}') {
+        return Err(NOT_DIV);
+    }
     let mut reader = NsReader::from_str(div);
     reader.config_mut().check_end_names = true;
     let mut seen = false;

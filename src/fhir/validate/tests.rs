@@ -313,6 +313,9 @@ fn narrative_div() {
         "<p xmlns=\"http://www.w3.org/1999/xhtml\">x</p>",
         "text",
         "<div xmlns=\"http://www.w3.org/1999/xhtml\">a</div><div xmlns=\"http://www.w3.org/1999/xhtml\">b</div>",
+        // Found by the fhir_json fuzz target: a byte order mark before the div passed, and the
+        // XML written for the resource then did not read.
+        "\u{feff}<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>",
     ] {
         let issue = one(with_div(bad));
         assert_eq!(

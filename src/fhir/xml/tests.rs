@@ -246,6 +246,22 @@ fn reading_refuses_what_is_not_fhir() {
             "Patient.name[0].id",
             "unknown element",
         ),
+        // Found by the fhir_xml fuzz target: read, these could not be written back as XML.
+        (
+            "<name><family value=\"a\u{1}b\"/></name>",
+            "Patient.name[0].family",
+            "character XML cannot carry",
+        ),
+        (
+            r#"<name><family value="a&#1;b"/></name>"#,
+            "Patient.name[0].family",
+            "character XML cannot carry",
+        ),
+        (
+            "<name id=\"n\u{0}\"><family value=\"a\"/></name>",
+            "Patient.name[0]",
+            "attribute 'id' holds a character XML cannot carry",
+        ),
     ];
     for (body, path, message) in cases {
         let e = err(&patient_xml(body));
