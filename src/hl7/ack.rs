@@ -220,6 +220,7 @@ impl VersionLayout {
 const MSA_3_MAX: usize = 80;
 
 /// What every ACK to one message shares. Values are encoded with `delimiters`.
+#[derive(Clone)]
 struct AckHeader {
     delimiters: Delimiters,
     sending_application: String,
@@ -235,6 +236,8 @@ struct AckHeader {
     charset: String,
     /// MSH-15 and MSH-16 of the ACK itself (only an application ACK sent as its own message).
     ack_types: Option<(&'static str, &'static str)>,
+    /// The channel's default version (see `version_or_default`).
+    default_version: String,
 }
 
 /// MSH-12 as written: the sender's when its first component is a known HL7 v2 version, else the
@@ -267,6 +270,7 @@ impl AckHeader {
             version: version_or_default(&raw(12), &delimiters, default_version),
             charset: raw(18),
             ack_types: None,
+            default_version: default_version.to_owned(),
         }
     }
 
@@ -317,7 +321,10 @@ impl AckHeader {
             version: version_or_default(&value(12), &delimiters, default_version),
             ..AckHeader::defaults(delimiters, default_version)
         };
-        if header.processing_id.is_empty() {
+        // Processing ID (table 0103) is D, P or T, optionally with a mode: anything else in a
+        // message that did not parse is garbage, and a garbage MSH-11 makes the ACK unreadable.
+        let processing = header.processing_id.split(delimiters.component).next().unwrap_or_default();
+        if !matches!(processing, "D" | "P" | "T") {
             header.processing_id = "P".to_owned();
         }
         header
@@ -337,6 +344,7 @@ impl AckHeader {
             version: version_or_default("", &delimiters, default_version),
             charset: String::new(),
             ack_types: None,
+            default_version: default_version.to_owned(),
         }
     }
 
@@ -345,6 +353,21 @@ impl AckHeader {
     }
 
     fn write(&self, code: AckCode, error: Option<&ParseError>, control_id: String) -> String {
+        // From 2.6 MSH-9.2 is required: without the event (a message too broken to name it) the
+        // ACK is written in the default version, whose MSH-9 may be `ACK` alone.
+        let version = if self.event.is_empty() && self.layout() == VersionLayout::Err2 {
+            version_or_default("", &self.delimiters, &self.default_version)
+        } else {
+            self.version.clone()
+        };
+        let header = AckHeader {
+            version,
+            ..self.clone()
+        };
+        header.write_as_is(code, error, control_id)
+    }
+
+    fn write_as_is(&self, code: AckCode, error: Option<&ParseError>, control_id: String) -> String {
         let layout = self.layout();
         let mut writer = MessageWriter::new(self.delimiters);
         // An unknown event is left out rather than written as an empty component: `ACK^^ACK`
