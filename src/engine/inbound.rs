@@ -102,6 +102,10 @@ impl ListenerInbound {
             };
             return (self.unrouted.clone(), input, None);
         }
+        if let Some(refused) = unknown_adt_event(&message) {
+            let change = Err(refused);
+            return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
+        }
         if let Some(refused) = pix_query::refuse_other_query(&message) {
             let change = Err(refused);
             return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
@@ -281,6 +285,30 @@ fn location_of(path: &str) -> Option<ErrLocation> {
         component: parts.next().and_then(|c| c.parse().ok()),
         subcomponent: parts.next().and_then(|s| s.parse().ok()),
     })
+}
+
+/// AR 201 for an ADT event HL7 does not define (table 0003 has A01 to A62): channels take every
+/// ADT event, so without this a made-up event would be applied as an update.
+fn unknown_adt_event(message: &Message) -> Option<Outcome> {
+    if message.message_type() != "ADT" {
+        return None;
+    }
+    let event = message.trigger_event();
+    let defined = event
+        .strip_prefix('A')
+        .filter(|n| n.len() == 2)
+        .and_then(|n| n.parse::<u8>().ok())
+        .is_some_and(|n| (1..=62).contains(&n));
+    if defined {
+        return None;
+    }
+    let mut location = at_segment("MSH", Some(9));
+    location.component = Some(2);
+    Some(Outcome::Rejected(ParseError {
+        code: ErrorCode::UnsupportedEvent,
+        location: Some(location),
+        text: format!("`ADT^{event}` is not an ADT event HL7 defines (A01 to A62)"),
+    }))
 }
 
 fn at_segment(segment: &str, field: Option<u32>) -> ErrLocation {
