@@ -37,7 +37,10 @@ fn manifest(files: &[std::path::PathBuf], dir: &Path) -> (std::path::PathBuf, us
                 None => "yes",
             };
             // MSA-2 (required) can only echo an MSH-10 that is there.
-            let first_line = frame.split(|b| *b == b'\r' || *b == b'\n').next().unwrap_or_default();
+            let first_line = frame
+                .split(|b| *b == b'\r' || *b == b'\n')
+                .next()
+                .unwrap_or_default();
             let first_line = String::from_utf8_lossy(first_line);
             let has_control_id = first_line
                 .get(3..4)
@@ -108,7 +111,12 @@ fn validate_all(files: &[std::path::PathBuf]) -> usize {
             _ => {}
         }
     }
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
     count
 }
 

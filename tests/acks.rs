@@ -66,7 +66,11 @@ async fn one_reply_frame_per_message_keeps_a_connection_in_step() {
     let reply = send(&mut client, &oru("ORU1")).await;
     assert_eq!(msa(&reply), ("CA".into(), "ORU1".into()), "{reply}");
     let reply = send(&mut client, &a28("A28-1", "", "")).await;
-    assert_eq!(msa(&reply), ("AA".into(), "A28-1".into()), "the A28's reply is its own: {reply}");
+    assert_eq!(
+        msa(&reply),
+        ("AA".into(), "A28-1".into()),
+        "the A28's reply is its own: {reply}"
+    );
     // Enhanced mode without a return destination: the accept ACK only.
     let reply = send(&mut client, &a28("A28-2", "AL", "AL")).await;
     assert_eq!(msa(&reply), ("CA".into(), "A28-2".into()), "{reply}");
@@ -79,8 +83,15 @@ async fn one_reply_frame_per_message_keeps_a_connection_in_step() {
     let (_, journal) = engine.get("/journal").await;
     let entries = journal["entries"].as_array().unwrap();
     assert_eq!(entries[0]["status"], "filtered", "{}", entries[0]);
-    assert!(entries[0]["error"].as_str().unwrap().contains("ORU"), "{}", entries[0]);
-    assert!(entries[1..].iter().all(|e| e["status"] == "applied"), "{entries:?}");
+    assert!(
+        entries[0]["error"].as_str().unwrap().contains("ORU"),
+        "{}",
+        entries[0]
+    );
+    assert!(
+        entries[1..].iter().all(|e| e["status"] == "applied"),
+        "{entries:?}"
+    );
 }
 
 #[tokio::test]
@@ -91,7 +102,8 @@ async fn application_acks_go_to_the_return_destination_as_messages_of_their_own(
         "[[destinations]]\nname = \"ucr-return\"\nkind = \"mllp\"\n[destinations.settings]\naddress = \"{}\"\n",
         peer.addr
     );
-    let keys = "application_ack_destination = \"ucr-return\"\nsenders_use_enhanced_mode = true\nanswer_ne_ne = true";
+    let keys =
+        "application_ack_destination = \"ucr-return\"\nsenders_use_enhanced_mode = true\nanswer_ne_ne = true";
     let config = config(dir.path(), keys, &destination);
     let engine = EngineProcess::start_config(&config, &dir.path().join("data"));
     let mut client = engine.client().await;
@@ -104,14 +116,21 @@ async fn application_acks_go_to_the_return_destination_as_messages_of_their_own(
     let controls: Vec<(String, String)> = received.iter().map(|m| msa(m)).collect();
     assert_eq!(controls, [("AA".into(), "E1".into()), ("AA".into(), "E2".into())]);
     let msh = segment(&received[0], "MSH").unwrap();
-    assert_eq!((msh[8].as_str(), msh[14].as_str(), msh[15].as_str()), ("ACK^A28^ACK", "AL", "NE"));
+    assert_eq!(
+        (msh[8].as_str(), msh[14].as_str(), msh[15].as_str()),
+        ("ACK^A28^ACK", "AL", "NE")
+    );
     no_frame(&mut client).await;
 }
 
 #[tokio::test]
 async fn original_mode_and_reject_filtered_are_channel_choices() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "ack_mode = \"original\"\non_filtered = \"reject\"", "");
+    let config = config(
+        dir.path(),
+        "ack_mode = \"original\"\non_filtered = \"reject\"",
+        "",
+    );
     let engine = EngineProcess::start_config(&config, &dir.path().join("data"));
     let mut client = engine.client().await;
     let reply = send(&mut client, &a28("O1", "AL", "AL")).await;
@@ -125,10 +144,15 @@ async fn original_mode_and_reject_filtered_are_channel_choices() {
 async fn every_adt_event_with_a_pid_updates_the_patient_and_acks_are_not_answered() {
     let (_dir, data) = temp_store();
     let engine = EngineProcess::start(&data);
-    for (i, event) in ["A02", "A03", "A05", "A13", "A29", "A41", "A45", "A60"].iter().enumerate() {
+    for (i, event) in ["A02", "A03", "A05", "A13", "A29", "A41", "A45", "A60"]
+        .iter()
+        .enumerate()
+    {
         let kind = format!("ADT^{event}^ADT_A01");
         let mpi = format!("90000{i}");
-        let ack = engine.send(&message(&kind, &format!("EV{i}"), "2.5", "", "", &mpi)).await;
+        let ack = engine
+            .send(&message(&kind, &format!("EV{i}"), "2.5", "", "", &mpi))
+            .await;
         assert_eq!(msa(&ack).0, "AA", "{event}: {ack}");
         let found = engine.search(&format!("identifier={mpi}")).await;
         assert_eq!(found.len(), 1, "{event}");
@@ -140,7 +164,10 @@ async fn every_adt_event_with_a_pid_updates_the_patient_and_acks_are_not_answere
     no_frame(&mut client).await;
     let (_, journal) = engine.get("/journal").await;
     let last = journal["entries"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!((last["message_type"].as_str(), last["status"].as_str()), (Some("ACK^A31"), Some("filtered")));
+    assert_eq!(
+        (last["message_type"].as_str(), last["status"].as_str()),
+        (Some("ACK^A31"), Some("filtered"))
+    );
 }
 
 #[tokio::test]
@@ -149,7 +176,8 @@ async fn acks_follow_the_senders_version() {
     let engine = EngineProcess::start(&data);
     // A 2.4 sender: ERR-1, not ERR-2/3. A missing PID is an AE.
     let no_pid = |control: &str, version: &str| {
-        format!("MSH|^~\\&|UCR|UCRHIE|T|P|20261125||ADT^A08^ADT_A01|{control}|P|{version}\rEVN|A08\r").into_bytes()
+        format!("MSH|^~\\&|UCR|UCRHIE|T|P|20261125||ADT^A08^ADT_A01|{control}|P|{version}\rEVN|A08\r")
+            .into_bytes()
     };
     let ack = engine.send(&no_pid("V24", "2.4")).await;
     assert_eq!(msa(&ack).0, "AE", "{ack}");
@@ -166,7 +194,11 @@ async fn acks_follow_the_senders_version() {
         .await;
     assert_eq!(msa(&ack), ("AR".into(), "CTRL9".into()), "{ack}");
     let msh = segment(&ack, "MSH").unwrap();
-    assert_eq!((msh[8].as_str(), msh[11].as_str()), ("ACK^A08^ACK", "2.5"), "{ack}");
+    assert_eq!(
+        (msh[8].as_str(), msh[11].as_str()),
+        ("ACK^A08^ACK", "2.5"),
+        "{ack}"
+    );
     let ack = engine.send(b"not HL7").await;
     assert_eq!(segment(&ack, "MSH").unwrap()[8], "ACK", "never ACK^^ACK: {ack}");
 }
@@ -176,7 +208,17 @@ async fn a_batch_in_one_frame_gets_one_batch_ack() {
     let (_dir, data) = temp_store();
     let engine = EngineProcess::start(&data);
     let messages: Vec<String> = (1..=3)
-        .map(|i| String::from_utf8(message("ADT^A08^ADT_A01", &format!("B{i}"), "2.5", "", "", &format!("80000{i}"))).unwrap())
+        .map(|i| {
+            String::from_utf8(message(
+                "ADT^A08^ADT_A01",
+                &format!("B{i}"),
+                "2.5",
+                "",
+                "",
+                &format!("80000{i}"),
+            ))
+            .unwrap()
+        })
         .collect();
     let batch = format!(
         "FHS|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20261125||||F1\rBHS|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20261125||||BT1\r{}BTS|3\rFTS|1\r",
@@ -185,8 +227,14 @@ async fn a_batch_in_one_frame_gets_one_batch_ack() {
     let mut client = engine.client().await;
     let reply = send(&mut client, batch.as_bytes()).await;
     let lines: Vec<&str> = reply.split('\r').filter(|l| !l.is_empty()).collect();
-    assert!(lines[0].starts_with("FHS|^~\\&|TRIBUTARY|PORTAL|UCR|UCRHIE|"), "{reply}");
-    assert!(lines[0].ends_with("|F1") && lines[1].starts_with("BHS|") && lines[1].ends_with("|BT1"), "{reply}");
+    assert!(
+        lines[0].starts_with("FHS|^~\\&|TRIBUTARY|PORTAL|UCR|UCRHIE|"),
+        "{reply}"
+    );
+    assert!(
+        lines[0].ends_with("|F1") && lines[1].starts_with("BHS|") && lines[1].ends_with("|BT1"),
+        "{reply}"
+    );
     let msas: Vec<&str> = lines.iter().filter(|l| l.starts_with("MSA")).copied().collect();
     assert_eq!(msas, ["MSA|AA|B1", "MSA|AA|B2", "MSA|AA|B3"], "{reply}");
     assert_eq!(&lines[lines.len() - 2..], ["BTS|3", "FTS|1"], "{reply}");

@@ -643,9 +643,15 @@ impl Config {
                 ));
             }
             if let Some(destination) = &channel.application_ack_destination {
-                let found = self.destinations.iter().find(|d| d.name.get_ref() == destination.get_ref());
+                let found = self
+                    .destinations
+                    .iter()
+                    .find(|d| d.name.get_ref() == destination.get_ref());
                 let why = match found {
-                    None => Some(format!("no destination named `{}` is defined", destination.get_ref())),
+                    None => Some(format!(
+                        "no destination named `{}` is defined",
+                        destination.get_ref()
+                    )),
                     Some(d) if d.kind.get_ref() != "mllp" => Some(format!(
                         "destination `{}` is of kind `{}`; application ACKs go over MLLP",
                         destination.get_ref(),
@@ -654,7 +660,11 @@ impl Config {
                     Some(_) => None,
                 };
                 if let Some(why) = why {
-                    return Err(located(destination.span(), key("application_ack_destination"), why));
+                    return Err(located(
+                        destination.span(),
+                        key("application_ack_destination"),
+                        why,
+                    ));
                 }
             }
             if let Some(enhanced) = &channel.senders_use_enhanced_mode
@@ -1152,11 +1162,20 @@ bind = "127.0.0.1:2575"
         assert_eq!(*config.channels[0].on_filtered.get_ref(), OnFiltered::Reject);
 
         let cases = [
-            ("default_hl7_version = \"3.0\"\n", "channels[0].default_hl7_version"),
+            (
+                "default_hl7_version = \"3.0\"\n",
+                "channels[0].default_hl7_version",
+            ),
             ("ack_mode = \"enhanced\"\n", "channels[0].ack_mode"),
             ("on_filtered = \"drop\"\n", "channels[0].on_filtered"),
-            ("application_ack_destination = \"nowhere\"\n", "channels[0].application_ack_destination"),
-            ("senders_use_enhanced_mode = true\n", "channels[0].senders_use_enhanced_mode"),
+            (
+                "application_ack_destination = \"nowhere\"\n",
+                "channels[0].application_ack_destination",
+            ),
+            (
+                "senders_use_enhanced_mode = true\n",
+                "channels[0].senders_use_enhanced_mode",
+            ),
         ];
         for (line, key) in cases {
             let text = GOOD.replacen("[channels.source]", &format!("{line}[channels.source]"), 1);
@@ -1170,7 +1189,10 @@ bind = "127.0.0.1:2575"
         let mllp = "\n[[destinations]]\nname = \"back\"\nkind = \"mllp\"\n";
         let keys = "senders_use_enhanced_mode = true\napplication_ack_destination = \"back\"\n";
         let with = |keys: &str, destination: &str| {
-            format!("{}{destination}", GOOD.replacen("[channels.source]", &format!("{keys}[channels.source]"), 1))
+            format!(
+                "{}{destination}",
+                GOOD.replacen("[channels.source]", &format!("{keys}[channels.source]"), 1)
+            )
         };
         assert!(Config::parse(&with(keys, mllp), "t.toml").is_ok());
         let err = Config::parse(&with(keys, http), "t.toml").unwrap_err();

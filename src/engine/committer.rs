@@ -440,7 +440,10 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now:
             entry.status = Status::Filtered;
             entry.error = Some(reason.clone());
             if *answer {
-                entry.replies = replies_for(message, &Outcome::Accepted, seq, &job.acks).reply.into_iter().collect();
+                entry.replies = replies_for(message, &Outcome::Accepted, seq, &job.acks)
+                    .reply
+                    .into_iter()
+                    .collect();
             }
         }
         JobInput::Answered { message, replies } => {
@@ -536,7 +539,9 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now:
                 };
                 let acks = replies_for(message, &outcome, seq, &job.acks);
                 entry.replies = acks.reply.into_iter().collect();
-                if let (Some(ack), Some(destination)) = (acks.application, &job.acks.application_ack_destination) {
+                if let (Some(ack), Some(destination)) =
+                    (acks.application, &job.acks.application_ack_destination)
+                {
                     let outgoing = Outgoing {
                         destination: destination.clone(),
                         patient: None,

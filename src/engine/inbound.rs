@@ -10,14 +10,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tributary_adapter_core::{Inbound, InboundHandler};
 
-use crate::domain::patients::{ChangeError, PatientChange};
 use crate::config::OnFiltered;
+use crate::domain::patients::{ChangeError, PatientChange};
 use crate::engine::committer::{CommitterHandle, Job, JobInput};
 use crate::engine::live_mappings::LiveMappings;
 use crate::engine::pix_query;
 use crate::engine::replies::AckPolicy;
 use crate::engine::route::{Route, route};
-use crate::hl7::{Charset, ErrLocation, ErrorCode, Message, Outcome, ParseError, batch_ack, encode, read_batch};
+use crate::hl7::{
+    Charset, ErrLocation, ErrorCode, Message, Outcome, ParseError, batch_ack, encode, read_batch,
+};
 use crate::mapping::{Input, Output, RunError};
 use crate::store::Store;
 
@@ -116,7 +118,11 @@ impl ListenerInbound {
                 &message.control_id().chars().take(17).collect::<String>()
             );
             let replies = vec![pix_query::answer(self.store.as_ref(), &message, &control_id)];
-            return (self.unrouted.clone(), JobInput::Answered { message, replies }, None);
+            return (
+                self.unrouted.clone(),
+                JobInput::Answered { message, replies },
+                None,
+            );
         }
         let route = match route(&self.routes, &message) {
             Err(Outcome::Rejected(why)) if self.on_filtered == OnFiltered::Accept => {
@@ -141,7 +147,11 @@ impl ListenerInbound {
             }
             Ok(()) => {
                 let change = self.map(route, &message);
-                (route.channel.clone(), JobInput::Hl7 { message, change }, Some(route.acks.clone()))
+                (
+                    route.channel.clone(),
+                    JobInput::Hl7 { message, change },
+                    Some(route.acks.clone()),
+                )
             }
         }
     }
@@ -217,7 +227,13 @@ impl ListenerInbound {
             };
             acks.extend(replies);
         }
-        let control_id = format!("TRBB{}", received_at.chars().filter(char::is_ascii_digit).collect::<String>());
+        let control_id = format!(
+            "TRBB{}",
+            received_at
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        );
         let ack = batch_ack(file_header, batch_header, &acks, &control_id);
         Some(vec![Bytes::from(encode(&ack, charset))])
     }

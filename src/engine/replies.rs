@@ -21,7 +21,11 @@ pub struct AckPolicy {
 }
 
 impl AckPolicy {
-    pub fn new(channel: String, settings: AckSettings, application_ack_destination: Option<String>) -> AckPolicy {
+    pub fn new(
+        channel: String,
+        settings: AckSettings,
+        application_ack_destination: Option<String>,
+    ) -> AckPolicy {
         AckPolicy {
             channel,
             settings,
@@ -32,7 +36,12 @@ impl AckPolicy {
 
     /// The ACKs for `message`, each with a fresh control id from `control_ids`. An application
     /// ACK with no destination to go to is dropped (with a warning).
-    pub fn acks(&self, message: &Message, outcome: &Outcome, control_ids: &mut dyn FnMut() -> String) -> Acks {
+    pub fn acks(
+        &self,
+        message: &Message,
+        outcome: &Outcome,
+        control_ids: &mut dyn FnMut() -> String,
+    ) -> Acks {
         let mut acks = acks_for(message, outcome, &self.settings, control_ids);
         if acks.reply_unasked && !self.warned_no_reply.swap(true, Ordering::Relaxed) {
             tracing::warn!(

@@ -47,7 +47,10 @@ impl Route {
             acks: Arc::new(AckPolicy::new(
                 channel.name.get_ref().clone(),
                 channel.ack_settings(),
-                channel.application_ack_destination.as_ref().map(|d| d.get_ref().clone()),
+                channel
+                    .application_ack_destination
+                    .as_ref()
+                    .map(|d| d.get_ref().clone()),
             )),
         }
     }

@@ -187,7 +187,12 @@ const MAX_SALVAGED_FIELD_LEN: usize = 200;
 /// MSH-9.2, MSH-10, MSH-11, MSH-12 from the raw text when the MSH line is readable enough (split
 /// the first line on its 4th char), defaults otherwise (delimiters |^~\&, `default_version`).
 /// Never panics.
-pub fn reject_unparsed(raw_text: &str, error: &ParseError, control_id: String, default_version: &str) -> String {
+pub fn reject_unparsed(
+    raw_text: &str,
+    error: &ParseError,
+    control_id: String,
+    default_version: &str,
+) -> String {
     AckHeader::salvage(raw_text, default_version).write(AckCode::AR, Some(error), control_id)
 }
 
@@ -323,7 +328,11 @@ impl AckHeader {
         };
         // Processing ID (table 0103) is D, P or T, optionally with a mode: anything else in a
         // message that did not parse is garbage, and a garbage MSH-11 makes the ACK unreadable.
-        let processing = header.processing_id.split(delimiters.component).next().unwrap_or_default();
+        let processing = header
+            .processing_id
+            .split(delimiters.component)
+            .next()
+            .unwrap_or_default();
         if !matches!(processing, "D" | "P" | "T") {
             header.processing_id = "P".to_owned();
         }
@@ -349,7 +358,12 @@ impl AckHeader {
     }
 
     fn layout(&self) -> VersionLayout {
-        VersionLayout::of(self.version.split(self.delimiters.component).next().unwrap_or_default())
+        VersionLayout::of(
+            self.version
+                .split(self.delimiters.component)
+                .next()
+                .unwrap_or_default(),
+        )
     }
 
     fn write(&self, code: AckCode, error: Option<&ParseError>, control_id: String) -> String {
@@ -486,7 +500,10 @@ pub fn batch_ack(
             .raw_field(12, piece(11));
         // The writer knows only MSH as a header; the name is put right afterwards.
         let text = writer.finish();
-        format!("{name}{}", text.trim_end_matches('\r').get(3..).unwrap_or_default())
+        format!(
+            "{name}{}",
+            text.trim_end_matches('\r').get(3..).unwrap_or_default()
+        )
     };
     let mut out = String::new();
     if file_header.is_some() {
@@ -661,9 +678,14 @@ mod tests {
             Some(ErrLocation::at_field("PID", 1, 1)),
             "bad # value",
         );
-        let ack = acks_for(&message, &Outcome::Error(failure), &AckSettings::default(), &mut numbered_ids())
-            .reply
-            .unwrap();
+        let ack = acks_for(
+            &message,
+            &Outcome::Error(failure),
+            &AckSettings::default(),
+            &mut numbered_ids(),
+        )
+        .reply
+        .unwrap();
         assert!(ack.starts_with("MSH#!*$%#RECV#RFAC#SEND!APP#FAC#"), "{ack}");
         assert!(ack.contains("#ACK!A01!ACK#ACK1#P#2.5######8859/1\r"), "{ack}");
         assert!(ack.contains("\rMSA#AE#C$F$1\r"), "{ack}");
@@ -759,7 +781,13 @@ mod tests {
         for version in ["2.2", "2.3"] {
             let ack = reply(&with_version(version), &failed, &settings);
             assert_eq!(ack.get("MSH-9").unwrap(), "ACK^A08", "{version}");
-            assert!(ack.segment("ERR").unwrap().field(1).raw().starts_with("PID^1^3^204&"));
+            assert!(
+                ack.segment("ERR")
+                    .unwrap()
+                    .field(1)
+                    .raw()
+                    .starts_with("PID^1^3^204&")
+            );
         }
         for version in ["2.5", "2.5.1", "2.8"] {
             let ack = reply(&with_version(version), &failed, &settings);
@@ -772,11 +800,18 @@ mod tests {
     #[test]
     fn msa_3_stays_within_80_characters() {
         let long = ParseError::new(ErrorCode::InternalError, None, "a|b ".repeat(40));
-        let ack = reply(&with_version("2.4"), &Outcome::Error(long), &AckSettings::default());
+        let ack = reply(
+            &with_version("2.4"),
+            &Outcome::Error(long),
+            &AckSettings::default(),
+        );
         let msa_3 = ack.segment("MSA").unwrap().field(3).raw().to_owned();
         assert!(msa_3.chars().count() <= 80, "{msa_3}");
         assert!(msa_3.starts_with("a\\F\\b"), "{msa_3}");
-        assert_eq!(ack.segment("ERR").unwrap().field(1).raw(), "^^^207&Application internal error&HL70357");
+        assert_eq!(
+            ack.segment("ERR").unwrap().field(1).raw(),
+            "^^^207&Application internal error&HL70357"
+        );
     }
 
     #[test]
@@ -790,13 +825,20 @@ mod tests {
         let failure = ParseError::new(ErrorCode::SegmentSequence, None, "x");
         let raw = "MSH|^~\\&|A|B|C|D|20240101||ADT^A04|C9|P|banana\rP@D|1\r";
         let ack = Message::parse_str(&reject_unparsed(raw, &failure, "R".into(), "2.4")).unwrap();
-        assert_eq!((ack.version().as_str(), ack.get("MSA-2").unwrap().as_str()), ("2.4", "C9"));
+        assert_eq!(
+            (ack.version().as_str(), ack.get("MSA-2").unwrap().as_str()),
+            ("2.4", "C9")
+        );
     }
 
     #[test]
     fn msh_9_is_never_ack_with_an_empty_event() {
         let failure = ParseError::new(ErrorCode::SegmentSequence, None, "x");
-        for raw in ["garbage", "MSH|^~\\&|A|B|C|D|1||ADT|C1|P|2.5\rP@D\r", "MSH|^~\\&|A|B|C|D|1|||C1\rP@D\r"] {
+        for raw in [
+            "garbage",
+            "MSH|^~\\&|A|B|C|D|1||ADT|C1|P|2.5\rP@D\r",
+            "MSH|^~\\&|A|B|C|D|1|||C1\rP@D\r",
+        ] {
             let ack = reject_unparsed(raw, &failure, "R".into(), "2.5");
             assert!(!ack.contains("ACK^^ACK"), "{ack}");
             assert_eq!(Message::parse_str(&ack).unwrap().get("MSH-9").unwrap(), "ACK");
@@ -809,19 +851,41 @@ mod tests {
             original_mode: true,
             ..AckSettings::default()
         };
-        let acks = acks_for(&with_ack_types("AL", "AL"), &Outcome::Accepted, &original, &mut numbered_ids());
+        let acks = acks_for(
+            &with_ack_types("AL", "AL"),
+            &Outcome::Accepted,
+            &original,
+            &mut numbered_ids(),
+        );
         assert_eq!(acks.application, None);
-        assert_eq!(Message::parse_str(&acks.reply.unwrap()).unwrap().get("MSA-1").unwrap(), "AA");
+        assert_eq!(
+            Message::parse_str(&acks.reply.unwrap())
+                .unwrap()
+                .get("MSA-1")
+                .unwrap(),
+            "AA"
+        );
 
         let quiet = with_ack_types("NE", "NE");
-        let acks = acks_for(&quiet, &Outcome::Accepted, &AckSettings::default(), &mut numbered_ids());
+        let acks = acks_for(
+            &quiet,
+            &Outcome::Accepted,
+            &AckSettings::default(),
+            &mut numbered_ids(),
+        );
         assert_eq!((acks.reply, acks.reply_unasked), (None, true));
         let answering = AckSettings {
             answer_unasked: true,
             ..AckSettings::default()
         };
         let acks = acks_for(&quiet, &Outcome::Accepted, &answering, &mut numbered_ids());
-        assert_eq!(Message::parse_str(&acks.reply.unwrap()).unwrap().get("MSA-1").unwrap(), "CA");
+        assert_eq!(
+            Message::parse_str(&acks.reply.unwrap())
+                .unwrap()
+                .get("MSA-1")
+                .unwrap(),
+            "CA"
+        );
         assert!(acks.reply_unasked);
     }
 
@@ -834,10 +898,16 @@ mod tests {
             &mut numbered_ids(),
         );
         let reply = Message::parse_str(&acks.reply.unwrap()).unwrap();
-        assert_eq!((reply.accept_ack_type(), reply.app_ack_type()), (String::new(), String::new()));
+        assert_eq!(
+            (reply.accept_ack_type(), reply.app_ack_type()),
+            (String::new(), String::new())
+        );
         let application = Message::parse_str(&acks.application.unwrap()).unwrap();
         assert_eq!(application.get("MSA-1").unwrap(), "AA");
-        assert_eq!((application.accept_ack_type(), application.app_ack_type()), ("AL".into(), "NE".into()));
+        assert_eq!(
+            (application.accept_ack_type(), application.app_ack_type()),
+            ("AL".into(), "NE".into())
+        );
     }
 
     #[test]
@@ -846,7 +916,12 @@ mod tests {
             "MSH|^~\\&|R|F|S|G|1||ACK^A08^ACK|T1|P|2.5\rMSA|AA|C1\r".to_owned(),
             "MSH|^~\\&|R|F|S|G|1||ACK^A08^ACK|T2|P|2.5\rMSA|AA|C2\r".to_owned(),
         ];
-        let text = batch_ack(Some("FHS|^~\\&|SA|SF|RA|RF|20240101||||F1"), Some("BHS|^~\\&|SA|SF|RA|RF|20240101||||B1"), &acks, "TRB7");
+        let text = batch_ack(
+            Some("FHS|^~\\&|SA|SF|RA|RF|20240101||||F1"),
+            Some("BHS|^~\\&|SA|SF|RA|RF|20240101||||B1"),
+            &acks,
+            "TRB7",
+        );
         let lines: Vec<&str> = text.split('\r').filter(|l| !l.is_empty()).collect();
         assert_eq!(lines.len(), 8, "{text}");
         assert!(lines[0].starts_with("FHS|^~\\&|RA|RF|SA|SF|"), "{}", lines[0]);
@@ -856,6 +931,9 @@ mod tests {
         let messages = crate::hl7::split_batch(&text).unwrap();
         assert_eq!(messages.len(), 2);
         let no_file = batch_ack(None, Some("BHS|^~\\&|SA|SF|RA|RF"), &acks[..1], "TRB8");
-        assert!(no_file.starts_with("BHS|") && no_file.ends_with("BTS|1\r"), "{no_file}");
+        assert!(
+            no_file.starts_with("BHS|") && no_file.ends_with("BTS|1\r"),
+            "{no_file}"
+        );
     }
 }

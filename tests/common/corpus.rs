@@ -9,7 +9,8 @@ use tributary::hl7::split_batch;
 /// (a clone of the project alone): the caller says "skipped: corpus absent".
 pub fn corpus_files() -> Option<Vec<PathBuf>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/hl7v2");
-    root.is_dir().then(|| files_under(&root, |path| path.extension().is_none_or(|e| e != "xml")))
+    root.is_dir()
+        .then(|| files_under(&root, |path| path.extension().is_none_or(|e| e != "xml")))
 }
 
 /// Every `.hl7` file of the project's fixtures, sorted.

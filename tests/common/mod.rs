@@ -12,9 +12,9 @@ use serde_json::Value;
 use tributary_adapter_mllp::Client;
 
 // The HTTP receiver the HTTP adapter's own tests use: one receiver for both.
+pub mod corpus;
 #[path = "../../adapters/http/tests/support/mod.rs"]
 pub mod http_receiver;
-pub mod corpus;
 pub mod inbox;
 pub mod peers;
 // The SMTP server the SMTP adapter's own tests use: one server for both.
