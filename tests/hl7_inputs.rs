@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use tributary::hl7::{
-    Delimiters, ErrorCode, MAX_DELIMITERS, Message, MessageWriter, Outcome, ParseError, acks_for, decode,
-    escape, read_batch, reject_unparsed, split_batch, unescape,
+    AckSettings, Delimiters, ErrorCode, MAX_DELIMITERS, Message, MessageWriter, Outcome, ParseError,
+    acks_for, decode, escape, read_batch, reject_unparsed, split_batch, unescape,
 };
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/hl7v2");
@@ -53,8 +53,11 @@ fn read_every_way(bytes: &[u8]) {
                 Outcome::Rejected(failure),
             ];
             for outcome in &outcomes {
-                for ack in acks_for(&message, outcome, &mut || "ACK1".to_owned()) {
-                    if let Err(error) = Message::parse_str(&ack) {
+                let acks = acks_for(&message, outcome, &AckSettings::default(), &mut || {
+                    "ACK1".to_owned()
+                });
+                for ack in acks.reply.iter().chain(acks.application.iter()) {
+                    if let Err(error) = Message::parse_str(ack) {
                         panic!("our ACK does not parse: {error}\n{ack:?}\nfor {text:?}");
                     }
                 }
@@ -72,7 +75,7 @@ fn read_every_way(bytes: &[u8]) {
         }
         Err(error) => {
             assert!(!error.text.is_empty(), "an error must say what is wrong");
-            let ack = reject_unparsed(&text, &error, "R1".to_owned());
+            let ack = reject_unparsed(&text, &error, "R1".to_owned(), "2.5");
             if let Err(error) = Message::parse_str(&ack) {
                 panic!("our AR does not parse: {error}\n{ack:?}\nfor {text:?}");
             }

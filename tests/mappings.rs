@@ -162,10 +162,13 @@ async fn a_filter_condition_routes_messages_between_channels_on_one_listener() {
         .unwrap()
         .replace("ADT^A28^ADT_A05", "ADT^A08^ADT_A01");
     let ack = engine.send(a08.as_bytes()).await;
-    assert_eq!(msa(&ack).0, "AR", "no channel takes an A08 from UCRMPI: {ack}");
-    assert!(ack.contains("|200^") && ack.contains("condition"), "{ack}");
+    // No channel takes an A08 from UCRMPI: filtered, answered AA (on_filtered defaults to accept).
+    assert_eq!(msa(&ack).0, "AA", "{ack}");
 
     let (_, journal) = engine.get("/journal").await;
+    let last = journal["entries"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["status"], "filtered", "{last}");
+    assert!(last["error"].as_str().unwrap().contains("condition"), "{last}");
     let channels: Vec<&str> = journal["entries"]
         .as_array()
         .unwrap()

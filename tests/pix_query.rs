@@ -45,6 +45,8 @@ async fn a_pix_query_is_answered_with_the_cross_referenced_identifiers() {
         !pid[3].contains("1000551903"),
         "the known identifier is not repeated"
     );
+    // ITI TF-2a 3.9.4.2.2.5: PID-5 present, no name of any domain, name type S.
+    assert_eq!(pid[5], "~^^^^^^S", "{rsp}");
 
     // Asked for the MPI domain only: nothing else to say.
     let rsp = engine
@@ -80,4 +82,17 @@ async fn a_pix_query_is_answered_with_the_cross_referenced_identifiers() {
     let last = journal["entries"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["message_type"], "QBP^Q23");
     assert_eq!(last["patients"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn a_pdq_query_is_refused_as_an_unsupported_event() {
+    let (_dir, data) = temp_store();
+    let engine = EngineProcess::start(&data);
+    let pdq = "MSH|^~\\&|PDQCONSUMER|CLINIC|TRIBUTARY|PORTAL|20261125100000||QBP^Q22^QBP_Q21|P1|P|2.5\r\
+               QPD|IHE PDQ Query|Q-P1|@PID.5.1.1^OKAFOR\rRCP|I\r";
+    let ack = engine.send(pdq.as_bytes()).await;
+    assert_eq!(msa(&ack), ("AR".to_string(), "P1".to_string()), "{ack}");
+    let err = segment(&ack, "ERR").unwrap();
+    assert!(err[3].starts_with("201^"), "{ack}");
+    assert_eq!(err[2], "MSH^1^9^1^2");
 }

@@ -16,7 +16,7 @@ fn config_with_source(dir: &Path, source: &str) -> std::path::PathBuf {
     let text = format!(
         "[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {MAPPINGS:?}\n\
          [journal]\nrejected_head_bytes = 1024\n\
-         [[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\nallowed_senders = [\"UCR^UCRHIE\"]\n\
+         [[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\nallowed_senders = [\"UCR^UCRHIE\"]\non_filtered = \"reject\"\n\
          [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{source}\n\
          [channels.filter]\nmessage_types = [\"ADT^A28\", \"ADT^A40\"]\n{}",
         test_clients()

@@ -335,6 +335,67 @@ pub struct ChannelConfig {
     /// Empty: any sender.
     #[serde(default)]
     pub allowed_senders: Vec<Spanned<String>>,
+    /// `auto`: MSH-15/MSH-16 choose original or enhanced mode; `original`: always one
+    /// AA/AE/AR, for senders that ask for enhanced mode but cannot take it.
+    #[serde(default)]
+    pub ack_mode: AckMode,
+    /// Answer on the connection even when MSH-15 asks for no accept ACK (NE/NE): some senders
+    /// block until a reply comes whatever they asked for.
+    #[serde(default)]
+    pub answer_ne_ne: bool,
+    /// An `mllp` destination (by name) that application ACKs go to, when MSH-16 asks for one
+    /// (enhanced mode): they are messages of their own, delivered by the outbox.
+    #[serde(default)]
+    pub application_ack_destination: Option<Spanned<String>>,
+    /// This channel's senders use enhanced mode: an `application_ack_destination` is then
+    /// required (unless `ack_mode` is `original`).
+    #[serde(default)]
+    pub senders_use_enhanced_mode: Option<Spanned<bool>>,
+    /// A message no channel's filter takes: `accept` (AA, journaled as `filtered`) or `reject`
+    /// (AR 200/201). Channels sharing a listener must agree.
+    #[serde(default = "default_on_filtered")]
+    pub on_filtered: Spanned<OnFiltered>,
+    /// MSH-12 of an ACK when the message's own version is unreadable or not HL7 v2 (a garbage
+    /// MSH-12 cannot be echoed). Channels sharing a listener must agree.
+    #[serde(default = "default_hl7_version")]
+    pub default_hl7_version: Spanned<String>,
+}
+
+/// `channels[].ack_mode`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    #[default]
+    Auto,
+    Original,
+}
+
+/// `channels[].on_filtered`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFiltered {
+    #[default]
+    Accept,
+    Reject,
+}
+
+fn default_on_filtered() -> Spanned<OnFiltered> {
+    Spanned::new(0..0, OnFiltered::Accept)
+}
+
+fn default_hl7_version() -> Spanned<String> {
+    Spanned::new(0..0, crate::hl7::DEFAULT_VERSION.to_owned())
+}
+
+impl ChannelConfig {
+    /// How this channel answers (the ACK module's view of its keys).
+    pub fn ack_settings(&self) -> crate::hl7::AckSettings {
+        crate::hl7::AckSettings {
+            original_mode: self.ack_mode == AckMode::Original,
+            answer_unasked: self.answer_ne_ne,
+            default_version: self.default_hl7_version.get_ref().clone(),
+        }
+    }
 }
 
 /// A message passes when it matches every part given (an empty list matches anything).
@@ -515,6 +576,7 @@ impl Config {
         self.validate_http()?;
         let mut names: Vec<&str> = Vec::new();
         let mut listeners: Vec<(SocketAddr, &SourceConfig)> = Vec::new();
+        let mut listeners_channels: Vec<(SocketAddr, &ChannelConfig)> = Vec::new();
         for (i, channel) in self.channels.iter().enumerate() {
             let key = |k: &str| format!("channels[{i}].{k}");
             let name = channel.name.get_ref();
@@ -552,7 +614,70 @@ impl Config {
                     ),
                 ));
             }
+            // What a listener does with a message no channel takes, and the version it answers
+            // unreadable ones in, are the listener's: its channels must agree on them too.
+            let first_channel = listeners_channels.iter().find(|(a, _)| *a == addr);
+            if let Some((_, first)) = first_channel
+                && (first.on_filtered.get_ref() != channel.on_filtered.get_ref()
+                    || first.default_hl7_version.get_ref() != channel.default_hl7_version.get_ref())
+            {
+                return Err(located(
+                    source.bind.span(),
+                    key("source.bind"),
+                    format!(
+                        "{addr} is shared with an earlier channel whose on_filtered or default_hl7_version differ"
+                    ),
+                ));
+            }
+            listeners_channels.push((addr, channel));
             listeners.push((addr, source));
+            if !crate::hl7::KNOWN_VERSIONS.contains(&channel.default_hl7_version.get_ref().as_str()) {
+                return Err(located(
+                    channel.default_hl7_version.span(),
+                    key("default_hl7_version"),
+                    format!(
+                        "`{}` is not an HL7 v2 version ({})",
+                        channel.default_hl7_version.get_ref(),
+                        crate::hl7::KNOWN_VERSIONS.join(", ")
+                    ),
+                ));
+            }
+            if let Some(destination) = &channel.application_ack_destination {
+                let found = self
+                    .destinations
+                    .iter()
+                    .find(|d| d.name.get_ref() == destination.get_ref());
+                let why = match found {
+                    None => Some(format!(
+                        "no destination named `{}` is defined",
+                        destination.get_ref()
+                    )),
+                    Some(d) if d.kind.get_ref() != "mllp" => Some(format!(
+                        "destination `{}` is of kind `{}`; application ACKs go over MLLP",
+                        destination.get_ref(),
+                        d.kind.get_ref()
+                    )),
+                    Some(_) => None,
+                };
+                if let Some(why) = why {
+                    return Err(located(
+                        destination.span(),
+                        key("application_ack_destination"),
+                        why,
+                    ));
+                }
+            }
+            if let Some(enhanced) = &channel.senders_use_enhanced_mode
+                && *enhanced.get_ref()
+                && channel.ack_mode != AckMode::Original
+                && channel.application_ack_destination.is_none()
+            {
+                return Err(located(
+                    enhanced.span(),
+                    key("senders_use_enhanced_mode"),
+                    "enhanced-mode senders want application ACKs as messages of their own: name the mllp destination they go to in application_ack_destination, or set ack_mode = \"original\"".into(),
+                ));
+            }
             for sender in &channel.allowed_senders {
                 let parts: Vec<&str> = sender.get_ref().split('^').collect();
                 if parts.len() > 2 || parts.iter().any(|p| p.trim().is_empty()) {
@@ -1017,5 +1142,66 @@ bind = "127.0.0.1:2575"
         let err = Config::parse(&format!("{GOOD}{second}"), "t.toml").unwrap_err();
         assert_eq!(err.key, "channels[1].name");
         assert_eq!(err.line, 16);
+    }
+
+    #[test]
+    fn ack_keys_default_and_are_checked_with_their_line() {
+        let config = Config::parse(GOOD, "t.toml").unwrap();
+        let channel = &config.channels[0];
+        assert_eq!(channel.ack_mode, AckMode::Auto);
+        assert!(!channel.answer_ne_ne);
+        assert_eq!(*channel.on_filtered.get_ref(), OnFiltered::Accept);
+        assert_eq!(channel.ack_settings().default_version, "2.5");
+
+        let keys = "ack_mode = \"original\"\nanswer_ne_ne = true\non_filtered = \"reject\"\ndefault_hl7_version = \"2.4\"\n";
+        let text = GOOD.replacen("[channels.source]", &format!("{keys}[channels.source]"), 1);
+        let config = Config::parse(&text, "t.toml").unwrap();
+        let settings = config.channels[0].ack_settings();
+        assert!(settings.original_mode && settings.answer_unasked);
+        assert_eq!(settings.default_version, "2.4");
+        assert_eq!(*config.channels[0].on_filtered.get_ref(), OnFiltered::Reject);
+
+        let cases = [
+            (
+                "default_hl7_version = \"3.0\"\n",
+                "channels[0].default_hl7_version",
+            ),
+            ("ack_mode = \"enhanced\"\n", "channels[0].ack_mode"),
+            ("on_filtered = \"drop\"\n", "channels[0].on_filtered"),
+            (
+                "application_ack_destination = \"nowhere\"\n",
+                "channels[0].application_ack_destination",
+            ),
+            (
+                "senders_use_enhanced_mode = true\n",
+                "channels[0].senders_use_enhanced_mode",
+            ),
+        ];
+        for (line, key) in cases {
+            let text = GOOD.replacen("[channels.source]", &format!("{line}[channels.source]"), 1);
+            let err = Config::parse(&text, "t.toml").unwrap_err();
+            assert_eq!(err.line, 11, "{err}");
+            // A value that is none of an enum's names is reported by serde with the names it takes.
+            assert!(err.key == key || err.message.contains("expected"), "{err}");
+        }
+        // Enhanced-mode senders are fine with a return destination, or answered in original mode.
+        let http = "\n[[destinations]]\nname = \"back\"\nkind = \"http\"\n";
+        let mllp = "\n[[destinations]]\nname = \"back\"\nkind = \"mllp\"\n";
+        let keys = "senders_use_enhanced_mode = true\napplication_ack_destination = \"back\"\n";
+        let with = |keys: &str, destination: &str| {
+            format!(
+                "{}{destination}",
+                GOOD.replacen("[channels.source]", &format!("{keys}[channels.source]"), 1)
+            )
+        };
+        assert!(Config::parse(&with(keys, mllp), "t.toml").is_ok());
+        let err = Config::parse(&with(keys, http), "t.toml").unwrap_err();
+        assert_eq!(err.key, "channels[0].application_ack_destination", "{err}");
+        let original = "senders_use_enhanced_mode = true\nack_mode = \"original\"\n";
+        assert!(Config::parse(&with(original, ""), "t.toml").is_ok());
+        // Channels sharing a listener agree on what it does with messages no channel takes.
+        let second = "\n[[channels]]\nname = \"other\"\nmapping = \"m\"\non_filtered = \"reject\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:2575\"\n";
+        let err = Config::parse(&format!("{GOOD}{second}"), "t.toml").unwrap_err();
+        assert_eq!(err.key, "channels[1].source.bind", "{err}");
     }
 }

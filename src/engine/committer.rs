@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::patients::{self, ApplyError, PatientChange};
 use crate::engine::dedupe::{self, Seen};
 use crate::engine::journal::{JournalEntry, Status};
-use crate::hl7::{ErrLocation, ErrorCode, Message, Outcome, ParseError, acks_for, reject_unparsed};
+use crate::engine::replies::AckPolicy;
+use crate::hl7::{Acks, ErrLocation, ErrorCode, Message, Outcome, ParseError, reject_unparsed};
+use crate::outbox::queue::{Outgoing, enqueue};
 use crate::outbox::{Fanout, PatientWrite};
 use crate::store::{Keyspace, Overlay, Reader, Store};
 
@@ -26,6 +28,8 @@ pub struct Job {
     /// Some(n) when no channel took the message (unreadable, unroutable, a sender no channel
     /// allows): if it is rejected, the journal keeps only its first n bytes.
     pub journal_head: Option<usize>,
+    /// How the channel answers (original or enhanced mode, where application ACKs go).
+    pub acks: Arc<AckPolicy>,
     /// Where the replies go once the job is durable.
     pub reply: oneshot::Sender<Vec<String>>,
 }
@@ -40,6 +44,13 @@ pub enum JobInput {
     Unreadable { text: String, error: ParseError },
     /// A query, already answered (it changes nothing; it is journaled).
     Answered { message: Message, replies: Vec<String> },
+    /// A message no channel's filter takes (answered AA unless `answer` is false: an inbound
+    /// ACK is not answered), or an inbound acknowledgment; journaled as `filtered` with `reason`.
+    Filtered {
+        message: Message,
+        reason: String,
+        answer: bool,
+    },
 }
 
 /// The way in to the committer; cheap to clone.
@@ -413,8 +424,27 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now:
     match &job.input {
         JobInput::Unreadable { text, error } => {
             entry.error = Some(error.text.clone());
-            entry.replies = vec![reject_unparsed(text, error, ack_id(seq, 0))];
+            let version = &job.acks.settings.default_version;
+            entry.replies = vec![reject_unparsed(text, error, ack_id(seq, 0), version)];
             entry.message = text.clone();
+        }
+        JobInput::Filtered {
+            message,
+            reason,
+            answer,
+        } => {
+            entry.sender = format!("{}|{}", message.sending_application(), message.sending_facility());
+            entry.control_id = message.control_id();
+            entry.message_type = format!("{}^{}", message.message_type(), message.trigger_event());
+            entry.message = message.text().to_string();
+            entry.status = Status::Filtered;
+            entry.error = Some(reason.clone());
+            if *answer {
+                entry.replies = replies_for(message, &Outcome::Accepted, seq, &job.acks)
+                    .reply
+                    .into_iter()
+                    .collect();
+            }
         }
         JobInput::Answered { message, replies } => {
             entry.sender = format!("{}|{}", message.sending_application(), message.sending_facility());
@@ -465,7 +495,10 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now:
                     entry.status = Status::Rejected;
                     entry.error = Some(error.text.clone());
                     entry.duplicate_of = Some(earlier.seq);
-                    entry.replies = replies_for(message, &Outcome::Rejected(error), seq);
+                    entry.replies = replies_for(message, &Outcome::Rejected(error), seq, &job.acks)
+                        .reply
+                        .into_iter()
+                        .collect();
                 }
             } else {
                 let outcome = match change {
@@ -504,7 +537,25 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now:
                         Status::Rejected
                     }
                 };
-                entry.replies = replies_for(message, &outcome, seq);
+                let acks = replies_for(message, &outcome, seq, &job.acks);
+                entry.replies = acks.reply.into_iter().collect();
+                if let (Some(ack), Some(destination)) =
+                    (acks.application, &job.acks.application_ack_destination)
+                {
+                    let outgoing = Outgoing {
+                        destination: destination.clone(),
+                        patient: None,
+                        resource: None,
+                        content_type: "x-application/hl7-v2+er7".into(),
+                        headers: vec![],
+                        payload: ack,
+                        sealed: None,
+                    };
+                    // A message's one application ACK: a number no patient fan-out reaches, so
+                    // its delivery id stays apart from theirs.
+                    let delivery = enqueue(overlay, outgoing, seq, APPLICATION_ACK_DELIVERY, now);
+                    entry.deliveries.push(delivery.id);
+                }
                 if entry.status == Status::Applied && !entry.control_id.is_empty() {
                     let seen = Seen {
                         seq,
@@ -518,7 +569,7 @@ fn process(overlay: &mut Overlay<'_>, job: &Job, fanout: &Fanout, seq: u64, now:
         }
     }
     if let Some(head) = job.journal_head
-        && entry.status == Status::Rejected
+        && matches!(entry.status, Status::Rejected | Status::Filtered)
         && entry.message.len() > head
     {
         entry.message_bytes = Some(entry.message.len());
@@ -551,10 +602,13 @@ fn patient_writes(before: &dyn Reader, after: &dyn Reader, ids: &[String]) -> Ve
         .collect()
 }
 
+/// The delivery number of a message's application ACK (see `enqueue`).
+const APPLICATION_ACK_DELIVERY: u32 = u32::MAX;
+
 /// The ACKs for a message, each with a fresh control id.
-fn replies_for(message: &Message, outcome: &Outcome, seq: u64) -> Vec<String> {
+fn replies_for(message: &Message, outcome: &Outcome, seq: u64, policy: &AckPolicy) -> Acks {
     let mut n = 0;
-    acks_for(message, outcome, &mut || {
+    policy.acks(message, outcome, &mut || {
         n += 1;
         ack_id(seq, n)
     })
@@ -597,9 +651,16 @@ fn failure_replies(job: &Job, reason: &str, seq: u64) -> Vec<String> {
         text: format!("the message could not be stored: {reason}"),
     };
     match &job.input {
-        JobInput::Hl7 { message, .. } | JobInput::Answered { message, .. } => {
-            replies_for(message, &Outcome::Error(error), seq)
+        JobInput::Filtered { answer: false, .. } => vec![],
+        JobInput::Hl7 { message, .. }
+        | JobInput::Answered { message, .. }
+        | JobInput::Filtered { message, .. } => replies_for(message, &Outcome::Error(error), seq, &job.acks)
+            .reply
+            .into_iter()
+            .collect(),
+        JobInput::Unreadable { text, .. } => {
+            let version = &job.acks.settings.default_version;
+            vec![reject_unparsed(text, &error, ack_id(seq, 0), version)]
         }
-        JobInput::Unreadable { text, .. } => vec![reject_unparsed(text, &error, ack_id(seq, 0))],
     }
 }

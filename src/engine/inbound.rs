@@ -1,5 +1,7 @@
 //! A listener's inbound side: each received frame is read, routed to a channel, mapped, and
-//! handed to the committer; the replies it gets back (after the commit) go to the sender.
+//! handed to the committer; the reply it gets back (after the commit) goes to the sender. A frame
+//! holding an FHS/BHS batch is split: each message goes its own way through, and the frame is
+//! answered with one batch ACK. Either way one frame (or none) answers one frame.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,12 +10,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tributary_adapter_core::{Inbound, InboundHandler};
 
+use crate::config::OnFiltered;
 use crate::domain::patients::{ChangeError, PatientChange};
 use crate::engine::committer::{CommitterHandle, Job, JobInput};
 use crate::engine::live_mappings::LiveMappings;
 use crate::engine::pix_query;
+use crate::engine::replies::AckPolicy;
 use crate::engine::route::{Route, route};
-use crate::hl7::{Charset, ErrLocation, ErrorCode, Message, Outcome, ParseError, encode};
+use crate::hl7::{
+    Charset, ErrLocation, ErrorCode, Message, Outcome, ParseError, batch_ack, encode, read_batch,
+};
 use crate::mapping::{Input, Output, RunError};
 use crate::store::Store;
 
@@ -29,18 +35,37 @@ pub struct ListenerInbound {
     pub unrouted: Arc<str>,
     /// How much of a message no channel took the journal keeps when it is rejected.
     pub rejected_head_bytes: usize,
+    /// How messages no channel took are answered (no application ACK destination: the sender
+    /// is no channel's).
+    pub unrouted_acks: Arc<AckPolicy>,
+    /// A message no channel's filter takes: answered AA and journaled `filtered`, or rejected.
+    pub on_filtered: OnFiltered,
+}
+
+/// What one message becomes before the committer: its channel, its input, how it is answered,
+/// and whether a channel took it.
+struct Read {
+    channel: Arc<str>,
+    input: JobInput,
+    acks: Arc<AckPolicy>,
+    routed: bool,
 }
 
 impl ListenerInbound {
     /// The channel and what the committer is given for one frame: the message and its mapped
     /// change, or why there is none; and whether a channel took it.
-    fn read(&self, inbound: &Inbound) -> (Arc<str>, JobInput, bool) {
-        let (channel, input) = self.read_unrouted(inbound);
+    fn read(&self, inbound: &Inbound) -> Read {
+        let (channel, input, acks) = self.read_unrouted(inbound);
         let routed = !Arc::ptr_eq(&channel, &self.unrouted);
-        (channel, input, routed)
+        Read {
+            channel,
+            input,
+            acks: acks.unwrap_or_else(|| self.unrouted_acks.clone()),
+            routed,
+        }
     }
 
-    fn read_unrouted(&self, inbound: &Inbound) -> (Arc<str>, JobInput) {
+    fn read_unrouted(&self, inbound: &Inbound) -> (Arc<str>, JobInput, Option<Arc<AckPolicy>>) {
         if let Some(size) = inbound.oversized {
             let error = ParseError {
                 code: ErrorCode::InternalError,
@@ -50,12 +75,16 @@ impl ListenerInbound {
                     self.max_frame_bytes
                 ),
             };
-            return (self.unrouted.clone(), unreadable(inbound, error));
+            return (self.unrouted.clone(), unreadable(inbound, error), None);
         }
         let message = match Message::parse(&inbound.payload) {
             Ok(message) => message,
-            Err(error) => return (self.unrouted.clone(), unreadable(inbound, error)),
+            Err(error) => return (self.unrouted.clone(), unreadable(inbound, error), None),
         };
+        self.read_message(message)
+    }
+
+    fn read_message(&self, message: Message) -> (Arc<str>, JobInput, Option<Arc<AckPolicy>>) {
         let version = message.version();
         if !version.starts_with("2.") {
             let error = ParseError {
@@ -64,7 +93,24 @@ impl ListenerInbound {
                 text: format!("HL7 version `{version}` is not supported (2.x only)"),
             };
             let change = Err(Outcome::Rejected(error));
-            return (self.unrouted.clone(), JobInput::Hl7 { message, change });
+            return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
+        }
+        // An acknowledgment answers something; answering it back would start a ping-pong.
+        if message.message_type() == "ACK" {
+            let input = JobInput::Filtered {
+                message,
+                reason: "an acknowledgment: journaled, not answered".into(),
+                answer: false,
+            };
+            return (self.unrouted.clone(), input, None);
+        }
+        if let Some(refused) = unknown_adt_event(&message) {
+            let change = Err(refused);
+            return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
+        }
+        if let Some(refused) = pix_query::refuse_other_query(&message) {
+            let change = Err(refused);
+            return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
         }
         if pix_query::is_pix_query(&message) {
             let control_id = format!(
@@ -72,17 +118,124 @@ impl ListenerInbound {
                 &message.control_id().chars().take(17).collect::<String>()
             );
             let replies = vec![pix_query::answer(self.store.as_ref(), &message, &control_id)];
-            return (self.unrouted.clone(), JobInput::Answered { message, replies });
+            return (
+                self.unrouted.clone(),
+                JobInput::Answered { message, replies },
+                None,
+            );
         }
-        let (channel, change) = match route(&self.routes, &message) {
-            Err(refused) => (self.unrouted.clone(), Err(refused)),
-            Ok(route) => match route.check_sender(&message) {
-                // Not the channel's: journaled as no channel's, head only.
-                Err(refused) => (self.unrouted.clone(), Err(refused)),
-                Ok(()) => (route.channel.clone(), self.map(route, &message)),
-            },
+        let route = match route(&self.routes, &message) {
+            Err(Outcome::Rejected(why)) if self.on_filtered == OnFiltered::Accept => {
+                let input = JobInput::Filtered {
+                    message,
+                    reason: why.text,
+                    answer: true,
+                };
+                return (self.unrouted.clone(), input, None);
+            }
+            Err(refused) => {
+                let change = Err(refused);
+                return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
+            }
+            Ok(route) => route,
         };
-        (channel, JobInput::Hl7 { message, change })
+        match route.check_sender(&message) {
+            // Not the channel's: journaled as no channel's, head only.
+            Err(refused) => {
+                let change = Err(refused);
+                (self.unrouted.clone(), JobInput::Hl7 { message, change }, None)
+            }
+            Ok(()) => {
+                let change = self.map(route, &message);
+                (
+                    route.channel.clone(),
+                    JobInput::Hl7 { message, change },
+                    Some(route.acks.clone()),
+                )
+            }
+        }
+    }
+
+    /// Hands one read message to the committer; its replies once durable, None when the
+    /// committer is gone.
+    async fn submit(&self, read: Read, peer: &str, received_at: String) -> Option<Vec<String>> {
+        let Read {
+            channel,
+            input,
+            acks,
+            routed,
+        } = read;
+        self.committer
+            .submit(|reply| Job {
+                channel,
+                peer: peer.to_owned(),
+                received_at,
+                input,
+                journal_head: (!routed).then_some(self.rejected_head_bytes),
+                acks,
+                reply,
+            })
+            .await
+    }
+
+    /// An FHS/BHS batch in one frame: each message applied in order, as if it came alone, and
+    /// one batch ACK holding each message's reply. None when the frame is not a batch.
+    async fn answer_batch(&self, inbound: &Inbound, received_at: &str) -> Option<Vec<Bytes>> {
+        if inbound.oversized.is_some() {
+            return None;
+        }
+        let head = inbound.payload.get(..inbound.payload.len().min(8))?;
+        let head = String::from_utf8_lossy(head);
+        let head = head.trim_start_matches(['\u{feff}', '\r', '\n', ' ']);
+        if !(head.starts_with("FHS") || head.starts_with("BHS")) {
+            return None;
+        }
+        // The envelope is ASCII; each message inside is decoded by its own MSH-18 below.
+        let text: String = inbound.payload.iter().map(|&b| b as char).collect();
+        let lines = || text.split(['\r', '\n']).map(|l| l.trim_start_matches('\u{feff}'));
+        let file_header = lines().find(|l| l.starts_with("FHS"));
+        let batch_header = lines().find(|l| l.starts_with("BHS"));
+        let messages = match read_batch(&text) {
+            Ok(batch) => {
+                for warning in &batch.warnings {
+                    tracing::warn!(peer = %inbound.peer, %warning, "batch");
+                }
+                batch.messages
+            }
+            Err(_) => vec![],
+        };
+        let mut charset = Charset::Utf8;
+        let mut acks = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            let bytes: Vec<u8> = message.chars().map(|c| c as u32 as u8).collect();
+            let part = Inbound {
+                payload: Bytes::from(bytes),
+                peer: inbound.peer.clone(),
+                oversized: None,
+            };
+            let read = self.read(&part);
+            if i == 0
+                && let JobInput::Hl7 { message, .. }
+                | JobInput::Answered { message, .. }
+                | JobInput::Filtered { message, .. } = &read.input
+            {
+                charset = message.charset();
+            }
+            let Some(replies) = self.submit(read, &inbound.peer, received_at.to_owned()).await else {
+                // The committer is gone (shutting down): no ACK, so the sender sends it again.
+                return Some(vec![]);
+            };
+            acks.extend(replies);
+        }
+        let control_id = format!(
+            "TRBB{}",
+            received_at
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        );
+        let ack = batch_ack(file_header, batch_header, &acks, &control_id);
+        Some(vec![Bytes::from(encode(&ack, charset))])
     }
 
     fn map(&self, route: &Route, message: &Message) -> Result<PatientChange, Outcome> {
@@ -150,6 +303,30 @@ fn location_of(path: &str) -> Option<ErrLocation> {
     })
 }
 
+/// AR 201 for an ADT event HL7 does not define (table 0003 has A01 to A62): channels take every
+/// ADT event, so without this a made-up event would be applied as an update.
+fn unknown_adt_event(message: &Message) -> Option<Outcome> {
+    if message.message_type() != "ADT" {
+        return None;
+    }
+    let event = message.trigger_event();
+    let defined = event
+        .strip_prefix('A')
+        .filter(|n| n.len() == 2)
+        .and_then(|n| n.parse::<u8>().ok())
+        .is_some_and(|n| (1..=62).contains(&n));
+    if defined {
+        return None;
+    }
+    let mut location = at_segment("MSH", Some(9));
+    location.component = Some(2);
+    Some(Outcome::Rejected(ParseError {
+        code: ErrorCode::UnsupportedEvent,
+        location: Some(location),
+        text: format!("`ADT^{event}` is not an ADT event HL7 defines (A01 to A62)"),
+    }))
+}
+
 fn at_segment(segment: &str, field: Option<u32>) -> ErrLocation {
     ErrLocation {
         segment: segment.into(),
@@ -172,26 +349,21 @@ impl InboundHandler for ListenerInbound {
     fn handle<'a>(&'a self, inbound: Inbound) -> Pin<Box<dyn Future<Output = Vec<Bytes>> + Send + 'a>> {
         Box::pin(async move {
             let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let (channel, input, routed) = self.read(&inbound);
+            if let Some(batch_ack) = self.answer_batch(&inbound, &received_at).await {
+                return batch_ack;
+            }
+            let read = self.read(&inbound);
             // Replies go out in the character set the message came in (an ACK echoes MSH-18).
-            let charset = match &input {
-                JobInput::Hl7 { message, .. } | JobInput::Answered { message, .. } => message.charset(),
+            let charset = match &read.input {
+                JobInput::Hl7 { message, .. }
+                | JobInput::Answered { message, .. }
+                | JobInput::Filtered { message, .. } => message.charset(),
                 JobInput::Unreadable { error, .. } => {
                     tracing::warn!(peer = %inbound.peer, error = %error.text, "unreadable message");
                     Charset::Utf8
                 }
             };
-            let replies = self
-                .committer
-                .submit(|reply| Job {
-                    channel,
-                    peer: inbound.peer.clone(),
-                    received_at,
-                    input,
-                    journal_head: (!routed).then_some(self.rejected_head_bytes),
-                    reply,
-                })
-                .await;
+            let replies = self.submit(read, &inbound.peer, received_at).await;
             match replies {
                 Some(replies) => replies.iter().map(|r| Bytes::from(encode(r, charset))).collect(),
                 // The committer is gone (shutting down): no ACK, so the sender keeps the message.

@@ -15,6 +15,9 @@ pub enum Status {
     Error,
     /// Unreadable or unsupported (AR / CR).
     Rejected,
+    /// No channel's filter takes it (answered AA, nothing applied), or an inbound
+    /// acknowledgment (journaled, not answered).
+    Filtered,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

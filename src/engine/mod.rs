@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod journal;
 pub mod live_mappings;
 pub mod pix_query;
+pub mod replies;
 pub mod route;
 
 use std::net::SocketAddr;
@@ -127,6 +128,13 @@ impl Engine {
                 store: store.clone(),
                 unrouted: names.join("|").into(),
                 rejected_head_bytes: config.journal.rejected_head_bytes,
+                // Channels sharing a listener agree on these (checked at load).
+                unrouted_acks: Arc::new(replies::AckPolicy::new(
+                    names.join("|"),
+                    channels[0].ack_settings(),
+                    None,
+                )),
+                on_filtered: *channels[0].on_filtered.get_ref(),
             });
             let shutdown = stopped_signal(stopped.clone());
             tasks.spawn(async move {

@@ -3,17 +3,43 @@
 //!
 //! QAK-2 is `OK` with a PID when found, `NF` when the patient has no identifier in the domains
 //! asked for, and `AE` (with MSA `AE` and an ERR naming the field) for an unknown identifier
-//! (QPD-3, code 204) or an unknown domain (QPD-4, code 204).
+//! (QPD-3, code 204) or an unknown domain (QPD-4, code 204). The PID carries PID-3 and, as
+//! ITI TF-2a 3.9.4.2.2.5 requires, PID-5 `~^^^^^^S` (no name from any domain). Any other query
+//! (a PDQ `QBP^Q22`) is refused AR 201.
 
 use serde_json::Value;
 
 use crate::domain::pix::{PixError, cross_reference};
-use crate::hl7::{Delimiters, Message, MessageWriter, escape};
+use crate::hl7::{Delimiters, ErrLocation, ErrorCode, Message, MessageWriter, Outcome, ParseError, escape};
 use crate::store::Store;
 
 /// True for the messages this module answers.
 pub fn is_pix_query(message: &Message) -> bool {
     message.message_type() == "QBP" && message.trigger_event() == "Q23"
+}
+
+/// The AR 201 for a query this engine does not answer (a PDQ `QBP^Q22`, ITI-21, above all): a
+/// query is never a channel's business, so without this it would be filtered and answered AA
+/// with no response, which a querying system cannot read.
+pub fn refuse_other_query(message: &Message) -> Option<Outcome> {
+    if message.message_type() != "QBP" || is_pix_query(message) {
+        return None;
+    }
+    Some(Outcome::Rejected(ParseError {
+        code: ErrorCode::UnsupportedEvent,
+        location: Some(ErrLocation {
+            segment: "MSH".into(),
+            sequence: 1,
+            field: Some(9),
+            repetition: Some(1),
+            component: Some(2),
+            subcomponent: None,
+        }),
+        text: format!(
+            "QBP^{} is not answered here: this engine answers PIX queries (QBP^Q23, IHE ITI-9) only; patient demographics queries (PDQ, QBP^Q22) are not supported",
+            message.trigger_event()
+        ),
+    }))
 }
 
 /// The RSP^K23 for a QBP^Q23.
@@ -107,10 +133,16 @@ pub fn answer(store: &dyn Store, query: &Message, control_id: &str) -> String {
     {
         let delimiters = query.delimiters();
         let cx: Vec<String> = identifiers.iter().map(|i| cx_of(i, delimiters)).collect();
+        // ITI TF-2a 3.9.4.2.2.5: PID-5 is required; the manager returns no name of any domain
+        // (they may disagree), so an empty first repetition, then one whose only component is
+        // the name type S (coded pseudo-name).
+        let c = delimiters.component.to_string();
+        let pseudo_name = format!("{}{}S", delimiters.repetition, c.repeat(6));
         writer
             .segment("PID")
             .field(1, &["1"])
-            .raw_field(3, &cx.join(&delimiters.repetition.to_string()));
+            .raw_field(3, &cx.join(&delimiters.repetition.to_string()))
+            .raw_field(5, &pseudo_name);
     }
     writer.finish()
 }

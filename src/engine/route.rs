@@ -1,10 +1,12 @@
 //! Choosing a channel for a message. The channels sharing a listener are tried in config order;
-//! the first whose filter (message types, sender, condition) accepts the message takes it. A message no channel takes is rejected
-//! (AR), naming what no channel accepts.
+//! the first whose filter (message types, sender, condition) accepts the message takes it. For a
+//! message no channel takes, `route` names what no channel accepts; the listener answers it AA
+//! and journals it as filtered, or rejects it (AR) when its channels say `on_filtered = "reject"`.
 
 use std::sync::Arc;
 
 use crate::config::{ChannelConfig, FilterConfig};
+use crate::engine::replies::AckPolicy;
 use crate::hl7::{ErrLocation, ErrorCode, Message, Outcome, ParseError};
 use crate::mapping::Condition;
 
@@ -16,6 +18,8 @@ pub struct Route {
     filter: Filter,
     /// (MSH-3, MSH-4 or None for any facility) this channel accepts messages from; empty: anyone.
     allowed_senders: Vec<(String, Option<String>)>,
+    /// How the channel answers its messages.
+    pub acks: Arc<AckPolicy>,
 }
 
 struct Filter {
@@ -40,6 +44,14 @@ impl Route {
                     None => (s.get_ref().clone(), None),
                 })
                 .collect(),
+            acks: Arc::new(AckPolicy::new(
+                channel.name.get_ref().clone(),
+                channel.ack_settings(),
+                channel
+                    .application_ack_destination
+                    .as_ref()
+                    .map(|d| d.get_ref().clone()),
+            )),
         }
     }
 

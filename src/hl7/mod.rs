@@ -32,7 +32,10 @@ mod path;
 pub mod segment;
 pub mod writer;
 
-pub use ack::{AckCode, Outcome, acks_for, reject_unparsed};
+pub use ack::{
+    AckCode, AckSettings, Acks, DEFAULT_VERSION, KNOWN_VERSIONS, Outcome, VersionLayout, acks_for, batch_ack,
+    reject_unparsed,
+};
 pub use batch::{Batch, BatchWarning, read_batch, split_batch};
 pub use charset::{Charset, decode, encode};
 pub use delimiters::Delimiters;

@@ -12,6 +12,7 @@ use serde_json::Value;
 use tributary_adapter_mllp::Client;
 
 // The HTTP receiver the HTTP adapter's own tests use: one receiver for both.
+pub mod corpus;
 #[path = "../../adapters/http/tests/support/mod.rs"]
 pub mod http_receiver;
 pub mod inbox;
@@ -87,8 +88,7 @@ pub fn write_config(dir: &Path, extra_source: &str, mappings: &Path) -> PathBuf 
 /// As [`write_config`], with extra keys for `[http]` (`max_uri_bytes = 2048` ...).
 pub fn write_config_http(dir: &Path, extra_source: &str, extra_http: &str, mappings: &Path) -> PathBuf {
     let path = dir.join("tributary.toml");
-    let types =
-        r#"message_types = ["ADT^A01", "ADT^A04", "ADT^A08", "ADT^A28", "ADT^A31", "ADT^A40", "ADT^A47"]"#;
+    let types = r#"message_types = ["ADT"]"#;
     let text = format!(
         "[http]\nbind = \"127.0.0.1:0\"\n{extra_http}\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {mappings:?}\n\
          [fhir]\npatient_feed_mapping = \"ucr-fhir-patient\"\n\
