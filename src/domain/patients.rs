@@ -130,12 +130,26 @@ fn prepare_upsert(tx: &Overlay<'_>, incoming: &Value) -> Result<(String, Option<
         let old = load(tx, &id)?;
         let new = match &old {
             Some(old) => updated(old, incoming),
-            None => without_nulls(incoming),
+            None => created(incoming),
         };
         return Ok((id, old, new));
     }
     let id = fresh_id(tx, &identifiers)?;
-    Ok((id, None, without_nulls(incoming)))
+    Ok((id, None, created(incoming)))
+}
+
+/// A new record from what a message carries: without its nulls, and each identifier once (a
+/// message may name one twice: PID-2 repeating PID-3, an SSN in PID-3 and PID-19), as an update
+/// keeps them.
+fn created(incoming: &Value) -> Value {
+    let mut new = without_nulls(incoming);
+    if new["identifier"].is_array() {
+        new["identifier"] = json!([]);
+        for identifier in identifiers_of(incoming) {
+            add_identifier(&mut new, identifier, None);
+        }
+    }
+    new
 }
 
 fn merge(
