@@ -89,6 +89,23 @@ async fn another_senders_pid_fields_reach_the_patient_and_the_store_keeps_them_o
     assert_eq!(by_ssn.len(), 1);
     assert_eq!(by_ssn[0]["id"], patient["id"]);
 
+    // Another person whose record carries the same SSN (mistyped, or shared) is not matched by
+    // it: the first patient's demographics stay as they were.
+    let other = "MSH|^~\\&|EHR|CLINIC|TRIBUTARY|PORTAL|20250501100000-0400||ADT^A28^ADT_A05|UPS3|P|2.5\r\
+         EVN|A28|20250501100000-0400\r\
+         PID|1||1000880002^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI||MENSAH^AMA^^^^^L||19800303|F|||||||||||123456789\r\
+         PV1||N\r";
+    let ack = engine.send(other.as_bytes()).await;
+    assert_eq!(msa(&ack), ("AA".into(), "UPS3".into()), "{ack}");
+    let second = engine.search(&search_query(MPI, "1000880002")).await;
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0]["id"], patient["id"], "a new patient");
+    let (_, first) = engine
+        .get(&format!("/fhir/Patient/{}", patient["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(first["name"], patient["name"]);
+    assert_eq!(with_system(&first, MPI).len(), 1, "{first}");
+
     // A later message says only that the patient died: the time goes, FHIR takes one of the two.
     let a08 = "MSH|^~\\&|EHR|CLINIC|TRIBUTARY|PORTAL|20250502090000-0400||ADT^A08^ADT_A01|UPS2|P|2.5\r\
          EVN|A08|20250502090000-0400\r\

@@ -126,7 +126,7 @@ pub fn new_id(reader: &dyn Reader, patient: &Value, seq: u64) -> Result<String, 
 /// The id an upsert writes to, the record as it was, and the record it becomes.
 fn prepare_upsert(tx: &Overlay<'_>, incoming: &Value) -> Result<(String, Option<Value>, Value), ApplyError> {
     let identifiers = identifiers_of(incoming);
-    if let Some(id) = find_by_any(tx, &identifiers)? {
+    if let Some(id) = find_by_any(tx, &matching(&identifiers))? {
         let old = load(tx, &id)?;
         let new = match &old {
             Some(old) => updated(old, incoming),
@@ -349,6 +349,24 @@ fn set_link(patient: &mut Value, other_id: &str, link_type: &str) {
     if !links.iter().any(|l| l["other"]["reference"] == json!(reference)) {
         links.push(json!({ "other": { "reference": reference }, "type": link_type }));
     }
+}
+
+/// The identifiers a message's patient is matched by: all but the social security number and
+/// the driver's licence (v2-0203 SS, DL). Those are kept, indexed and searchable, but one alone
+/// does not say two records are the same person: a mistyped or shared number would otherwise
+/// write one patient's demographics over another's.
+fn matching(identifiers: &[Value]) -> Vec<Value> {
+    identifiers
+        .iter()
+        .filter(|i| {
+            !i["type"]["coding"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| matches!(c["code"].as_str(), Some("SS" | "DL")))
+        })
+        .cloned()
+        .collect()
 }
 
 fn identifiers_of(patient: &Value) -> Vec<Value> {
