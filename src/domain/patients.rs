@@ -126,16 +126,30 @@ pub fn new_id(reader: &dyn Reader, patient: &Value, seq: u64) -> Result<String, 
 /// The id an upsert writes to, the record as it was, and the record it becomes.
 fn prepare_upsert(tx: &Overlay<'_>, incoming: &Value) -> Result<(String, Option<Value>, Value), ApplyError> {
     let identifiers = identifiers_of(incoming);
-    if let Some(id) = find_by_any(tx, &identifiers)? {
+    if let Some(id) = find_by_any(tx, &matching(&identifiers))? {
         let old = load(tx, &id)?;
         let new = match &old {
             Some(old) => updated(old, incoming),
-            None => without_nulls(incoming),
+            None => created(incoming),
         };
         return Ok((id, old, new));
     }
     let id = fresh_id(tx, &identifiers)?;
-    Ok((id, None, without_nulls(incoming)))
+    Ok((id, None, created(incoming)))
+}
+
+/// A new record from what a message carries: without its nulls, and each identifier once (a
+/// message may name one twice: PID-2 repeating PID-3, an SSN in PID-3 and PID-19), as an update
+/// keeps them.
+fn created(incoming: &Value) -> Value {
+    let mut new = without_nulls(incoming);
+    if new["identifier"].is_array() {
+        new["identifier"] = json!([]);
+        for identifier in identifiers_of(incoming) {
+            add_identifier(&mut new, identifier, None);
+        }
+    }
+    new
 }
 
 fn merge(
@@ -335,6 +349,24 @@ fn set_link(patient: &mut Value, other_id: &str, link_type: &str) {
     if !links.iter().any(|l| l["other"]["reference"] == json!(reference)) {
         links.push(json!({ "other": { "reference": reference }, "type": link_type }));
     }
+}
+
+/// The identifiers a message's patient is matched by: all but the social security number and
+/// the driver's licence (v2-0203 SS, DL). Those are kept, indexed and searchable, but one alone
+/// does not say two records are the same person: a mistyped or shared number would otherwise
+/// write one patient's demographics over another's.
+fn matching(identifiers: &[Value]) -> Vec<Value> {
+    identifiers
+        .iter()
+        .filter(|i| {
+            !i["type"]["coding"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| matches!(c["code"].as_str(), Some("SS" | "DL")))
+        })
+        .cloned()
+        .collect()
 }
 
 fn identifiers_of(patient: &Value) -> Vec<Value> {

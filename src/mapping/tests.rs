@@ -1000,7 +1000,7 @@ fn shipped_a31_messages_are_their_golden_text_exactly() {
         assert_eq!(text, expected, "{stem}");
         compared += 1;
     }
-    assert!(compared >= 9, "{compared}");
+    assert!(compared >= 12, "{compared}");
 }
 
 /// The A31 turned around: the message made from a Patient that ucr-adt-patient wrote reads back
@@ -1019,11 +1019,16 @@ fn shipped_a31_reads_back_through_ucr_adt_patient_as_the_same_patient() {
         "ucr_adt_a04_utf8",
         "ucr_edge_escapes",
         "ucr_edge_repetitions",
+        "ucr_upstream_more_pid_fields",
+        "ucr_upstream_language_iso639_2",
     ] {
         let stored = read_json(&shipped_dir().join(format!("tests/patient-adt-a31/{case}.in.json")));
         let text = a31.run(&Input::Fhir(&stored), NOW).unwrap().message.unwrap();
         let message = Message::parse_str(&text).unwrap();
-        let back = ucr.run(&Input::Hl7(&message), NOW).unwrap().resource.unwrap();
+        let mut back = ucr.run(&Input::Hl7(&message), NOW).unwrap().resource.unwrap();
+        // A null asks the store to remove an element (deceasedBoolean beside a time of death):
+        // on this record, which does not have it, that changes nothing.
+        back.as_object_mut().unwrap().retain(|_, value| !value.is_null());
         let mut expected = stored.clone();
         let fields = expected.as_object_mut().unwrap();
         fields.remove("id");
