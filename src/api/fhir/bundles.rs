@@ -157,12 +157,23 @@ fn read_entry(state: &FhirState, entry: &Value, index: usize) -> Entry {
                 let if_match = entry["request"]["ifMatch"]
                     .as_str()
                     .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok());
-                Action::Write(Write::Update {
-                    resource_type: resource_type.to_string(),
-                    id: id.to_string(),
-                    resource,
-                    if_match,
-                })
+                let kept = if *resource_type == "Patient" {
+                    state.put_patient(resource)
+                } else {
+                    Ok(resource)
+                };
+                match kept {
+                    Ok(resource) => Action::Write(Write::Update {
+                        resource_type: resource_type.to_string(),
+                        id: id.to_string(),
+                        resource,
+                        if_match,
+                    }),
+                    Err(mut refused) => {
+                        refused.message = format!("entry {index}: {}", refused.message);
+                        Action::Bad(refused)
+                    }
+                }
             }
         }
         ("DELETE", [resource_type, id], _) if params::is_served(resource_type) => {
@@ -321,12 +332,11 @@ fn run_entries(
                 resource,
             } => {
                 let id = if resource_type == "Patient" {
-                    patients::new_id(tx, &resource, seq).unwrap_or_else(|_| ops::new_id(seq, 9999))
+                    patients::new_id(tx, &resource, seq, n).unwrap_or_else(|_| ops::new_id(seq, 9999))
                 } else {
-                    let id = ops::new_id(seq, n);
-                    n += 1;
-                    id
+                    ops::new_id(seq, n)
                 };
+                n += 1;
                 if let Some(url) = &entry.full_url {
                     resolved.insert(url.clone(), format!("{resource_type}/{id}"));
                 }

@@ -540,6 +540,14 @@ pub async fn update(
         Err(e) => return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e),
     };
     let journal = resource.to_string();
+    let resource = if resource_type == "Patient" {
+        match state.put_patient(resource) {
+            Ok(resource) => resource,
+            Err(refused) => return refusal(format, &refused),
+        }
+    } else {
+        resource
+    };
     let write = Write::Update {
         resource_type: resource_type.clone(),
         id,
