@@ -200,16 +200,28 @@ async fn every_official_patient_example_posted_reads_back_with_every_element_it_
         let body = posted.text().await.unwrap();
         if let Some((_, expected_status, why)) = POSTED_ELSEWHERE.iter().find(|(n, _, _)| *n == name) {
             if status != *expected_status {
-                problems.push(format!("{name}: expected {expected_status} ({why}), got {status}: {body}"));
+                problems.push(format!(
+                    "{name}: expected {expected_status} ({why}), got {status}: {body}"
+                ));
             }
             continue;
         }
         if status != 201 {
-            problems.push(format!("{name}: POST answered {status}: {}", &body[..body.len().min(300)]));
+            problems.push(format!(
+                "{name}: POST answered {status}: {}",
+                &body[..body.len().min(300)]
+            ));
             continue;
         }
         let location = location.expect("a Location");
-        let id = location.split("/Patient/").nth(1).unwrap().split('/').next().unwrap().to_string();
+        let id = location
+            .split("/Patient/")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
         let read: Value = client
             .get(format!("{}/fhir/Patient/{id}", engine.http))
             .send()
@@ -229,7 +241,12 @@ async fn every_official_patient_example_posted_reads_back_with_every_element_it_
             without_identifier.push((name, id, example));
         }
     }
-    assert!(problems.is_empty(), "{} of {}: {problems:#?}", problems.len(), files.len());
+    assert!(
+        problems.is_empty(),
+        "{} of {}: {problems:#?}",
+        problems.len(),
+        files.len()
+    );
     // The examples without an identifier (newborns) have ids of the server's, and are found by
     // what they do have.
     assert!(without_identifier.len() >= 2, "{without_identifier:?}");

@@ -335,11 +335,16 @@ async fn patients_are_searched_by_every_parameter_with_paging_and_sorting() {
 
     // An unknown parameter is ignored (FHIR R4 search 3.1.1.5.6, lenient by default), and the
     // searchset says so in an OperationOutcome entry; the self link leaves it out.
-    let lenient = fhir.get("/Patient?family=Nguyen&colour=blue&_totalMethod=count").await;
+    let lenient = fhir
+        .get("/Patient?family=Nguyen&colour=blue&_totalMethod=count")
+        .await;
     assert_eq!(lenient.status, 200, "{}", lenient.text);
     let bundle = lenient.json();
     let entries = bundle["entry"].as_array().unwrap();
-    let matched: Vec<&Value> = entries.iter().filter(|e| e["search"]["mode"] == "match").collect();
+    let matched: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .collect();
     assert_eq!(matched.len(), bundle["total"].as_u64().unwrap() as usize);
     assert!(!matched.is_empty());
     let outcome = entries
@@ -351,14 +356,22 @@ async fn patients_are_searched_by_every_parameter_with_paging_and_sorting() {
     assert!(said.contains("colour") && said.contains("_totalMethod"), "{said}");
     assert_eq!(outcome["resource"]["issue"][0]["severity"], "warning");
     let self_link = bundle["link"][0]["url"].as_str().unwrap();
-    assert!(!self_link.contains("colour") && self_link.contains("family=Nguyen"), "{self_link}");
+    assert!(
+        !self_link.contains("colour") && self_link.contains("family=Nguyen"),
+        "{self_link}"
+    );
     // A count the way fhirpy asks for one.
     let count = fhir.get("/Patient?_count=0&_totalMethod=count").await;
     assert_eq!(count.status, 200);
     assert_eq!(count.json()["total"], 3);
     // Strict handling, when asked for, refuses it and says why.
     let strict = fhir
-        .send("GET", "/Patient?colour=blue", None, &[("prefer", "handling=strict")])
+        .send(
+            "GET",
+            "/Patient?colour=blue",
+            None,
+            &[("prefer", "handling=strict")],
+        )
         .await;
     assert_eq!(strict.status, 400);
     assert!(
@@ -368,7 +381,12 @@ async fn patients_are_searched_by_every_parameter_with_paging_and_sorting() {
             .contains("colour")
     );
     let lenient_asked = fhir
-        .send("GET", "/Patient?colour=blue", None, &[("prefer", "handling=lenient")])
+        .send(
+            "GET",
+            "/Patient?colour=blue",
+            None,
+            &[("prefer", "handling=lenient")],
+        )
         .await;
     assert_eq!(lenient_asked.status, 200);
     // Bad values of known parameters are still 400s that say why.
@@ -478,8 +496,16 @@ async fn a_posted_patient_keeps_what_the_client_sent_and_an_adt_later_replaces_o
     let id = created.json()["id"].as_str().unwrap().to_string();
     let read = fhir.get(&format!("/Patient/{id}")).await.json();
     for element in [
-        "text", "extension", "_birthDate", "contact", "photo", "managingOrganization",
-        "generalPractitioner", "communication", "address", "name",
+        "text",
+        "extension",
+        "_birthDate",
+        "contact",
+        "photo",
+        "managingOrganization",
+        "generalPractitioner",
+        "communication",
+        "address",
+        "name",
     ] {
         assert_eq!(read[element], sent[element], "{element}");
     }
@@ -492,12 +518,20 @@ async fn a_posted_patient_keeps_what_the_client_sent_and_an_adt_later_replaces_o
 
     // The ADT feed about the same patient replaces what it maps (the name, the address ...) and
     // leaves what it has no field for.
-    assert_eq!(msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0, "AA");
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
     let after = fhir.get(&format!("/Patient/{id}")).await.json();
     assert_eq!(after["meta"]["versionId"], "2");
     assert_eq!(after["name"][0]["family"], "NGUYEN", "{after}");
     for element in [
-        "text", "extension", "_birthDate", "contact", "photo", "managingOrganization",
+        "text",
+        "extension",
+        "_birthDate",
+        "contact",
+        "photo",
+        "managingOrganization",
         "generalPractitioner",
     ] {
         assert_eq!(after[element], sent[element], "{element} after the ADT");
@@ -520,8 +554,15 @@ async fn a_posted_patient_keeps_what_the_client_sent_and_an_adt_later_replaces_o
     let newborn_id = created.json()["id"].as_str().unwrap().to_string();
     let twin = fhir.send("POST", "/Patient", Some(&newborn), &[]).await;
     assert_eq!(twin.status, 201, "{}", twin.text);
-    assert_ne!(twin.json()["id"], newborn_id.as_str(), "two creates, two patients");
-    let found = fhir.get("/Patient?family=okonkwo&birthdate=2024-02-29").await.json();
+    assert_ne!(
+        twin.json()["id"],
+        newborn_id.as_str(),
+        "two creates, two patients"
+    );
+    let found = fhir
+        .get("/Patient?family=okonkwo&birthdate=2024-02-29")
+        .await
+        .json();
     assert_eq!(found["total"], 2);
     assert!(ids(&found).contains(&newborn_id));
 }
@@ -816,10 +857,15 @@ async fn a_pmir_feed_applies_its_patients_and_merges_and_answers_with_a_response
     // names the history Bundle.
     for entry in response["entry"].as_array().unwrap() {
         let full_url = entry["fullUrl"].as_str().unwrap();
-        let uuid = full_url.strip_prefix("urn:uuid:").unwrap_or_else(|| panic!("{full_url}"));
+        let uuid = full_url
+            .strip_prefix("urn:uuid:")
+            .unwrap_or_else(|| panic!("{full_url}"));
         let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12], "{full_url}");
-        assert!(uuid.chars().all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            uuid.chars()
+                .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
     }
     assert_eq!(header["focus"][0]["reference"], response["entry"][1]["fullUrl"]);
     assert_eq!(response["identifier"]["system"], "urn:ietf:rfc:3986");
@@ -1049,9 +1095,17 @@ async fn only_known_clients_use_the_endpoint_and_only_writers_write() {
         .await
         .unwrap();
     assert_eq!(xml.status(), 401);
-    assert!(xml.headers()["content-type"].to_str().unwrap().starts_with("application/fhir+xml"));
+    assert!(
+        xml.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/fhir+xml")
+    );
     let text = xml.text().await.unwrap();
-    assert!(text.starts_with("<OperationOutcome") && text.contains("login"), "{text}");
+    assert!(
+        text.starts_with("<OperationOutcome") && text.contains("login"),
+        "{text}"
+    );
     let xml = client
         .post(format!("{}/fhir/Task?_format=xml", engine.http))
         .bearer_auth(ANALYST_KEY)
@@ -1062,7 +1116,10 @@ async fn only_known_clients_use_the_endpoint_and_only_writers_write() {
         .unwrap();
     assert_eq!(xml.status(), 403);
     let text = xml.text().await.unwrap();
-    assert!(text.starts_with("<OperationOutcome") && text.contains("forbidden"), "{text}");
+    assert!(
+        text.starts_with("<OperationOutcome") && text.contains("forbidden"),
+        "{text}"
+    );
     let xml = client
         .get(format!("{}/fhir/Task/{id}/nothing/here?_format=xml", engine.http))
         .bearer_auth(FHIR_KEY)

@@ -117,9 +117,10 @@ impl FhirState {
 
 /// Whether a Patient carries an identifier with a value (something a feed can match it by).
 fn has_identifier_value(resource: &Value) -> bool {
-    resource["identifier"]
-        .as_array()
-        .is_some_and(|list| list.iter().any(|i| i["value"].as_str().is_some_and(|v| !v.is_empty())))
+    resource["identifier"].as_array().is_some_and(|list| {
+        list.iter()
+            .any(|i| i["value"].as_str().is_some_and(|v| !v.is_empty()))
+    })
 }
 
 pub fn routes(state: &AppState) -> Router<AppState> {
