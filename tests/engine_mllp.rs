@@ -92,7 +92,7 @@ async fn an_a28_becomes_a_patient_readable_over_fhir() {
     let (status, outcome) = engine.get("/fhir/Patient/no-such-id").await;
     assert_eq!(status, 404);
     assert_eq!(outcome["resourceType"], "OperationOutcome");
-    let (status, outcome) = engine.get("/fhir/Patient?colour=blue").await;
+    let (status, outcome) = engine.get("/fhir/Patient?birthdate=yesterday").await;
     assert_eq!(status, 400);
     assert_eq!(outcome["resourceType"], "OperationOutcome");
     let (status, health) = engine.get("/health").await;

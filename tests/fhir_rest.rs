@@ -294,6 +294,11 @@ async fn patients_are_searched_by_every_parameter_with_paging_and_sorting() {
         }
     };
     assert_eq!(found("family=nguyen").await, ["pa", "pc"]);
+    // One trailing slash is ignored, as FHIR clients build `[base]/[type]/?...`.
+    let slashed = fhir.get("/Patient/?family=nguyen").await;
+    assert_eq!(slashed.status, 200, "{}", slashed.text);
+    assert_eq!(ids(&slashed.json()), ["pa", "pc"]);
+    assert_eq!(fhir.get("/Patient/pa/").await.json()["id"], "pa");
     assert_eq!(found("name=ngu").await, ["pa", "pc"]);
     assert_eq!(found("given=Linh").await, ["pa"]);
     assert_eq!(found("gender=male").await, ["pb", "pc"]);
@@ -328,15 +333,63 @@ async fn patients_are_searched_by_every_parameter_with_paging_and_sorting() {
     let newest_first = fhir.get("/Patient?_sort=-_lastUpdated").await.json();
     assert_eq!(ids(&newest_first), ["pc", "pb", "pa"]);
 
-    // Bad searches are 400s that say why.
-    let unknown = fhir.get("/Patient?colour=blue").await;
-    assert_eq!(unknown.status, 400);
+    // An unknown parameter is ignored (FHIR R4 search 3.1.1.5.6, lenient by default), and the
+    // searchset says so in an OperationOutcome entry; the self link leaves it out.
+    let lenient = fhir
+        .get("/Patient?family=Nguyen&colour=blue&_totalMethod=count")
+        .await;
+    assert_eq!(lenient.status, 200, "{}", lenient.text);
+    let bundle = lenient.json();
+    let entries = bundle["entry"].as_array().unwrap();
+    let matched: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .collect();
+    assert_eq!(matched.len(), bundle["total"].as_u64().unwrap() as usize);
+    assert!(!matched.is_empty());
+    let outcome = entries
+        .iter()
+        .find(|e| e["search"]["mode"] == "outcome")
+        .expect("an outcome entry");
+    assert_eq!(outcome["resource"]["resourceType"], "OperationOutcome");
+    let said = outcome["resource"]["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(said.contains("colour") && said.contains("_totalMethod"), "{said}");
+    assert_eq!(outcome["resource"]["issue"][0]["severity"], "warning");
+    let self_link = bundle["link"][0]["url"].as_str().unwrap();
     assert!(
-        unknown.json()["issue"][0]["diagnostics"]
+        !self_link.contains("colour") && self_link.contains("family=Nguyen"),
+        "{self_link}"
+    );
+    // A count the way fhirpy asks for one.
+    let count = fhir.get("/Patient?_count=0&_totalMethod=count").await;
+    assert_eq!(count.status, 200);
+    assert_eq!(count.json()["total"], 3);
+    // Strict handling, when asked for, refuses it and says why.
+    let strict = fhir
+        .send(
+            "GET",
+            "/Patient?colour=blue",
+            None,
+            &[("prefer", "handling=strict")],
+        )
+        .await;
+    assert_eq!(strict.status, 400);
+    assert!(
+        strict.json()["issue"][0]["diagnostics"]
             .as_str()
             .unwrap()
             .contains("colour")
     );
+    let lenient_asked = fhir
+        .send(
+            "GET",
+            "/Patient?colour=blue",
+            None,
+            &[("prefer", "handling=lenient")],
+        )
+        .await;
+    assert_eq!(lenient_asked.status, 200);
+    // Bad values of known parameters are still 400s that say why.
     assert_eq!(fhir.get("/Patient?birthdate=yesterday").await.status, 400);
     assert_eq!(fhir.get("/Patient?_count=lots").await.status, 400);
     assert_eq!(fhir.get("/Patient?_sort=colour").await.status, 400);
@@ -409,6 +462,109 @@ async fn a_fhir_patient_from_the_ucr_updates_the_record_an_adt_made() {
     assert_eq!(minimal.status, 201);
     assert!(minimal.text.is_empty());
     assert!(!minimal.header("location").is_empty());
+}
+
+#[tokio::test]
+async fn a_posted_patient_keeps_what_the_client_sent_and_an_adt_later_replaces_only_what_it_maps() {
+    let (_dir, engine) = start();
+    let fhir = Http::new(&engine);
+    let sent = json!({
+        "resourceType": "Patient",
+        "meta": { "profile": ["http://example.org/StructureDefinition/portal-patient"] },
+        "text": { "status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Linh Nguyen</div>" },
+        "extension": [{ "url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace", "valueAddress": { "city": "Hue" } }],
+        "identifier": [{
+            "use": "official",
+            "type": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR" }] },
+            "system": "urn:oid:2.16.840.1.113883.3.9999.1",
+            "value": "1000551903",
+            "period": { "start": "2015-01-01" }
+        }],
+        "name": [{ "family": "Tran", "given": ["Linh"], "period": { "start": "2015-01-01" } }],
+        "telecom": [{ "system": "phone", "value": "+1-617-555-1234", "use": "home", "rank": 1 }],
+        "birthDate": "1992-09-05",
+        "_birthDate": { "extension": [{ "url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": "1992-09-05T10:20:00+07:00" }] },
+        "address": [{ "use": "home", "type": "both", "text": "1 Main St, Boston", "line": ["1 Main St"], "city": "Boston", "district": "Suffolk", "period": { "start": "2020" } }],
+        "communication": [{ "language": { "coding": [{ "system": "urn:ietf:bcp:47", "code": "vi" }] }, "preferred": true }],
+        "contact": [{ "name": { "family": "Tran", "given": ["Mai"] }, "telecom": [{ "system": "phone", "value": "555-0100" }] }],
+        "photo": [{ "contentType": "image/png", "url": "Binary/photo-1" }],
+        "managingOrganization": { "reference": "Organization/clinic" },
+        "generalPractitioner": [{ "display": "Dr. Pham" }],
+    });
+    let created = fhir.send("POST", "/Patient", Some(&sent), &[]).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let read = fhir.get(&format!("/Patient/{id}")).await.json();
+    for element in [
+        "text",
+        "extension",
+        "_birthDate",
+        "contact",
+        "photo",
+        "managingOrganization",
+        "generalPractitioner",
+        "communication",
+        "address",
+        "name",
+    ] {
+        assert_eq!(read[element], sent[element], "{element}");
+    }
+    assert_eq!(read["meta"]["profile"], sent["meta"]["profile"]);
+    assert_eq!(read["identifier"], sent["identifier"]);
+    // The phone is kept in the form the ADT feed writes, so both find the patient alike.
+    assert_eq!(read["telecom"][0]["value"], "+1 617 5551234");
+    assert_eq!(read["telecom"][0]["rank"], 1);
+    assert_eq!(engine.search("phone=6175551234").await[0]["id"], id.as_str());
+
+    // The ADT feed about the same patient replaces what it maps (the name, the address ...) and
+    // leaves what it has no field for.
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
+    let after = fhir.get(&format!("/Patient/{id}")).await.json();
+    assert_eq!(after["meta"]["versionId"], "2");
+    assert_eq!(after["name"][0]["family"], "NGUYEN", "{after}");
+    for element in [
+        "text",
+        "extension",
+        "_birthDate",
+        "contact",
+        "photo",
+        "managingOrganization",
+        "generalPractitioner",
+    ] {
+        assert_eq!(after[element], sent[element], "{element} after the ADT");
+    }
+    let identifier = &after["identifier"][0];
+    assert_eq!(identifier["value"], "1000551903");
+    assert_eq!(identifier["use"], "official");
+    assert_eq!(identifier["period"], sent["identifier"][0]["period"]);
+
+    // A Patient without any identifier is created with an id of the server's, and found by what
+    // it does carry.
+    let newborn = json!({
+        "resourceType": "Patient",
+        "name": [{ "family": "Okonkwo", "given": ["Baby"] }],
+        "gender": "female",
+        "birthDate": "2024-02-29",
+    });
+    let created = fhir.send("POST", "/Patient", Some(&newborn), &[]).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let newborn_id = created.json()["id"].as_str().unwrap().to_string();
+    let twin = fhir.send("POST", "/Patient", Some(&newborn), &[]).await;
+    assert_eq!(twin.status, 201, "{}", twin.text);
+    assert_ne!(
+        twin.json()["id"],
+        newborn_id.as_str(),
+        "two creates, two patients"
+    );
+    let found = fhir
+        .get("/Patient?family=okonkwo&birthdate=2024-02-29")
+        .await
+        .json();
+    assert_eq!(found["total"], 2);
+    assert!(ids(&found).contains(&newborn_id));
 }
 
 #[tokio::test]
@@ -691,8 +847,28 @@ async fn a_pmir_feed_applies_its_patients_and_merges_and_answers_with_a_response
     let response = answer.json();
     assert_eq!(response["type"], "message");
     let header = &response["entry"][0]["resource"];
+    assert_eq!(header["resourceType"], "MessageHeader");
     assert_eq!(header["response"]["identifier"], "msg-1");
     assert_eq!(header["response"]["code"], "ok");
+    // The PMIR response profile: the response event, no destination.
+    assert_eq!(header["eventUri"], "urn:ihe:iti:pmir:2019:patient-feed-response");
+    assert!(header.get("destination").is_none(), "{header}");
+    // Every fullUrl is a urn:uuid with a UUID in it (RFC 4122 form), and the header's focus
+    // names the history Bundle.
+    for entry in response["entry"].as_array().unwrap() {
+        let full_url = entry["fullUrl"].as_str().unwrap();
+        let uuid = full_url
+            .strip_prefix("urn:uuid:")
+            .unwrap_or_else(|| panic!("{full_url}"));
+        let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{full_url}");
+        assert!(
+            uuid.chars()
+                .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+    }
+    assert_eq!(header["focus"][0]["reference"], response["entry"][1]["fullUrl"]);
+    assert_eq!(response["identifier"]["system"], "urn:ietf:rfc:3986");
     assert_eq!(
         response["entry"][1]["resource"]["entry"]
             .as_array()
@@ -721,7 +897,8 @@ async fn a_pmir_feed_applies_its_patients_and_merges_and_answers_with_a_response
     retired["link"] =
         json!([{ "type": "replaced-by", "other": { "reference": format!("Patient/{survivor_id}") } }]);
     let merge = pmir_feed("msg-2", vec![retired]);
-    let answer = fhir.send("POST", "", Some(&merge), &[]).await;
+    // Posted to `[base]/`, as FHIR clients do.
+    let answer = fhir.send("POST", "/", Some(&merge), &[]).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let found = engine.search("identifier=U-2").await;
     assert_eq!(found.len(), 1);
@@ -910,6 +1087,50 @@ async fn only_known_clients_use_the_endpoint_and_only_writers_write() {
             assert_eq!(outcome["issue"][0]["code"], "forbidden");
         }
     }
+    // A refusal is in the format asked for, as every FHIR answer.
+    let xml = client
+        .get(format!("{}/fhir/Task/{id}", engine.http))
+        .header("accept", "application/fhir+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xml.status(), 401);
+    assert!(
+        xml.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/fhir+xml")
+    );
+    let text = xml.text().await.unwrap();
+    assert!(
+        text.starts_with("<OperationOutcome") && text.contains("login"),
+        "{text}"
+    );
+    let xml = client
+        .post(format!("{}/fhir/Task?_format=xml", engine.http))
+        .bearer_auth(ANALYST_KEY)
+        .header("content-type", "application/fhir+json")
+        .body(task("p1", "cancelled").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xml.status(), 403);
+    let text = xml.text().await.unwrap();
+    assert!(
+        text.starts_with("<OperationOutcome") && text.contains("forbidden"),
+        "{text}"
+    );
+    let xml = client
+        .get(format!("{}/fhir/Task/{id}/nothing/here?_format=xml", engine.http))
+        .bearer_auth(FHIR_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xml.status(), 404);
+    assert!(xml.text().await.unwrap().starts_with("<OperationOutcome"));
+    // The CapabilityStatement with a trailing slash.
+    let metadata = call("GET", "/metadata/", None).await.unwrap();
+    assert_eq!(metadata.status(), 200);
     // Nothing refused changed anything.
     let read = fhir.get(&format!("/Task/{id}")).await;
     assert_eq!(read.json()["status"], "ready");

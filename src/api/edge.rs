@@ -67,10 +67,13 @@ const PUBLIC_PATHS: [&str; 3] = ["/health", "/fhir/metadata", "/api/openapi.json
 
 /// The layers every route sits in, innermost first: the body limit (axum's own 2 MiB default
 /// for extractors raised to the configured limit, so the configured one is the one that holds),
-/// the timeout, tracing, panics as 500s, and outermost the edge itself, so that even a panic's
-/// answer carries the security headers.
+/// the timeout, tracing, panics as 500s, the edge itself, so that even a panic's answer carries
+/// the security headers, and outermost the FHIR path's trailing slash taken off.
+///
+/// The slash goes before routing (a layer of `routes` runs after it): the routes are wrapped as
+/// the fallback of an outer router whose only layer rewrites the path.
 pub fn layers(routes: Router, options: Options) -> Router {
-    routes
+    let inner = routes
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(options.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -81,7 +84,37 @@ pub fn layers(routes: Router, options: Options) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             fhir_error(StatusCode::INTERNAL_SERVER_ERROR, "exception", "internal error")
         }))
-        .layer(axum::middleware::from_fn_with_state(options, edge))
+        .layer(axum::middleware::from_fn_with_state(options, edge));
+    Router::new()
+        .fallback_service(inner)
+        .layer(axum::middleware::map_request(without_trailing_slash))
+}
+
+/// `/fhir/`, `/fhir/metadata/`, `/fhir/Patient/?family=x`: one trailing slash on a FHIR path is
+/// taken off, so the request is routed (and guarded, and shaped) as the path without it. FHIR
+/// clients (fhirpy, fhirclient, fhir-kit-client) post transactions and batches to `[base]/`,
+/// and build searches as `[base]/[type]/?...`.
+async fn without_trailing_slash(mut request: Request) -> Request {
+    let path = request.uri().path();
+    let Some(trimmed) = path.strip_suffix('/') else {
+        return request;
+    };
+    if trimmed != "/fhir" && !trimmed.starts_with("/fhir/") {
+        return request;
+    }
+    let target = match request.uri().query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_string(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    // A path that parsed once parses again without its last byte; if not, it is left as sent.
+    if let Ok(path_and_query) = target.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 /// Who a refusal is for, by the path asked: a FHIR client (in the format it asked for) or a
@@ -98,17 +131,7 @@ impl Audience {
         if path != "/fhir" && !path.starts_with("/fhir/") {
             return Audience::Json;
         }
-        let params: Vec<(String, String)> = request
-            .uri()
-            .query()
-            .and_then(|q| serde_urlencoded::from_str(q).ok())
-            .unwrap_or_default();
-        let asked = params
-            .iter()
-            .find(|(k, _)| k == "_format")
-            .map(|(_, v)| v.as_str());
-        // An unknown `_format` is the handler's to refuse; a refusal here is in JSON then.
-        Audience::Fhir(Format::of_response(request.headers(), asked).unwrap_or_default())
+        Audience::Fhir(Format::asked(request.headers(), request.uri().query()))
     }
 
     /// A request that is too large in some part: `too-long` for FHIR, `code` for the JSON APIs.

@@ -67,8 +67,11 @@ pub fn router(state: AppState, options: Options) -> Router {
     edge::layers(routes, options)
 }
 
-async fn not_found() -> Response {
-    fhir_error(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+/// No route: an OperationOutcome, in the format the request asks for (XML for a FHIR client that
+/// wants it).
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    let asked = fhir::format::Format::asked(&headers, uri.query());
+    fhir::format::error(asked, StatusCode::NOT_FOUND, "not-found", "no such endpoint")
 }
 
 /// A FHIR JSON response.

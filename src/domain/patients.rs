@@ -111,13 +111,19 @@ pub fn replace(
 }
 
 /// A new id for a patient created through FHIR (`POST Patient`): from its first identifier, as
-/// for a feed, or random-free from the journal sequence when it has none.
-pub fn new_id(reader: &dyn Reader, patient: &Value, seq: u64) -> Result<String, StoreError> {
+/// for a feed, or random-free from the journal sequence when it has none (`n` numbers the
+/// creates of one command, so two Patients without identifiers in one transaction differ).
+pub fn new_id(reader: &dyn Reader, patient: &Value, seq: u64, n: u32) -> Result<String, StoreError> {
     let identifiers = identifiers_of(patient);
     if identifiers.is_empty() {
+        let value = if n == 0 {
+            seq.to_string()
+        } else {
+            format!("{seq}-{n}")
+        };
         return fresh_id(
             reader,
-            &[json!({ "system": "urn:tributary:fhir-create", "value": seq.to_string() })],
+            &[json!({ "system": "urn:tributary:fhir-create", "value": value })],
         );
     }
     fresh_id(reader, &identifiers)
@@ -302,6 +308,7 @@ fn updated(old: &Value, incoming: &Value) -> Value {
         match (key.as_str(), value) {
             ("identifier", _) => {
                 for identifier in identifiers_of(incoming) {
+                    refresh_identifier(&mut new, &identifier);
                     add_identifier(&mut new, identifier, None);
                 }
             }
@@ -338,6 +345,22 @@ fn add_identifier(patient: &mut Value, mut identifier: Value, use_code: Option<&
         identifier["use"] = json!(use_code);
     }
     list.push(identifier);
+}
+
+/// An identifier the record already holds takes what `incoming` says of it (its use, type,
+/// period ...): the identity (system and value) is the same, its other elements are the
+/// sender's latest word.
+fn refresh_identifier(patient: &mut Value, incoming: &Value) {
+    let (Some(list), Some(fields)) = (patient["identifier"].as_array_mut(), incoming.as_object()) else {
+        return;
+    };
+    if let Some(held) = list.iter_mut().find(|i| same_identifier(i, incoming))
+        && let Some(held) = held.as_object_mut()
+    {
+        for (key, value) in fields {
+            held.insert(key.clone(), value.clone());
+        }
+    }
 }
 
 fn set_link(patient: &mut Value, other_id: &str, link_type: &str) {

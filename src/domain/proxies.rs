@@ -608,7 +608,7 @@ fn register(
     if let Some(gender) = &registration.gender {
         patient["gender"] = json!(gender);
     }
-    let id = patients::new_id(op.tx, &patient, op.seq)?;
+    let id = patients::new_id(op.tx, &patient, op.seq, 0)?;
     let now = op.now.clone();
     patients::replace(op.tx, &id, &patient, &now).map_err(|e| match e {
         patients::ApplyError::Store(s) => Refusal::from(s),

@@ -2,14 +2,16 @@
 //! (read, vread, history, search, PIXm) or `fhir-write` (also create, update, delete and
 //! Bundles: transactions, batches, PMIR feeds), or of an integration analyst (reads, to follow
 //! what the feeds made). The CapabilityStatement is public. A refusal is an OperationOutcome:
-//! 401 `login` (with `WWW-Authenticate`) or 403 `forbidden`.
+//! 401 `login` (with `WWW-Authenticate`) or 403 `forbidden`, in the format the request asks for
+//! (`_format`, then `Accept`), as every other FHIR answer.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::api::{AppState, auth, fhir_error};
+use super::format::{self, Format};
+use crate::api::{AppState, auth};
 use crate::domain::roles::{Role, Scope};
 
 /// Lets the request through when its caller may do what it asks.
@@ -17,10 +19,11 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     // A search by POST (`_search`) only reads.
     let reads =
         matches!(*request.method(), Method::GET | Method::HEAD) || request.uri().path().ends_with("/_search");
+    let asked = Format::asked(request.headers(), request.uri().query());
     let caller = match auth::caller(request.headers(), &state) {
         Ok(caller) => caller,
         Err(why) => {
-            let mut response = fhir_error(StatusCode::UNAUTHORIZED, "login", why);
+            let mut response = format::error(asked, StatusCode::UNAUTHORIZED, "login", why);
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"tributary\""),
@@ -36,7 +39,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         } else {
             "writing needs an external-system client with the scope `fhir-write`"
         };
-        return fhir_error(StatusCode::FORBIDDEN, "forbidden", needs);
+        return format::error(asked, StatusCode::FORBIDDEN, "forbidden", needs);
     }
     next.run(request).await
 }

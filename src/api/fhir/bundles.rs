@@ -28,6 +28,14 @@ use crate::store::Overlay;
 /// The PMIR patient feed event (ITI-93).
 pub const PMIR_FEED: &str = "urn:ihe:iti:pmir:2019:patient-feed";
 
+/// The event of its response message (the PMIR `MessageHeader` response profile,
+/// `IHE.PMIR.MessageHeader.Response`: `event[x]` is this uri).
+pub const PMIR_FEED_RESPONSE: &str = "urn:ihe:iti:pmir:2019:patient-feed-response";
+
+/// The `MessageDefinition` the response profile fixes for `MessageHeader.definition`.
+const PMIR_RESPONSE_DEFINITION: &str =
+    "https://profiles.ihe.net/ITI/PMIR/MessageDefinition/IHE.PMIR.MessageDefinition.Response";
+
 pub async fn post(
     State(state): State<FhirState>,
     headers: HeaderMap,
@@ -149,12 +157,23 @@ fn read_entry(state: &FhirState, entry: &Value, index: usize) -> Entry {
                 let if_match = entry["request"]["ifMatch"]
                     .as_str()
                     .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok());
-                Action::Write(Write::Update {
-                    resource_type: resource_type.to_string(),
-                    id: id.to_string(),
-                    resource,
-                    if_match,
-                })
+                let kept = if *resource_type == "Patient" {
+                    state.put_patient(resource)
+                } else {
+                    Ok(resource)
+                };
+                match kept {
+                    Ok(resource) => Action::Write(Write::Update {
+                        resource_type: resource_type.to_string(),
+                        id: id.to_string(),
+                        resource,
+                        if_match,
+                    }),
+                    Err(mut refused) => {
+                        refused.message = format!("entry {index}: {}", refused.message);
+                        Action::Bad(refused)
+                    }
+                }
             }
         }
         ("DELETE", [resource_type, id], _) if params::is_served(resource_type) => {
@@ -313,12 +332,11 @@ fn run_entries(
                 resource,
             } => {
                 let id = if resource_type == "Patient" {
-                    patients::new_id(tx, &resource, seq).unwrap_or_else(|_| ops::new_id(seq, 9999))
+                    patients::new_id(tx, &resource, seq, n).unwrap_or_else(|_| ops::new_id(seq, 9999))
                 } else {
-                    let id = ops::new_id(seq, n);
-                    n += 1;
-                    id
+                    ops::new_id(seq, n)
                 };
+                n += 1;
                 if let Some(url) = &entry.full_url {
                     resolved.insert(url.clone(), format!("{resource_type}/{id}"));
                 }
@@ -616,6 +634,15 @@ async fn message(state: &FhirState, bundle: Value, base: &str, format: Format) -
     }
     let source = header["source"]["endpoint"].as_str().unwrap_or("").to_string();
     let message_id = header["id"].as_str().unwrap_or("").to_string();
+    // The response names the message it answers by its MessageHeader.id (FHIR messaging).
+    if message_id.is_empty() {
+        return format::error(
+            format,
+            StatusCode::BAD_REQUEST,
+            "required",
+            "the MessageHeader has no id: the response message names the message it answers by it",
+        );
+    }
     let header = header.clone();
     let base = base.to_string();
     let journal = bundle.to_string();
@@ -653,7 +680,7 @@ async fn message(state: &FhirState, bundle: Value, base: &str, format: Format) -
                 }
             }
             ctx.patients_changed(&writes);
-            let response = response_message(&header, &base, "ok", entries);
+            let response = response_message(&header, &base, ctx.seq, entries);
             let ids: Vec<String> = writes.iter().map(|w| w.id.clone()).collect();
             if !message_id.is_empty() {
                 let seen = Seen {
@@ -680,30 +707,59 @@ async fn message(state: &FhirState, bundle: Value, base: &str, format: Format) -
     }
 }
 
-/// The response message of a PMIR feed: a MessageHeader answering the request's, and a
-/// history Bundle with the outcome of each Patient.
-fn response_message(request: &Value, base: &str, code: &str, entries: Vec<Value>) -> Value {
+/// The response message of a PMIR feed, as the PMIR response profile has it: a MessageHeader
+/// with the response event, no destination, and `response` naming the request's MessageHeader
+/// id with the code `ok`; then a history Bundle with the outcome of each Patient (its focus).
+/// The ids are `urn:uuid`s made from the journal sequence and the request id, so a replayed
+/// journal answers the same.
+fn response_message(request: &Value, base: &str, seq: u64, entries: Vec<Value>) -> Value {
     let request_id = request["id"].as_str().unwrap_or("");
+    let id = |part: &str| name_uuid(&format!("pmir-response\0{seq}\0{request_id}\0{part}"));
+    let (bundle, header, history) = (id("bundle"), id("header"), id("history"));
     json!({
         "resourceType": "Bundle",
+        "id": bundle,
+        "identifier": { "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{bundle}") },
         "type": "message",
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "entry": [
             {
-                "fullUrl": format!("urn:uuid:response-{request_id}"),
+                "fullUrl": format!("urn:uuid:{header}"),
                 "resource": {
                     "resourceType": "MessageHeader",
-                    "eventUri": PMIR_FEED,
+                    "id": header,
+                    "eventUri": PMIR_FEED_RESPONSE,
                     "source": { "endpoint": base },
-                    "destination": [{ "endpoint": request["source"]["endpoint"].as_str().unwrap_or("") }],
-                    "response": { "identifier": request_id, "code": code },
+                    "response": { "identifier": request_id, "code": "ok" },
+                    "focus": [{ "reference": format!("urn:uuid:{history}") }],
+                    "definition": PMIR_RESPONSE_DEFINITION,
                 }
             },
             {
-                "resource": { "resourceType": "Bundle", "type": "history", "entry": entries }
+                "fullUrl": format!("urn:uuid:{history}"),
+                "resource": { "resourceType": "Bundle", "id": history, "type": "history", "entry": entries }
             }
         ]
     })
+}
+
+/// A UUID (RFC 9562 version 8: its bits are ours to choose) from the SHA-256 of `seed`, in the
+/// lower-case form `urn:uuid:` takes.
+fn name_uuid(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut bytes: [u8; 16] = [0; 16];
+    bytes.copy_from_slice(&Sha256::digest(seed.as_bytes())[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 #[cfg(test)]
@@ -728,6 +784,21 @@ mod tests {
             "DocumentReference/7-0"
         );
         assert_eq!(resource["input"][1]["valueReference"]["reference"], "Patient/x");
+    }
+
+    #[test]
+    fn response_ids_are_valid_urn_uuids_and_stable() {
+        let a = name_uuid("x");
+        assert_eq!(a, name_uuid("x"));
+        assert_ne!(a, name_uuid("y"));
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('8'), "{a}");
+        assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "{a}");
+        assert!(validate::validate(&json!({ "resourceType": "Bundle", "type": "message", "entry": [{ "fullUrl": format!("urn:uuid:{a}"), "resource": { "resourceType": "MessageHeader", "eventUri": PMIR_FEED_RESPONSE, "source": { "endpoint": "http://x" } } }] })).iter().all(|i| !validate::has_errors(std::slice::from_ref(i))));
     }
 
     #[test]

@@ -40,6 +40,20 @@ impl Format {
         })
     }
 
+    /// The format a request asks its answers in (`_format` in its query, then `Accept`), for an
+    /// answer given before any handler reads the request (a refusal at the edge, a 401/403):
+    /// an unknown `_format` is the handler's to refuse, so such an answer is in JSON.
+    pub fn asked(headers: &HeaderMap, query: Option<&str>) -> Format {
+        let params: Vec<(String, String)> = query
+            .and_then(|q| serde_urlencoded::from_str(q).ok())
+            .unwrap_or_default();
+        let asked = params
+            .iter()
+            .find(|(k, _)| k == "_format")
+            .map(|(_, v)| v.as_str());
+        Format::of_response(headers, asked).unwrap_or_default()
+    }
+
     /// The format of a request body, by its Content-Type (JSON when none is given).
     pub fn of_request(headers: &HeaderMap) -> Result<Format, String> {
         let content_type = headers

@@ -27,6 +27,7 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::AppState;
+use crate::domain::patient_merge;
 use crate::domain::patients::PatientChange;
 use crate::engine::committer::CommitterHandle;
 use crate::engine::live_mappings::LiveMappings;
@@ -51,16 +52,41 @@ impl FromRef<AppState> for FhirState {
 }
 
 impl FhirState {
-    /// A posted Patient as the feed mapping sees it; None when it is a plain create.
+    /// A posted Patient as the feed mapping sees it, kept as sent ([`patient_merge`]); None
+    /// when it is a plain create: another type, no feed mapping, or a Patient without any
+    /// identifier value, which has no identity for the feed to match and is created as sent
+    /// with an id of the server's.
     pub fn feed_write(&self, resource_type: &str, resource: &Value) -> Result<Option<Write>, Refused> {
         let (Some(name), "Patient") = (&self.patient_feed_mapping, resource_type) else {
             return Ok(None);
         };
+        if !has_identifier_value(resource) {
+            return Ok(None);
+        }
         self.feed_change(name, resource)
             .map(|change| Some(Write::Feed { change }))
     }
 
-    /// What mapping `name` makes of a FHIR Patient.
+    /// A Patient put at its id, as it is stored: merged with what the feed mapping derives
+    /// (identity and search), as a posted one is; as sent without a feed mapping or an
+    /// identifier.
+    pub fn put_patient(&self, resource: Value) -> Result<Value, Refused> {
+        let Some(name) = &self.patient_feed_mapping else {
+            return Ok(resource);
+        };
+        if !has_identifier_value(&resource) {
+            return Ok(resource);
+        }
+        match self.feed_change(name, &resource)? {
+            PatientChange::Upsert { patient } => Ok(patient),
+            // A mapping that asks for a merge or an identifier change is a feed, not an update
+            // at an id: the resource is stored as sent.
+            _ => Ok(resource),
+        }
+    }
+
+    /// What mapping `name` makes of a FHIR Patient, merged into the Patient as sent so that
+    /// nothing the client sent is lost ([`patient_merge`]).
     pub fn feed_change(&self, name: &str, resource: &Value) -> Result<PatientChange, Refused> {
         let mappings = self.mappings.current();
         let mapping = mappings.get(name).ok_or_else(|| {
@@ -78,9 +104,23 @@ impl FhirState {
                 format!("{} ({}, mapping {name} line {})", e.message, e.path, e.line),
             )
         })?;
-        PatientChange::from_output(output)
-            .map_err(|e| Refused::new(StatusCode::UNPROCESSABLE_ENTITY, "processing", e.to_string()))
+        let change = PatientChange::from_output(output)
+            .map_err(|e| Refused::new(StatusCode::UNPROCESSABLE_ENTITY, "processing", e.to_string()))?;
+        Ok(match change {
+            PatientChange::Upsert { patient } => PatientChange::Upsert {
+                patient: patient_merge::merge(resource, &patient),
+            },
+            other => other,
+        })
     }
+}
+
+/// Whether a Patient carries an identifier with a value (something a feed can match it by).
+fn has_identifier_value(resource: &Value) -> bool {
+    resource["identifier"].as_array().is_some_and(|list| {
+        list.iter()
+            .any(|i| i["value"].as_str().is_some_and(|v| !v.is_empty()))
+    })
 }
 
 pub fn routes(state: &AppState) -> Router<AppState> {

@@ -135,7 +135,8 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
             resource_type,
             resource,
         } if resource_type == "Patient" => {
-            let id = patients::new_id(tx, &resource, seq).map_err(store_error)?;
+            let id = patients::new_id(tx, &resource, seq, *n).map_err(store_error)?;
+            *n += 1;
             let (before, after) = patients::replace(tx, &id, &resource, now).map_err(apply_refused)?;
             Ok(Done {
                 status: StatusCode::CREATED,

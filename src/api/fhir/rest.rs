@@ -290,20 +290,40 @@ async fn search_with(
     let mut offset = 0;
     let mut sort = Sort::default();
     let mut filters = vec![];
+    let mut ignored = vec![];
     for (name, value) in &params {
         let parsed: Result<(), String> = match name.as_str() {
             "_count" => count_param(&params).map(|c| count = c),
             "_offset" => offset_param(&params).map(|o| offset = o),
             "_sort" => Sort::parse(value).map(|s| sort = s).map_err(|e| e.to_string()),
             "_format" | "_pretty" | "_summary" | "_total" => Ok(()),
-            _ => {
+            _ if search::is_supported(&resource_type, name) => {
                 filters.push((name.clone(), value.clone()));
+                Ok(())
+            }
+            _ => {
+                if !ignored.contains(name) {
+                    ignored.push(name.clone());
+                }
                 Ok(())
             }
         };
         if let Err(e) = parsed {
             return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e);
         }
+    }
+    // FHIR R4 search 3.1.1.5.6: an unknown parameter is ignored unless the client asks for
+    // strict handling; the searchset then says which were ignored.
+    if !ignored.is_empty() && prefers_strict(&headers) {
+        return format::error(
+            format,
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+            &format!(
+                "{} (Prefer: handling=strict)",
+                ignored_message(&resource_type, &ignored)
+            ),
+        );
     }
     // Point lookups (by id or identifier) take microseconds and run here; anything that may
     // scan an index goes to the blocking pool, off the threads that serve connections.
@@ -327,7 +347,23 @@ async fn search_with(
     match found {
         Ok(Ok(matches)) => {
             let base = base_url(&headers);
-            let bundle = searchset_page(&base, &resource_type, &params, &matches, offset, count);
+            // The links repeat the search as it was done: without the parameters it ignored.
+            let used: Vec<(String, String)> = params
+                .iter()
+                .filter(|(name, _)| !ignored.contains(name))
+                .cloned()
+                .collect();
+            let mut bundle = searchset_page(&base, &resource_type, &used, &matches, offset, count);
+            if !ignored.is_empty()
+                && let Some(entries) = bundle["entry"].as_array_mut()
+            {
+                let outcome = crate::fhir::outcome::operation_outcome(
+                    "warning",
+                    "not-supported",
+                    &ignored_message(&resource_type, &ignored),
+                );
+                entries.push(json!({ "resource": outcome, "search": { "mode": "outcome" } }));
+            }
             format::respond(format, StatusCode::OK, Some(&bundle), vec![])
         }
         Ok(Err(SearchError::Invalid(e))) => format::error(format, StatusCode::BAD_REQUEST, "invalid", &e),
@@ -344,6 +380,25 @@ async fn search_with(
             &e.to_string(),
         ),
     }
+}
+
+/// `Prefer: handling=strict`: the client wants an unknown search parameter refused.
+fn prefers_strict(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("handling=strict"))
+}
+
+/// What a search says of the parameters it does not know.
+fn ignored_message(resource_type: &str, ignored: &[String]) -> String {
+    let names: Vec<String> = ignored.iter().map(|n| format!("`{n}`")).collect();
+    format!(
+        "search parameter(s) {} not supported for {resource_type}, ignored",
+        names.join(", ")
+    )
 }
 
 /// Reads and checks a request body: its format, that it is a `resource_type`, that it is
@@ -485,6 +540,14 @@ pub async fn update(
         Err(e) => return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e),
     };
     let journal = resource.to_string();
+    let resource = if resource_type == "Patient" {
+        match state.put_patient(resource) {
+            Ok(resource) => resource,
+            Err(refused) => return refusal(format, &refused),
+        }
+    } else {
+        resource
+    };
     let write = Write::Update {
         resource_type: resource_type.clone(),
         id,

@@ -52,6 +52,15 @@ impl Sort {
     }
 }
 
+/// Whether `name` (with or without a `:modifier`) is a search parameter of `resource_type`
+/// here. An unsupported modifier on a known parameter is still an error of the search itself.
+pub fn is_supported(resource_type: &str, name: &str) -> bool {
+    let name = name.split_once(':').map_or(name, |(name, _)| name);
+    matches!(name, "_id" | "_lastUpdated")
+        || (resource_type == "Patient" && matches!(name, "identifier" | "email" | "phone"))
+        || params::find(resource_type, name).is_some()
+}
+
 /// Every resource of `resource_type` matching all `filters` (name, value), sorted.
 pub fn search(
     store: &dyn Store,
