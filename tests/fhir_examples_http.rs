@@ -161,12 +161,26 @@ async fn every_official_example_is_created_read_back_unchanged_and_round_trips_t
     assert!(checked > 150, "only {checked} checked");
 }
 
-/// Patient examples a POST does not create, what it answers, and why.
-const POSTED_ELSEWHERE: &[(&str, u16, &str)] = &[(
-    "Patient-mom.json",
-    200,
-    "its SSN 444222222 is Patient-genetics-example1's: a posted Patient updates the record its identifier names",
-)];
+/// Patient examples a POST does not create, what it answers, and why. None today: an SSN (like
+/// Patient-mom's, which Patient-genetics-example1 also carries) does not name a patient, so a
+/// Patient that shares one with another is a patient of its own.
+const POSTED_ELSEWHERE: &[(&str, u16, &str)] = &[];
+
+/// What a posted Patient reads back as: everything sent, but an identifier sent twice alike is
+/// kept once (Patient-f201 repeats its BSN): a second copy says nothing the first does not.
+fn posted_expected(example: &Value) -> Value {
+    let mut expected = expected(example);
+    if let Some(identifiers) = expected.get_mut("identifier").and_then(Value::as_array_mut) {
+        let mut kept: Vec<Value> = vec![];
+        for identifier in identifiers.drain(..) {
+            if !kept.contains(&identifier) {
+                kept.push(identifier);
+            }
+        }
+        *identifiers = kept;
+    }
+    expected
+}
 
 #[tokio::test]
 async fn every_official_patient_example_posted_reads_back_with_every_element_it_was_sent_with() {
@@ -232,7 +246,7 @@ async fn every_official_patient_example_posted_reads_back_with_every_element_it_
             .unwrap();
         let mut read = without_server_meta(&read);
         read.as_object_mut().unwrap().remove("id");
-        if read != expected(&example) {
+        if read != posted_expected(&example) {
             problems.push(format!(
                 "{name}: read back differs:\n sent {example}\n read {read}"
             ));
