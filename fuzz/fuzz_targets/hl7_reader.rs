@@ -15,7 +15,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tributary::hl7::{self, Delimiters, ErrorCode, Message, Outcome, ParseError, acks_for, reject_unparsed};
+use tributary::hl7::{
+    self, AckSettings, Delimiters, ErrorCode, Message, Outcome, ParseError, acks_for, reject_unparsed,
+};
 
 /// Paths a mapping or a tool commonly reads; they walk occurrences, repetitions and components.
 const PATHS: [&str; 8] = [
@@ -39,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(message) => check_message(&message, extra_path),
         Err(error) => {
             let (text, _) = hl7::decode(bytes);
-            let reject = reject_unparsed(&text, &error, "FUZZ1".into());
+            let reject = reject_unparsed(&text, &error, "FUZZ1".into(), hl7::DEFAULT_VERSION);
             assert_readable_reply(&reject);
         }
     }
@@ -119,9 +121,18 @@ fn check_message(message: &Message, extra_path: Option<&str>) {
         next_id += 1;
         format!("ACK{next_id}")
     };
-    for outcome in &outcomes {
-        for ack in acks_for(message, outcome, &mut control_ids) {
-            assert_readable_reply(&ack);
+    // Every channel setting: enhanced or forced original mode, answering unasked or not.
+    for (original_mode, answer_unasked) in [(false, false), (true, false), (false, true)] {
+        let settings = AckSettings {
+            original_mode,
+            answer_unasked,
+            ..AckSettings::default()
+        };
+        for outcome in &outcomes {
+            let acks = acks_for(message, outcome, &settings, &mut control_ids);
+            for ack in acks.reply.iter().chain(acks.application.iter()) {
+                assert_readable_reply(ack);
+            }
         }
     }
 }
