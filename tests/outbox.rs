@@ -80,6 +80,18 @@ async fn last_entry(engine: &EngineProcess) -> Value {
     journal["entries"].as_array().unwrap().last().unwrap().clone()
 }
 
+/// Sends the UCR A04 fixture (it must be AA'd) and returns the id of the first delivery it queued.
+async fn a04_delivery(engine: &EngineProcess) -> String {
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
+        "AA"
+    );
+    last_entry(engine).await["deliveries"][0]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// Waits until delivery `id` is in `state`; returns it.
 async fn wait_state(engine: &EngineProcess, id: &str, state: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -156,14 +168,7 @@ async fn with_the_consumer_down_deliveries_retry_and_arrive_after_an_engine_rest
     let (dir, data) = temp_store();
     let config = config(dir.path(), &consumer_addr, FAST_RETRY, "");
     let mut engine = EngineProcess::start_config(&config, &data);
-    assert_eq!(
-        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
-        "AA"
-    );
-    let id = last_entry(&engine).await["deliveries"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = a04_delivery(&engine).await;
 
     // It is tried again and again while the consumer is down.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -202,14 +207,7 @@ async fn a_delivery_out_of_tries_becomes_a_dead_letter_and_the_queue_moves_on() 
     let retry = "max_attempts = 2\ninitial_backoff_ms = 20\nmax_backoff_ms = 50";
     let engine = EngineProcess::start_config(&config(dir.path(), &consumer_addr, retry, ""), &data);
 
-    assert_eq!(
-        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
-        "AA"
-    );
-    let first = last_entry(&engine).await["deliveries"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = a04_delivery(&engine).await;
     let dead = wait_state(&engine, &first, "dead-letter").await;
     assert_eq!(dead["attempts"], 2);
     let (status, listed) = engine.get("/outbox/dead-letters?destination=pix").await;
@@ -291,14 +289,7 @@ async fn a_dead_letter_can_be_discarded() {
     let (dir, data) = temp_store();
     let retry = "max_attempts = 1";
     let engine = EngineProcess::start_config(&config(dir.path(), &consumer_addr, retry, ""), &data);
-    assert_eq!(
-        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
-        "AA"
-    );
-    let id = last_entry(&engine).await["deliveries"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = a04_delivery(&engine).await;
     wait_state(&engine, &id, "dead-letter").await;
     let response = reqwest::Client::new()
         .delete(format!("{}/outbox/dead-letters/{id}", engine.http))
@@ -333,14 +324,7 @@ async fn a_consumer_rejecting_with_ar_dead_letters_at_once_and_ae_is_retried() {
     let rejecting = MllpPeer::start("127.0.0.1:0", "AR").await;
     let (dir, data) = temp_store();
     let engine = EngineProcess::start_config(&config(dir.path(), &rejecting.addr, FAST_RETRY, ""), &data);
-    assert_eq!(
-        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
-        "AA"
-    );
-    let id = last_entry(&engine).await["deliveries"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = a04_delivery(&engine).await;
     let dead = wait_state(&engine, &id, "dead-letter").await;
     assert_eq!(dead["attempts"], 1, "a permanent failure is not retried: {dead}");
     assert!(dead["last_error"].as_str().unwrap().contains("AR"), "{dead}");
@@ -400,14 +384,7 @@ auth = {{ type = "header", name = "Authorization", value = "Bearer {FHIR_KEY}" }
     );
     std::fs::write(&path, text).unwrap();
     let engine = EngineProcess::start_config(&path, &data);
-    assert_eq!(
-        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
-        "AA"
-    );
-    let id = last_entry(&engine).await["deliveries"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = a04_delivery(&engine).await;
     let delivered = wait_state(&engine, &id, "delivered").await;
     assert_eq!(delivered["content_type"], "application/fhir+json");
     assert!(
@@ -426,14 +403,7 @@ async fn a_retried_dead_letter_never_overwrites_a_newer_delivery_of_its_patient(
     let consumer_addr = rejecting.addr.clone();
     let (dir, data) = temp_store();
     let engine = EngineProcess::start_config(&config(dir.path(), &consumer_addr, FAST_RETRY, ""), &data);
-    assert_eq!(
-        msa(&engine.send(&fixture("ucr/adt_a04_register.hl7")).await).0,
-        "AA"
-    );
-    let first = last_entry(&engine).await["deliveries"][0]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = a04_delivery(&engine).await;
     wait_state(&engine, &first, "dead-letter").await;
     rejecting.stop().await;
 
