@@ -1,27 +1,30 @@
 //! Tributary: a healthcare interface engine for a patient portal's member community.
 //!
-//! Upstream systems push HL7 v2 over MLLP (and FHIR R4 over HTTP); channels map what arrives into
+//! Upstream systems push HL7 v2 over MLLP and FHIR R4 over HTTP; channels map what arrives into
 //! the member store; every message is journaled and its ACK goes out only once it and all its
-//! effects are durable.
+//! effects are durable. `ARCHITECTURE.md` draws the rooms and the one way through.
 //!
-//! - [`config`]: loading and validating `tributary.toml`.
-//! - [`engine`]: channels' inbound side, the journal and the group committer, start and shutdown.
-//! - [`hl7`]: the HL7 v2 message view, escapes, batches, the ACK builder and the writer.
-//! - [`mapping`]: from inbound messages to store changes.
-//! - [`domain`]: the business rules over the store (patients today).
-//! - [`outbox`]: the durable outbox: deliveries, retries, dead letters, destination workers.
+//! - [`app`]: the composition root: starting and stopping the whole application.
+//! - [`handlers`]: one per kind of inbound message (ADT, SIU, the PIX query, unreadable
+//!   input), and the listener that reads frames and hands them on.
+//! - [`api`]: the HTTP routers (FHIR REST, member accounts, journal, outbox, health).
+//! - [`outbox`]: the durable outbox: fan-out (a projection), deliveries, retries, workers.
 //! - [`schedule`]: scheduled jobs (cron): retry sweep, dead-letter digest, journal retention.
-//! - [`store`]: the storage contract and its embedded sled backend.
-//! - [`fhir`]: FHIR R4 Bundles and OperationOutcomes.
-//! - [`api`]: the HTTP routers.
+//! - [`domain`]: the business rules over the store: the MPI, resources, member accounts.
+//! - [`core`]: the commit core: jobs, the group committer, the journal, idempotency,
+//!   projections.
+//! - [`config`]: loading and validating `tributary.toml`; the mappings in force.
+//! - [`hl7`], [`fhir`], [`mapping`], [`store`]: the parts that import nothing above them.
 //! - [`cli`]: the `tributary` command: serve, check-config, send, bench.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod core;
 pub mod domain;
-pub mod engine;
 pub mod fhir;
+pub mod handlers;
 pub mod hl7;
 pub mod mapping;
 pub mod outbox;

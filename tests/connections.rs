@@ -86,7 +86,7 @@ async fn lifetimes(mut open: JoinSet<Option<Duration>>) -> Vec<Option<Duration>>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_idle_http_connections_starve_neither_health_nor_the_feed() {
     // The test holds every connection's client end: raise its own limit as the engine does.
-    let limit = tributary::engine::fd_budget::raise_fd_limit();
+    let limit = tributary::app::fd_budget::raise_fd_limit();
     // Under the engine's default cap (half the limit), leaving the test room for its own files.
     let count = 3000.min((limit / 2).saturating_sub(300) as usize);
     let (_dir, engine) = start("keep_alive_timeout_secs = 10\nheader_read_timeout_secs = 10");

@@ -13,16 +13,17 @@ use std::path::Path;
 use proptest::prelude::*;
 use serde_json::json;
 use tributary::config::MembersConfig;
+use tributary::core::{self as commit_core, Projections};
 use tributary::domain::accounts::Accounts;
 use tributary::domain::audit::{self, AuditRecord};
 use tributary::domain::enrollment::{self, Method};
 use tributary::domain::members::{self, Contact, Preference, Status};
 use tributary::domain::op::Op;
-use tributary::domain::patients::{self, PatientChange};
 use tributary::domain::refusal::Refusal;
+use tributary::domain::resources::change::{self, ResourceChange};
 use tributary::domain::secrets::{self, TokenKey};
 use tributary::domain::tokens::{self, Purpose};
-use tributary::store::{Keyspace, Overlay, Reader, SledStore, Store};
+use tributary::store::{Keyspace, Reader, SledStore, Store};
 
 const PATIENTS: usize = 3;
 
@@ -63,6 +64,8 @@ fn action() -> impl Strategy<Value = Action> {
 
 struct World {
     store: SledStore,
+    /// The domain's projections, run on every action as the committer runs them.
+    projections: Projections,
     accounts: Accounts,
     ids: Vec<String>,
     seq: u64,
@@ -101,6 +104,7 @@ impl World {
             audit: vec![],
             password_hash,
             _dir: dir,
+            projections: tributary::domain::projections().into(),
         };
         for i in 0..PATIENTS {
             let patient = json!({
@@ -110,10 +114,11 @@ impl World {
                 "birthDate": "1990-01-0".to_string() + &(i + 1).to_string(),
             });
             let now = world.now();
-            let mut tx = Overlay::new(&world.store);
-            let ids = patients::apply(&mut tx, &PatientChange::Upsert { patient }, &now).unwrap();
-            let writes = tx.into_writes();
-            world.store.commit(writes).unwrap();
+            let projections = world.projections.clone();
+            let ids = commit_core::run_direct(&world.store, &projections, &now, 0, |ctx| {
+                change::apply(ctx.tx, &ResourceChange::Upsert { resource: patient }, ctx.now)
+            })
+            .unwrap();
             world.ids.push(ids[0].clone());
         }
         world
@@ -131,16 +136,12 @@ impl World {
         self.seq += 1;
         self.clock += chrono::Duration::milliseconds(10);
         let now = self.now();
-        let mut tx = Overlay::new(&self.store);
-        let result = {
-            let mut op = Op::new(&mut tx, &now, self.seq, "client:prop");
-            f(&mut op, &self.accounts)
-        };
-        if result.is_ok() {
-            let writes = tx.into_writes();
-            self.store.commit(writes).unwrap();
-        }
-        result
+        // As a committer command runs it: one stage, with the domain's projections.
+        let accounts = &self.accounts;
+        commit_core::run_direct(&self.store, &self.projections, &now, self.seq, |ctx| {
+            let mut op = Op::from_ctx(ctx, "client:prop");
+            f(&mut op, accounts)
+        })
     }
 
     fn member(&self, p: usize) -> Option<members::Member> {

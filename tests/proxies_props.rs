@@ -14,15 +14,16 @@ use std::path::Path;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tributary::config::MembersConfig;
+use tributary::core::{self as commit_core, Projections};
 use tributary::domain::accounts::Accounts;
 use tributary::domain::members::{self, Contact, Preference};
 use tributary::domain::op::Op;
-use tributary::domain::patients::{self, PatientChange};
 use tributary::domain::proxies::{self, Enrollment, NewRelationship, Party, Registration, Stored, Who};
 use tributary::domain::refusal::Refusal;
+use tributary::domain::resources::change::{self, ResourceChange};
 use tributary::domain::resources::{self, Current};
 use tributary::domain::secrets::TokenKey;
-use tributary::store::{Keyspace, Overlay, SledStore, Store};
+use tributary::store::{Keyspace, SledStore, Store};
 
 const PATIENTS: usize = 4;
 
@@ -52,6 +53,8 @@ fn action() -> impl Strategy<Value = Action> {
 
 struct World {
     store: SledStore,
+    /// The domain's projections, run on every action as the committer runs them.
+    projections: Projections,
     accounts: Accounts,
     ids: Vec<String>,
     made: Vec<String>,
@@ -83,6 +86,7 @@ impl World {
                 .unwrap()
                 .to_utc(),
             _dir: dir,
+            projections: tributary::domain::projections().into(),
         };
         for i in 0..PATIENTS {
             let patient = json!({
@@ -92,9 +96,11 @@ impl World {
                 "telecom": [{ "system": "email", "value": format!("p{i}@example.org") }],
             });
             let now = world.now();
-            let mut tx = Overlay::new(&world.store);
-            let ids = patients::apply(&mut tx, &PatientChange::Upsert { patient }, &now).unwrap();
-            world.store.commit(tx.into_writes()).unwrap();
+            let projections = world.projections.clone();
+            let ids = commit_core::run_direct(&world.store, &projections, &now, 0, |ctx| {
+                change::apply(ctx.tx, &ResourceChange::Upsert { resource: patient }, ctx.now)
+            })
+            .unwrap();
             world.ids.push(ids[0].clone());
         }
         world
@@ -112,15 +118,12 @@ impl World {
         self.seq += 1;
         self.clock += chrono::Duration::milliseconds(10);
         let now = self.now();
-        let mut tx = Overlay::new(&self.store);
-        let result = {
-            let mut op = Op::new(&mut tx, &now, self.seq, "client:prop");
-            f(&mut op, &self.accounts)
-        };
-        if result.is_ok() {
-            self.store.commit(tx.into_writes()).unwrap();
-        }
-        result
+        // As a committer command runs it: one stage, with the domain's projections.
+        let accounts = &self.accounts;
+        commit_core::run_direct(&self.store, &self.projections, &now, self.seq, |ctx| {
+            let mut op = Op::from_ctx(ctx, "client:prop");
+            f(&mut op, accounts)
+        })
     }
 
     fn expiry_in(&self, seconds: i64) -> String {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::StoreRef;
 use super::auth::Analyst;
-use crate::engine::journal::JournalEntry;
+use crate::core::journal::JournalEntry;
 
 const MAX_LIMIT: usize = 1000;
 

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::Value;
 
-use crate::engine::committer::CommitterHandle;
+use crate::core::CommitterHandle;
 use crate::fhir::{FHIR_JSON, outcome::operation_outcome};
 use crate::outbox::Outbox;
 use crate::store::Store;

@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 use tributary_adapter_core::{Inbound, InboundHandler};
 use tributary_adapter_mllp::{Client, ListenerConfig};
 
+use crate::app::Engine;
 use crate::config::Config;
-use crate::engine::Engine;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {

@@ -16,8 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::bench::{LoadResult, print_row};
+use crate::app::Engine;
 use crate::config::Config;
-use crate::engine::Engine;
 
 /// The API key of the benchmark's FHIR client (the endpoint takes one, as in production).
 const BENCH_KEY: &str = "bench-fhir-key";

@@ -14,11 +14,13 @@ use clap::Args;
 use serde_json::json;
 
 use crate::config::MembersConfig;
+use crate::core::Deliveries;
 use crate::domain::accounts::Accounts;
 use crate::domain::enrollment::{self, Method};
 use crate::domain::members::{self, Contact, Criteria, Preference};
 use crate::domain::op::Op;
-use crate::domain::patients::{self, PatientChange};
+use crate::domain::patients;
+use crate::domain::resources::change::{self, ResourceChange};
 use crate::domain::secrets::{self, TokenKey};
 use crate::domain::tokens;
 use crate::store::{Keyspace, Overlay, SledStore, Store};
@@ -185,7 +187,7 @@ fn load(
         let mut tx = Overlay::new(store);
         let t = now();
         for i in start..(start + BATCH).min(n) {
-            patients::apply(&mut tx, &PatientChange::Upsert { patient: patient(i) }, &t)
+            change::apply(&mut tx, &ResourceChange::Upsert { resource: patient(i) }, &t)
                 .map_err(|e| e.to_string())?;
         }
         let mut writes = tx.into_writes();
@@ -212,7 +214,8 @@ fn load(
         let t = now();
         for i in start..(start + BATCH).min(m) {
             let id = patient_id(store, i)?;
-            let mut op = Op::new(&mut tx, &t, seq, "client:bench");
+            let mut deliveries = Deliveries::default();
+            let mut op = Op::new(&mut tx, &mut deliveries, &t, seq, "client:bench");
             seq += 1;
             let contact = Contact {
                 email: Some(email(i)),

@@ -17,8 +17,8 @@ use tributary_adapter_core::{Inbound, handler_fn};
 use tributary_adapter_mllp::{Client, ListenerConfig};
 
 use super::bench::adt_corpus;
+use crate::app::Engine;
 use crate::config::Config;
-use crate::engine::Engine;
 
 #[derive(Args)]
 pub struct OutboxBenchArgs {

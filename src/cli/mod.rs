@@ -82,7 +82,9 @@ pub fn main() -> ExitCode {
 fn check_config(path: &std::path::Path) -> ExitCode {
     let checked = Config::load(path).map_err(|e| e.to_string()).and_then(|config| {
         let mappings = MappingSet::load(&config.mappings.dir).map_err(|e| e.to_string())?;
-        config.check_mappings(&mappings).map_err(|e| e.to_string())?;
+        config
+            .check_mappings(&mappings, &crate::handlers::message_kinds())
+            .map_err(|e| e.to_string())?;
         crate::outbox::check(&config).map_err(|e| e.to_string())?;
         Ok((config, mappings))
     });

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+use crate::app::Engine;
 use crate::config::{Config, LogFormat};
-use crate::engine::Engine;
 
 pub fn run(config_path: &Path, data_dir: Option<PathBuf>, cut_damaged_log: bool) -> ExitCode {
     let mut config = match Config::load(config_path) {

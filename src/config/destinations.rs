@@ -17,9 +17,10 @@ pub struct DestinationConfig {
     /// FHIR JSON is sent as it is.
     #[serde(default)]
     pub mapping: Option<Spanned<String>>,
-    /// `patient-changed`: every demographic change from any source (feeds, the FHIR API,
-    /// profile updates), as a PIX consumer wants. Without it the destination only hears of the
-    /// channels that name it.
+    /// `<ResourceType>-changed`: every change to resources of that type from any source (feeds,
+    /// the FHIR API, profile updates). `patient-changed` (or `Patient-changed`) is every
+    /// demographic change, as a PIX consumer wants. Without one the destination only hears of
+    /// the Patients changed by the channels that name it.
     #[serde(default)]
     pub events: Vec<Spanned<String>>,
     /// Identifier systems (assigning authorities) this destination subscribed to: only these
@@ -70,5 +71,12 @@ fn default_max_ms() -> u64 {
     300_000
 }
 
-/// The events a destination may subscribe to.
-pub const EVENTS: [&str; 1] = ["patient-changed"];
+/// Whether `event` is one a destination may subscribe to: `<ResourceType>-changed` (a FHIR
+/// resource type, capitalized), or `patient-changed`, the name configs have long used for
+/// `Patient-changed`.
+pub fn is_event(event: &str) -> bool {
+    event == "patient-changed"
+        || event.strip_suffix("-changed").is_some_and(|t| {
+            t.starts_with(|c: char| c.is_ascii_uppercase()) && t.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+}

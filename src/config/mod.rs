@@ -13,12 +13,30 @@ use toml::Spanned;
 mod destinations;
 mod engagement;
 mod identity;
+pub mod live_mappings;
 mod members;
 mod proxies;
 mod rate_limit;
 mod schedule;
 
-pub use destinations::{DestinationConfig, EVENTS, RetryConfig};
+pub use destinations::{DestinationConfig, RetryConfig};
+
+/// What a kind of inbound message (its handler, in `crate::handlers`) accepts from a channel's
+/// mapping: check-config holds each channel's mapping to the kinds the channel takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageKind {
+    /// MSH-9.1.
+    pub message_type: &'static str,
+    /// The FHIR resource types its mappings may write; none for a message answered before any
+    /// channel (a query).
+    pub resource_types: &'static [&'static str],
+}
+
+impl MessageKind {
+    pub fn accepts(&self, resource_type: &str) -> bool {
+        self.resource_types.contains(&resource_type)
+    }
+}
 pub use engagement::EngagementConfig;
 pub use identity::{ALGORITHMS, CredentialMode, CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
@@ -523,10 +541,24 @@ impl Config {
         }
     }
 
-    /// Checks every channel's mapping: it exists, reads HL7 v2 and writes a FHIR Patient.
-    pub fn check_mappings(&self, mappings: &MappingSet) -> Result<(), ConfigError> {
+    /// Checks every channel's mapping: it exists, reads HL7 v2 and writes a FHIR resource of a
+    /// type the messages the channel takes change (`kinds`: what each kind of message accepts,
+    /// from `crate::handlers`); and every destination's mapping reads FHIR.
+    pub fn check_mappings(&self, mappings: &MappingSet, kinds: &[MessageKind]) -> Result<(), ConfigError> {
         for (i, channel) in self.channels.iter().enumerate() {
             let name = channel.mapping.get_ref();
+            let taken: Vec<&str> = channel
+                .filter
+                .message_types
+                .iter()
+                .map(|t| t.get_ref().split('^').next().unwrap_or(""))
+                .collect();
+            // The kinds of message the channel takes that a mapping changes the store for.
+            let changing: Vec<&MessageKind> = kinds
+                .iter()
+                .filter(|k| !k.resource_types.is_empty())
+                .filter(|k| taken.is_empty() || taken.contains(&k.message_type))
+                .collect();
             let problem = match mappings.get(name) {
                 None => Some(format!(
                     "no mapping `{name}` in {} (found: {})",
@@ -537,8 +569,23 @@ impl Config {
                     "mapping `{name}` does not read HL7 v2, which an MLLP channel receives"
                 )),
                 Some(mapping) => match &mapping.target {
-                    TargetKind::Fhir { resource_type } if resource_type == "Patient" => None,
-                    _ => Some(format!("mapping `{name}` does not write a FHIR Patient")),
+                    TargetKind::Fhir { resource_type }
+                        if changing.iter().any(|k| k.accepts(resource_type)) || resource_type == "Bundle" =>
+                    {
+                        None
+                    }
+                    target => Some(format!(
+                        "mapping `{name}` writes {}, but the messages this channel takes change {}",
+                        match target {
+                            TargetKind::Fhir { resource_type } => format!("a FHIR {resource_type}"),
+                            TargetKind::Hl7v2 { .. } => "HL7 v2".to_string(),
+                        },
+                        changing
+                            .iter()
+                            .map(|k| format!("{} ({})", k.resource_types.join(", "), k.message_type))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )),
                 },
             };
             if let Some(message) = problem {
@@ -889,14 +936,13 @@ impl Config {
             }
             names.push(name);
             for event in &destination.events {
-                if !EVENTS.contains(&event.get_ref().as_str()) {
+                if !destinations::is_event(event.get_ref()) {
                     return Err(self.error_at(
                         event.span(),
                         key("events"),
                         format!(
-                            "`{}` is not an event (known: {})",
+                            "`{}` is not an event (events are `<ResourceType>-changed`, e.g. `Patient-changed`, `Appointment-changed`; `patient-changed` is `Patient-changed`)",
                             event.get_ref(),
-                            EVENTS.join(", ")
                         ),
                     ));
                 }

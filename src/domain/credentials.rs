@@ -279,7 +279,8 @@ mod tests {
         let store = SledStore::open(dir.path()).unwrap();
         let mut tx = Overlay::new(&store);
         {
-            let mut op = Op::new(&mut tx, "2026-11-25T10:00:00.000Z", 1, "test");
+            let mut deliveries = crate::core::Deliveries::default();
+            let mut op = Op::new(&mut tx, &mut deliveries, "2026-11-25T10:00:00.000Z", 1, "test");
             remember(&mut op, b"iss\0jti:late".to_vec(), 2_000);
             remember(&mut op, b"iss\0jti:early".to_vec(), 1_000);
             remember(&mut op, b"iss\0jti:never".to_vec(), i64::MAX);

@@ -15,10 +15,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::core::{Context, Projection};
 use crate::domain::audit;
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
-use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
+use crate::store::{Changed, Keyspace, Overlay, Reader, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
@@ -313,9 +314,33 @@ pub fn save(op: &mut Op<'_, '_>, old: Option<&Member>, member: &mut Member) -> R
     Ok(())
 }
 
-/// Keeps a member's search entries in step with its patient record: called in the write set of
-/// every patient write (a feed, the FHIR API, a merge), so a renamed patient's member is found
-/// under the new name from the same commit on. Patients who are not members cost one read.
+/// The kind a member is noted under when it changes (the proxies' projection follows it).
+pub const MEMBER: &str = "Member";
+
+/// Members' search entries follow their patient records: a projection on every Patient change
+/// (a feed, the FHIR API, a merge), so a renamed patient's member is found under the new name
+/// from the same commit on.
+pub struct SearchEntries;
+
+impl Projection for SearchEntries {
+    fn name(&self) -> &'static str {
+        "member search entries"
+    }
+
+    fn follows(&self, kind: &str) -> bool {
+        kind == "Patient"
+    }
+
+    fn project(&self, ctx: &mut Context<'_, '_>, changed: &[Changed]) -> Result<(), StoreError> {
+        for patient in changed {
+            follow_patient(ctx.tx, &patient.id, ctx.now)?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps a member's search entries in step with its patient record. Patients who are not
+/// members cost one read.
 pub fn follow_patient(tx: &mut Overlay<'_>, patient_id: &str, now: &str) -> Result<(), StoreError> {
     let Some(old) = load(tx, patient_id)? else {
         return Ok(());
@@ -362,8 +387,9 @@ fn write_indexed(
         serde_json::to_vec(member).expect("a member serializes"),
     );
     // The RelatedPersons of the relationships where they act as a proxy show their name and
-    // contact details.
-    crate::domain::proxies::follow_proxy(tx, &member.patient_id, now)
+    // contact details: the proxies' projection follows members.
+    tx.note_changed(MEMBER, &member.patient_id);
+    Ok(())
 }
 
 /// Whether the member's search entries no longer match its patient record (a feed changed it).

@@ -34,3 +34,17 @@ pub mod proxies;
 pub mod sessions;
 pub mod signin;
 pub mod throttle;
+
+use std::sync::Arc;
+
+use crate::core::Projection;
+
+/// The domain's projections, in the order they feed each other: a patient's member search
+/// entries, then the RelatedPersons of members who are proxies. The application registers
+/// them with the core ahead of the outbox's fan-out.
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(members::SearchEntries),
+        Arc::new(proxies::RelatedPersons),
+    ]
+}

@@ -204,6 +204,6 @@ fn queue(
         n,
         &op.now,
     );
-    op.deliveries.push(delivery.id.clone());
+    op.queued(delivery.id.clone());
     Ok(delivery.id)
 }

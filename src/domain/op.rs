@@ -1,11 +1,11 @@
 //! What one member-account command works with: its write set, its commit time, its journal
-//! sequence and who asked; and the numbering of the deliveries and audit records it makes, so
-//! each has a stable id (`seq` + number) that no other command can take.
+//! sequence and who asked; the deliveries it queues (numbered in the job, so each has a stable
+//! id that no other delivery of the job can take), and the numbering of its audit records.
 //!
-//! On the committer thread an `Op` is made from the command's context; tests and the benchmark
+//! On the committer thread an `Op` is made from the job's context; tests and the benchmark
 //! make one over an overlay of their own.
 
-use crate::engine::committer::CommandContext;
+use crate::core::{Context, Deliveries};
 use crate::store::Overlay;
 
 pub struct Op<'a, 'o> {
@@ -14,41 +14,48 @@ pub struct Op<'a, 'o> {
     pub seq: u64,
     /// Who asked (`client:<name>`), for the audit trail.
     pub actor: String,
-    next_delivery: u32,
+    deliveries: &'a mut Deliveries,
     next_audit: u32,
-    /// Delivery ids queued so far (they are told to the caller).
-    pub deliveries: Vec<String>,
 }
 
 impl<'a, 'o> Op<'a, 'o> {
-    pub fn new(tx: &'a mut Overlay<'o>, now: &str, seq: u64, actor: &str) -> Self {
+    pub fn new(
+        tx: &'a mut Overlay<'o>,
+        deliveries: &'a mut Deliveries,
+        now: &str,
+        seq: u64,
+        actor: &str,
+    ) -> Self {
         Op {
             tx,
             now: now.to_string(),
             seq,
             actor: actor.to_string(),
-            next_delivery: 0,
+            deliveries,
             next_audit: 0,
-            deliveries: vec![],
         }
     }
 
-    /// From a committer command. The command must not also queue deliveries through `ctx`.
-    pub fn from_ctx(ctx: &'a mut CommandContext<'_, 'o>, actor: &str) -> Self {
+    /// From a committer job's context.
+    pub fn from_ctx(ctx: &'a mut Context<'_, 'o>, actor: &str) -> Self {
         let now = ctx.now.to_string();
         let seq = ctx.seq;
-        Op::new(&mut *ctx.tx, &now, seq, actor)
+        let (tx, deliveries) = ctx.parts();
+        Op::new(tx, deliveries, &now, seq, actor)
     }
 
     pub fn next_delivery_number(&mut self) -> u32 {
-        self.next_delivery += 1;
-        self.next_delivery - 1
+        self.deliveries.next_number()
     }
 
-    /// Numbers this op's deliveries from `n` on, past those the command already queued through
-    /// its context (a profile update's fan-out), so no two deliveries share an id.
-    pub fn start_deliveries_at(&mut self, n: u32) {
-        self.next_delivery = self.next_delivery.max(n);
+    /// Records a delivery this op queued.
+    pub fn queued(&mut self, id: String) {
+        self.deliveries.queued(id);
+    }
+
+    /// The deliveries the job queued so far.
+    pub fn deliveries(&self) -> &[String] {
+        self.deliveries.ids()
     }
 
     pub fn next_audit_number(&mut self) -> u32 {

@@ -13,78 +13,26 @@ use sha2::{Digest, Sha256};
 use crate::domain::resources;
 use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
 
-/// What an inbound demographics message asks of the store.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PatientChange {
-    /// Create the patient or update the one any of its identifiers already names. Elements the
-    /// message did not carry are kept; an element set to JSON null (HL7 `""`) is removed.
-    Upsert { patient: Value },
-    /// `survivor` absorbs the patients named by `retired` identifiers (ADT A40).
-    Merge { survivor: Value, retired: Vec<Value> },
-    /// The patient named by `previous` identifiers now carries `patient`'s identifiers (ADT A47).
-    ChangeIdentifier { patient: Value, previous: Vec<Value> },
-}
-
-/// Why a mapping's output is not a change the store can make.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChangeError {
-    #[error("the mapping wrote no resource")]
-    NoResource,
-    #[error("a merge or identifier change names no previous identifier")]
-    NoPrevious,
-    #[error("the mapping asked for an unknown @action `{0}`")]
-    UnknownAction(String),
-}
-
-impl PatientChange {
-    /// The change a mapping's output asks for (`@action`, `@previous`).
-    pub fn from_output(output: crate::mapping::Output) -> Result<PatientChange, ChangeError> {
-        let patient = output.resource.ok_or(ChangeError::NoResource)?;
-        let previous = || {
-            if output.previous.is_empty() {
-                Err(ChangeError::NoPrevious)
-            } else {
-                Ok(output.previous.clone())
-            }
-        };
-        match output.action.as_deref().unwrap_or("upsert") {
-            "upsert" => Ok(PatientChange::Upsert { patient }),
-            "merge" => Ok(PatientChange::Merge {
-                survivor: patient,
-                retired: previous()?,
-            }),
-            "change-identifier" => Ok(PatientChange::ChangeIdentifier {
-                patient,
-                previous: previous()?,
-            }),
-            other => Err(ChangeError::UnknownAction(other.to_string())),
-        }
-    }
-}
-
-/// Why a change could not be applied. The message is kept with this error; nothing is written.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    #[error("no patient has identifier {0}")]
-    UnknownKey(String),
-    #[error("identifier {0} already belongs to patient {1}")]
-    DuplicateKey(String, String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+pub use crate::domain::resources::change::{ApplyError, ResourceChange};
 
 /// Applies a change into `tx`; returns the ids of every patient it wrote.
-pub fn apply(tx: &mut Overlay<'_>, change: &PatientChange, now: &str) -> Result<Vec<String>, ApplyError> {
+/// A Patient's change; see `resources::change::apply`, which every change goes through.
+pub(crate) fn apply(
+    tx: &mut Overlay<'_>,
+    change: &ResourceChange,
+    now: &str,
+) -> Result<Vec<String>, ApplyError> {
     match change {
-        PatientChange::Upsert { patient } => {
-            let (id, old, new) = prepare_upsert(tx, patient)?;
+        ResourceChange::Upsert { resource } => {
+            let (id, old, new) = prepare_upsert(tx, resource)?;
             write(tx, &id, old.as_ref(), new, now)?;
             Ok(vec![id])
         }
-        PatientChange::Merge { survivor, retired } => merge(tx, survivor, retired, now),
-        PatientChange::ChangeIdentifier { patient, previous } => {
-            change_identifier(tx, patient, previous, now)
+        ResourceChange::Merge { survivor, retired } => merge(tx, survivor, retired, now),
+        ResourceChange::ChangeIdentifier { resource, previous } => {
+            change_identifier(tx, resource, previous, now)
         }
+        ResourceChange::Delete { .. } => Err(ApplyError::PatientNotDeleted),
     }
 }
 
@@ -292,8 +240,8 @@ fn write(
     }
     let bytes = serde_json::to_vec(&new).expect("a JSON value always serializes");
     tx.put(Keyspace::Patient, id.as_bytes().to_vec(), bytes);
-    // A member's search entries follow its patient record in the same commit.
-    crate::domain::members::follow_patient(tx, id, now)?;
+    // What follows from a patient (a member's search entries, fan-out) is the projections'.
+    tx.note_changed("Patient", id);
     Ok(())
 }
 

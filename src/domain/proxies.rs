@@ -19,6 +19,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::core::{Context, Projection};
 use crate::domain::accounts::Accounts;
 use crate::domain::audit;
 use crate::domain::enrollment::{self, Enrolled, Method};
@@ -28,7 +29,7 @@ use crate::domain::op::Op;
 use crate::domain::refusal::{Kind, Refusal};
 use crate::domain::tokens::passed;
 use crate::domain::{patient_search, patients, resources};
-use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
+use crate::store::{Changed, Keyspace, Overlay, Reader, Store, StoreError};
 
 /// Ids of proxy relationships (and of their RelatedPerson) start with this.
 pub const ID_PREFIX: &str = "proxy-";
@@ -680,9 +681,30 @@ fn write_related_person(
     Ok(())
 }
 
+/// The RelatedPerson of every relationship in which a member is the proxy follows their
+/// patient and member records: a projection on every member change (a contact edit, a feed
+/// renaming the patient, which the member search entries follow first).
+pub struct RelatedPersons;
+
+impl Projection for RelatedPersons {
+    fn name(&self) -> &'static str {
+        "proxies' RelatedPersons"
+    }
+
+    fn follows(&self, kind: &str) -> bool {
+        kind == members::MEMBER
+    }
+
+    fn project(&self, ctx: &mut Context<'_, '_>, changed: &[Changed]) -> Result<(), StoreError> {
+        for member in changed {
+            follow_proxy(ctx.tx, &member.id, ctx.now)?;
+        }
+        Ok(())
+    }
+}
+
 /// Keeps the RelatedPerson of every relationship in which `patient_id` is the proxy in step
-/// with their patient and member records: called in the write set of every member write (a
-/// contact edit, a feed renaming the patient), as the member search index is.
+/// with their patient and member records.
 pub fn follow_proxy(tx: &mut Overlay<'_>, patient_id: &str, now: &str) -> Result<(), StoreError> {
     for relationship in of_member(tx, patient_id)? {
         if relationship.proxy == patient_id {

@@ -1,11 +1,16 @@
-//! Fan-out: which destinations hear of a patient change, and what each is sent.
+//! Fan-out: which destinations hear of a changed resource, and what each is sent. It is a
+//! projection registered with the core: it runs on every change, in the change's write set.
 //!
-//! A destination hears of the patients changed by the channels that name it, and, if it
-//! subscribed to `patient-changed`, of every demographic change from any source. It is sent the
-//! Patient rendered by its mapping (an A31, a PMIR bundle, ...), carrying only the identifiers
-//! of the systems it subscribed to. It is sent nothing when the change does not touch what its
-//! rendering shows: the record before and after are rendered alike, and equal renderings mean
-//! the consumer would learn nothing new.
+//! A destination hears of:
+//! - the resources of each type it subscribed to with `<ResourceType>-changed` (`Patient-changed`,
+//!   or `patient-changed` as configs have long said), whatever their source;
+//! - the Patients changed by the channels that name it, and by a job that names it (a member's
+//!   profile update goes to the UCR), plus any other type it subscribed to.
+//!
+//! It is sent the resource rendered by its mapping (an A31, a PMIR bundle, ...), carrying only
+//! the identifiers of the systems it subscribed to. It is sent nothing when the change does not
+//! touch what its rendering shows: the record before and after are rendered alike, and equal
+//! renderings mean the consumer would learn nothing new.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,16 +18,19 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::engine::live_mappings::LiveMappings;
+use crate::config::live_mappings::LiveMappings;
+use crate::core::{Context, Projection};
+use crate::domain::resources::{self, Current};
 use crate::mapping::Input;
-use crate::store::{Keyspace, Overlay};
+use crate::store::{Changed, Keyspace, Overlay, Reader, StoreError};
 
 use super::delivery::{self, Delivery, State};
 use super::queue::{self, Outgoing};
 
-/// One patient as a change left it.
+/// One resource as a change left it.
 #[derive(Debug, Clone)]
-pub struct PatientWrite {
+pub struct ResourceWrite {
+    pub resource_type: String,
     pub id: String,
     pub before: Option<Value>,
     pub after: Value,
@@ -32,14 +40,25 @@ struct Target {
     name: String,
     mapping: Option<String>,
     identifier_systems: Vec<String>,
+    /// The resource types it subscribed to (`<Type>-changed`).
+    subscribed: Vec<String>,
 }
 
 pub struct Fanout {
     targets: Vec<Target>,
-    /// Destinations (indexes into `targets`) of every patient change.
-    every_change: Vec<usize>,
     by_channel: HashMap<String, Vec<usize>>,
     mappings: Arc<LiveMappings>,
+}
+
+/// The resource type an event names: `Patient-changed` (and the older `patient-changed`) ->
+/// `Patient`.
+pub fn event_resource_type(event: &str) -> Option<&str> {
+    match event {
+        "patient-changed" => Some("Patient"),
+        other => other
+            .strip_suffix("-changed")
+            .filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase())),
+    }
 }
 
 impl Fanout {
@@ -51,16 +70,15 @@ impl Fanout {
                 name: d.name.get_ref().clone(),
                 mapping: d.mapping.as_ref().map(|m| m.get_ref().clone()),
                 identifier_systems: d.identifier_systems.clone(),
+                subscribed: d
+                    .events
+                    .iter()
+                    .filter_map(|e| event_resource_type(e.get_ref()))
+                    .map(str::to_string)
+                    .collect(),
             })
             .collect();
         let index = |name: &str| targets.iter().position(|t| t.name == name);
-        let every_change = config
-            .destinations
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.events.iter().any(|e| e.get_ref() == "patient-changed"))
-            .map(|(i, _)| i)
-            .collect();
         let by_channel = config
             .channels
             .iter()
@@ -71,80 +89,62 @@ impl Fanout {
             .collect();
         Fanout {
             targets,
-            every_change,
             by_channel,
             mappings,
         }
     }
 
-    /// Queues, in `tx`, what each interested destination is sent about `writes`, the patients
-    /// one change (journal `cause`) wrote; `channel` is the channel it came by, if any. `n`
-    /// numbers the deliveries of this cause. Returns the ids queued.
-    pub fn patients_changed(
-        &self,
-        tx: &mut Overlay<'_>,
-        channel: Option<&str>,
-        writes: &[PatientWrite],
-        cause: u64,
-        n: &mut u32,
-        now: &str,
-    ) -> Vec<String> {
-        let named = channel
+    /// The destinations of a change to a `resource_type` made by a job from `origin` naming
+    /// `also`, in config order.
+    fn chosen(&self, resource_type: &str, origin: Option<&str>, also: &[String]) -> Vec<usize> {
+        let named: Vec<usize> = origin
             .and_then(|c| self.by_channel.get(c))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        self.send(tx, named, writes, cause, n, now)
-    }
-
-    /// As `patients_changed`, for a change that also goes to the destinations named in `also`
-    /// (a member's profile update goes to the UCR, which is not told of every change).
-    pub fn patients_changed_also_to(
-        &self,
-        tx: &mut Overlay<'_>,
-        also: &[String],
-        writes: &[PatientWrite],
-        cause: u64,
-        n: &mut u32,
-        now: &str,
-    ) -> Vec<String> {
-        let named: Vec<usize> = also
-            .iter()
-            .filter_map(|name| self.targets.iter().position(|t| t.name == *name))
+            .into_iter()
+            .flatten()
+            .copied()
+            .chain(
+                also.iter()
+                    .filter_map(|name| self.targets.iter().position(|t| t.name == *name)),
+            )
             .collect();
-        self.send(tx, &named, writes, cause, n, now)
+        (0..self.targets.len())
+            .filter(|&i| {
+                let target = &self.targets[i];
+                target.subscribed.iter().any(|t| t == resource_type)
+                    || (named.contains(&i) && resource_type == "Patient")
+            })
+            .collect()
     }
 
-    fn send(
+    /// What each interested destination is to be sent about `writes`, the resources one change
+    /// wrote, in order: a delivery, or one that cannot even be rendered.
+    fn plan(
         &self,
-        tx: &mut Overlay<'_>,
-        named: &[usize],
-        writes: &[PatientWrite],
-        cause: u64,
-        n: &mut u32,
+        origin: Option<&str>,
+        also: &[String],
+        writes: &[ResourceWrite],
         now: &str,
-    ) -> Vec<String> {
-        let mut chosen: Vec<usize> = self.every_change.clone();
-        chosen.extend(named.iter().filter(|i| !chosen.contains(i)).collect::<Vec<_>>());
-        if chosen.is_empty() || writes.is_empty() {
-            return vec![];
-        }
-        chosen.sort_unstable();
+    ) -> Vec<Planned> {
         let mappings = self.mappings.current();
         let mapping_now = hl7_timestamp(now);
-        let mut queued = vec![];
-        for target in chosen.into_iter().map(|i| &self.targets[i]) {
-            for write in writes {
-                let render = |patient: &Value| -> Result<Option<(String, String)>, String> {
-                    let Some(patient) = target.subscribed(patient) else {
+        let mut planned = vec![];
+        for write in writes {
+            for target in self
+                .chosen(&write.resource_type, origin, also)
+                .into_iter()
+                .map(|i| &self.targets[i])
+            {
+                let render = |resource: &Value| -> Result<Option<(String, String)>, String> {
+                    let Some(resource) = target.subscribed(resource) else {
                         return Ok(None);
                     };
                     let Some(name) = &target.mapping else {
-                        return Ok(Some(("application/fhir+json".into(), patient.to_string())));
+                        return Ok(Some(("application/fhir+json".into(), resource.to_string())));
                     };
                     let mapping = mappings
                         .get(name)
                         .ok_or_else(|| format!("mapping `{name}` is not loaded"))?;
-                    let output = mapping.run(&Input::Fhir(&patient), &mapping_now).map_err(|e| {
+                    let output = mapping.run(&Input::Fhir(&resource), &mapping_now).map_err(|e| {
                         format!("mapping `{name}` line {}: {} ({})", e.line, e.message, e.path)
                     })?;
                     match (output.message, output.resource) {
@@ -162,28 +162,89 @@ impl Fanout {
                         continue;
                     }
                 }
-                let id = match rendered {
-                    Ok(None) => continue,
-                    Ok(Some((content_type, payload))) => {
-                        let outgoing = Outgoing {
-                            destination: target.name.clone(),
-                            patient: Some(write.id.clone()),
-                            resource: Some(format!("Patient/{}", write.id)),
-                            content_type,
-                            headers: vec![],
-                            payload,
-                            sealed: None,
-                        };
-                        queue::enqueue(tx, outgoing, cause, *n, now).id
-                    }
-                    Err(error) => dead_on_arrival(tx, target, write, &error, cause, *n, now),
-                };
-                *n += 1;
-                queued.push(id);
+                match rendered {
+                    Ok(None) => {}
+                    Ok(Some((content_type, payload))) => planned.push(Planned::Send(Outgoing {
+                        destination: target.name.clone(),
+                        patient: (write.resource_type == "Patient").then(|| write.id.clone()),
+                        resource: Some(format!("{}/{}", write.resource_type, write.id)),
+                        content_type,
+                        headers: vec![],
+                        payload,
+                        sealed: None,
+                    })),
+                    Err(error) => planned.push(Planned::Unrenderable {
+                        destination: target.name.clone(),
+                        write: write.clone(),
+                        error,
+                    }),
+                }
             }
         }
-        queued
+        planned
     }
+}
+
+/// One delivery fan-out decided on.
+enum Planned {
+    Send(Outgoing),
+    /// Its rendering failed: it goes straight to the dead letters.
+    Unrenderable {
+        destination: String,
+        write: ResourceWrite,
+        error: String,
+    },
+}
+
+impl Projection for Fanout {
+    fn name(&self) -> &'static str {
+        "outbox fan-out"
+    }
+
+    /// Every FHIR resource type (member accounts are not resources).
+    fn follows(&self, kind: &str) -> bool {
+        kind != crate::domain::members::MEMBER
+    }
+
+    fn project(&self, ctx: &mut Context<'_, '_>, changed: &[Changed]) -> Result<(), StoreError> {
+        let mut writes = Vec::with_capacity(changed.len());
+        for change in changed {
+            let before = live(ctx.tx.below(), &change.kind, &change.id)?;
+            let Some(after) = live(&*ctx.tx, &change.kind, &change.id)? else {
+                continue;
+            };
+            writes.push(ResourceWrite {
+                resource_type: change.kind.clone(),
+                id: change.id.clone(),
+                before,
+                after,
+            });
+        }
+        if writes.is_empty() || self.targets.is_empty() {
+            return Ok(());
+        }
+        for planned in self.plan(ctx.origin(), ctx.also_notify(), &writes, ctx.now) {
+            let n = ctx.next_delivery_number();
+            let id = match planned {
+                Planned::Send(outgoing) => queue::enqueue(ctx.tx, outgoing, ctx.seq, n, ctx.now).id,
+                Planned::Unrenderable {
+                    destination,
+                    write,
+                    error,
+                } => dead_on_arrival(ctx.tx, &destination, &write, &error, ctx.seq, n, ctx.now),
+            };
+            ctx.queued(id);
+        }
+        Ok(())
+    }
+}
+
+/// A resource as it is in `reader`, if it is there and not deleted.
+fn live(reader: &dyn Reader, resource_type: &str, id: &str) -> Result<Option<Value>, StoreError> {
+    Ok(match resources::read(reader, resource_type, id)? {
+        Some(Current::Live(resource)) => Some(resource),
+        _ => None,
+    })
 }
 
 impl Target {
@@ -227,22 +288,22 @@ fn with_meta_of(before: &Value, after: &Value) -> Value {
 }
 
 /// A delivery that could not even be rendered goes straight to the dead letters, with the
-/// Patient as its payload, so the failure is seen and nothing is silently dropped.
+/// resource as its payload, so the failure is seen and nothing is silently dropped.
 fn dead_on_arrival(
     tx: &mut Overlay<'_>,
-    target: &Target,
-    write: &PatientWrite,
+    destination: &str,
+    write: &ResourceWrite,
     error: &str,
     cause: u64,
     n: u32,
     now: &str,
 ) -> String {
-    tracing::warn!(destination = %target.name, patient = %write.id, %error, "cannot render a delivery");
+    tracing::warn!(%destination, resource = %write.id, %error, "cannot render a delivery");
     let delivery = Delivery {
-        id: delivery::id(&target.name, cause, n),
-        destination: target.name.clone(),
-        patient: Some(write.id.clone()),
-        resource: Some(format!("Patient/{}", write.id)),
+        id: delivery::id(destination, cause, n),
+        destination: destination.to_string(),
+        patient: (write.resource_type == "Patient").then(|| write.id.clone()),
+        resource: Some(format!("{}/{}", write.resource_type, write.id)),
         cause,
         content_type: "application/fhir+json".into(),
         headers: vec![],

@@ -28,7 +28,7 @@ use crate::config::{Config, ConfigError};
 use crate::store::Store;
 
 pub use delivery::{Delivery, State};
-pub use fanout::{Fanout, PatientWrite};
+pub use fanout::Fanout;
 
 /// The running outbox: one worker per destination, and the way to wake them.
 pub struct Outbox {

@@ -30,6 +30,15 @@ pub struct Outgoing {
     pub sealed: Option<String>,
 }
 
+/// Queues `outgoing` in a job's write set, numbered in the job; the job's journal entry lists
+/// it.
+pub fn queue(ctx: &mut crate::core::Context<'_, '_>, outgoing: Outgoing) -> Delivery {
+    let n = ctx.next_delivery_number();
+    let delivery = enqueue(ctx.tx, outgoing, ctx.seq, n, ctx.now);
+    ctx.queued(delivery.id.clone());
+    delivery
+}
+
 /// Queues `outgoing` as delivery `n` of change `cause`, in the same write set as the change.
 pub fn enqueue(tx: &mut Overlay<'_>, outgoing: Outgoing, cause: u64, n: u32, now: &str) -> Delivery {
     let delivery = Delivery {

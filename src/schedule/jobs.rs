@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use crate::config::JobConfig;
+use crate::core::Finished;
 use crate::domain::op::Op;
 use crate::domain::{credentials, proxies, sessions};
-use crate::engine::committer::Finished;
 use crate::outbox::Delivery;
 use crate::outbox::queue::{self, Outgoing};
 use crate::store::{Keyspace, Store};
@@ -101,11 +101,12 @@ pub async fn dead_letter_digest(job: &JobConfig, context: &JobContext) -> Result
                 payload: body,
                 sealed: None,
             };
-            let delivery = ctx.enqueue(outgoing);
+            let delivery = queue::queue(ctx, outgoing);
             Finished::applied(format!("digest of {count} new dead letters"), vec![], delivery.id)
         })
         .await
-        .ok_or("the engine is stopping")??;
+        .ok_or("the engine is stopping")?
+        .map_err(|e| e.to_string())?;
     Ok(format!("{count} new dead letters; digest queued as {queued}"))
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{Config, JobConfig, parse_cron};
-use crate::engine::committer::CommitterHandle;
+use crate::core::CommitterHandle;
 use crate::outbox::Outbox;
 use crate::store::Store;
 

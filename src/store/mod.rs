@@ -10,7 +10,7 @@ mod pending;
 mod sled_store;
 mod wal;
 
-pub use overlay::Overlay;
+pub use overlay::{Changed, Overlay, Staged};
 pub use sled_store::SledStore;
 pub use wal::Damage as LogDamage;
 

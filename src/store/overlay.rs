@@ -11,6 +11,21 @@ use super::{Keyspace, Reader, StoreError, WriteSet};
 pub struct Overlay<'r> {
     below: &'r dyn Reader,
     pending: BTreeMap<(Keyspace, Vec<u8>), Option<Vec<u8>>>,
+    changed: Vec<Changed>,
+}
+
+/// An overlay's writes and the records they changed, taken off the reader below it.
+pub struct Staged {
+    writes: WriteSet,
+    changed: Vec<Changed>,
+}
+
+/// A record this overlay's writes changed, by its kind (a FHIR resource type, or `Member`) and
+/// id: what the core's projections follow. The writer that knows what a record is notes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub kind: String,
+    pub id: String,
 }
 
 impl<'r> Overlay<'r> {
@@ -18,7 +33,28 @@ impl<'r> Overlay<'r> {
         Overlay {
             below,
             pending: BTreeMap::new(),
+            changed: vec![],
         }
+    }
+
+    /// The reader under this overlay's pending writes (the state before them).
+    pub fn below(&self) -> &'r dyn Reader {
+        self.below
+    }
+
+    /// Notes that the record `kind`/`id` changed (each once).
+    pub fn note_changed(&mut self, kind: &str, id: &str) {
+        if !self.changed.iter().any(|c| c.kind == kind && c.id == id) {
+            self.changed.push(Changed {
+                kind: kind.to_string(),
+                id: id.to_string(),
+            });
+        }
+    }
+
+    /// The records changed so far, in the order first noted.
+    pub fn changed(&self) -> &[Changed] {
+        &self.changed
     }
 
     pub fn put(&mut self, keyspace: Keyspace, key: Vec<u8>, value: Vec<u8>) {
@@ -33,6 +69,24 @@ impl<'r> Overlay<'r> {
     pub fn absorb(&mut self, writes: WriteSet) {
         for (keyspace, key, value) in writes.ops {
             self.pending.insert((keyspace, key), value);
+        }
+    }
+
+    /// This overlay's writes and the records they changed, to take on top of the overlay
+    /// below it with [`Overlay::absorb_staged`].
+    pub fn into_staged(mut self) -> Staged {
+        let changed = std::mem::take(&mut self.changed);
+        Staged {
+            writes: self.into_writes(),
+            changed,
+        }
+    }
+
+    /// Takes a staged overlay's writes on top of this one's, and notes what they changed.
+    pub fn absorb_staged(&mut self, staged: Staged) {
+        self.absorb(staged.writes);
+        for changed in staged.changed {
+            self.note_changed(&changed.kind, &changed.id);
         }
     }
 

@@ -15,14 +15,16 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::format::{self, Format};
-use super::ops::{self, Done, Refused, Write};
+use super::idempotent::{self, Key};
+use super::refused::{Refused, status_of};
 use super::{FhirState, base_url, rest};
-use crate::domain::patients::{self, PatientChange};
+use crate::core::idempotency;
+use crate::domain::patients;
+use crate::domain::resources::change::ResourceChange;
 use crate::domain::resources::params;
 use crate::domain::resources::search::{self, Sort};
+use crate::domain::resources::write::{self, Done, Effect, Write};
 use crate::domain::resources::{self, Current};
-use crate::engine::committer::Finished;
-use crate::engine::dedupe::{self, Seen};
 use crate::store::Overlay;
 
 /// The PMIR patient feed event (ITI-93).
@@ -56,8 +58,8 @@ pub async fn post(
     };
     let base = base_url(&headers);
     match bundle["type"].as_str().unwrap_or("") {
-        "transaction" => transaction(&state, bundle, &base, format, true).await,
-        "batch" => transaction(&state, bundle, &base, format, false).await,
+        "transaction" => transaction(&state, &headers, bundle, &base, format, true).await,
+        "batch" => transaction(&state, &headers, bundle, &base, format, false).await,
         "message" => message(&state, bundle, &base, format).await,
         other => format::error(
             format,
@@ -208,7 +210,14 @@ fn create_action(state: &FhirState, resource_type: &str, resource: Value, index:
 /// What one entry came to.
 type EntryResult = Result<Done, Refused>;
 
-async fn transaction(state: &FhirState, bundle: Value, base: &str, format: Format, atomic: bool) -> Response {
+async fn transaction(
+    state: &FhirState,
+    headers: &HeaderMap,
+    bundle: Value,
+    base: &str,
+    format: Format,
+    atomic: bool,
+) -> Response {
     let entries: Vec<Entry> = bundle["entry"]
         .as_array()
         .into_iter()
@@ -226,32 +235,46 @@ async fn transaction(state: &FhirState, bundle: Value, base: &str, format: Forma
     }
     let kind = if atomic { "FHIR transaction" } else { "FHIR batch" };
     let journal = bundle.to_string();
+    let key = Key::from_header(headers, kind, &journal);
+    let base_owned = base.to_string();
     let answer = state
         .committer
         .run(kind, "fhir", move |ctx| {
-            let results = run_entries(ctx.tx, entries, ctx.seq, ctx.now, atomic);
-            let failed = results.iter().flatten().find_map(|r| r.as_ref().err()).cloned();
-            match failed {
-                Some(refused) if atomic => Finished::refused(journal, refused.message.clone(), Err(refused)),
-                _ => {
-                    let writes: Vec<_> = results
-                        .iter()
-                        .flatten()
-                        .filter_map(|r| r.as_ref().ok())
-                        .flat_map(|done| done.patients.clone())
-                        .collect();
-                    ctx.patients_changed(&writes);
-                    let ids = writes.iter().map(|w| w.id.clone()).collect();
-                    Finished::applied(journal, ids, Ok(results))
+            idempotent::once(ctx, key.as_ref(), journal, |ctx| {
+                let results = run_entries(ctx.tx, entries, ctx.seq, ctx.now, atomic);
+                let failed = results.iter().flatten().find_map(|r| r.as_ref().err()).cloned();
+                if let Some(refused) = failed.filter(|_| atomic) {
+                    return Err(refused);
                 }
-            }
+                let ids: Vec<String> = results
+                    .iter()
+                    .flatten()
+                    .filter_map(|r| r.as_ref().ok())
+                    .flat_map(|done| done.patients.clone())
+                    .collect();
+                // Each write's response entry; reads (null) are answered after the commit.
+                let entries: Vec<Value> = results
+                    .into_iter()
+                    .map(|result| match result {
+                        None => Value::Null,
+                        Some(result) => response_entry(&base_owned, result),
+                    })
+                    .collect();
+                Ok((Value::Array(entries), ids))
+            })
         })
         .await;
-    let results = match answer {
-        Some(Ok(Ok(results))) => results,
+    let response_entries: Vec<Value> = match answer {
+        Some(Ok(Ok(Value::Array(entries)))) => entries,
+        Some(Ok(Ok(_))) => vec![],
         Some(Ok(Err(refused))) => return rest::refusal(format, &refused),
         Some(Err(reason)) => {
-            return format::error(format, StatusCode::SERVICE_UNAVAILABLE, "transient", &reason);
+            return format::error(
+                format,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "transient",
+                &reason.to_string(),
+            );
         }
         None => {
             return format::error(
@@ -262,13 +285,6 @@ async fn transaction(state: &FhirState, bundle: Value, base: &str, format: Forma
             );
         }
     };
-    let response_entries: Vec<Value> = results
-        .into_iter()
-        .map(|result| match result {
-            None => Value::Null,
-            Some(result) => response_entry(base, result),
-        })
-        .collect();
     // Reads run once the writes are in.
     let response_entries: Vec<Value> = response_entries
         .into_iter()
@@ -321,8 +337,8 @@ fn run_entries(
                     );
                 }
                 results[i] = Some(Ok(Done {
-                    status: StatusCode::OK,
-                    location: Some(ops::location(&resource_type, &resource)),
+                    effect: Effect::Updated,
+                    location: Some(write::location(&resource_type, &resource)),
                     resource: Some(resource),
                     patients: vec![],
                 }));
@@ -332,9 +348,9 @@ fn run_entries(
                 resource,
             } => {
                 let id = if resource_type == "Patient" {
-                    patients::new_id(tx, &resource, seq, n).unwrap_or_else(|_| ops::new_id(seq, 9999))
+                    patients::new_id(tx, &resource, seq, n).unwrap_or_else(|_| write::new_id(seq, 9999))
                 } else {
-                    ops::new_id(seq, n)
+                    write::new_id(seq, n)
                 };
                 n += 1;
                 if let Some(url) = &entry.full_url {
@@ -398,13 +414,13 @@ fn run_entries(
             other => other,
         };
         let result = if atomic {
-            ops::apply(tx, write, seq, &mut n, now)
+            write::apply(tx, write, seq, &mut n, now).map_err(Refused::from)
         } else {
             let mut staged = Overlay::new(tx);
-            let result = ops::apply(&mut staged, write, seq, &mut n, now);
+            let result = write::apply(&mut staged, write, seq, &mut n, now).map_err(Refused::from);
             if result.is_ok() {
-                let writes = staged.into_writes();
-                tx.absorb(writes);
+                let staged = staged.into_staged();
+                tx.absorb_staged(staged);
             }
             result
         };
@@ -414,7 +430,7 @@ fn run_entries(
         {
             resolved
                 .entry(url.clone())
-                .or_insert_with(|| format!("Patient/{}", first.id));
+                .or_insert_with(|| format!("Patient/{first}"));
         }
         let failed = result.is_err();
         results[i] = Some(result);
@@ -456,7 +472,7 @@ fn status_line(status: StatusCode) -> String {
 fn response_entry(base: &str, result: EntryResult) -> Value {
     match result {
         Ok(done) => {
-            let mut response = json!({ "status": status_line(done.status) });
+            let mut response = json!({ "status": status_line(status_of(done.effect)) });
             if let Some(location) = &done.location {
                 response["location"] = json!(format!("{base}/{location}"));
             }
@@ -597,10 +613,10 @@ async fn message(state: &FhirState, bundle: Value, base: &str, format: Format) -
             .find(|l| l["type"] == "replaced-by")
             .and_then(|l| l["other"]["reference"].as_str());
         let change = match (change, survivor) {
-            (PatientChange::Upsert { patient }, Some(survivor)) => {
+            (ResourceChange::Upsert { resource: patient }, Some(survivor)) => {
                 let survivor_resource = match by_url.get(survivor) {
                     Some(resource) => match state.feed_change(&mapping, resource) {
-                        Ok(PatientChange::Upsert { patient }) => patient,
+                        Ok(ResourceChange::Upsert { resource }) => resource,
                         Ok(_) => resource.clone(),
                         Err(refused) => return rest::refusal(format, &refused),
                     },
@@ -623,7 +639,7 @@ async fn message(state: &FhirState, bundle: Value, base: &str, format: Format) -
                     }
                 };
                 let retired = patient["identifier"].as_array().cloned().unwrap_or_default();
-                PatientChange::Merge {
+                ResourceChange::Merge {
                     survivor: survivor_resource,
                     retired,
                 }
@@ -646,58 +662,45 @@ async fn message(state: &FhirState, bundle: Value, base: &str, format: Format) -
     let header = header.clone();
     let base = base.to_string();
     let journal = bundle.to_string();
-    let fingerprint = dedupe::fingerprint(&format!("x\r{}", history));
+    // The message is keyed by its source and MessageHeader id; its content is its history.
+    let key = Key {
+        scope: format!("fhir|{source}"),
+        key: message_id,
+        fingerprint: idempotency::fingerprint_lines(&history.to_string()),
+    };
     let answer = state
         .committer
-        .run("FHIR PMIR patient feed", source.clone(), move |ctx| {
-            let sender = format!("fhir|{source}");
-            if !message_id.is_empty()
-                && let Ok(Some(earlier)) = dedupe::seen(ctx.tx, &sender, &message_id)
-                && earlier.fingerprint == fingerprint
-            {
-                let first = earlier.replies.first().and_then(|r| serde_json::from_str(r).ok());
-                return Finished {
-                    status: crate::engine::journal::Status::Duplicate,
-                    error: None,
-                    patients: earlier.patients,
-                    message: journal,
-                    answer: Ok(first.unwrap_or(Value::Null)),
-                };
-            }
-            let mut entries = vec![];
-            let mut writes = vec![];
-            for (i, change) in changes.into_iter().enumerate() {
-                let mut n = 0;
-                match ops::apply(ctx.tx, Write::Feed { change }, ctx.seq, &mut n, ctx.now) {
-                    Ok(done) => {
-                        entries.push(response_entry(&base, Ok(done.clone())));
-                        writes.extend(done.patients);
-                    }
-                    Err(mut refused) => {
-                        refused.message = format!("history entry {i}: {}", refused.message);
-                        return Finished::refused(journal, refused.message.clone(), Err(refused));
+        .run("FHIR PMIR patient feed", source, move |ctx| {
+            idempotent::once(ctx, Some(&key), journal, |ctx| {
+                let mut entries = vec![];
+                let mut ids = vec![];
+                for (i, change) in changes.into_iter().enumerate() {
+                    let mut n = 0;
+                    match write::apply(ctx.tx, Write::Feed { change }, ctx.seq, &mut n, ctx.now) {
+                        Ok(done) => {
+                            ids.extend(done.patients.iter().cloned());
+                            entries.push(response_entry(&base, Ok(done)));
+                        }
+                        Err(refused) => {
+                            let mut refused = Refused::from(refused);
+                            refused.message = format!("history entry {i}: {}", refused.message);
+                            return Err(refused);
+                        }
                     }
                 }
-            }
-            ctx.patients_changed(&writes);
-            let response = response_message(&header, &base, ctx.seq, entries);
-            let ids: Vec<String> = writes.iter().map(|w| w.id.clone()).collect();
-            if !message_id.is_empty() {
-                let seen = Seen {
-                    seq: ctx.seq,
-                    fingerprint,
-                    patients: ids.clone(),
-                    replies: vec![response.to_string()],
-                };
-                dedupe::remember(ctx.tx, &sender, &message_id, &seen);
-            }
-            Finished::applied(journal, ids, Ok(response))
+                Ok((response_message(&header, &base, ctx.seq, entries), ids))
+            })
         })
         .await;
     match answer {
         Some(Ok(Ok(response))) => format::respond(format, StatusCode::OK, Some(&response), vec![]),
         Some(Ok(Err(refused))) => rest::refusal(format, &refused),
-        Some(Err(reason)) => format::error(format, StatusCode::SERVICE_UNAVAILABLE, "transient", &reason),
+        Some(Err(reason)) => format::error(
+            format,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "transient",
+            &reason.to_string(),
+        ),
         None => format::error(
             format,
             StatusCode::SERVICE_UNAVAILABLE,

@@ -4,7 +4,8 @@
 //! - [`access`]: who may read and who may write (API keys with the `fhir-read` / `fhir-write`
 //!   scopes); the CapabilityStatement is public.
 //! - [`format`]: JSON / XML in and out, content negotiation.
-//! - [`ops`]: create, update, delete as they run inside a store command.
+//! - [`refused`]: a refused request as HTTP answers it; the statuses of the write model's
+//!   effects (the write model itself is `domain::resources::write`).
 //! - [`rest`]: the per-type HTTP interactions.
 //! - [`bundles`]: `POST /fhir` with a transaction, batch or message Bundle.
 //! - [`pixm`]: `GET /fhir/Patient/$ihe-pix` (IHE ITI-83).
@@ -14,8 +15,9 @@ pub mod access;
 pub mod bundles;
 pub mod capability;
 pub mod format;
-pub mod ops;
+pub mod idempotent;
 pub mod pixm;
+pub mod refused;
 pub mod rest;
 
 use std::sync::Arc;
@@ -27,13 +29,14 @@ use axum::routing::{get, post};
 use serde_json::Value;
 
 use super::AppState;
+use crate::config::live_mappings::LiveMappings;
+use crate::core::CommitterHandle;
 use crate::domain::patient_merge;
-use crate::domain::patients::PatientChange;
-use crate::engine::committer::CommitterHandle;
-use crate::engine::live_mappings::LiveMappings;
+use crate::domain::resources::change::ResourceChange;
+use crate::domain::resources::write::Write;
 use crate::mapping::Input;
 use crate::store::Store;
-use ops::{Refused, Write};
+use refused::Refused;
 
 /// What the FHIR handlers reach.
 #[derive(Clone)]
@@ -78,7 +81,7 @@ impl FhirState {
             return Ok(resource);
         }
         match self.feed_change(name, &resource)? {
-            PatientChange::Upsert { patient } => Ok(patient),
+            ResourceChange::Upsert { resource } => Ok(resource),
             // A mapping that asks for a merge or an identifier change is a feed, not an update
             // at an id: the resource is stored as sent.
             _ => Ok(resource),
@@ -87,7 +90,7 @@ impl FhirState {
 
     /// What mapping `name` makes of a FHIR Patient, merged into the Patient as sent so that
     /// nothing the client sent is lost ([`patient_merge`]).
-    pub fn feed_change(&self, name: &str, resource: &Value) -> Result<PatientChange, Refused> {
+    pub fn feed_change(&self, name: &str, resource: &Value) -> Result<ResourceChange, Refused> {
         let mappings = self.mappings.current();
         let mapping = mappings.get(name).ok_or_else(|| {
             Refused::new(
@@ -104,11 +107,20 @@ impl FhirState {
                 format!("{} ({}, mapping {name} line {})", e.message, e.path, e.line),
             )
         })?;
-        let change = PatientChange::from_output(output)
-            .map_err(|e| Refused::new(StatusCode::UNPROCESSABLE_ENTITY, "processing", e.to_string()))?;
+        let unprocessable =
+            |message: String| Refused::new(StatusCode::UNPROCESSABLE_ENTITY, "processing", message);
+        let mut changes = ResourceChange::from_output(output).map_err(|e| unprocessable(e.to_string()))?;
+        let change = match (changes.pop(), changes.is_empty()) {
+            (Some(change), true) if change.resource_type() == "Patient" => change,
+            _ => {
+                return Err(unprocessable(format!(
+                    "mapping `{name}` does not write one Patient"
+                )));
+            }
+        };
         Ok(match change {
-            PatientChange::Upsert { patient } => PatientChange::Upsert {
-                patient: patient_merge::merge(resource, &patient),
+            ResourceChange::Upsert { resource: patient } => ResourceChange::Upsert {
+                resource: patient_merge::merge(resource, &patient),
             },
             other => other,
         })

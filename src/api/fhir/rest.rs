@@ -14,13 +14,12 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::format::{self, Format};
-use super::ops::{self, Done, Refused, Write};
+use super::idempotent::{self, Key};
+use super::refused::{Refused, status_of};
 use super::{FhirState, base_url, pixm};
 use crate::domain::resources::search::{self, SearchError, Sort};
+use crate::domain::resources::write::{self, Write};
 use crate::domain::resources::{self, Current, params};
-use crate::engine::committer::Finished;
-use crate::engine::dedupe::{self, Seen};
-use crate::engine::journal::Status;
 use crate::fhir::bundle::{history_page, searchset_page};
 use crate::fhir::validate;
 
@@ -609,10 +608,16 @@ async fn write_and_answer(
     }
 }
 
+/// What a write answers: its status, where the resource is, and the resource.
+pub struct Answer {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub resource: Option<Value>,
+}
+
 /// Runs one write as a command; the refusal or failure is the answer to give.
 ///
-/// With an `Idempotency-Key` header a write is done once: the same key with the same body gets
-/// the first answer again (and changes nothing), the same key with another body is a 422.
+/// With an `Idempotency-Key` header a write is done once ([`idempotent`]).
 async fn execute(
     state: &FhirState,
     headers: &HeaderMap,
@@ -620,77 +625,30 @@ async fn execute(
     kind: String,
     journal: String,
     write: Write,
-) -> Result<Done, Response> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty())
-        .map(|k| (format!("fhir|{kind}"), k.to_string()));
+) -> Result<Answer, Response> {
+    let key = Key::from_header(headers, &kind, &journal);
     let answer = state
         .committer
         .run(kind, "fhir", move |ctx| {
-            let fingerprint = dedupe::fingerprint(&format!("x\r{journal}"));
-            if let Some((sender, key)) = &key
-                && let Ok(Some(earlier)) = dedupe::seen(ctx.tx, sender, key)
-            {
-                if earlier.fingerprint != fingerprint {
-                    let refused = Refused::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "duplicate",
-                        format!(
-                            "Idempotency-Key `{key}` was used for a different request (journal {})",
-                            earlier.seq
-                        ),
-                    );
-                    return Finished::refused(journal, refused.message.clone(), Err(refused));
-                }
-                let first: Value = earlier
-                    .replies
-                    .first()
-                    .and_then(|r| serde_json::from_str(r).ok())
-                    .unwrap_or_default();
-                let done = Done {
-                    status: StatusCode::from_u16(first["status"].as_u64().unwrap_or(200) as u16)
-                        .unwrap_or(StatusCode::OK),
-                    location: first["location"].as_str().map(str::to_string),
-                    resource: first.get("resource").cloned().filter(|r| !r.is_null()),
-                    patients: vec![],
-                };
-                return Finished {
-                    status: Status::Duplicate,
-                    error: None,
-                    patients: earlier.patients,
-                    message: journal,
-                    answer: Ok(done),
-                };
-            }
-            let mut n = 0;
-            match ops::apply(ctx.tx, write, ctx.seq, &mut n, ctx.now) {
-                Ok(done) => {
-                    ctx.patients_changed(&done.patients);
-                    let ids: Vec<String> = done.patients.iter().map(|p| p.id.clone()).collect();
-                    if let Some((sender, key)) = &key {
-                        let first = json!({
-                            "status": done.status.as_u16(),
-                            "location": done.location,
-                            "resource": done.resource,
-                        });
-                        let seen = Seen {
-                            seq: ctx.seq,
-                            fingerprint,
-                            patients: ids.clone(),
-                            replies: vec![first.to_string()],
-                        };
-                        dedupe::remember(ctx.tx, sender, key, &seen);
-                    }
-                    Finished::applied(journal, ids, Ok(done))
-                }
-                Err(refused) => Finished::refused(journal, refused.message.clone(), Err(refused)),
-            }
+            idempotent::once(ctx, key.as_ref(), journal, |ctx| {
+                let mut n = 0;
+                let done = write::apply(ctx.tx, write, ctx.seq, &mut n, ctx.now)?;
+                let answer = json!({
+                    "status": status_of(done.effect).as_u16(),
+                    "location": done.location,
+                    "resource": done.resource,
+                });
+                Ok((answer, done.patients))
+            })
         })
         .await;
     match answer {
-        Some(Ok(Ok(done))) => Ok(done),
+        Some(Ok(Ok(answer))) => Ok(Answer {
+            status: StatusCode::from_u16(answer["status"].as_u64().unwrap_or(200) as u16)
+                .unwrap_or(StatusCode::OK),
+            location: answer["location"].as_str().map(str::to_string),
+            resource: answer.get("resource").cloned().filter(|r| !r.is_null()),
+        }),
         Some(Ok(Err(refused))) => Err(refusal(format, &refused)),
         // The store could not write it (a full disk, a failed sync): nothing changed, try again.
         Some(Err(reason)) => Err(format::error(
@@ -726,7 +684,7 @@ fn write_answer(
     let mut extra = version_headers(stored);
     extra.push((
         header::LOCATION,
-        format!("{}/{}", base_url(headers), ops::location(resource_type, stored)),
+        format!("{}/{}", base_url(headers), write::location(resource_type, stored)),
     ));
     let prefer = headers.get("prefer").and_then(|v| v.to_str().ok()).unwrap_or("");
     if prefer.contains("return=minimal") {
@@ -735,7 +693,7 @@ fn write_answer(
         let outcome = crate::fhir::outcome::operation_outcome(
             "information",
             "informational",
-            &format!("{} written", ops::location(resource_type, stored)),
+            &format!("{} written", write::location(resource_type, stored)),
         );
         format::respond(format, status, Some(&outcome), extra)
     } else {

@@ -16,12 +16,12 @@ use super::reply::{body, command, error, ok, read, refused};
 use super::signin::portal_session;
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow_scope};
+use crate::core::Finished;
 use crate::domain::engagement::{invitations, profile, tasks};
 use crate::domain::members::{self, Criteria};
 use crate::domain::patients;
 use crate::domain::refusal::Refusal;
 use crate::domain::roles::{Caller, Scope};
-use crate::engine::committer::Finished;
 
 /// 403 unless the caller is an external system with one of `scopes`.
 fn allow_scopes(caller: &Caller, scopes: &[Scope]) -> Result<(), Response> {
@@ -83,7 +83,11 @@ pub async fn update_profile(
             "shutting-down",
             "the engine is shutting down",
         )),
-        Some(Err(reason)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "commit-failed", &reason)),
+        Some(Err(reason)) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "commit-failed",
+            &reason.to_string(),
+        )),
         Some(Ok(Err(refusal))) => Err(refused(&refusal)),
         Some(Ok(Ok(done))) => Ok(ok(
             StatusCode::OK,

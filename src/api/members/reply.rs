@@ -10,11 +10,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::api::AppState;
+use crate::core::Finished;
 use crate::domain::accounts::Accounts;
 use crate::domain::op::Op;
 use crate::domain::refusal::{Kind, Refusal};
 use crate::domain::roles::Caller;
-use crate::engine::committer::Finished;
 
 pub fn ok(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
@@ -67,7 +67,7 @@ pub async fn command<T: Send + 'static>(
             let mut op = Op::from_ctx(ctx, &actor);
             match action(&mut op, &accounts) {
                 Ok(value) => {
-                    let deliveries = std::mem::take(&mut op.deliveries);
+                    let deliveries = op.deliveries().to_vec();
                     Finished::applied(journal, patient.into_iter().collect(), Ok((value, deliveries)))
                 }
                 Err(refusal) => Finished::refused(journal, refusal.to_string(), Err(refusal)),
@@ -80,7 +80,11 @@ pub async fn command<T: Send + 'static>(
             "shutting-down",
             "the engine is shutting down",
         )),
-        Some(Err(reason)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "commit-failed", &reason)),
+        Some(Err(reason)) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "commit-failed",
+            &reason.to_string(),
+        )),
         Some(Ok(Err(refusal))) => Err(refused(&refusal)),
         Some(Ok(Ok(done))) => Ok(done),
     }

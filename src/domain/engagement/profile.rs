@@ -21,6 +21,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::core::Context;
 use crate::domain::accounts::Accounts;
 use crate::domain::audit;
 use crate::domain::members::{self, Contact, Preference, Status};
@@ -30,8 +31,6 @@ use crate::domain::patients;
 use crate::domain::refusal::{Kind, Refusal};
 use crate::domain::sessions::{self, Session, add_seconds};
 use crate::domain::tokens::passed;
-use crate::engine::committer::CommandContext;
-use crate::outbox::PatientWrite;
 use crate::store::Reader;
 
 /// The notification workflow that confirms a profile change to the member.
@@ -387,7 +386,7 @@ fn tell_old_contact(
 
 /// Runs a profile update inside a committer command. `push_to`: the profile destinations.
 pub fn update(
-    ctx: &mut CommandContext<'_, '_>,
+    ctx: &mut Context<'_, '_>,
     accounts: &Accounts,
     push_to: &[String],
     actor: &str,
@@ -419,21 +418,23 @@ pub fn update(
     let mut pushed = vec![];
     let mut patient_after = patient.clone();
     if new_patient != patient {
-        let (before, after) = patients::replace(ctx.tx, patient_id, &new_patient, ctx.now)
-            .map_err(|e| Refusal::conflict("patient-conflict", e.to_string()))?;
-        pushed = ctx.patients_changed_also_to(
-            push_to,
-            &[PatientWrite {
-                id: patient_id.to_string(),
-                before,
-                after: after.clone(),
-            }],
-        );
+        // The patient change is its own stage, so what fan-out queues for it (to the profile
+        // destinations too) is known here.
+        let queued_before = ctx.deliveries().len();
+        ctx.notify_also(push_to);
+        let after = ctx.stage(|ctx| {
+            patients::replace(ctx.tx, patient_id, &new_patient, ctx.now)
+                .map(|(_, after)| after)
+                .map_err(|e| match e {
+                    patients::ApplyError::Store(e) => Refusal::from(e),
+                    other => Refusal::conflict("patient-conflict", other.to_string()),
+                })
+        })?;
+        ctx.notify_also(&[]);
+        pushed = ctx.deliveries()[queued_before..].to_vec();
         patient_after = after;
     }
-    let first_free = ctx.next_delivery_number();
     let mut op = Op::from_ctx(ctx, actor);
-    op.start_deliveries_at(first_free);
     let mut member = old.clone();
     member.contact = contact;
     let mut notification = Sent::default();

@@ -577,7 +577,7 @@ pub fn answer(
             n,
             &op.now,
         );
-        op.deliveries.push(delivery.id.clone());
+        op.queued(delivery.id.clone());
         delivery.id
     });
     audit::record(

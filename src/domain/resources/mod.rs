@@ -9,8 +9,10 @@
 //! - [`params`]: the search parameters per type and the values each takes from a resource.
 //! - [`search`]: running a search: candidates from the index, sorting, paging.
 
+pub mod change;
 pub mod params;
 pub mod search;
+pub mod write;
 
 use serde_json::{Value, json};
 
@@ -163,6 +165,7 @@ pub fn put(
     }
     let bytes = serde_json::to_vec(&resource).expect("a JSON value always serializes");
     tx.put(Keyspace::Resource, key(resource_type, id), bytes);
+    tx.note_changed(resource_type, id);
     Ok(resource)
 }
 
@@ -202,6 +205,7 @@ pub fn delete(
     record_version(tx, resource_type, id, &old);
     let bytes = serde_json::to_vec(&tombstone).expect("a JSON value always serializes");
     tx.put(Keyspace::Resource, key(resource_type, id), bytes);
+    tx.note_changed(resource_type, id);
     Ok(Some(version))
 }
 

@@ -1,17 +1,12 @@
-//! The engine: opens the store, loads the mappings, starts the committer, one listener per
-//! address (shared by the channels on it) and the HTTP API, and shuts them down in order (stop
-//! accepting, finish what is in flight, sync).
+//! The composition root: starting and stopping the whole application. It opens the store,
+//! loads the mappings, registers the projections and starts the committer, one MLLP listener per
+//! address (shared by the channels on it), the outbox workers, the scheduled jobs and the HTTP
+//! API; and shuts them down in order (stop accepting, finish what is in flight, sync).
+//!
+//! Nothing else builds these parts or wires them together; nothing below imports this module.
 
-pub mod committer;
-pub mod dedupe;
 pub mod fd_budget;
 mod http_server;
-pub mod inbound;
-pub mod journal;
-pub mod live_mappings;
-pub mod pix_query;
-pub mod replies;
-pub mod route;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,10 +17,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tributary_adapter_core::tls::ServerTls;
 
+use crate::config::live_mappings::LiveMappings;
 use crate::config::{ChannelConfig, Config, SourceKind};
+use crate::core::{CommitterHandle, Projections};
+use crate::handlers::inbound::ListenerInbound;
+use crate::handlers::replies::AckPolicy;
+use crate::handlers::route::Route;
 use crate::outbox::{Fanout, Outbox};
 use crate::store::{SledStore, Store};
-use live_mappings::LiveMappings;
 
 /// A started engine: where it listens, and the handle to stop it.
 pub struct Engine {
@@ -36,7 +35,7 @@ pub struct Engine {
     pub outbox: Arc<Outbox>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
-    committer: Option<(committer::CommitterHandle, std::thread::JoinHandle<()>)>,
+    committer: Option<(CommitterHandle, std::thread::JoinHandle<()>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +74,9 @@ impl Engine {
             reserve = fd_budget::RESERVE,
             "file-descriptor budget"
         );
-        let mappings = Arc::new(LiveMappings::load(config).map_err(StartError::Mappings)?);
+        let mappings = Arc::new(
+            LiveMappings::load(config, crate::handlers::message_kinds()).map_err(StartError::Mappings)?,
+        );
         let store: Arc<dyn Store> = Arc::new(SledStore::open_with(
             &config.store.data_dir,
             &config.store.options(),
@@ -91,12 +92,18 @@ impl Engine {
             stopped.clone(),
             &mut tasks,
         )?);
-        let fanout = Arc::new(Fanout::new(config, mappings.clone()));
+        // What follows from every change, in the order they feed each other: a patient's
+        // member search entries, then the RelatedPersons of members who are proxies, then what
+        // the destinations are sent about every resource changed so far.
+        let mut projections = crate::domain::projections();
+        projections.push(Arc::new(Fanout::new(config, mappings.clone())));
+        let projections: Projections = projections.into();
         let on_durable = {
             let outbox = outbox.clone();
             Arc::new(move |seq| outbox.durable(seq))
         };
-        let (handle, thread) = committer::start(store.clone(), config.commit.max_batch, fanout, on_durable)?;
+        let (handle, thread) =
+            crate::core::start(store.clone(), config.commit.max_batch, projections, on_durable);
         let mut mllp = vec![];
         // Every listener's TLS, reloaded together on SIGHUP.
         let mut tls_listeners = vec![];
@@ -120,8 +127,8 @@ impl Engine {
                 tls,
                 allowed_peers: source.allowed_peer_networks(),
             };
-            let handler = Arc::new(inbound::ListenerInbound {
-                routes: channels.iter().map(|c| route::Route::new(c)).collect(),
+            let handler = Arc::new(ListenerInbound {
+                routes: channels.iter().map(|c| Route::new(c)).collect(),
                 mappings: mappings.clone(),
                 max_frame_bytes: *source.max_frame_bytes.get_ref(),
                 committer: handle.clone(),
@@ -129,11 +136,7 @@ impl Engine {
                 unrouted: names.join("|").into(),
                 rejected_head_bytes: config.journal.rejected_head_bytes,
                 // Channels sharing a listener agree on these (checked at load).
-                unrouted_acks: Arc::new(replies::AckPolicy::new(
-                    names.join("|"),
-                    channels[0].ack_settings(),
-                    None,
-                )),
+                unrouted_acks: Arc::new(AckPolicy::new(names.join("|"), channels[0].ack_settings(), None)),
                 on_filtered: *channels[0].on_filtered.get_ref(),
             });
             let shutdown = stopped_signal(stopped.clone());

@@ -1,5 +1,5 @@
-//! A listener's inbound side: each received frame is read, routed to a channel, mapped, and
-//! handed to the committer; the reply it gets back (after the commit) goes to the sender. A frame
+//! A listener's inbound side: each received frame is read, given to the handler of its type,
+//! routed to a channel, mapped, and handed to the committer; the reply it gets back (after the commit) goes to the sender. A frame
 //! holding an FHS/BHS batch is split: each message goes its own way through, and the frame is
 //! answered with one batch ACK. Either way one frame (or none) answers one frame.
 
@@ -11,17 +11,19 @@ use bytes::Bytes;
 use tributary_adapter_core::{Inbound, InboundHandler};
 
 use crate::config::OnFiltered;
-use crate::domain::patients::{ChangeError, PatientChange};
-use crate::engine::committer::{CommitterHandle, Job, JobInput};
-use crate::engine::live_mappings::LiveMappings;
-use crate::engine::pix_query;
-use crate::engine::replies::AckPolicy;
-use crate::engine::route::{Route, route};
+use crate::config::live_mappings::LiveMappings;
+use crate::core::CommitterHandle;
+use crate::domain::resources::change::{ChangeError, ResourceChange};
 use crate::hl7::{
     Charset, ErrLocation, ErrorCode, Message, Outcome, ParseError, batch_ack, encode, read_batch,
 };
-use crate::mapping::{Input, Output, RunError};
+use crate::mapping::{Input, RunError};
 use crate::store::Store;
+
+use super::message_job::{JobInput, MessageJob};
+use super::replies::AckPolicy;
+use super::route::{Route, route};
+use super::{Early, Handler, unreadable};
 
 /// The handler of one MLLP listener and the channels that share it.
 pub struct ListenerInbound {
@@ -75,11 +77,11 @@ impl ListenerInbound {
                     self.max_frame_bytes
                 ),
             };
-            return (self.unrouted.clone(), unreadable(inbound, error), None);
+            return (self.unrouted.clone(), unreadable::input(inbound, error), None);
         }
         let message = match Message::parse(&inbound.payload) {
             Ok(message) => message,
-            Err(error) => return (self.unrouted.clone(), unreadable(inbound, error), None),
+            Err(error) => return (self.unrouted.clone(), unreadable::input(inbound, error), None),
         };
         self.read_message(message)
     }
@@ -92,8 +94,8 @@ impl ListenerInbound {
                 location: Some(at_segment("MSH", Some(12))),
                 text: format!("HL7 version `{version}` is not supported (2.x only)"),
             };
-            let change = Err(Outcome::Rejected(error));
-            return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
+            let changes = Err(Outcome::Rejected(error));
+            return (self.unrouted.clone(), JobInput::Hl7 { message, changes }, None);
         }
         // An acknowledgment answers something; answering it back would start a ping-pong.
         if message.message_type() == "ACK" {
@@ -104,25 +106,20 @@ impl ListenerInbound {
             };
             return (self.unrouted.clone(), input, None);
         }
-        if let Some(refused) = unknown_adt_event(&message) {
-            let change = Err(refused);
-            return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
-        }
-        if let Some(refused) = pix_query::refuse_other_query(&message) {
-            let change = Err(refused);
-            return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
-        }
-        if pix_query::is_pix_query(&message) {
-            let control_id = format!(
-                "K23{}",
-                &message.control_id().chars().take(17).collect::<String>()
-            );
-            let replies = vec![pix_query::answer(self.store.as_ref(), &message, &control_id)];
-            return (
-                self.unrouted.clone(),
-                JobInput::Answered { message, replies },
-                None,
-            );
+        let handler = super::for_message(&message);
+        match handler.and_then(|h| h.before_routing(&message, self.store.as_ref())) {
+            Some(Early::Refused(refused)) => {
+                let changes = Err(refused);
+                return (self.unrouted.clone(), JobInput::Hl7 { message, changes }, None);
+            }
+            Some(Early::Answered(replies)) => {
+                return (
+                    self.unrouted.clone(),
+                    JobInput::Answered { message, replies },
+                    None,
+                );
+            }
+            None => {}
         }
         let route = match route(&self.routes, &message) {
             Err(Outcome::Rejected(why)) if self.on_filtered == OnFiltered::Accept => {
@@ -134,26 +131,25 @@ impl ListenerInbound {
                 return (self.unrouted.clone(), input, None);
             }
             Err(refused) => {
-                let change = Err(refused);
-                return (self.unrouted.clone(), JobInput::Hl7 { message, change }, None);
+                let changes = Err(refused);
+                return (self.unrouted.clone(), JobInput::Hl7 { message, changes }, None);
             }
             Ok(route) => route,
         };
-        match route.check_sender(&message) {
+        if let Err(refused) = route.check_sender(&message) {
             // Not the channel's: journaled as no channel's, head only.
-            Err(refused) => {
-                let change = Err(refused);
-                (self.unrouted.clone(), JobInput::Hl7 { message, change }, None)
-            }
-            Ok(()) => {
-                let change = self.map(route, &message);
-                (
-                    route.channel.clone(),
-                    JobInput::Hl7 { message, change },
-                    Some(route.acks.clone()),
-                )
-            }
+            let changes = Err(refused);
+            return (self.unrouted.clone(), JobInput::Hl7 { message, changes }, None);
         }
+        let changes = match handler {
+            Some(handler) => self.map(route, &message, handler),
+            None => Err(unsupported_type(&message)),
+        };
+        (
+            route.channel.clone(),
+            JobInput::Hl7 { message, changes },
+            Some(route.acks.clone()),
+        )
     }
 
     /// Hands one read message to the committer; its replies once durable, None when the
@@ -165,17 +161,19 @@ impl ListenerInbound {
             acks,
             routed,
         } = read;
-        self.committer
-            .submit(|reply| Job {
-                channel,
-                peer: peer.to_owned(),
-                received_at,
-                input,
-                journal_head: (!routed).then_some(self.rejected_head_bytes),
-                acks,
-                reply,
-            })
-            .await
+        let job = MessageJob {
+            channel,
+            peer: peer.to_owned(),
+            received_at,
+            input,
+            journal_head: (!routed).then_some(self.rejected_head_bytes),
+            acks,
+        };
+        let (reply, replied) = tokio::sync::oneshot::channel();
+        if !self.committer.send(job.into_job(reply)).await {
+            return None;
+        }
+        replied.await.ok()
     }
 
     /// An FHS/BHS batch in one frame: each message applied in order, as if it came alone, and
@@ -238,7 +236,14 @@ impl ListenerInbound {
         Some(vec![Bytes::from(encode(&ack, charset))])
     }
 
-    fn map(&self, route: &Route, message: &Message) -> Result<PatientChange, Outcome> {
+    /// The resource changes the channel's mapping makes of a message, each of a type its
+    /// handler accepts.
+    fn map(
+        &self,
+        route: &Route,
+        message: &Message,
+        handler: &dyn Handler,
+    ) -> Result<Vec<ResourceChange>, Outcome> {
         let mappings = self.mappings.current();
         let mapping = mappings.get(&route.mapping).ok_or_else(|| {
             Outcome::Error(ParseError {
@@ -251,23 +256,45 @@ impl ListenerInbound {
         let output = mapping
             .run(&Input::Hl7(message), &now)
             .map_err(|e| Outcome::Error(run_error(&e)))?;
-        change_from(output)
+        let changes = ResourceChange::from_output(output).map_err(|e| match e {
+            ChangeError::NoPrevious => Outcome::Error(ParseError {
+                code: ErrorCode::RequiredFieldMissing,
+                location: Some(at_segment("MRG", Some(1))),
+                text: "MRG-1 (prior patient identifier list) has no identifier".into(),
+            }),
+            other => Outcome::Error(ParseError {
+                code: ErrorCode::InternalError,
+                location: None,
+                text: other.to_string(),
+            }),
+        })?;
+        let accepted = handler.resource_types();
+        if let Some(other) = changes.iter().find(|c| !accepted.contains(&c.resource_type())) {
+            return Err(Outcome::Error(ParseError {
+                code: ErrorCode::InternalError,
+                location: None,
+                text: format!(
+                    "mapping `{}` wrote a {}, which a {} message does not change (it changes {})",
+                    route.mapping,
+                    other.resource_type(),
+                    handler.message_type(),
+                    accepted.join(", ")
+                ),
+            }));
+        }
+        Ok(changes)
     }
 }
 
-/// The store change a mapping's output asks for (`@action`, `@previous`).
-fn change_from(output: Output) -> Result<PatientChange, Outcome> {
-    PatientChange::from_output(output).map_err(|e| match e {
-        ChangeError::NoPrevious => Outcome::Error(ParseError {
-            code: ErrorCode::RequiredFieldMissing,
-            location: Some(at_segment("MRG", Some(1))),
-            text: "MRG-1 (prior patient identifier list) has no identifier".into(),
-        }),
-        other => Outcome::Error(ParseError {
-            code: ErrorCode::InternalError,
-            location: None,
-            text: other.to_string(),
-        }),
+/// AR 200 for a message of a type no handler takes (a channel whose filter takes any type).
+fn unsupported_type(message: &Message) -> Outcome {
+    Outcome::Rejected(ParseError {
+        code: ErrorCode::UnsupportedMessageType,
+        location: Some(at_segment("MSH", Some(9))),
+        text: format!(
+            "`{}` messages are not handled here (ADT, SIU and QBP^Q23 are)",
+            message.message_type()
+        ),
     })
 }
 
@@ -303,30 +330,6 @@ fn location_of(path: &str) -> Option<ErrLocation> {
     })
 }
 
-/// AR 201 for an ADT event HL7 does not define (table 0003 has A01 to A62): channels take every
-/// ADT event, so without this a made-up event would be applied as an update.
-fn unknown_adt_event(message: &Message) -> Option<Outcome> {
-    if message.message_type() != "ADT" {
-        return None;
-    }
-    let event = message.trigger_event();
-    let defined = event
-        .strip_prefix('A')
-        .filter(|n| n.len() == 2)
-        .and_then(|n| n.parse::<u8>().ok())
-        .is_some_and(|n| (1..=62).contains(&n));
-    if defined {
-        return None;
-    }
-    let mut location = at_segment("MSH", Some(9));
-    location.component = Some(2);
-    Some(Outcome::Rejected(ParseError {
-        code: ErrorCode::UnsupportedEvent,
-        location: Some(location),
-        text: format!("`ADT^{event}` is not an ADT event HL7 defines (A01 to A62)"),
-    }))
-}
-
 fn at_segment(segment: &str, field: Option<u32>) -> ErrLocation {
     ErrLocation {
         segment: segment.into(),
@@ -335,13 +338,6 @@ fn at_segment(segment: &str, field: Option<u32>) -> ErrLocation {
         repetition: None,
         component: None,
         subcomponent: None,
-    }
-}
-
-fn unreadable(inbound: &Inbound, error: ParseError) -> JobInput {
-    JobInput::Unreadable {
-        text: String::from_utf8_lossy(&inbound.payload).into_owned(),
-        error,
     }
 }
 

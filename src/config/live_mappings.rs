@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::config::Config;
+use crate::config::{Config, MessageKind};
 use crate::mapping::MappingSet;
 
 /// How often the mappings folder is looked at for changes.
@@ -15,16 +15,20 @@ const POLL: Duration = Duration::from_secs(1);
 pub struct LiveMappings {
     dir: PathBuf,
     config: Config,
+    /// What each kind of inbound message accepts from a channel's mapping.
+    kinds: Vec<MessageKind>,
     current: RwLock<Arc<MappingSet>>,
 }
 
 impl LiveMappings {
-    /// Loads the mappings and checks them against the channels.
-    pub fn load(config: &Config) -> Result<LiveMappings, String> {
-        let set = load_checked(config)?;
+    /// Loads the mappings and checks them against the channels (`kinds`: what each kind of
+    /// inbound message accepts from a channel's mapping).
+    pub fn load(config: &Config, kinds: Vec<MessageKind>) -> Result<LiveMappings, String> {
+        let set = load_checked(config, &kinds)?;
         Ok(LiveMappings {
             dir: config.mappings.dir.clone(),
             config: config.clone(),
+            kinds,
             current: RwLock::new(Arc::new(set)),
         })
     }
@@ -35,7 +39,7 @@ impl LiveMappings {
 
     /// Loads the folder again; on any problem the mappings in force stay.
     pub fn reload(&self) -> Result<(), String> {
-        let set = load_checked(&self.config)?;
+        let set = load_checked(&self.config, &self.kinds)?;
         *self.current.write().expect("mappings lock") = Arc::new(set);
         Ok(())
     }
@@ -74,9 +78,9 @@ impl LiveMappings {
     }
 }
 
-fn load_checked(config: &Config) -> Result<MappingSet, String> {
+fn load_checked(config: &Config, kinds: &[MessageKind]) -> Result<MappingSet, String> {
     let set = MappingSet::load(&config.mappings.dir).map_err(|e| e.to_string())?;
-    config.check_mappings(&set).map_err(|e| e.to_string())?;
+    config.check_mappings(&set, kinds).map_err(|e| e.to_string())?;
     Ok(set)
 }
 

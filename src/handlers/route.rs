@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use super::replies::AckPolicy;
 use crate::config::{ChannelConfig, FilterConfig};
-use crate::engine::replies::AckPolicy;
 use crate::hl7::{ErrLocation, ErrorCode, Message, Outcome, ParseError};
 use crate::mapping::Condition;
 

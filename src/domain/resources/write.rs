@@ -1,18 +1,18 @@
-//! The FHIR write interactions as they run inside a store command: create, update (with
-//! create-on-update and `If-Match`) and delete, for Patients and every other type, each giving
-//! the HTTP status and the stored resource, or the error to answer.
+//! The FHIR write model: create, update (with create-on-update and `If-Match`) and delete, for
+//! Patients and every other type, as they run inside a committer job. Each gives what it did
+//! and the stored resource, or why it was refused; the HTTP API turns those into statuses and
+//! OperationOutcomes, a PMIR feed into its response message.
 //!
 //! A POST of a Patient with a feed mapping configured is an upstream feed, not a bare create: it
 //! goes through that mapping (as an ADT goes through its channel's) and updates the patient any
 //! of its identifiers already names, so a FHIR Patient from the UCR and an ADT about the same
 //! person land on one record.
 
-use axum::http::StatusCode;
 use serde_json::Value;
 
-use crate::domain::patients::{self, ApplyError, PatientChange};
+use crate::domain::patients;
+use crate::domain::resources::change::{self, ApplyError, ResourceChange};
 use crate::domain::resources::{self, Current};
-use crate::outbox::PatientWrite;
 use crate::store::{Overlay, Reader};
 
 /// One write asked of the store.
@@ -24,7 +24,7 @@ pub enum Write {
     },
     /// A Patient through the feed mapping (what it made of the posted resource).
     Feed {
-        change: PatientChange,
+        change: ResourceChange,
     },
     Update {
         resource_type: String,
@@ -38,30 +38,56 @@ pub enum Write {
     },
 }
 
+/// What a write did to the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Created,
+    Updated,
+    Deleted,
+}
+
 /// What a write did.
 #[derive(Debug, Clone)]
 pub struct Done {
-    pub status: StatusCode,
+    pub effect: Effect,
     /// The stored resource (None for a delete).
     pub resource: Option<Value>,
     /// `Type/id/_history/version` of what was written.
     pub location: Option<String>,
-    pub patients: Vec<PatientWrite>,
+    /// The ids of the Patients it wrote (a merge writes more than one), first the one asked for.
+    pub patients: Vec<String>,
 }
 
-/// Why a write was refused: the status, the OperationOutcome issue code, and what is wrong.
-#[derive(Debug, Clone)]
+/// Why a write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// An identifier names no patient (a merge's retired one, an identifier change's old one).
+    UnknownKey,
+    /// An identifier belongs to another patient.
+    DuplicateKey,
+    /// `If-Match` names another version.
+    VersionConflict,
+    /// Not done through this interaction (a Patient delete, a proxy relationship's
+    /// RelatedPerson).
+    NotAllowed,
+    /// Nothing could be made of it.
+    Unprocessable,
+    /// The store failed.
+    Store,
+}
+
+/// Why a write was refused, and what is wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct Refused {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Refused {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refused {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Refused {
         Refused {
-            status,
-            code,
+            reason,
             message: message.into(),
         }
     }
@@ -75,9 +101,7 @@ pub fn new_id(seq: u64, n: u32) -> String {
 
 /// Applies `write` into `tx`. `n` numbers the creates of this command.
 pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &str) -> Result<Done, Refused> {
-    let store_error = |e: crate::store::StoreError| {
-        Refused::new(StatusCode::INTERNAL_SERVER_ERROR, "exception", e.to_string())
-    };
+    let store_error = |e: crate::store::StoreError| Refused::new(Reason::Store, e.to_string());
     if let Write::Update {
         resource_type, id, ..
     }
@@ -86,8 +110,7 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
         && id.starts_with(crate::domain::proxies::ID_PREFIX)
     {
         return Err(Refused::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "not-supported",
+            Reason::NotAllowed,
             format!(
                 "RelatedPerson/{id} is a proxy relationship: it is created, revoked and expired through /api/proxies"
             ),
@@ -95,40 +118,22 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
     }
     match write {
         Write::Feed { change } => {
-            let before = |tx: &Overlay<'_>, id: &str| patients::read(tx, id);
             let mut staged = Overlay::new(tx);
-            let written = patients::apply(&mut staged, &change, now).map_err(apply_refused)?;
-            let mut writes = vec![];
-            for id in &written {
-                let after = patients::read(&staged, id).map_err(store_error)?;
-                let before = before(tx, id).map_err(store_error)?;
-                if let Some(after) = after {
-                    writes.push(PatientWrite {
-                        id: id.clone(),
-                        before,
-                        after,
-                    });
-                }
-            }
-            let absorbed = staged.into_writes();
-            tx.absorb(absorbed);
-            let first = writes.first().cloned();
-            let Some(first) = first else {
-                return Err(Refused::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "processing",
-                    "nothing was written",
-                ));
+            let written = change::apply(&mut staged, &change, now).map_err(apply_refused)?;
+            let Some(first) = written.first() else {
+                return Err(Refused::new(Reason::Unprocessable, "nothing was written"));
             };
+            let after = patients::read(&staged, first)
+                .map_err(store_error)?
+                .ok_or_else(|| Refused::new(Reason::Unprocessable, "nothing was written"))?;
+            let created = patients::read(&*tx, first).map_err(store_error)?.is_none();
+            let staged = staged.into_staged();
+            tx.absorb_staged(staged);
             Ok(Done {
-                status: if first.before.is_none() {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                location: Some(location("Patient", &first.after)),
-                resource: Some(first.after.clone()),
-                patients: writes,
+                effect: if created { Effect::Created } else { Effect::Updated },
+                location: Some(location("Patient", &after)),
+                resource: Some(after),
+                patients: written,
             })
         }
         Write::Create {
@@ -137,12 +142,12 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
         } if resource_type == "Patient" => {
             let id = patients::new_id(tx, &resource, seq, *n).map_err(store_error)?;
             *n += 1;
-            let (before, after) = patients::replace(tx, &id, &resource, now).map_err(apply_refused)?;
+            let (_, after) = patients::replace(tx, &id, &resource, now).map_err(apply_refused)?;
             Ok(Done {
-                status: StatusCode::CREATED,
+                effect: Effect::Created,
                 location: Some(location("Patient", &after)),
-                resource: Some(after.clone()),
-                patients: vec![PatientWrite { id, before, after }],
+                resource: Some(after),
+                patients: vec![id],
             })
         }
         Write::Create {
@@ -153,7 +158,7 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
             *n += 1;
             let stored = resources::put(tx, &resource_type, &id, resource, now).map_err(store_error)?;
             Ok(Done {
-                status: StatusCode::CREATED,
+                effect: Effect::Created,
                 location: Some(location(&resource_type, &stored)),
                 resource: Some(stored),
                 patients: vec![],
@@ -174,45 +179,43 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
                 && version != Some(wanted)
             {
                 return Err(Refused::new(
-                    StatusCode::PRECONDITION_FAILED,
-                    "conflict",
+                    Reason::VersionConflict,
                     format!(
                         "If-Match asks for version {wanted} of {resource_type}/{id}, but the current version is {}",
                         version.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
                     ),
                 ));
             }
-            let status = if version.is_some() {
-                StatusCode::OK
+            let effect = if version.is_some() {
+                Effect::Updated
             } else {
-                StatusCode::CREATED
+                Effect::Created
             };
             if resource_type == "Patient" {
-                let (before, after) = patients::replace(tx, &id, &resource, now).map_err(apply_refused)?;
+                let (_, after) = patients::replace(tx, &id, &resource, now).map_err(apply_refused)?;
                 return Ok(Done {
-                    status,
+                    effect,
                     location: Some(location("Patient", &after)),
-                    resource: Some(after.clone()),
-                    patients: vec![PatientWrite { id, before, after }],
+                    resource: Some(after),
+                    patients: vec![id],
                 });
             }
             let stored = resources::put(tx, &resource_type, &id, resource, now).map_err(store_error)?;
             Ok(Done {
-                status,
+                effect,
                 location: Some(location(&resource_type, &stored)),
                 resource: Some(stored),
                 patients: vec![],
             })
         }
         Write::Delete { resource_type, .. } if resource_type == "Patient" => Err(Refused::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "not-supported",
+            Reason::NotAllowed,
             "Patients come from the master patient index and are not deleted here; a merge (A40, PMIR) retires one",
         )),
         Write::Delete { resource_type, id } => {
             resources::delete(tx, &resource_type, &id, now).map_err(store_error)?;
             Ok(Done {
-                status: StatusCode::NO_CONTENT,
+                effect: Effect::Deleted,
                 resource: None,
                 location: None,
                 patients: vec![],
@@ -231,13 +234,14 @@ pub fn location(resource_type: &str, stored: &Value) -> String {
 }
 
 fn apply_refused(e: ApplyError) -> Refused {
-    match e {
-        ApplyError::UnknownKey(_) => {
-            Refused::new(StatusCode::UNPROCESSABLE_ENTITY, "not-found", e.to_string())
-        }
-        ApplyError::DuplicateKey(..) => Refused::new(StatusCode::CONFLICT, "duplicate", e.to_string()),
-        ApplyError::Store(_) => Refused::new(StatusCode::INTERNAL_SERVER_ERROR, "exception", e.to_string()),
-    }
+    let reason = match e {
+        ApplyError::UnknownKey(_) => Reason::UnknownKey,
+        ApplyError::DuplicateKey(..) => Reason::DuplicateKey,
+        ApplyError::PatientNotDeleted => Reason::NotAllowed,
+        ApplyError::NoKey(_) | ApplyError::PatientsOnly { .. } => Reason::Unprocessable,
+        ApplyError::Store(_) => Reason::Store,
+    };
+    Refused::new(reason, e.to_string())
 }
 
 /// Reads through any reader (used by conditional interactions before a command runs).

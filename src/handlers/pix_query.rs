@@ -13,15 +13,41 @@ use crate::domain::pix::{PixError, cross_reference};
 use crate::hl7::{Delimiters, ErrLocation, ErrorCode, Message, MessageWriter, Outcome, ParseError, escape};
 use crate::store::Store;
 
+use super::{Early, Handler};
+
+/// Queries (QBP): answered from the store before any channel, never a channel's business.
+pub(crate) struct PixQuery;
+
+impl Handler for PixQuery {
+    fn message_type(&self) -> &'static str {
+        "QBP"
+    }
+
+    fn resource_types(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn before_routing(&self, message: &Message, store: &dyn Store) -> Option<Early> {
+        if let Some(refused) = refuse_other_query(message) {
+            return Some(Early::Refused(refused));
+        }
+        let control_id = format!(
+            "K23{}",
+            &message.control_id().chars().take(17).collect::<String>()
+        );
+        Some(Early::Answered(vec![answer(store, message, &control_id)]))
+    }
+}
+
 /// True for the messages this module answers.
-pub fn is_pix_query(message: &Message) -> bool {
+fn is_pix_query(message: &Message) -> bool {
     message.message_type() == "QBP" && message.trigger_event() == "Q23"
 }
 
 /// The AR 201 for a query this engine does not answer (a PDQ `QBP^Q22`, ITI-21, above all): a
 /// query is never a channel's business, so without this it would be filtered and answered AA
 /// with no response, which a querying system cannot read.
-pub fn refuse_other_query(message: &Message) -> Option<Outcome> {
+fn refuse_other_query(message: &Message) -> Option<Outcome> {
     if message.message_type() != "QBP" || is_pix_query(message) {
         return None;
     }
@@ -43,7 +69,7 @@ pub fn refuse_other_query(message: &Message) -> Option<Outcome> {
 }
 
 /// The RSP^K23 for a QBP^Q23.
-pub fn answer(store: &dyn Store, query: &Message, control_id: &str) -> String {
+fn answer(store: &dyn Store, query: &Message, control_id: &str) -> String {
     let qpd = query.segment("QPD");
     let known = qpd.as_ref().map(|q| q.field(3)).filter(|f| !f.is_empty());
     let targets: Vec<String> = qpd

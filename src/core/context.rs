@@ -1,0 +1,185 @@
+//! What a job runs with on the committer thread: the pending writes of its batch, its commit
+//! time and journal sequence, where it came from, and the deliveries it queued; and
+//! [`Context::stage`], the one way a change is applied together with its projections, or not at
+//! all.
+
+use std::sync::Arc;
+
+use crate::store::{Overlay, StoreError};
+
+use super::Projections;
+
+pub struct Context<'a, 'o> {
+    /// The pending writes this job reads and adds to.
+    pub tx: &'a mut Overlay<'o>,
+    /// The commit time (RFC 3339, UTC, milliseconds).
+    pub now: &'a str,
+    /// The job's journal sequence number (the cause of the deliveries it queues).
+    pub seq: u64,
+    job: &'a mut JobState,
+}
+
+/// What a job accumulates while it runs, shared by its stages.
+pub(super) struct JobState {
+    origin: Option<Arc<str>>,
+    also_notify: Vec<String>,
+    deliveries: Deliveries,
+    projections: Projections,
+}
+
+/// The deliveries one job queues: numbered in the job (a delivery's id is its destination, the
+/// job's sequence and this number, so each number is taken once), and listed for its journal
+/// entry.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    next: u32,
+    ids: Vec<String>,
+}
+
+impl Deliveries {
+    /// The next delivery number of this job.
+    pub fn next_number(&mut self) -> u32 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// Records a delivery id this job queued.
+    pub fn queued(&mut self, id: String) {
+        self.ids.push(id);
+    }
+
+    /// The ids queued so far, in order.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+}
+
+impl JobState {
+    pub(super) fn new(origin: Option<Arc<str>>, projections: Projections) -> JobState {
+        JobState {
+            origin,
+            also_notify: vec![],
+            deliveries: Deliveries::default(),
+            projections,
+        }
+    }
+
+    pub(super) fn into_deliveries(self) -> Vec<String> {
+        self.deliveries.ids
+    }
+}
+
+impl<'a, 'o> Context<'a, 'o> {
+    pub(super) fn new(tx: &'a mut Overlay<'o>, now: &'a str, seq: u64, job: &'a mut JobState) -> Self {
+        Context { tx, now, seq, job }
+    }
+
+    /// The channel the job came by, if any: fan-out also tells that channel's destinations.
+    pub fn origin(&self) -> Option<&str> {
+        self.job.origin.as_deref()
+    }
+
+    /// Destinations told of this job's changes besides the usual ones (a member's profile
+    /// update goes to the UCR, which is not told of every change).
+    pub fn also_notify(&self) -> &[String] {
+        &self.job.also_notify
+    }
+
+    /// Names destinations to tell of the changes staged from now on (see `also_notify`).
+    pub fn notify_also(&mut self, destinations: &[String]) {
+        self.job.also_notify = destinations.to_vec();
+    }
+
+    /// Numbers a delivery this job queues (each number once per job).
+    pub fn next_delivery_number(&mut self) -> u32 {
+        self.job.deliveries.next_number()
+    }
+
+    /// Records a delivery id this job queued: its journal entry lists it.
+    pub fn queued(&mut self, delivery_id: String) {
+        self.job.deliveries.queued(delivery_id);
+    }
+
+    /// The deliveries queued so far.
+    pub fn deliveries(&self) -> &[String] {
+        self.job.deliveries.ids()
+    }
+
+    /// The job's writes and its deliveries at once, for a domain operation that queues
+    /// deliveries of its own (`domain::op::Op`).
+    pub fn parts(&mut self) -> (&mut Overlay<'o>, &mut Deliveries) {
+        (&mut *self.tx, &mut self.job.deliveries)
+    }
+
+    /// Applies a change: `change` writes into an overlay of its own; if it succeeds, every
+    /// projection following the records it changed runs over them, and the whole is kept; if
+    /// either fails, nothing it wrote or queued is kept. Records are projected once, by the
+    /// stage that wrote them.
+    pub fn stage<T, E: From<StoreError>>(
+        &mut self,
+        change: impl FnOnce(&mut Context<'_, '_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mark = (self.job.deliveries.next, self.job.deliveries.ids.len());
+        let mut staged = Overlay::new(&*self.tx);
+        let result = {
+            let mut inner = Context {
+                tx: &mut staged,
+                now: self.now,
+                seq: self.seq,
+                job: &mut *self.job,
+            };
+            change(&mut inner).and_then(|value| {
+                project(&mut inner)?;
+                Ok(value)
+            })
+        };
+        match result {
+            Ok(value) => {
+                let writes = staged.into_writes();
+                self.tx.absorb(writes);
+                Ok(value)
+            }
+            Err(e) => {
+                self.job.deliveries.next = mark.0;
+                self.job.deliveries.ids.truncate(mark.1);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Runs every projection, in order, over the records of its kinds changed so far.
+fn project(ctx: &mut Context<'_, '_>) -> Result<(), StoreError> {
+    let projections = ctx.job.projections.clone();
+    for projection in projections.iter() {
+        let changed: Vec<_> = ctx
+            .tx
+            .changed()
+            .iter()
+            .filter(|c| projection.follows(&c.kind))
+            .cloned()
+            .collect();
+        if !changed.is_empty() {
+            projection.project(ctx, &changed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `change` as one job straight on `store`, on the calling thread: staged, followed by
+/// `projections`, and committed (not synced) if it succeeds. For what needs the core's staging
+/// and projections without its thread and journal: property tests of the domain, the
+/// benchmarks' loaders.
+pub fn run_direct<T, E: From<StoreError>>(
+    store: &dyn crate::store::Store,
+    projections: &Projections,
+    now: &str,
+    seq: u64,
+    change: impl FnOnce(&mut Context<'_, '_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut overlay = Overlay::new(store);
+    let mut job = JobState::new(None, projections.clone());
+    let value = Context::new(&mut overlay, now, seq, &mut job).stage(change)?;
+    store.commit(overlay.into_writes())?;
+    Ok(value)
+}

@@ -1,0 +1,355 @@
+//! An inbound HL7 v2 message as a committer job: what every handler's message goes through
+//! once it is read, routed and mapped.
+//!
+//! The job checks the message's control id ([`crate::core::idempotency`]: a resend gets its
+//! first replies again, a different message reusing the id gets AR 205), applies its resource
+//! changes as one stage (with every projection, fan-out included) or not at all, builds its
+//! ACKs by its channel's policy, queues the application ACK, remembers the message, and writes
+//! its journal entry. Its replies are released once the batch is durable; if the commit fails,
+//! the sender gets AE and sends again.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::core::idempotency::{self, Seen, Verdict};
+use crate::core::journal::{JournalEntry, Status};
+use crate::core::{Context, Done, Job, Release};
+use crate::domain::resources::change::{self, ApplyError, ResourceChange};
+use crate::hl7::{Acks, ErrLocation, ErrorCode, Message, Outcome, ParseError};
+use crate::outbox::queue::{Outgoing, enqueue};
+
+use super::replies::AckPolicy;
+use super::unreadable;
+
+/// What the committer is given for one message.
+pub(crate) enum JobInput {
+    /// A readable message and the resource changes its mapping made of it (or why none).
+    Hl7 {
+        message: Message,
+        changes: Result<Vec<ResourceChange>, Outcome>,
+    },
+    /// Bytes that could not be read as a message (answered AR).
+    Unreadable { text: String, error: ParseError },
+    /// A query, already answered (it changes nothing; it is journaled).
+    Answered { message: Message, replies: Vec<String> },
+    /// A message no channel's filter takes (answered AA unless `answer` is false: an inbound
+    /// ACK is not answered), or an inbound acknowledgment; journaled as `filtered` with `reason`.
+    Filtered {
+        message: Message,
+        reason: String,
+        answer: bool,
+    },
+}
+
+/// One inbound message on its way to the store.
+pub(crate) struct MessageJob {
+    pub channel: Arc<str>,
+    pub peer: String,
+    pub received_at: String,
+    pub input: JobInput,
+    /// Some(n) when no channel took the message (unreadable, unroutable, a sender no channel
+    /// allows): if it is rejected, the journal keeps only its first n bytes.
+    pub journal_head: Option<usize>,
+    /// How the channel answers (original or enhanced mode, where application ACKs go).
+    pub acks: Arc<AckPolicy>,
+}
+
+impl MessageJob {
+    /// The committer job; `reply` gets the replies once it is durable.
+    pub(crate) fn into_job(self, reply: oneshot::Sender<Vec<String>>) -> Job {
+        let origin = self.journal_head.is_none().then(|| self.channel.clone());
+        Job::new(origin, move |ctx| {
+            let entry = process(ctx, &self);
+            let replies = entry.replies.clone();
+            let seq = ctx.seq;
+            let release: Release = Box::new(move |durable| {
+                let replies = match durable {
+                    Ok(()) => replies,
+                    Err(reason) => failure_replies(&self, reason, seq),
+                };
+                let _ = reply.send(replies);
+            });
+            Done { entry, release }
+        })
+    }
+}
+
+/// Why a message's changes were not applied.
+enum Refused {
+    Apply(ApplyError),
+    Store(crate::store::StoreError),
+}
+
+impl From<crate::store::StoreError> for Refused {
+    fn from(e: crate::store::StoreError) -> Self {
+        Refused::Store(e)
+    }
+}
+
+/// Runs one message; returns its journal entry, replies included.
+fn process(ctx: &mut Context<'_, '_>, job: &MessageJob) -> JournalEntry {
+    let seq = ctx.seq;
+    let mut entry = JournalEntry {
+        seq,
+        channel: job.channel.to_string(),
+        received_at: job.received_at.clone(),
+        peer: job.peer.clone(),
+        sender: String::new(),
+        control_id: String::new(),
+        message_type: String::new(),
+        status: Status::Rejected,
+        error: None,
+        duplicate_of: None,
+        patients: vec![],
+        deliveries: vec![],
+        replies: vec![],
+        message: String::new(),
+        message_bytes: None,
+    };
+    match &job.input {
+        JobInput::Unreadable { text, error } => {
+            entry.error = Some(error.text.clone());
+            entry.replies = vec![unreadable::answer(text, error, seq, &job.acks)];
+            entry.message = text.clone();
+        }
+        JobInput::Filtered {
+            message,
+            reason,
+            answer,
+        } => {
+            describe(&mut entry, message);
+            entry.status = Status::Filtered;
+            entry.error = Some(reason.clone());
+            if *answer {
+                entry.replies = replies_for(message, &Outcome::Accepted, seq, &job.acks)
+                    .reply
+                    .into_iter()
+                    .collect();
+            }
+        }
+        JobInput::Answered { message, replies } => {
+            describe(&mut entry, message);
+            entry.status = Status::Applied;
+            entry.replies = replies.clone();
+        }
+        JobInput::Hl7 { message, changes } => {
+            describe(&mut entry, message);
+            apply_message(ctx, job, message, changes, &mut entry);
+        }
+    }
+    if let Some(head) = job.journal_head
+        && matches!(entry.status, Status::Rejected | Status::Filtered)
+        && entry.message.len() > head
+    {
+        entry.message_bytes = Some(entry.message.len());
+        let mut end = head;
+        while !entry.message.is_char_boundary(end) {
+            end -= 1;
+        }
+        entry.message.truncate(end);
+    }
+    entry
+}
+
+/// A message's sender, control id, type and text in its journal entry.
+fn describe(entry: &mut JournalEntry, message: &Message) {
+    entry.sender = format!("{}|{}", message.sending_application(), message.sending_facility());
+    entry.control_id = message.control_id();
+    entry.message_type = format!("{}^{}", message.message_type(), message.trigger_event());
+    entry.message = message.text().to_string();
+}
+
+/// A message that changes the store: once per control id, its changes staged, its ACKs.
+fn apply_message(
+    ctx: &mut Context<'_, '_>,
+    job: &MessageJob,
+    message: &Message,
+    changes: &Result<Vec<ResourceChange>, Outcome>,
+    entry: &mut JournalEntry,
+) {
+    let seq = ctx.seq;
+    let fingerprint = fingerprint(message.text());
+    let verdict = if entry.control_id.is_empty() {
+        Ok(Verdict::New)
+    } else {
+        idempotency::check(&*ctx.tx, &entry.sender, &entry.control_id, &fingerprint)
+    };
+    let verdict = verdict.unwrap_or_else(|e| {
+        tracing::error!(error = %e, seq, "idempotency lookup failed");
+        Verdict::New
+    });
+    match verdict {
+        Verdict::Repeat(earlier) => {
+            entry.status = Status::Duplicate;
+            entry.duplicate_of = Some(earlier.seq);
+            entry.patients = earlier.patients;
+            entry.replies = earlier.replies;
+            return;
+        }
+        Verdict::Conflict(earlier) => {
+            let error = ParseError {
+                code: ErrorCode::DuplicateKey,
+                location: Some(at("MSH", 10)),
+                text: format!(
+                    "control id `{}` from {} was already used by a different message (journal {})",
+                    entry.control_id, entry.sender, earlier.seq
+                ),
+            };
+            entry.status = Status::Rejected;
+            entry.error = Some(error.text.clone());
+            entry.duplicate_of = Some(earlier.seq);
+            entry.replies = replies_for(message, &Outcome::Rejected(error), seq, &job.acks)
+                .reply
+                .into_iter()
+                .collect();
+            return;
+        }
+        Verdict::New => {}
+    }
+    let outcome = match changes {
+        Err(refused) => refused.clone(),
+        Ok(changes) => {
+            let staged = ctx.stage(|ctx| {
+                let mut written = vec![];
+                for change in changes {
+                    written.extend(change::apply(ctx.tx, change, ctx.now).map_err(Refused::Apply)?);
+                }
+                Ok::<_, Refused>(written)
+            });
+            match staged {
+                Ok(written) => {
+                    entry.patients = written;
+                    Outcome::Accepted
+                }
+                Err(Refused::Apply(e)) => Outcome::Error(apply_error(&e)),
+                Err(Refused::Store(e)) => Outcome::Error(apply_error(&ApplyError::Store(e))),
+            }
+        }
+    };
+    entry.status = match &outcome {
+        Outcome::Accepted => Status::Applied,
+        Outcome::Error(e) => {
+            entry.error = Some(e.text.clone());
+            Status::Error
+        }
+        Outcome::Rejected(e) => {
+            entry.error = Some(e.text.clone());
+            Status::Rejected
+        }
+    };
+    let acks = replies_for(message, &outcome, seq, &job.acks);
+    entry.replies = acks.reply.into_iter().collect();
+    if let (Some(ack), Some(destination)) = (acks.application, &job.acks.application_ack_destination) {
+        let outgoing = Outgoing {
+            destination: destination.clone(),
+            patient: None,
+            resource: None,
+            content_type: "x-application/hl7-v2+er7".into(),
+            headers: vec![],
+            payload: ack,
+            sealed: None,
+        };
+        // A message's one application ACK: a number no fan-out reaches, so its delivery id
+        // stays apart from theirs.
+        let delivery = enqueue(ctx.tx, outgoing, seq, APPLICATION_ACK_DELIVERY, ctx.now);
+        ctx.queued(delivery.id);
+    }
+    if entry.status == Status::Applied && !entry.control_id.is_empty() {
+        let seen = Seen {
+            seq,
+            fingerprint,
+            patients: entry.patients.clone(),
+            replies: entry.replies.clone(),
+        };
+        idempotency::remember(ctx.tx, &entry.sender, &entry.control_id, &seen);
+    }
+}
+
+/// A message's fingerprint: its segments after MSH, whatever their line ends (a resend may
+/// carry a new MSH-7).
+pub(crate) fn fingerprint(message_text: &str) -> String {
+    idempotency::fingerprint(message_text.split(['\r', '\n']).filter(|s| !s.is_empty()).skip(1))
+}
+
+/// The delivery number of a message's application ACK (see `enqueue`).
+const APPLICATION_ACK_DELIVERY: u32 = u32::MAX;
+
+/// The ACKs for a message, each with a fresh control id.
+fn replies_for(message: &Message, outcome: &Outcome, seq: u64, policy: &AckPolicy) -> Acks {
+    let mut n = 0;
+    policy.acks(message, outcome, &mut || {
+        n += 1;
+        ack_id(seq, n)
+    })
+}
+
+/// A fresh ACK control id (MSH-10): the journal sequence, plus which reply it is.
+pub(crate) fn ack_id(seq: u64, n: usize) -> String {
+    if n <= 1 {
+        format!("TRB{seq}")
+    } else {
+        format!("TRB{seq}-{n}")
+    }
+}
+
+fn at(segment: &str, field: u32) -> ErrLocation {
+    ErrLocation {
+        segment: segment.into(),
+        sequence: 1,
+        field: Some(field),
+        repetition: None,
+        component: None,
+        subcomponent: None,
+    }
+}
+
+fn apply_error(e: &ApplyError) -> ParseError {
+    let (code, segment, field) = match e {
+        ApplyError::UnknownKey(_) => (ErrorCode::UnknownKey, "MRG", 1),
+        ApplyError::DuplicateKey(..) => (ErrorCode::DuplicateKey, "PID", 3),
+        ApplyError::NoKey(_) => (ErrorCode::RequiredFieldMissing, "MSH", 9),
+        ApplyError::PatientsOnly { .. } | ApplyError::PatientNotDeleted => {
+            (ErrorCode::InternalError, "MSH", 9)
+        }
+        ApplyError::Store(_) => (ErrorCode::InternalError, "MSH", 10),
+    };
+    ParseError {
+        code,
+        location: Some(at(segment, field)),
+        text: e.to_string(),
+    }
+}
+
+/// Replies when the batch could not be made durable: AE, so the sender sends again.
+fn failure_replies(job: &MessageJob, reason: &str, seq: u64) -> Vec<String> {
+    let error = ParseError {
+        code: ErrorCode::InternalError,
+        location: None,
+        text: format!("the message could not be stored: {reason}"),
+    };
+    match &job.input {
+        JobInput::Filtered { answer: false, .. } => vec![],
+        JobInput::Hl7 { message, .. }
+        | JobInput::Answered { message, .. }
+        | JobInput::Filtered { message, .. } => replies_for(message, &Outcome::Error(error), seq, &job.acks)
+            .reply
+            .into_iter()
+            .collect(),
+        JobInput::Unreadable { text, .. } => vec![unreadable::answer(text, &error, seq, &job.acks)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_ignores_msh_and_line_ends_but_not_content() {
+        let a = fingerprint("MSH|^~\\&|A|B|||20260101||ADT^A08|1|P|2.5\rPID|1||42\r");
+        let b = fingerprint("MSH|^~\\&|A|B|||20270101||ADT^A08|1|P|2.5\r\nPID|1||42\r\n");
+        let c = fingerprint("MSH|^~\\&|A|B|||20260101||ADT^A08|1|P|2.5\rPID|1||43\r");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,70 @@
+//! Handlers: what the engine does with each kind of inbound HL7 v2 message, one file each (as
+//! mini-redis keeps one file per command).
+//!
+//! Every message goes one way through: the listener ([`inbound`]) reads the frame (bytes that
+//! are no message go to [`unreadable`]), the registry below names the handler of its type, the
+//! handler answers it before any channel if it must (a query, an event HL7 does not define),
+//! else the message is routed to a channel ([`route`]), mapped by the channel's mapping into
+//! resource changes of the types the handler accepts, and handed to the committer as a
+//! [`message_job`]: idempotency, the changes staged with their projections, the ACKs by the
+//! channel's policy ([`replies`]), the journal.
+//!
+//! Adding a kind of message is one file here (its type, the resource types its mappings may
+//! write, what it answers before routing), its mappings with their golden tests, and one line
+//! in [`HANDLERS`].
+
+mod adt;
+pub(crate) mod inbound;
+mod message_job;
+mod pix_query;
+pub(crate) mod replies;
+pub(crate) mod route;
+mod siu;
+mod unreadable;
+
+use crate::config::MessageKind;
+use crate::hl7::{Message, Outcome};
+use crate::store::Store;
+
+/// A kind of inbound message and what is particular to it.
+pub(crate) trait Handler: Send + Sync {
+    /// The message type it takes (MSH-9.1).
+    fn message_type(&self) -> &'static str;
+    /// The FHIR resource types a channel's mapping may write for it (check-config holds every
+    /// channel's mapping to them); none for a message answered before any channel.
+    fn resource_types(&self) -> &'static [&'static str];
+    /// Its answer before any channel, if it has one: a query answered from the store, or a
+    /// message refused for what it is. None routes it to a channel.
+    fn before_routing(&self, message: &Message, store: &dyn Store) -> Option<Early>;
+}
+
+/// A message answered before any channel.
+pub(crate) enum Early {
+    /// Refused (AR) or failed (AE) for what it is.
+    Refused(Outcome),
+    /// Answered (a query): the replies, journaled as applied.
+    Answered(Vec<String>),
+}
+
+/// Every handler: one line each.
+const HANDLERS: &[&dyn Handler] = &[&adt::Adt, &siu::Siu, &pix_query::PixQuery];
+
+/// The handler of a message, by its type.
+pub(crate) fn for_message(message: &Message) -> Option<&'static dyn Handler> {
+    let message_type = message.message_type();
+    HANDLERS
+        .iter()
+        .copied()
+        .find(|h| h.message_type() == message_type)
+}
+
+/// What each kind of message accepts from a channel's mapping, for check-config.
+pub fn message_kinds() -> Vec<MessageKind> {
+    HANDLERS
+        .iter()
+        .map(|h| MessageKind {
+            message_type: h.message_type(),
+            resource_types: h.resource_types(),
+        })
+        .collect()
+}
