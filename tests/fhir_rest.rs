@@ -1029,6 +1029,53 @@ async fn an_idempotency_key_makes_a_retried_create_happen_once() {
 }
 
 #[tokio::test]
+async fn a_transaction_with_an_idempotency_key_and_a_pmir_message_by_its_id_are_applied_once() {
+    let (_dir, engine) = start();
+    let fhir = Http::new(&engine);
+    let transaction = |status: &str| {
+        json!({
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{ "resource": task("p7", status), "request": { "method": "POST", "url": "Task" } }]
+        })
+    };
+    let key = [("idempotency-key", "crm-batch-7")];
+    let first = fhir.send("POST", "", Some(&transaction("ready")), &key).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = fhir.send("POST", "", Some(&transaction("ready")), &key).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(
+        again.json()["entry"][0]["response"]["location"],
+        first.json()["entry"][0]["response"]["location"],
+        "the first answer again"
+    );
+    assert_eq!(
+        fhir.get("/Task?patient=p7").await.json()["total"],
+        1,
+        "created once"
+    );
+    let other = fhir.send("POST", "", Some(&transaction("draft")), &key).await;
+    assert_eq!(other.status, 422, "{}", other.text);
+    assert!(other.text.contains("crm-batch-7"), "{}", other.text);
+
+    // A PMIR message: its id again with the same Patients is a resend; with others, refused.
+    let feed = pmir_feed("msg-idem-1", vec![ucr_patient("7700", "Silva")]);
+    let first = fhir.send("POST", "", Some(&feed), &[]).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = fhir.send("POST", "", Some(&feed), &[]).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json()["id"], first.json()["id"], "the first response again");
+    let changed = pmir_feed("msg-idem-1", vec![ucr_patient("7700", "Souza")]);
+    let refused = fhir.send("POST", "", Some(&changed), &[]).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(
+        fhir.get("/Patient?identifier=7700").await.json()["entry"][0]["resource"]["name"][0]["family"],
+        "Silva",
+        "the reused id changed nothing"
+    );
+}
+
+#[tokio::test]
 async fn only_known_clients_use_the_endpoint_and_only_writers_write() {
     let (_dir, engine) = start();
     let fhir = Http::new(&engine);

@@ -449,7 +449,7 @@ fn phone_forms(phone: &str) -> Vec<String> {
 }
 
 /// The patient any of these identifiers names, trying them in order.
-fn find_by_any(reader: &dyn Reader, identifiers: &[Value]) -> Result<Option<String>, StoreError> {
+pub(crate) fn find_by_any(reader: &dyn Reader, identifiers: &[Value]) -> Result<Option<String>, StoreError> {
     for identifier in identifiers {
         let Some(value) = identifier["value"].as_str() else {
             continue;

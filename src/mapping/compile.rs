@@ -959,7 +959,7 @@ fn meta_target(text: &str, line: usize) -> Result<Target, CompileError> {
 }
 
 /// The actions the engine knows.
-pub const ACTIONS: &[&str] = &["upsert", "merge", "change-identifier"];
+pub const ACTIONS: &[&str] = &["upsert", "merge", "change-identifier", "delete"];
 
 fn check_action(lit: &Lit, line: usize) -> Result<(), CompileError> {
     match lit {

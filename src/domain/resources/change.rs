@@ -4,7 +4,10 @@
 //! A mapping's output is a set of changes: the one resource it built, or, for a mapping that
 //! builds a Bundle, each entry (`request.method` PUT or POST upserts, DELETE deletes). A Patient
 //! goes to `domain::patients` (matched by any identifier, merged, kept with what the message did
-//! not carry); every other type is found by its first identifier and replaced as sent.
+//! not carry); every other type is found by its first identifier and replaced as sent, its
+//! references to a Patient by identifier (`{"type": "Patient", "identifier": ...}`, as a
+//! message names its patient) resolved to the stored Patient, so `Appointment?patient=` finds
+//! it.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -139,7 +142,9 @@ pub fn apply(tx: &mut Overlay<'_>, change: &ResourceChange, now: &str) -> Result
     match change {
         ResourceChange::Upsert { resource } => {
             let id = key_of(resource).ok_or_else(|| ApplyError::NoKey(resource_type.clone()))?;
-            super::put(tx, &resource_type, &id, resource.clone(), now)?;
+            let mut resource = resource.clone();
+            resolve_patient_references(tx, &mut resource)?;
+            super::put(tx, &resource_type, &id, resource, now)?;
             Ok(written(&id))
         }
         ResourceChange::Delete { resource } => {
@@ -161,6 +166,34 @@ pub fn apply(tx: &mut Overlay<'_>, change: &ResourceChange, now: &str) -> Result
             resource_type,
         }),
     }
+}
+
+/// Gives every reference to a Patient by identifier (type `Patient`, an identifier, no
+/// `reference`) the reference of the stored Patient that identifier names, if any.
+fn resolve_patient_references(tx: &Overlay<'_>, value: &mut Value) -> Result<(), StoreError> {
+    match value {
+        Value::Object(object) => {
+            let by_identifier = object.get("type").and_then(Value::as_str) == Some("Patient")
+                && object.get("identifier").is_some_and(Value::is_object)
+                && !object.contains_key("reference");
+            if by_identifier {
+                let identifier = object["identifier"].clone();
+                if let Some(id) = patients::find_by_any(tx, std::slice::from_ref(&identifier))? {
+                    object.insert("reference".into(), Value::String(format!("Patient/{id}")));
+                }
+            }
+            for child in object.values_mut() {
+                resolve_patient_references(tx, child)?;
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                resolve_patient_references(tx, item)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The id a resource other than a Patient is kept under: its own id when the mapping set one,
