@@ -448,7 +448,7 @@ fn load_errors_name_file_and_line() {
         (format!("{h}a = Patient.name\n"), 4, "is a FHIRPath, but this mapping's source is hl7v2"),
         (format!("{h}let a = now()\n"), 4, "`now()` may only be used in the value an assignment writes"),
         (format!("{h}a = 1 when PID-7 == now()\n"), 4, "not in a `let` or a condition"),
-        (format!("{h}@action = \"delete\"\n"), 4, "`@action` must be one of upsert, merge, change-identifier"),
+        (format!("{h}@action = \"remove\"\n"), 4, "`@action` must be one of upsert, merge, change-identifier, delete"),
         (format!("{h}@other = 1\n"), 4, "unknown metadata target"),
         (format!("{h}@previous = 1\n"), 4, "is a list"),
         (format!("{h}a = PID\n"), 4, "needs a field"),
