@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Analyst;
+use crate::outbox::Delivery;
 use crate::outbox::queue::{self, DeadLetterError};
+use crate::store::{Overlay, StoreError};
 
 const MAX_LIMIT: usize = 1000;
 
@@ -91,8 +93,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Answer {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    match queue::retry_dead_letter(state.store.as_ref(), &id, &now) {
+    match dead_letter_move(&state, id, queue::retry_dead_letter).await {
         Ok(delivery) if delivery.state == crate::outbox::State::Superseded => {
             tracing::info!(id = %delivery.id, by = %caller.actor(), "retried dead letter superseded");
             (StatusCode::OK, Json(json!(delivery.redacted())))
@@ -111,13 +112,35 @@ pub async fn discard(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Answer {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    match queue::discard_dead_letter(state.store.as_ref(), &id, &now) {
+    match dead_letter_move(&state, id, queue::discard_dead_letter).await {
         Ok(delivery) => {
             tracing::info!(id = %delivery.id, by = %caller.actor(), "dead letter discarded");
             (StatusCode::OK, Json(json!(delivery.redacted())))
         }
         Err(e) => dead_letter_error(e),
+    }
+}
+
+/// Runs a dead letter's move through the core, as every write goes.
+async fn dead_letter_move(
+    state: &AppState,
+    id: String,
+    change: fn(&mut Overlay<'_>, &str, &str) -> Result<Delivery, DeadLetterError>,
+) -> Result<Delivery, DeadLetterError> {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let moved = state
+        .committer
+        .write(move |ctx| match change(ctx.tx, &id, &now) {
+            Err(DeadLetterError::Store(e)) => Err(e),
+            other => Ok(other),
+        })
+        .await;
+    match moved {
+        Some(Ok(result)) => result,
+        Some(Err(e)) => Err(DeadLetterError::Store(StoreError(e.to_string()))),
+        None => Err(DeadLetterError::Store(StoreError(
+            "the engine is stopping".into(),
+        ))),
     }
 }
 

@@ -9,7 +9,7 @@ pub mod fd_budget;
 mod http_server;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -85,25 +85,35 @@ impl Engine {
         let mut tasks = JoinSet::new();
         tasks.spawn(mappings.clone().watch(stopped_signal(stopped.clone())));
         let accounts = Arc::new(crate::domain::accounts::Accounts::load(config)?);
-        let outbox = Arc::new(Outbox::start(
-            config,
-            store.clone(),
-            accounts.key.sealing_key(),
-            stopped.clone(),
-            &mut tasks,
-        )?);
         // What follows from every change, in the order they feed each other: a patient's
         // member search entries, then the RelatedPersons of members who are proxies, then what
         // the destinations are sent about every resource changed so far.
         let mut projections = crate::domain::projections();
         projections.push(Arc::new(Fanout::new(config, mappings.clone())));
         let projections: Projections = projections.into();
+        // The outbox's workers write through the committer, and the committer tells the outbox
+        // what is durable: the outbox is set here once both exist.
+        let started_outbox: Arc<OnceLock<Arc<Outbox>>> = Arc::new(OnceLock::new());
         let on_durable = {
-            let outbox = outbox.clone();
-            Arc::new(move |seq| outbox.durable(seq))
+            let outbox = started_outbox.clone();
+            Arc::new(move |seq| {
+                if let Some(outbox) = outbox.get() {
+                    outbox.durable(seq);
+                }
+            })
         };
         let (handle, thread) =
             crate::core::start(store.clone(), config.commit.max_batch, projections, on_durable);
+        let outbox = Arc::new(Outbox::start(
+            config,
+            store.clone(),
+            handle.clone(),
+            accounts.key.sealing_key(),
+            stopped.clone(),
+            &mut tasks,
+        )?);
+        let _ = started_outbox.set(outbox.clone());
+
         let mut mllp = vec![];
         // Every listener's TLS, reloaded together on SIGHUP.
         let mut tls_listeners = vec![];

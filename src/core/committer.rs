@@ -39,8 +39,13 @@ impl Job {
 
 /// What a job came to: its journal entry (the core fills in its sequence number and the
 /// deliveries it queued) and what answers whoever waits on it.
+///
+/// A job without a journal entry is bookkeeping (a delivery marked delivered, retried, dead):
+/// it takes no journal sequence, and is answered as soon as its batch is committed (visible to
+/// every reader), without waiting for the sync: losing it in a crash repeats a delivery, which
+/// the outbox allows, and never loses one.
 pub struct Done {
-    pub entry: JournalEntry,
+    pub entry: Option<JournalEntry>,
     pub release: Release,
 }
 
@@ -173,7 +178,36 @@ impl CommitterHandle {
                 };
                 let _ = reply.send(answer);
             });
-            Done { entry, release }
+            Done {
+                entry: Some(entry),
+                release,
+            }
+        });
+        if !self.send(job).await {
+            return None;
+        }
+        replied.await.ok()
+    }
+
+    /// Runs bookkeeping writes on the committer thread, in order with every other job, as one
+    /// stage, without a journal entry; answers once they are committed (see [`Done`]). `Err`
+    /// when they failed or could not be committed, `None` when the committer is gone.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        run: impl FnOnce(&mut Context<'_, '_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Option<Result<T, NotStored>> {
+        let (reply, replied) = oneshot::channel::<Result<T, NotStored>>();
+        let job = Job::new(None, move |ctx| {
+            let result = ctx.stage(run);
+            let release: Release = Box::new(move |committed| {
+                let answer = match (committed, result) {
+                    (Ok(()), Ok(value)) => Ok(value),
+                    (Ok(()), Err(e)) => Err(NotStored(e.to_string())),
+                    (Err(reason), _) => Err(NotStored(reason.to_string())),
+                };
+                let _ = reply.send(answer);
+            });
+            Done { entry: None, release }
         });
         if !self.send(job).await {
             return None;
@@ -237,11 +271,16 @@ fn run(
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut overlay = Overlay::new(store.as_ref());
         let mut releases = Vec::with_capacity(batch.len());
+        let mut bookkeeping = vec![];
         let mut journal = Vec::with_capacity(batch.len());
         for job in batch.drain(..) {
             let mut state = JobState::new(job.origin, projections.clone());
             let mut ctx = Context::new(&mut overlay, &now, next_seq, &mut state);
-            let Done { mut entry, release } = (job.run)(&mut ctx);
+            let Done { entry, release } = (job.run)(&mut ctx);
+            let Some(mut entry) = entry else {
+                bookkeeping.push(release);
+                continue;
+            };
             entry.seq = next_seq;
             entry.deliveries.extend(state.into_deliveries());
             journal.push((next_seq, entry.to_bytes()));
@@ -252,13 +291,19 @@ fn run(
         writes.journal = journal;
         match store.commit(writes) {
             Ok(()) => {
-                let _ = to_sync.send(Committed {
-                    releases,
-                    last_seq: next_seq - 1,
-                });
+                for release in bookkeeping {
+                    release(Ok(()));
+                }
+                if !releases.is_empty() {
+                    let _ = to_sync.send(Committed {
+                        releases,
+                        last_seq: next_seq - 1,
+                    });
+                }
             }
             Err(e) => {
                 next_seq = first_seq;
+                releases.extend(bookkeeping);
                 answer_failure(releases, &e.to_string());
             }
         }

@@ -70,7 +70,10 @@ impl MessageJob {
                 };
                 let _ = reply.send(replies);
             });
-            Done { entry, release }
+            Done {
+                entry: Some(entry),
+                release,
+            }
         })
     }
 }

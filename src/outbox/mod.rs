@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, watch};
 
 use crate::config::{Config, ConfigError};
+use crate::core::CommitterHandle;
 use crate::store::Store;
 
 pub use delivery::{Delivery, State};
@@ -61,6 +62,7 @@ impl Outbox {
     pub fn start(
         config: &Config,
         store: Arc<dyn Store>,
+        committer: CommitterHandle,
         seal_key: seal::SealKey,
         stop: watch::Receiver<bool>,
         tasks: &mut tokio::task::JoinSet<()>,
@@ -77,6 +79,7 @@ impl Outbox {
                 adapter,
                 retry: destination.retry.clone(),
                 store: store.clone(),
+                committer: committer.clone(),
                 wake,
                 durable: durable.clone(),
                 seal_key: seal_key.clone(),

@@ -3,8 +3,8 @@
 //!
 //! A delivery lives in exactly one keyspace at a time: `Outbox` while pending, `DeadLetter`
 //! after it failed for good, `Delivered` once done (delivered, discarded or superseded). Each
-//! move is one atomic write set, so a crash leaves it in one place or the other, never both or
-//! neither.
+//! move is written into a job's write set (the worker's and the API's go through the core, as
+//! every write does), so a crash leaves it in one place or the other, never both or neither.
 //!
 //! Stale dead letters: a delivery that carries a resource's current state (`resource` is set)
 //! records, when it is delivered, that it is the latest of that resource to go to that
@@ -12,7 +12,7 @@
 //! back by hand is checked against that record, when retried and again just before it goes:
 //! if a newer one has gone out, it is marked `superseded` instead of overwriting newer data.
 
-use crate::store::{Keyspace, Overlay, Reader, Store, StoreError, WriteSet};
+use crate::store::{Keyspace, Overlay, Reader, Store, StoreError};
 
 use super::delivery::{self, Delivery, State};
 
@@ -110,24 +110,12 @@ pub fn find(store: &dyn Reader, id: &str) -> Result<Option<Delivery>, StoreError
 }
 
 /// Moves a delivery out of `from` into `to` (or rewrites it in place when they are the same).
-fn save(store: &dyn Store, from: Keyspace, to: Keyspace, delivery: &Delivery) -> Result<(), StoreError> {
-    save_with(store, from, to, delivery, vec![])
-}
-
-/// As `save`, with more writes in the same write set.
-fn save_with(
-    store: &dyn Store,
-    from: Keyspace,
-    to: Keyspace,
-    delivery: &Delivery,
-    mut ops: Vec<crate::store::Write>,
-) -> Result<(), StoreError> {
+fn save(tx: &mut Overlay<'_>, from: Keyspace, to: Keyspace, delivery: &Delivery) {
     let key = delivery.key();
     if from != to {
-        ops.push((from, key.clone(), None));
+        tx.delete(from, key.clone());
     }
-    ops.push((to, key, Some(delivery.to_bytes())));
-    store.commit(WriteSet { ops, journal: vec![] })
+    tx.put(to, key, delivery.to_bytes());
 }
 
 /// The `Meta` key of the latest delivery of `resource` to `destination`.
@@ -156,22 +144,22 @@ pub fn newer_delivered(store: &dyn Reader, delivery: &Delivery) -> Result<Option
 
 /// A retried dead letter that a newer delivery of its resource made stale: finished, not sent.
 pub fn mark_superseded(
-    store: &dyn Store,
+    tx: &mut Overlay<'_>,
     from: Keyspace,
     mut delivery: Delivery,
     newer: String,
     now: &str,
-) -> Result<Delivery, StoreError> {
+) -> Delivery {
     delivery.state = State::Superseded;
     delivery.finished_at = Some(now.to_string());
     delivery.last_error = Some(format!("superseded: {newer} went out first"));
     delivery.superseded_by = Some(newer);
-    save(store, from, Keyspace::Delivered, &delivery)?;
-    Ok(delivery)
+    save(tx, from, Keyspace::Delivered, &delivery);
+    delivery
 }
 
 pub fn mark_delivered(
-    store: &dyn Store,
+    tx: &mut Overlay<'_>,
     mut delivery: Delivery,
     reply: &[u8],
     now: &str,
@@ -187,41 +175,36 @@ pub fn mark_delivered(
     if delivery.is_notification() {
         delivery.payload = String::new();
     }
-    let mut ops = vec![];
     if let Some(resource) = &delivery.resource {
         // The latest of its resource to go there, unless a newer one went first (a retried
         // dead letter sent while nothing newer had gone out yet).
-        if newer_delivered(store, &delivery)?.is_none() {
+        if newer_delivered(tx, &delivery)?.is_none() {
             let key = latest_key(&delivery.destination, resource);
-            ops.push((Keyspace::Meta, key, Some(delivery.id.clone().into_bytes())));
+            tx.put(Keyspace::Meta, key, delivery.id.clone().into_bytes());
         }
     }
-    save_with(store, Keyspace::Outbox, Keyspace::Delivered, &delivery, ops)
+    save(tx, Keyspace::Outbox, Keyspace::Delivered, &delivery);
+    Ok(())
 }
 
 /// A transient failure with tries left: it stays first in its queue until `not_before_ms`.
 pub fn mark_retry(
-    store: &dyn Store,
+    tx: &mut Overlay<'_>,
     mut delivery: Delivery,
     error: &str,
     not_before_ms: u64,
     now: &str,
-) -> Result<Delivery, StoreError> {
+) -> Delivery {
     delivery.attempts += 1;
     delivery.last_error = Some(error.to_string());
     delivery.last_attempt_at = Some(now.to_string());
     delivery.not_before_ms = not_before_ms;
-    save(store, Keyspace::Outbox, Keyspace::Outbox, &delivery)?;
-    Ok(delivery)
+    save(tx, Keyspace::Outbox, Keyspace::Outbox, &delivery);
+    delivery
 }
 
 /// A permanent failure, or the last try failed: out of the queue, which moves on.
-pub fn mark_dead(
-    store: &dyn Store,
-    mut delivery: Delivery,
-    error: &str,
-    now: &str,
-) -> Result<(), StoreError> {
+pub fn mark_dead(tx: &mut Overlay<'_>, mut delivery: Delivery, error: &str, now: &str) {
     delivery.state = State::DeadLetter;
     delivery.attempts += 1;
     delivery.last_error = Some(error.to_string());
@@ -231,7 +214,7 @@ pub fn mark_dead(
     if delivery.sealed.take().is_some() {
         delivery.secrets_dropped = true;
     }
-    save(store, Keyspace::Outbox, Keyspace::DeadLetter, &delivery)
+    save(tx, Keyspace::Outbox, Keyspace::DeadLetter, &delivery);
 }
 
 /// Why a dead letter could not be retried or discarded.
@@ -252,39 +235,33 @@ pub enum DeadLetterError {
 /// queued after its cause (keys sort by cause), as the order per destination asks. When a newer
 /// delivery of its resource has already gone out, it is marked superseded instead (returned
 /// so); one whose secrets were dropped is refused.
-pub fn retry_dead_letter(store: &dyn Store, id: &str, now: &str) -> Result<Delivery, DeadLetterError> {
-    let mut delivery = dead_letter(store, id)?;
+pub fn retry_dead_letter(tx: &mut Overlay<'_>, id: &str, now: &str) -> Result<Delivery, DeadLetterError> {
+    let mut delivery = dead_letter(tx, id)?;
     if delivery.secrets_dropped {
         return Err(DeadLetterError::SecretsDropped(delivery.id));
     }
-    if let Some(newer) = newer_delivered(store, &delivery)? {
-        return Ok(mark_superseded(
-            store,
-            Keyspace::DeadLetter,
-            delivery,
-            newer,
-            now,
-        )?);
+    if let Some(newer) = newer_delivered(tx, &delivery)? {
+        return Ok(mark_superseded(tx, Keyspace::DeadLetter, delivery, newer, now));
     }
     delivery.state = State::Pending;
     delivery.attempts = 0;
     delivery.not_before_ms = 0;
     delivery.finished_at = None;
     delivery.retried_at = Some(now.to_string());
-    save(store, Keyspace::DeadLetter, Keyspace::Outbox, &delivery)?;
+    save(tx, Keyspace::DeadLetter, Keyspace::Outbox, &delivery);
     Ok(delivery)
 }
 
 /// Drops a dead letter for good; its record stays among the finished deliveries.
-pub fn discard_dead_letter(store: &dyn Store, id: &str, now: &str) -> Result<Delivery, DeadLetterError> {
-    let mut delivery = dead_letter(store, id)?;
+pub fn discard_dead_letter(tx: &mut Overlay<'_>, id: &str, now: &str) -> Result<Delivery, DeadLetterError> {
+    let mut delivery = dead_letter(tx, id)?;
     delivery.state = State::Discarded;
     delivery.finished_at = Some(now.to_string());
-    save(store, Keyspace::DeadLetter, Keyspace::Delivered, &delivery)?;
+    save(tx, Keyspace::DeadLetter, Keyspace::Delivered, &delivery);
     Ok(delivery)
 }
 
-fn dead_letter(store: &dyn Store, id: &str) -> Result<Delivery, DeadLetterError> {
+fn dead_letter(store: &dyn Reader, id: &str) -> Result<Delivery, DeadLetterError> {
     let not_found = || DeadLetterError::NotFound(id.to_string());
     let (destination, cause, n) = delivery::parse_id(id).ok_or_else(not_found)?;
     let bytes = store
@@ -306,6 +283,14 @@ mod tests {
     use crate::store::SledStore;
 
     const NOW: &str = "2026-12-01T10:00:00.000Z";
+
+    /// Writes what `f` writes, as a job's write set would be committed.
+    fn write<T>(store: &SledStore, f: impl FnOnce(&mut Overlay<'_>) -> T) -> T {
+        let mut tx = Overlay::new(store);
+        let value = f(&mut tx);
+        store.commit(tx.into_writes()).unwrap();
+        value
+    }
 
     fn queued(store: &SledStore, outgoing: Outgoing, cause: u64) -> Delivery {
         let mut tx = Overlay::new(store);
@@ -334,17 +319,19 @@ mod tests {
         let id = delivery::id("dest", 1, 0);
         let sealed = seal::seal(&key, &id, &[("code".into(), "123456".into())]).unwrap();
         let delivery = queued(&store, outgoing(None, Some(sealed)), 1);
-        mark_dead(&store, delivery, "permanent: refused", NOW).unwrap();
+        write(&store, |tx| mark_dead(tx, delivery, "permanent: refused", NOW));
         let dead = find(&store, &id).unwrap().unwrap();
         assert_eq!(dead.state, State::DeadLetter);
         assert!(dead.sealed.is_none() && dead.secrets_dropped, "{dead:?}");
-        match retry_dead_letter(&store, &id, NOW) {
+        match write(&store, |tx| retry_dead_letter(tx, &id, NOW)) {
             Err(DeadLetterError::SecretsDropped(refused)) => assert_eq!(refused, id),
             other => panic!("{other:?}"),
         }
         // Discarding it is still allowed.
         assert_eq!(
-            discard_dead_letter(&store, &id, NOW).unwrap().state,
+            write(&store, |tx| discard_dead_letter(tx, &id, NOW))
+                .unwrap()
+                .state,
             State::Discarded
         );
     }
@@ -356,20 +343,20 @@ mod tests {
         let old = queued(&store, outgoing(Some("Patient/p1"), None), 1);
         let newer = queued(&store, outgoing(Some("Patient/p1"), None), 2);
         let other = queued(&store, outgoing(Some("Patient/p2"), None), 3);
-        mark_dead(&store, old.clone(), "permanent", NOW).unwrap();
-        mark_dead(&store, other.clone(), "permanent", NOW).unwrap();
-        mark_delivered(&store, newer.clone(), b"ok", NOW).unwrap();
-        let retried = retry_dead_letter(&store, &old.id, NOW).unwrap();
+        write(&store, |tx| mark_dead(tx, old.clone(), "permanent", NOW));
+        write(&store, |tx| mark_dead(tx, other.clone(), "permanent", NOW));
+        write(&store, |tx| mark_delivered(tx, newer.clone(), b"ok", NOW)).unwrap();
+        let retried = write(&store, |tx| retry_dead_letter(tx, &old.id, NOW)).unwrap();
         assert_eq!(retried.state, State::Superseded);
         assert_eq!(retried.superseded_by.as_deref(), Some(newer.id.as_str()));
         assert_eq!(find(&store, &old.id).unwrap().unwrap().state, State::Superseded);
         // Another resource is not concerned: back in its queue.
-        let retried = retry_dead_letter(&store, &other.id, NOW).unwrap();
+        let retried = write(&store, |tx| retry_dead_letter(tx, &other.id, NOW)).unwrap();
         assert_eq!(retried.state, State::Pending);
         assert!(retried.retried_at.is_some());
         // The older one delivered late does not move the record of the latest back.
         let late = queued(&store, outgoing(Some("Patient/p1"), None), 0);
-        mark_delivered(&store, late, b"ok", NOW).unwrap();
+        write(&store, |tx| mark_delivered(tx, late, b"ok", NOW)).unwrap();
         assert_eq!(
             newer_delivered(&store, &old).unwrap().as_deref(),
             Some(newer.id.as_str())

@@ -19,7 +19,8 @@ use tokio::sync::{Notify, watch};
 use tributary_adapter_core::{DeliveryError, Envelope, Outbound};
 
 use crate::config::RetryConfig;
-use crate::store::Store;
+use crate::core::CommitterHandle;
+use crate::store::{Overlay, Store, StoreError};
 
 use super::delivery::Delivery;
 use super::queue;
@@ -37,6 +38,8 @@ pub struct Worker {
     pub adapter: Arc<dyn Outbound>,
     pub retry: RetryConfig,
     pub store: Arc<dyn Store>,
+    /// Every move of a delivery is written through the core, as every write is.
+    pub committer: CommitterHandle,
     pub wake: Arc<Notify>,
     /// The last journal sequence known durable: a delivery whose cause is later waits.
     pub durable: Arc<AtomicU64>,
@@ -109,7 +112,12 @@ impl Worker {
             && let Some(newer) = queue::newer_delivered(store, &delivery)?
         {
             tracing::info!(destination = %self.destination, id = %delivery.id, %newer, "retried dead letter superseded");
-            queue::mark_superseded(store, crate::store::Keyspace::Outbox, delivery, newer, &now())?;
+            let now = now();
+            self.record(move |tx| {
+                queue::mark_superseded(tx, crate::store::Keyspace::Outbox, delivery, newer, &now);
+                Ok(())
+            })
+            .await?;
             return Ok(true);
         }
         let (payload, headers) = match &delivery.sealed {
@@ -126,7 +134,12 @@ impl Worker {
                 Err(error) => {
                     // Another server key, or changed on disk: no try can ever succeed.
                     tracing::error!(destination = %self.destination, id = %delivery.id, %error, "dead letter");
-                    queue::mark_dead(store, delivery, &error.to_string(), &now())?;
+                    let now = now();
+                    self.record(move |tx| {
+                        queue::mark_dead(tx, delivery, &error.to_string(), &now);
+                        Ok(())
+                    })
+                    .await?;
                     return Ok(true);
                 }
             },
@@ -142,7 +155,8 @@ impl Worker {
         match result {
             Ok(reply) => {
                 tracing::debug!(destination = %self.destination, id = %delivery.id, "delivered");
-                queue::mark_delivered(store, delivery, &reply, &now)?;
+                self.record(move |tx| queue::mark_delivered(tx, delivery, &reply, &now))
+                    .await?;
                 Ok(true)
             }
             Err(DeliveryError::Transient(error)) if delivery.attempts + 1 < self.retry.max_attempts => {
@@ -152,16 +166,38 @@ impl Worker {
                     retry_in_ms = backoff.as_millis() as u64, %error, "delivery failed; will retry"
                 );
                 let not_before = now_ms() + backoff.as_millis() as u64;
-                queue::mark_retry(store, delivery, &format!("transient: {error}"), not_before, &now)?;
+                let error = format!("transient: {error}");
+                self.record(move |tx| {
+                    queue::mark_retry(tx, delivery, &error, not_before, &now);
+                    Ok(())
+                })
+                .await?;
                 Ok(false)
             }
             Err(error) => {
                 tracing::error!(
                     destination = %self.destination, id = %delivery.id, %error, "delivery failed for good; dead letter"
                 );
-                queue::mark_dead(store, delivery, &error.to_string(), &now)?;
+                let error = error.to_string();
+                self.record(move |tx| {
+                    queue::mark_dead(tx, delivery, &error, &now);
+                    Ok(())
+                })
+                .await?;
                 Ok(true)
             }
+        }
+    }
+
+    /// Writes a move of a delivery through the core; answers once it is committed.
+    async fn record(
+        &self,
+        change: impl FnOnce(&mut Overlay<'_>) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        match self.committer.write(move |ctx| change(ctx.tx)).await {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(StoreError(e.to_string())),
+            None => Err(StoreError("the engine is stopping".into())),
         }
     }
 
