@@ -42,8 +42,8 @@ pub struct Engine {
 pub enum StartError {
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
-    #[error("{0}")]
-    Mappings(String),
+    #[error(transparent)]
+    Mappings(#[from] crate::config::live_mappings::MappingsError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
@@ -74,9 +74,7 @@ impl Engine {
             reserve = fd_budget::RESERVE,
             "file-descriptor budget"
         );
-        let mappings = Arc::new(
-            LiveMappings::load(config, crate::handlers::message_kinds()).map_err(StartError::Mappings)?,
-        );
+        let mappings = Arc::new(LiveMappings::load(config, crate::handlers::message_kinds())?);
         let store: Arc<dyn Store> = Arc::new(SledStore::open_with(
             &config.store.data_dir,
             &config.store.options(),

@@ -6,8 +6,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::config::{Config, MessageKind};
-use crate::mapping::MappingSet;
+use crate::config::{Config, ConfigError, MessageKind};
+use crate::mapping::{LoadError, MappingSet};
+
+/// Why the mappings did not load: a file that does not compile, or a channel or destination
+/// whose mapping does not fit it.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingsError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Check(#[from] ConfigError),
+}
 
 /// How often the mappings folder is looked at for changes.
 const POLL: Duration = Duration::from_secs(1);
@@ -23,7 +33,7 @@ pub struct LiveMappings {
 impl LiveMappings {
     /// Loads the mappings and checks them against the channels (`kinds`: what each kind of
     /// inbound message accepts from a channel's mapping).
-    pub fn load(config: &Config, kinds: Vec<MessageKind>) -> Result<LiveMappings, String> {
+    pub fn load(config: &Config, kinds: Vec<MessageKind>) -> Result<LiveMappings, MappingsError> {
         let set = load_checked(config, &kinds)?;
         Ok(LiveMappings {
             dir: config.mappings.dir.clone(),
@@ -38,7 +48,7 @@ impl LiveMappings {
     }
 
     /// Loads the folder again; on any problem the mappings in force stay.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), MappingsError> {
         let set = load_checked(&self.config, &self.kinds)?;
         *self.current.write().expect("mappings lock") = Arc::new(set);
         Ok(())
@@ -78,9 +88,9 @@ impl LiveMappings {
     }
 }
 
-fn load_checked(config: &Config, kinds: &[MessageKind]) -> Result<MappingSet, String> {
-    let set = MappingSet::load(&config.mappings.dir).map_err(|e| e.to_string())?;
-    config.check_mappings(&set, kinds).map_err(|e| e.to_string())?;
+fn load_checked(config: &Config, kinds: &[MessageKind]) -> Result<MappingSet, MappingsError> {
+    let set = MappingSet::load(&config.mappings.dir)?;
+    config.check_mappings(&set, kinds)?;
     Ok(set)
 }
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use crate::config::JobConfig;
-use crate::core::Finished;
+use crate::core::{Finished, NotStored};
 use crate::domain::op::Op;
 use crate::domain::{credentials, proxies, sessions};
 use crate::outbox::Delivery;
@@ -13,10 +13,29 @@ use crate::store::{Keyspace, Store};
 
 use super::JobContext;
 
+/// Why a scheduled run did not finish; it is logged, and the job runs again at its next time.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("no destination")]
+    NoDestination,
+    #[error("the engine is stopping")]
+    Stopping,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("the change could not be stored: {0}")]
+    NotStored(#[from] NotStored),
+    #[error("a blocking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("unknown job `{0}`")]
+    Unknown(String),
+}
+
 /// Most dead letters one digest lists (the rest are listed by the next ones).
 const DIGEST_LIMIT: usize = 200;
 
-pub async fn retry_sweep(context: &JobContext) -> Result<String, String> {
+pub async fn retry_sweep(context: &JobContext) -> Result<String, JobError> {
     context.outbox.wake_all();
     Ok(format!(
         "woke {} destination workers",
@@ -24,20 +43,18 @@ pub async fn retry_sweep(context: &JobContext) -> Result<String, String> {
     ))
 }
 
-pub async fn dead_letter_digest(job: &JobConfig, context: &JobContext) -> Result<String, String> {
+pub async fn dead_letter_digest(job: &JobConfig, context: &JobContext) -> Result<String, JobError> {
     let destination = job
         .destination
         .as_ref()
         .map(|d| d.get_ref().clone())
-        .ok_or("no destination")?;
+        .ok_or(JobError::NoDestination)?;
     let store = context.store.clone();
     let (dead, reported) = tokio::task::spawn_blocking(move || {
         let dead = queue::dead_letters(store.as_ref(), None, usize::MAX)?;
         Ok::<_, crate::store::StoreError>((dead, digest_reported(store.as_ref())?))
     })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    .await??;
     let new: Vec<&Delivery> = dead
         .iter()
         .filter(|d| reported.get(&d.id) != d.finished_at.as_ref())
@@ -86,7 +103,7 @@ pub async fn dead_letter_digest(job: &JobConfig, context: &JobContext) -> Result
             delivery.finished_at.clone().unwrap_or_default(),
         );
     }
-    let remembered = serde_json::to_vec(&remembered).map_err(|e| e.to_string())?;
+    let remembered = serde_json::to_vec(&remembered).expect("a map of strings serializes");
     let count = new.len();
     let queued = context
         .committer
@@ -105,8 +122,7 @@ pub async fn dead_letter_digest(job: &JobConfig, context: &JobContext) -> Result
             Finished::applied(format!("digest of {count} new dead letters"), vec![], delivery.id)
         })
         .await
-        .ok_or("the engine is stopping")?
-        .map_err(|e| e.to_string())?;
+        .ok_or(JobError::Stopping)??;
     Ok(format!("{count} new dead letters; digest queued as {queued}"))
 }
 
@@ -121,16 +137,13 @@ fn digest_reported(store: &dyn Store) -> Result<HashMap<String, String>, crate::
         .unwrap_or_default())
 }
 
-pub async fn journal_retention(job: &JobConfig, context: &JobContext) -> Result<String, String> {
+pub async fn journal_retention(job: &JobConfig, context: &JobContext) -> Result<String, JobError> {
     let days = job.keep_days.unwrap_or(u64::MAX / 86_400 - 1);
     let cutoff = SystemTime::now()
         .checked_sub(Duration::from_secs(days.saturating_mul(86_400)))
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let store = context.store.clone();
-    let (segments, bytes) = tokio::task::spawn_blocking(move || store.drop_journal_before(cutoff))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let (segments, bytes) = tokio::task::spawn_blocking(move || store.drop_journal_before(cutoff)).await??;
     Ok(format!(
         "dropped {segments} journal segments ({bytes} bytes) older than {days} days"
     ))
@@ -139,15 +152,13 @@ pub async fn journal_retention(job: &JobConfig, context: &JobContext) -> Result<
 /// Relationships one command marks expired.
 const EXPIRY_BATCH: usize = 100;
 
-pub async fn proxy_expiry(context: &JobContext) -> Result<String, String> {
+pub async fn proxy_expiry(context: &JobContext) -> Result<String, JobError> {
     let mut marked = 0;
     loop {
         let store = context.store.clone();
         let due =
             tokio::task::spawn_blocking(move || proxies::due(store.as_ref(), &sessions::now(), EXPIRY_BATCH))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                .await??;
         if due.is_empty() {
             break;
         }
@@ -178,8 +189,8 @@ pub async fn proxy_expiry(context: &JobContext) -> Result<String, String> {
                 )
             })
             .await
-            .ok_or("the engine is stopping")?
-            .map_err(|e| e.to_string())??;
+            .ok_or(JobError::Stopping)??
+            .map_err(JobError::Refused)?;
         marked += done;
         // A short page was the last one; a page with nothing to mark would come back the same.
         if asked < EXPIRY_BATCH || done == 0 {
@@ -192,7 +203,7 @@ pub async fn proxy_expiry(context: &JobContext) -> Result<String, String> {
 /// Remembered tokens one command forgets.
 const REPLAY_BATCH: usize = 5000;
 
-pub async fn token_replay_sweep(context: &JobContext) -> Result<String, String> {
+pub async fn token_replay_sweep(context: &JobContext) -> Result<String, JobError> {
     let mut forgotten = 0;
     loop {
         let store = context.store.clone();
@@ -200,9 +211,7 @@ pub async fn token_replay_sweep(context: &JobContext) -> Result<String, String> 
         let keys = tokio::task::spawn_blocking(move || {
             credentials::forgettable_replays(store.as_ref(), now, REPLAY_BATCH)
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .await??;
         let count = keys.len();
         if count == 0 {
             break;
@@ -214,8 +223,7 @@ pub async fn token_replay_sweep(context: &JobContext) -> Result<String, String> 
                 Finished::applied(format!("forgot {count} used external tokens"), vec![], ())
             })
             .await
-            .ok_or("the engine is stopping")?
-            .map_err(|e| e.to_string())?;
+            .ok_or(JobError::Stopping)??;
         forgotten += count;
         if count < REPLAY_BATCH {
             break;

@@ -66,7 +66,7 @@ async fn run(job: &JobConfig, context: &JobContext) {
         "journal-retention" => jobs::journal_retention(job, context).await,
         "proxy-expiry" => jobs::proxy_expiry(context).await,
         "token-replay-sweep" => jobs::token_replay_sweep(context).await,
-        other => Err(format!("unknown job `{other}`")),
+        other => Err(jobs::JobError::Unknown(other.to_string())),
     };
     match outcome {
         Ok(summary) => tracing::info!(job = name, %summary, "scheduled job ran"),
