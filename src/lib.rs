@@ -8,9 +8,11 @@
 //! - [`handlers`]: one per kind of inbound message (ADT, SIU, the PIX query, unreadable
 //!   input), and the listener that reads frames and hands them on.
 //! - [`api`]: the HTTP routers (FHIR REST, member accounts, journal, outbox, health).
-//! - [`outbox`]: the durable outbox: fan-out (a projection), deliveries, retries, workers.
+//! - [`outbox`]: the durable outbox: fan-out (a projection), destination workers, adapters.
 //! - [`schedule`]: scheduled jobs (cron): retry sweep, dead-letter digest, journal retention.
 //! - [`domain`]: the business rules over the store: the MPI, resources, member accounts.
+//! - [`deliveries`]: the delivery records and their moves (below the domain, which queues
+//!   notifications).
 //! - [`core`]: the commit core: jobs, the group committer, the journal, idempotency,
 //!   projections.
 //! - [`config`]: loading and validating `tributary.toml`; the mappings in force.
@@ -22,6 +24,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod deliveries;
 pub mod domain;
 pub mod fhir;
 pub mod handlers;

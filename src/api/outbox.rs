@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::auth::Analyst;
-use crate::outbox::Delivery;
-use crate::outbox::queue::{self, DeadLetterError};
+use crate::deliveries::Delivery;
+use crate::deliveries::queue::{self, DeadLetterError};
 use crate::store::{Overlay, StoreError};
 
 const MAX_LIMIT: usize = 1000;
@@ -94,7 +94,7 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> Answer {
     match dead_letter_move(&state, id, queue::retry_dead_letter).await {
-        Ok(delivery) if delivery.state == crate::outbox::State::Superseded => {
+        Ok(delivery) if delivery.state == crate::deliveries::State::Superseded => {
             tracing::info!(id = %delivery.id, by = %caller.actor(), "retried dead letter superseded");
             (StatusCode::OK, Json(json!(delivery.redacted())))
         }
@@ -145,8 +145,11 @@ async fn dead_letter_move(
 }
 
 /// Deliveries as the API shows them (notifications' content left out).
-fn shown(deliveries: &[crate::outbox::Delivery]) -> Vec<crate::outbox::Delivery> {
-    deliveries.iter().map(crate::outbox::Delivery::redacted).collect()
+fn shown(deliveries: &[crate::deliveries::Delivery]) -> Vec<crate::deliveries::Delivery> {
+    deliveries
+        .iter()
+        .map(crate::deliveries::Delivery::redacted)
+        .collect()
 }
 
 fn dead_letter_error(e: DeadLetterError) -> Answer {

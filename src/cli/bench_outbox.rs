@@ -82,8 +82,9 @@ pub async fn bench_outbox(args: OutboxBenchArgs) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let pending = crate::outbox::queue::pending(engine.store.as_ref(), "pix", usize::MAX).map(|p| p.len());
-    let dead = crate::outbox::queue::dead_letters(engine.store.as_ref(), Some("pix"), usize::MAX);
+    let pending =
+        crate::deliveries::queue::pending(engine.store.as_ref(), "pix", usize::MAX).map(|p| p.len());
+    let dead = crate::deliveries::queue::dead_letters(engine.store.as_ref(), Some("pix"), usize::MAX);
     if let (Ok(pending), Ok(dead)) = (&pending, &dead)
         && (*pending > 0 || !dead.is_empty())
     {

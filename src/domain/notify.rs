@@ -9,16 +9,16 @@
 //! A variable that is a secret (an activation token, a link that carries one, a one-time code
 //! or passphrase: see [`send_sealed`]) is never written into the queued notification: the
 //! template is rendered with a placeholder in its place, and the secrets are sealed for that
-//! one delivery under the server key (`crate::outbox::seal`), to be put back by the destination's
+//! one delivery under the server key (`crate::deliveries::seal`), to be put back by the destination's
 //! worker just before sending. So no token or code sits in clear in the journal or the store.
 
 use serde::Serialize;
 
+use crate::deliveries::queue::{Outgoing, enqueue};
+use crate::deliveries::{delivery, seal};
 use crate::domain::accounts::Accounts;
 use crate::domain::members::{Contact, Preference};
 use crate::domain::op::Op;
-use crate::outbox::queue::{Outgoing, enqueue};
-use crate::outbox::{delivery, seal};
 
 /// What became of one notification.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

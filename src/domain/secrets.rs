@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::outbox::seal::SealKey;
+use crate::deliveries::seal::SealKey;
 
 /// Letters and digits that cannot be mistaken for one another when read aloud or printed.
 const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";

@@ -15,9 +15,9 @@ use tokio::sync::oneshot;
 use crate::core::idempotency::{self, Seen, Verdict};
 use crate::core::journal::{JournalEntry, Status};
 use crate::core::{Context, Done, Job, Release};
+use crate::deliveries::queue::{Outgoing, enqueue};
 use crate::domain::resources::change::{self, ApplyError, ResourceChange};
 use crate::hl7::{Acks, ErrLocation, ErrorCode, Message, Outcome, ParseError};
-use crate::outbox::queue::{Outgoing, enqueue};
 
 use super::replies::AckPolicy;
 use super::unreadable;

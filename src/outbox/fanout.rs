@@ -24,8 +24,8 @@ use crate::domain::resources::{self, Current};
 use crate::mapping::Input;
 use crate::store::{Changed, Keyspace, Overlay, Reader, StoreError};
 
-use super::delivery::{self, Delivery, State};
-use super::queue::{self, Outgoing};
+use crate::deliveries::delivery::{self, Delivery, State};
+use crate::deliveries::queue::{self, Outgoing};
 
 /// One resource as a change left it.
 #[derive(Debug, Clone)]

@@ -4,18 +4,15 @@
 //! only if its cause does), goes out only once that change is on disk, and keeps a stable id
 //! across retries and restarts. Each destination has one worker taking its queue in order.
 //!
-//! - [`delivery`]: the delivery record, its key and its id.
-//! - [`queue`]: the moves between pending, delivered and dead letters.
-//! - [`fanout`]: which destinations hear of a patient change and what each is sent.
+//! - [`fanout`]: which destinations hear of a changed resource and what each is sent (a
+//!   projection registered with the core).
 //! - [`worker`]: the delivery loop of one destination (retries, backoff, dead letters).
 //! - [`registry`]: a config `kind` to its adapter.
-//! - [`seal`]: notifications' secrets sealed while they wait, opened only to be sent.
+//!
+//! The delivery records and their moves are `crate::deliveries`, a room below the domain.
 
-pub mod delivery;
 pub mod fanout;
-pub mod queue;
 pub mod registry;
-pub mod seal;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -28,7 +25,6 @@ use crate::config::{Config, ConfigError};
 use crate::core::CommitterHandle;
 use crate::store::Store;
 
-pub use delivery::{Delivery, State};
 pub use fanout::Fanout;
 
 /// The running outbox: one worker per destination, and the way to wake them.
@@ -63,7 +59,7 @@ impl Outbox {
         config: &Config,
         store: Arc<dyn Store>,
         committer: CommitterHandle,
-        seal_key: seal::SealKey,
+        seal_key: crate::deliveries::seal::SealKey,
         stop: watch::Receiver<bool>,
         tasks: &mut tokio::task::JoinSet<()>,
     ) -> Result<Outbox, ConfigError> {

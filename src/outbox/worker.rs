@@ -22,9 +22,9 @@ use crate::config::RetryConfig;
 use crate::core::CommitterHandle;
 use crate::store::{Overlay, Store, StoreError};
 
-use super::delivery::Delivery;
-use super::queue;
-use super::seal::{self, SealKey};
+use crate::deliveries::delivery::Delivery;
+use crate::deliveries::queue;
+use crate::deliveries::seal::{self, SealKey};
 
 /// How many deliveries are read from the queue at a time.
 const BATCH: usize = 64;

@@ -5,10 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::JobConfig;
 use crate::core::{Finished, NotStored};
+use crate::deliveries::Delivery;
+use crate::deliveries::queue::{self, Outgoing};
 use crate::domain::op::Op;
 use crate::domain::{credentials, proxies, sessions};
-use crate::outbox::Delivery;
-use crate::outbox::queue::{self, Outgoing};
 use crate::store::{Keyspace, Store};
 
 use super::JobContext;

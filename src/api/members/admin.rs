@@ -118,7 +118,7 @@ pub async fn notification(
     .collect();
     let wanted = id.clone();
     let found = read(&state, move |store, _| {
-        Ok(crate::outbox::queue::find(store, &wanted)?)
+        Ok(crate::deliveries::queue::find(store, &wanted)?)
     })
     .await;
     // Only member notifications are shown here (the outbox API is for integration analysts).

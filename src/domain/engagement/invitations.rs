@@ -14,13 +14,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::deliveries::delivery::State;
 use crate::domain::accounts::Accounts;
 use crate::domain::audit;
 use crate::domain::members::{Contact, Preference, phone_digits};
 use crate::domain::notify::{self, Channels};
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
-use crate::outbox::delivery::State;
 use crate::store::{Keyspace, Reader};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,7 +296,7 @@ pub fn view(reader: &dyn Reader, invitation: &Invitation) -> Result<Value, Refus
     {
         let mut states = vec![];
         for id in &invitation.deliveries {
-            let delivery = crate::outbox::queue::find(reader, id)?;
+            let delivery = crate::deliveries::queue::find(reader, id)?;
             let state = delivery.as_ref().map(|d| d.state);
             deliveries.push(json!({
                 "id": id,

@@ -16,6 +16,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::deliveries::queue::{Outgoing, enqueue};
 use crate::domain::accounts::Accounts;
 use crate::domain::audit;
 use crate::domain::members;
@@ -25,7 +26,6 @@ use crate::domain::patients;
 use crate::domain::refusal::{Kind, Refusal};
 use crate::domain::resources::{self, Current};
 use crate::fhir::validate;
-use crate::outbox::queue::{Outgoing, enqueue};
 
 /// The notification workflow that tells a member of a new task.
 pub const WORKFLOW: &str = "task-assigned";

@@ -279,7 +279,7 @@ fn excerpt(reply: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::seal::{self, SealKey};
+    use crate::deliveries::seal::{self, SealKey};
     use crate::store::SledStore;
 
     const NOW: &str = "2026-12-01T10:00:00.000Z";
