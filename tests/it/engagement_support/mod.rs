@@ -228,7 +228,7 @@ impl World {
             .await;
         assert_eq!(status, 202, "{body}");
         let challenge = body["challenge"].as_str().unwrap().to_string();
-        let text = self.wait_texts(texts + 1).await.pop().unwrap();
+        let text = self.wait_text_after(texts, "code: ").await;
         let code = crate::common::sign_in_code(&text);
         let (status, body) = self
             .post(
@@ -262,6 +262,25 @@ impl World {
 
     pub async fn wait_texts(&self, n: usize) -> Vec<String> {
         self.sms().wait_for(n).await
+    }
+
+    /// The newest text past the first `after` that holds `needle` (panics after 20 s). Waiting
+    /// for `after + 1` texts is not enough: a text queued earlier (the activation's
+    /// `registration-complete`, say) may arrive after `after` was counted and before the awaited
+    /// one, as it does when the machine is busy.
+    async fn wait_text_after(&self, after: usize, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let texts = self.texts();
+            if let Some(text) = texts.iter().skip(after).rev().find(|t| t.contains(needle)) {
+                return text.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no text holding {needle:?} past the first {after}: {texts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn sms(&self) -> crate::common::inbox::Inbox {
@@ -312,7 +331,7 @@ impl World {
             )
             .await;
         assert_eq!(status, 201, "{body}");
-        let text = self.wait_texts(texts_before + 1).await.pop().unwrap();
+        let text = self.wait_text_after(texts_before, "token=").await;
         let start = text.find("token=").expect("a token link") + 6;
         let token: String = text[start..]
             .chars()
