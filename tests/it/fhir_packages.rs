@@ -9,13 +9,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The unpacked package folder (`.../hl7.fhir.r4.examples/package`), fetched if missing.
+/// The unpacked package folder (`.../hl7.fhir.r4.examples/package`), fetched if missing. The
+/// tests that read it run side by side in one process: the first one fetches, the others wait
+/// for it and take its answer.
 pub fn examples_dir() -> PathBuf {
+    // A fetch that fails panics and leaves the lock empty: the next test tries again.
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(fetch).clone()
+}
+
+fn fetch() -> PathBuf {
     let packages = repo_root().join("target").join("fhir-packages");
     let dir = packages.join("hl7.fhir.r4.examples").join("package");
     if dir.join("package.json").is_file() {
