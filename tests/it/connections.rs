@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{EngineProcess, MAPPINGS, msa, temp_store, write_config};
+use crate::common::{EngineProcess, MAPPINGS, msa, temp_store, ucr_a28, write_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -28,15 +28,6 @@ fn start(http: &str) -> (tempfile::TempDir, EngineProcess) {
     let config = config_with_http(dir.path(), http);
     let engine = EngineProcess::start_config(&config, &data);
     (dir, engine)
-}
-
-fn a28(control: &str) -> Vec<u8> {
-    format!(
-        "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20261125101500||ADT^A28^ADT_A05|{control}|P|2.5\r\
-         EVN|A28|20261125101500\r\
-         PID|1||{control}^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI||Okafor^Amara||19840612|F\r"
-    )
-    .into_bytes()
 }
 
 fn host(engine: &EngineProcess) -> String {
@@ -95,7 +86,7 @@ async fn thousands_of_idle_http_connections_starve_neither_health_nor_the_feed()
     let mut client = tributary_adapter_mllp::Client::connect(&engine.mllp, Duration::from_secs(10))
         .await
         .unwrap();
-    let ack = String::from_utf8(client.send(&a28("FLOOD1")).await.expect("an ACK").to_vec()).unwrap();
+    let ack = String::from_utf8(client.send(&ucr_a28("FLOOD1")).await.expect("an ACK").to_vec()).unwrap();
     assert_eq!(msa(&ack), ("AA".into(), "FLOOD1".into()), "{ack}");
 
     // And the server closes every idle one once the keep-alive timeout has passed.
@@ -127,7 +118,7 @@ async fn http_connections_over_the_cap_are_closed_at_once_and_mllp_keeps_its_roo
     let mut client = tributary_adapter_mllp::Client::connect(&engine.mllp, Duration::from_secs(10))
         .await
         .unwrap();
-    let ack = String::from_utf8(client.send(&a28("CAP1")).await.expect("an ACK").to_vec()).unwrap();
+    let ack = String::from_utf8(client.send(&ucr_a28("CAP1")).await.expect("an ACK").to_vec()).unwrap();
     assert_eq!(msa(&ack), ("AA".into(), "CAP1".into()), "{ack}");
 
     // The 30 over the cap were closed at once; the 50 held ones at their idle timeout.

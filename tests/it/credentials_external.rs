@@ -5,15 +5,12 @@
 //! replayed and inactive tokens, no match, demographics that disagree, a non-member; and the
 //! deployment mode.
 
+use crate::common::code;
 use crate::credentials_support::idp::Idp;
 use crate::credentials_support::{PASSWORD, active_jane, as_member, audit_actions, sign_in};
 use crate::members_support::{World, start};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-
-fn code(body: &Value) -> &str {
-    body["code"].as_str().unwrap_or("")
-}
 
 const JANE_MPI: &str = "1000234567";
 const JANE_BORN: &str = "1984-03-12";

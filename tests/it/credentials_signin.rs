@@ -7,16 +7,13 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::code;
 use crate::credentials_support::{
     PASSWORD, active_jane, as_member, audit_actions, code_in, send_code, sign_in,
 };
 use crate::members_support::{nth, start, token_in};
 use serde_json::Value;
 use serde_json::json;
-
-fn code(body: &Value) -> &str {
-    body["code"].as_str().unwrap_or("")
-}
 
 /// The code of the latest sign-in text.
 async fn latest_code(w: &crate::members_support::World, texts: usize) -> String {

@@ -1,9 +1,8 @@
 //! The engine over the wire: MLLP in, ACKs back, Patients out over HTTP, across restarts and kills.
 
-use crate::common::{EngineProcess, msa, segment, temp_store};
+use crate::common::{EngineProcess, UCR_MPI, identifier_query, msa, segment, temp_store};
 use serde_json::Value;
 
-const MPI: &str = "urn:oid:2.16.840.1.113883.3.9999.1";
 const HOSPA: &str = "urn:oid:2.16.840.1.113883.3.9999.2";
 
 /// A UCR ADT message about patient `mpi` (MRN `mrn`) with control id `control`.
@@ -15,10 +14,6 @@ fn adt(event: &str, control: &str, mpi: &str, mrn: &str, family: &str, street: &
          PV1||N\r"
     )
     .into_bytes()
-}
-
-fn identifier_search(system: &str, value: &str) -> String {
-    format!("identifier={}%7C{value}", system.replace(':', "%3A"))
 }
 
 #[tokio::test]
@@ -38,7 +33,7 @@ async fn an_a28_becomes_a_patient_readable_over_fhir() {
     assert_eq!(msh[8], "ACK^A28^ACK");
     assert_ne!(msh[9], "C1", "the ACK has its own control id");
 
-    let found = engine.search(&identifier_search(MPI, "1000001")).await;
+    let found = engine.search(&identifier_query(UCR_MPI, "1000001")).await;
     assert_eq!(found.len(), 1);
     let patient = &found[0];
     assert_eq!(patient["resourceType"], "Patient");
@@ -77,7 +72,7 @@ async fn an_a28_becomes_a_patient_readable_over_fhir() {
     assert_eq!(&read, patient);
     for query in [
         "identifier=M1".to_string(),
-        identifier_search(HOSPA, "M1"),
+        identifier_query(HOSPA, "M1"),
         "email=AMARA.1000001%40example.org".into(),
         "phone=6175559876".into(),
         "phone=%2B1%20617%20555%201234".into(),
@@ -217,7 +212,7 @@ async fn a40_retires_the_merged_record_and_its_identifiers_find_the_survivor() {
     let ack = engine.send(merge.as_bytes()).await;
     assert_eq!(msa(&ack).0, "AA", "{ack}");
 
-    let found = engine.search(&identifier_search(MPI, "2000002")).await;
+    let found = engine.search(&identifier_query(UCR_MPI, "2000002")).await;
     assert_eq!(found.len(), 1);
     assert_eq!(
         found[0]["id"], survivor["id"],

@@ -3,9 +3,8 @@
 
 use std::path::Path;
 
+use crate::common::MAPPINGS;
 use tributary::mapping::{Mapping, MappingSet, SourceKind, TargetKind, run_golden_tests};
-
-const MAPPINGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings");
 
 #[test]
 fn every_shipped_mapping_loads() {

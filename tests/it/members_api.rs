@@ -4,12 +4,9 @@
 //! settings, and the audit trail. Notifications are checked where they arrive: the folders the
 //! `file` adapter delivers them to, standing in for the email and SMS gateways.
 
+use crate::common::code;
 use crate::members_support::{nth, settle, start, start_with, token_in};
 use serde_json::{Value, json};
-
-fn code(body: &Value) -> &str {
-    body["code"].as_str().unwrap_or("")
-}
 
 #[tokio::test]
 async fn point_of_care_enrollment_sends_the_token_and_activation_makes_the_member_active() {

@@ -7,14 +7,11 @@
 
 use std::time::Duration;
 
+use crate::common::code;
 use crate::credentials_support::idp::Idp;
 use crate::credentials_support::{PASSWORD, active_jane, as_member, audit_actions};
 use crate::members_support::{World, nth, start, token_in};
 use serde_json::{Value, json};
-
-fn code(body: &Value) -> &str {
-    body["code"].as_str().unwrap_or("")
-}
 
 fn relationship(principal: Value, proxy: Value, expires_on: &str) -> Value {
     json!({

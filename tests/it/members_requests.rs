@@ -3,12 +3,9 @@
 //! history, no enrollment status before a token is issued; and an external system enrolling a
 //! patient by identifier.
 
+use crate::common::code;
 use crate::members_support::{nth, settle, start, token_in};
 use serde_json::{Value, json};
-
-fn code(body: &Value) -> &str {
-    body["code"].as_str().unwrap_or("")
-}
 
 fn request_from_jane() -> Value {
     json!({

@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use crate::common::peers::{MllpPeer, free_addr};
 use crate::common::{
-    ANALYST_KEY, EngineProcess, FHIR_KEY, MAPPINGS, fixture, msa, segment, temp_store, test_clients,
+    ANALYST_KEY, EngineProcess, FHIR_KEY, MAPPINGS, UCR_MPI, fixture, msa, segment, temp_store, test_clients,
 };
 use serde_json::Value;
-
-const UCR_MPI: &str = "urn:oid:2.16.840.1.113883.3.9999.1";
 
 /// The UCR channel sending every patient it changes to the `pix` destination at `consumer`.
 fn config(dir: &Path, consumer: &str, retry: &str, ack: &str) -> PathBuf {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{EngineProcess, MAPPINGS, msa, temp_store, write_config};
+use crate::common::{EngineProcess, MAPPINGS, msa, temp_store, ucr_a28, write_config};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tributary_adapter_core::tls::{ClientTlsConfig, client_config, client_tls};
 use tributary_adapter_core::{Envelope, Outbound};
@@ -90,15 +90,6 @@ fn start() -> Setup {
     }
 }
 
-fn a28(control: &str) -> Vec<u8> {
-    format!(
-        "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20261125101500||ADT^A28^ADT_A05|{control}|P|2.5\r\
-         EVN|A28|20261125101500\r\
-         PID|1||{control}^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI||Okafor^Amara||19840612|F\r"
-    )
-    .into_bytes()
-}
-
 fn client_settings(ca: &Path, identity: Option<(PathBuf, PathBuf)>) -> ClientTlsConfig {
     let (client_cert, client_key) = identity.unzip();
     ClientTlsConfig {
@@ -113,7 +104,7 @@ fn client_settings(ca: &Path, identity: Option<(PathBuf, PathBuf)>) -> ClientTls
 async fn send_tls(addr: &str, settings: &ClientTlsConfig, control: &str) -> Result<String, std::io::Error> {
     let tls = client_tls(settings, "127.0.0.1").unwrap();
     let mut client = Client::connect_tls(addr, PATIENCE, &tls).await?;
-    let ack = client.send(&a28(control)).await?;
+    let ack = client.send(&ucr_a28(control)).await?;
     Ok(String::from_utf8(ack.to_vec()).unwrap())
 }
 
@@ -135,7 +126,7 @@ async fn mllp_over_mtls_answers_the_allowed_sender_and_refuses_everyone_else() {
     // Plain MLLP to a TLS listener: no ACK.
     let mut plain = Client::connect(&addr, PATIENCE).await.unwrap();
     assert!(
-        plain.send(&a28("PLAIN")).await.is_err(),
+        plain.send(&ucr_a28("PLAIN")).await.is_err(),
         "a plaintext client got an answer"
     );
 
@@ -204,7 +195,7 @@ async fn https_answers_a_checking_client_and_outbound_adapters_deliver_over_tls(
     ));
     let outbound = tributary_adapter_mllp::from_config(mllp).unwrap();
     let reply = outbound
-        .deliver(&Envelope::new("d-2", a28("OUT1"), "x-application/hl7-v2+er7"))
+        .deliver(&Envelope::new("d-2", ucr_a28("OUT1"), "x-application/hl7-v2+er7"))
         .await
         .expect("delivered over MLLP/TLS");
     assert_eq!(

@@ -3,18 +3,10 @@
 //! rules themselves have golden cases in mappings/tests/*/upstream_*; this proves the store keeps
 //! what the mapping writes: identifiers once each, one of deceasedDateTime / deceasedBoolean.
 
-use crate::common::{EngineProcess, msa, temp_store};
+use crate::common::{EngineProcess, UCR_MPI, identifier_query, msa, temp_store};
 use serde_json::{Value, json};
 
-const MPI: &str = "urn:oid:2.16.840.1.113883.3.9999.1";
 const SSN: &str = "http://hl7.org/fhir/sid/us-ssn";
-
-fn search_query(system: &str, value: &str) -> String {
-    format!(
-        "identifier={}%7C{value}",
-        system.replace(':', "%3A").replace('/', "%2F")
-    )
-}
 
 /// The patient's identifiers with this system.
 fn with_system<'a>(patient: &'a Value, system: &str) -> Vec<&'a Value> {
@@ -40,11 +32,11 @@ async fn another_senders_pid_fields_reach_the_patient_and_the_store_keeps_them_o
     let ack = engine.send(a28.as_bytes()).await;
     assert_eq!(msa(&ack), ("AA".into(), "UPS1".into()), "{ack}");
 
-    let found = engine.search(&search_query(MPI, "1000880001")).await;
+    let found = engine.search(&identifier_query(UCR_MPI, "1000880001")).await;
     assert_eq!(found.len(), 1, "{found:?}");
     let patient = &found[0];
     assert_eq!(
-        with_system(patient, MPI).len(),
+        with_system(patient, UCR_MPI).len(),
         1,
         "PID-2 is not a second copy: {patient}"
     );
@@ -83,7 +75,7 @@ async fn another_senders_pid_fields_reach_the_patient_and_the_store_keeps_them_o
     assert!(patient.get("deceasedBoolean").is_none(), "{patient}");
 
     // The SSN finds the patient.
-    let by_ssn = engine.search(&search_query(SSN, "123456789")).await;
+    let by_ssn = engine.search(&identifier_query(SSN, "123456789")).await;
     assert_eq!(by_ssn.len(), 1);
     assert_eq!(by_ssn[0]["id"], patient["id"]);
 
@@ -95,14 +87,14 @@ async fn another_senders_pid_fields_reach_the_patient_and_the_store_keeps_them_o
          PV1||N\r";
     let ack = engine.send(other.as_bytes()).await;
     assert_eq!(msa(&ack), ("AA".into(), "UPS3".into()), "{ack}");
-    let second = engine.search(&search_query(MPI, "1000880002")).await;
+    let second = engine.search(&identifier_query(UCR_MPI, "1000880002")).await;
     assert_eq!(second.len(), 1);
     assert_ne!(second[0]["id"], patient["id"], "a new patient");
     let (_, first) = engine
         .get(&format!("/fhir/Patient/{}", patient["id"].as_str().unwrap()))
         .await;
     assert_eq!(first["name"], patient["name"]);
-    assert_eq!(with_system(&first, MPI).len(), 1, "{first}");
+    assert_eq!(with_system(&first, UCR_MPI).len(), 1, "{first}");
 
     // A later message says only that the patient died: the time goes, FHIR takes one of the two.
     let a08 = "MSH|^~\\&|EHR|CLINIC|TRIBUTARY|PORTAL|20250502090000-0400||ADT^A08^ADT_A01|UPS2|P|2.5\r\

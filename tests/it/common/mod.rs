@@ -240,13 +240,39 @@ impl Drop for EngineProcess {
     }
 }
 
-/// A fixture file's bytes.
+/// The `code` of an API answer (`{"error", "code"}` for a refusal), or "" when it has none.
+pub fn code(body: &Value) -> &str {
+    body["code"].as_str().unwrap_or("")
+}
+
+/// The UCR MPI's identifier system: the patients the UCR feed brings in are found by it.
+pub const UCR_MPI: &str = "urn:oid:2.16.840.1.113883.3.9999.1";
+
+/// The FHIR search for the patient with identifier `system|value`, escaped for a query string.
+pub fn identifier_query(system: &str, value: &str) -> String {
+    format!(
+        "identifier={}%7C{value}",
+        system.replace(':', "%3A").replace('/', "%2F")
+    )
+}
+
+/// A minimal UCR ADT^A28 (2.5) whose control id is also the patient's MPI number.
+pub fn ucr_a28(control: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20261125101500||ADT^A28^ADT_A05|{control}|P|2.5\r\
+         EVN|A28|20261125101500\r\
+         PID|1||{control}^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI||Okafor^Amara||19840612|F\r"
+    )
+    .into_bytes()
+}
+
 /// The six-digit code in a sign-in text (the `sign-in-code` template's `code: 123456`).
 pub fn sign_in_code(message: &str) -> String {
     let start = message.find("code: ").expect("a sign-in code text") + 6;
     message[start..start + 6].to_string()
 }
 
+/// A fixture file's bytes.
 pub fn fixture(path: &str) -> Vec<u8> {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path);
     std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
