@@ -32,7 +32,7 @@ async fn every_corpus_message_gets_a_well_formed_ack() {
             }
             let parsed = Message::parse(&frame).ok();
             // MSH-15 ER or SU: whether a reply comes depends on the outcome
-            // (tests/ack_validation.rs reads those replies).
+            // (tests/it/ack_validation.rs reads those replies).
             if parsed
                 .as_ref()
                 .is_some_and(|m| matches!(m.accept_ack_type().trim(), "ER" | "SU"))

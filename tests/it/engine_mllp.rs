@@ -320,7 +320,7 @@ async fn enhanced_mode_honours_msh_15_and_msh_16() {
     let ack = String::from_utf8(client.send(&enhanced("E1", "AL", "NE")).await.unwrap().to_vec()).unwrap();
     assert_eq!(msa(&ack).0, "CA", "{ack}");
     // AL / AL: the accept ACK only on the connection (the application ACK would go to a
-    // return destination; tests/acks.rs), so the next message's reply is its own.
+    // return destination; tests/it/acks.rs), so the next message's reply is its own.
     let ack = String::from_utf8(client.send(&enhanced("E2", "AL", "AL")).await.unwrap().to_vec()).unwrap();
     assert_eq!(msa(&ack), ("CA".into(), "E2".into()));
     let ack = String::from_utf8(client.send(&enhanced("E3", "", "")).await.unwrap().to_vec()).unwrap();

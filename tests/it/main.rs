@@ -3,8 +3,9 @@
 //! `cargo test --test it members_api::` runs that file's tests alone.
 //!
 //! Every test shares this one process with all the others and runs beside them (libtest's
-//! threads), so none may lean on process-wide state: each takes its own temp folder, binds port 0
-//! and starts its own engine process.
+//! threads), so none may rely on process-wide state (environment variables, the working folder, a
+//! global logger): each takes its own temp folder, lets the OS choose its ports and starts its own
+//! engine process.
 
 // What the test files share (used as `crate::common::...`).
 mod common;

@@ -6,7 +6,7 @@
 //! from active to revoked or expired; after the expiry job nothing active is past its expiry.
 //!
 //! It runs the domain functions directly on a store in a temporary folder (the HTTP layer adds
-//! only roles and parsing, tested over the wire in tests/members_proxies.rs).
+//! only roles and parsing, tested over the wire in tests/it/members_proxies.rs).
 
 use std::collections::BTreeMap;
 use std::path::Path;
