@@ -1,0 +1,86 @@
+//! The `tributary` command line as an analyst uses it: check-config, serve's refusal of a bad
+//! config, and send (one message, a batch file).
+
+use std::process::Command;
+
+use crate::common::{BIN, EngineProcess, temp_store};
+
+#[test]
+fn check_config_accepts_the_shipped_config() {
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/tributary.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (3 channels,"));
+}
+
+#[test]
+fn a_bad_config_is_named_by_file_line_and_key_and_nothing_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[http]\nbind = \"127.0.0.1:0\"\n\n[[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:99999\"\n",
+    )
+    .unwrap();
+    for command in ["check-config", "serve"] {
+        let out = Command::new(BIN)
+            .arg(command)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = format!("{}:9: channels[0].source.bind:", path.display());
+        assert!(stderr.contains(&expected), "{command}: {stderr}");
+    }
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", "/no/such/file.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.toml"));
+}
+
+#[tokio::test]
+async fn send_prints_every_ack_of_a_batch_file() {
+    let (_dir, data) = temp_store();
+    let engine = EngineProcess::start(&data);
+    let batch = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ucr/batch_three_a08.hl7");
+    let out = tokio::process::Command::new(BIN)
+        .args(["send", "--to", &engine.mllp, batch])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches(": AA").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("MSA|AA|").count(), 3, "{stdout}");
+
+    let unsupported = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/ucr/adt_a99_unsupported_event.hl7"
+    );
+    let out = tokio::process::Command::new(BIN)
+        .args(["send", "--to", &engine.mllp, unsupported])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a rejected message makes send fail");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": AR"));
+
+    let out = tokio::process::Command::new(BIN)
+        .args(["send", "--to", &engine.mllp, "/no/such.hl7"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such.hl7"));
+}
