@@ -45,6 +45,7 @@ mod outbox_secrets;
 mod pix_query;
 mod proxies_props;
 mod schedule;
+mod scheduling;
 mod tls;
 mod untrusted_senders;
 mod upstream_demographics;

@@ -2,12 +2,10 @@
 //! channel whose mapping writes Appointments, read back over FHIR as a user would check them,
 //! and the destinations subscribed to `Appointment-changed` told of each change, not of a resend.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{EngineProcess, MAPPINGS, msa, segment, temp_store, write_config};
+use crate::common::{self, EngineProcess, MAPPINGS, msa, segment, temp_store, write_config};
 use serde_json::Value;
 
 const FILLER: &str = "urn:oid:2.16.840.1.113883.3.9999.6";
