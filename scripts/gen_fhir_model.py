@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Generate src/fhir/model/r4.tsv, the FHIR R4 structure model Tributary loads at run time.
+"""Generate crates/fhir/src/model/r4.tsv, the FHIR R4 structure model Tributary loads at run time.
 
 How to run (from the repository root):
 
     scripts/fetch-fhir-packages                  # once: the npm package into target/fhir-packages
     python3 scripts/gen_fhir_model.py target/fhir-packages/hl7.fhir.r4.examples/package \
-        > src/fhir/model/r4.tsv
+        > crates/fhir/src/model/r4.tsv
 
 Where the definitions come from: the StructureDefinitions (with snapshots) of FHIR R4 4.0.1, as
 HL7 publishes them in its npm packages. `hl7.fhir.r4.core` would be the natural source, but the
@@ -14,7 +14,8 @@ base StructureDefinition-*.json files (every resource, data type and primitive, 
 included), so that is the package read here. Pointing the script at an unpacked
 `hl7.fhir.r4.core` package works the same way.
 
-What is emitted (one line per element, tab separated; see src/fhir/model/mod.rs for the reader):
+What is emitted (one line per element, tab separated; see crates/fhir/src/model/mod.rs for the
+reader):
 
     @Name<TAB>kind<TAB>base          a type: kind r resource, c complex type, p primitive;
                                      upper case (R, C) when abstract; base is the type it
@@ -31,7 +32,7 @@ To keep the file small, an element is written only where it differs from what th
 a type starts with its base type's elements, a BackboneElement (or Element) child starts with
 BackboneElement's (or Element's) id/extension/modifierExtension. The script rebuilds every type
 that way and checks it against the snapshot, so the file is exact. Primitive types are written
-as a header only: their value rules are code (src/fhir/validate.rs), not data.
+as a header only: their value rules are code (crates/fhir/src/validate.rs), not data.
 """
 
 import glob

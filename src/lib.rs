@@ -16,7 +16,8 @@
 //! - [`core`]: the commit core: jobs, the group committer, the journal, idempotency,
 //!   projections.
 //! - [`config`]: loading and validating `tributary.toml`; the mappings in force.
-//! - [`hl7`], [`fhir`], [`mapping`], [`store`]: the parts that import nothing above them.
+//! - [`hl7`], [`fhir`], [`mapping`], [`store`]: the parts that import nothing above them,
+//!   workspace crates of their own under `crates/` (`tributary-hl7` ...), re-exported here.
 //! - [`cli`]: the `tributary` command: serve, check-config, send, bench.
 
 pub mod api;
@@ -26,10 +27,13 @@ pub mod config;
 pub mod core;
 pub mod deliveries;
 pub mod domain;
-pub mod fhir;
 pub mod handlers;
-pub mod hl7;
-pub mod mapping;
 pub mod outbox;
 pub mod schedule;
-pub mod store;
+
+// The parts that import nothing of the engine are workspace crates (`crates/`); under their old
+// names here, `crate::hl7::Message` and `tributary::store::Store` read as they always did.
+pub use tributary_fhir as fhir;
+pub use tributary_hl7 as hl7;
+pub use tributary_mapping as mapping;
+pub use tributary_store as store;

@@ -1,4 +1,4 @@
-//! Fuzz target: the FHIR XML reader (`src/fhir/xml.rs`) on any request body.
+//! Fuzz target: the FHIR XML reader (`crates/fhir/src/xml.rs`) on any request body.
 //!
 //! `parse_body` with XML is what the FHIR endpoint runs on an `application/fhir+xml` body: UTF-8
 //! check, then XML -> JSON, bounded in size and nesting. It must never panic or hang. When it

@@ -16,9 +16,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use tributary_hl7::{Delimiters, Message, Segment, unescape};
 
-use crate::hl7::{Delimiters, Message, Segment, unescape};
-use crate::mapping::{Input, Mapping, MappingSet, Output, RuleRef};
+use crate::{Input, Mapping, MappingSet, Output, RuleRef};
 
 /// The instant golden tests run at (what `now()` gives).
 pub const GOLDEN_NOW: &str = "20260101000000+0000";

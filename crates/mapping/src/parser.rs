@@ -4,8 +4,8 @@
 //! closes. Blocks and expressions nest at most `MAX_DEPTH` deep, so no input can make the
 //! compiler or the executor recurse without bound.
 
-use crate::mapping::ast::{CompareOp, Cond, Expr, File, SourceKind, Stmt, TableDecl, TargetKind};
-use crate::mapping::lexer::{Tok, lex};
+use crate::ast::{CompareOp, Cond, Expr, File, SourceKind, Stmt, TableDecl, TargetKind};
+use crate::lexer::{Tok, lex};
 
 /// How deep blocks, parentheses and function calls may nest.
 pub const MAX_DEPTH: usize = 32;

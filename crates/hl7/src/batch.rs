@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::hl7::error::{ErrLocation, ErrorCode, ParseError};
+use crate::error::{ErrLocation, ErrorCode, ParseError};
 
 /// The messages found in a file or stream, and what was odd about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::mapping::path::{Index, Step};
+use crate::path::{Index, Step};
 
 /// Member `step.key` of `map`, made null if missing, and the rest of the path below it. Found
 /// with one search when it is there (it usually is, after the first write), then the path goes
@@ -154,7 +154,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::mapping::path::parse_fhir_target;
+    use crate::path::parse_fhir_target;
 
     fn apply(writes: &[(&str, Value)]) -> Result<Value, String> {
         let mut map = Map::new();
@@ -224,7 +224,7 @@ mod tests {
         use serde_json::{Map, Value};
 
         use super::super::kind;
-        use crate::mapping::path::{Index, Step};
+        use crate::path::{Index, Step};
 
         fn place<'m>(
             map: &'m mut Map<String, Value>,

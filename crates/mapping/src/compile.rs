@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::mapping::ast::{self, CompareOp, Cond, Expr, SourceKind, Stmt, TargetKind};
-use crate::mapping::fhirpath::{self, FStep};
-use crate::mapping::functions::{self, Func};
-use crate::mapping::path::{
+use crate::ast::{self, CompareOp, Cond, Expr, SourceKind, Stmt, TargetKind};
+use crate::fhirpath::{self, FStep};
+use crate::functions::{self, Func};
+use crate::path::{
     self, ComponentPath, FieldPath, Hl7Path, Hl7Target, Index, Sel, Step, TIdx, is_segment_name,
     looks_like_hl7_path,
 };
-use crate::mapping::table::Table;
+use crate::table::Table;
 
 /// A compiled mapping.
 #[derive(Debug)]
@@ -398,7 +398,7 @@ impl Compiler<'_> {
                     target,
                     expr: compiled,
                     when,
-                    display: crate::mapping::rule_target(&display),
+                    display: crate::rule_target(&display),
                 })
             }
             Stmt::Let {

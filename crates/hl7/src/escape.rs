@@ -2,7 +2,7 @@
 //! the decoder of `hl7-parser` (the crate we used before our scanner) panics on multi-byte UTF-8
 //! before an escape.
 
-use crate::hl7::delimiters::Delimiters;
+use crate::delimiters::Delimiters;
 
 /// Decode every escape in STANDARDS.md: \F\ \S\ \T\ \R\ \E\ (and \P\ truncation), \Xhh..\ (hex bytes,
 /// decoded as UTF-8 if valid else Latin-1), \.br\ -> "\n" and other formatting commands

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::mapping::compile::TableCache;
-use crate::mapping::{LoadError, Mapping};
+use crate::compile::TableCache;
+use crate::{LoadError, Mapping};
 
 /// The mappings of one folder.
 #[derive(Debug, Default)]

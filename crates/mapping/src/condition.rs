@@ -6,8 +6,9 @@
 
 use std::path::Path;
 
+use tributary_hl7::Message;
+
 use super::{Input, Mapping};
-use crate::hl7::Message;
 
 pub struct Condition {
     mapping: Mapping,

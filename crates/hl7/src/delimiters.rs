@@ -1,7 +1,7 @@
 //! The delimiters a message declares in MSH-1 and MSH-2, and the rules they must follow before we
 //! trust them to split anything.
 
-use crate::hl7::error::{ErrLocation, ErrorCode, ParseError};
+use crate::error::{ErrLocation, ErrorCode, ParseError};
 
 /// The characters that structure a message. Each message declares its own in MSH-1 (field) and
 /// MSH-2 (component, repetition, escape, subcomponent, and from v2.7 an optional truncation char).

@@ -7,11 +7,11 @@
 //! message, so an application ACK in enhanced mode is returned as a message of its own (the
 //! engine sends it through the channel's return destination), never on the connection.
 
-use crate::hl7::delimiters::Delimiters;
-use crate::hl7::error::ParseError;
-use crate::hl7::escape::{escape, unescape};
-use crate::hl7::message::Message;
-use crate::hl7::writer::MessageWriter;
+use crate::delimiters::Delimiters;
+use crate::error::ParseError;
+use crate::escape::{escape, unescape};
+use crate::message::Message;
+use crate::writer::MessageWriter;
 
 /// MSA-1 acknowledgment codes (table 0008).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -530,7 +530,7 @@ fn timestamp_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hl7::error::{ErrLocation, ErrorCode};
+    use crate::error::{ErrLocation, ErrorCode};
 
     const ADT: &str = "MSH|^~\\&|SENDAPP|SENDFAC|RECVAPP|RECVFAC|20240101120000||ADT^A08^ADT_A01|CTRL42|P|2.5\rEVN|A08\rPID|||123^^^HOSP^MR||DOE^JOHN\r";
 
@@ -928,7 +928,7 @@ mod tests {
         assert!(lines[0].ends_with("||||TRB7|F1"), "{}", lines[0]);
         assert!(lines[1].starts_with("BHS|^~\\&|RA|RF|SA|SF|") && lines[1].ends_with("|B1"));
         assert_eq!(&lines[6..], ["BTS|2", "FTS|1"]);
-        let messages = crate::hl7::split_batch(&text).unwrap();
+        let messages = crate::split_batch(&text).unwrap();
         assert_eq!(messages.len(), 2);
         let no_file = batch_ack(None, Some("BHS|^~\\&|SA|SF|RA|RF"), &acks[..1], "TRB8");
         assert!(

@@ -2,8 +2,9 @@
 //! first), each a grid of fields, repetitions, components and subcomponents holding text already
 //! escaped for the standard delimiters `|^~\&`. `MessageWriter` lays out the segments.
 
-use crate::hl7::{Delimiters, MessageWriter};
-use crate::mapping::path::TIdx;
+use tributary_hl7::{Delimiters, MessageWriter};
+
+use crate::path::TIdx;
 
 /// One repetition: components, each its subcomponents (escaped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

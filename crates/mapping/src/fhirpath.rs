@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::mapping::path::MAX_NUMBER;
+use crate::path::MAX_NUMBER;
 
 /// One step after the root.
 #[derive(Debug, Clone, PartialEq, Eq)]

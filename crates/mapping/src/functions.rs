@@ -13,8 +13,8 @@ use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
 
-use crate::mapping::datetime::{self, Offset};
-use crate::mapping::value::Val;
+use crate::datetime::{self, Offset};
+use crate::value::Val;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {

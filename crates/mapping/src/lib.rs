@@ -41,7 +41,7 @@ pub use condition::Condition;
 pub use golden::{CaseResult, GOLDEN_NOW, GoldenReport, Mismatch, run_golden_tests};
 pub use set::MappingSet;
 
-use crate::mapping::compile::{Program, TableCache};
+use crate::compile::{Program, TableCache};
 
 /// A loaded, compiled mapping.
 #[derive(Debug)]
@@ -71,7 +71,7 @@ impl std::error::Error for LoadError {}
 
 /// What a mapping reads.
 pub enum Input<'a> {
-    Hl7(&'a crate::hl7::Message),
+    Hl7(&'a tributary_hl7::Message),
     Fhir(&'a serde_json::Value),
 }
 

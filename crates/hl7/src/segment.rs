@@ -4,8 +4,8 @@
 
 use std::fmt;
 
-use crate::hl7::delimiters::{Delimiters, UNSPLIT};
-use crate::hl7::escape::unescape;
+use crate::delimiters::{Delimiters, UNSPLIT};
+use crate::escape::unescape;
 
 /// Where a segment or field sits in the message text, as byte offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,7 +237,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::nth_piece;
-    use crate::hl7::Message;
+    use crate::Message;
 
     proptest! {
         #[test]

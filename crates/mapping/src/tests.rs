@@ -5,9 +5,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use tributary_hl7::Message;
 
-use crate::hl7::Message;
-use crate::mapping::{GOLDEN_NOW, Input, LoadError, Mapping, MappingSet, Output, RunError, run_golden_tests};
+use crate::{GOLDEN_NOW, Input, LoadError, Mapping, MappingSet, Output, RunError, run_golden_tests};
 
 const NOW: &str = "20260101120000+0000";
 
@@ -499,10 +499,10 @@ fn load_reads_the_file_and_rejects_non_utf8() {
     std::fs::write(&path, format!("{HL7_HEADER}active = true\n")).unwrap();
     let mapping = Mapping::load(&path, dir.path()).unwrap();
     assert_eq!(mapping.name, "t");
-    assert_eq!(mapping.source, crate::mapping::SourceKind::Hl7v2);
+    assert_eq!(mapping.source, crate::SourceKind::Hl7v2);
     assert_eq!(
         mapping.target,
-        crate::mapping::TargetKind::Fhir {
+        crate::TargetKind::Fhir {
             resource_type: "Patient".into()
         }
     );
@@ -529,7 +529,7 @@ fn mapping_set_loads_a_folder_whole_or_not_at_all() {
     std::fs::write(dir.path().join("notes.txt"), "not a mapping").unwrap();
     let set = MappingSet::load(dir.path()).unwrap();
     assert_eq!(set.names(), ["a", "b"]);
-    assert_eq!(set.get("a").unwrap().source, crate::mapping::SourceKind::Fhir);
+    assert_eq!(set.get("a").unwrap().source, crate::SourceKind::Fhir);
     assert!(set.get("c").is_none());
     std::fs::write(
         dir.path().join("c.map"),
@@ -694,10 +694,10 @@ fn golden_runner_compares_hl7_field_by_field_without_msh_10() {
     assert_eq!((m[0].path.as_str(), m[0].got.as_deref()), ("ZZZ", None));
 }
 
-/// The shipped mappings of this crate load, and pass their golden cases.
+/// The shipped mappings of the repository load, and pass their golden cases.
 #[test]
 fn shipped_mappings_pass_their_golden_tests() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    let dir = shipped_dir();
     let set = MappingSet::load(&dir).unwrap_or_else(|e| panic!("{e}"));
     assert!(set.names().contains(&"ucr-adt-patient".to_owned()));
     assert!(set.names().contains(&"trakcare-adt-patient".to_owned()));
@@ -710,7 +710,7 @@ fn shipped_mappings_pass_their_golden_tests() {
 /// edits the first UCR case that has a `"birthDate"` and expects it to be text.)
 #[test]
 fn shipped_ucr_mapping_clears_a_null_birth_date() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    let dir = shipped_dir();
     let set = MappingSet::load(&dir).unwrap();
     let message =
         adt("PID|1||1000999001^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI||DOE^JOHN^^^^^L||\"\"|M\n");
@@ -797,8 +797,8 @@ fn check_any_text(text: &str) -> Result<(), TestCaseError> {
 }
 
 /// Expressions built from the grammar, to print and read back.
-fn expr() -> impl Strategy<Value = crate::mapping::ast::Expr> {
-    use crate::mapping::ast::Expr;
+fn expr() -> impl Strategy<Value = crate::ast::Expr> {
+    use crate::ast::Expr;
     let leaf = prop_oneof![
         "[ -~]{0,8}".prop_map(Expr::Text),
         "-?(0|[1-9][0-9]{0,4})(\\.[0-9]{1,3})?".prop_map(Expr::Number),
@@ -839,8 +839,8 @@ fn expr() -> impl Strategy<Value = crate::mapping::ast::Expr> {
     })
 }
 
-fn cond() -> impl Strategy<Value = crate::mapping::ast::Cond> {
-    use crate::mapping::ast::{CompareOp, Cond, Expr};
+fn cond() -> impl Strategy<Value = crate::ast::Cond> {
+    use crate::ast::{CompareOp, Cond, Expr};
     let literal = prop_oneof!["[a-z]{0,4}".prop_map(Expr::Text), Just(Expr::Null)];
     let leaf = prop_oneof![
         (expr(), expr(), any::<bool>()).prop_map(|(left, right, eq)| Cond::Compare {
@@ -890,7 +890,7 @@ proptest! {
             text.push_str(&format!("{name}|{}\r", fields.join("|")));
         }
         let message = Message::parse_str(&text).unwrap();
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let dir = shipped_dir();
         let set = MappingSet::load(&dir).unwrap();
         for name in set.names() {
             // Ok or a RunError; never a panic.
@@ -901,9 +901,9 @@ proptest! {
     #[test]
     fn expressions_and_conditions_print_and_parse_back(e in expr(), c in cond()) {
         let text = format!("{HL7_HEADER}a = {e} when {c}\n");
-        let parsed = crate::mapping::parser::parse(&text).map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
+        let parsed = crate::parser::parse(&text).map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
         match &parsed.rules[..] {
-            [crate::mapping::ast::Stmt::Assign { expr, when: Some(when), .. }] => {
+            [crate::ast::Stmt::Assign { expr, when: Some(when), .. }] => {
                 prop_assert_eq!(expr, &e);
                 prop_assert_eq!(when, &c);
             }
@@ -967,8 +967,9 @@ fn a_resource_type_alone_is_the_whole_resource() {
     assert!(e.message.contains("needs a field"), "{e}");
 }
 
+/// The repository's `mappings/` folder (this crate is `crates/mapping`).
 fn shipped_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings")
 }
 
 fn read_json(path: &Path) -> Value {

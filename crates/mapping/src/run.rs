@@ -9,19 +9,19 @@ use std::borrow::Cow;
 use std::cell::Cell;
 
 use serde_json::{Map, Value};
+use tributary_hl7::{Delimiters, Message, Repetition, Segment, escape, unescape};
 
-use crate::hl7::{Delimiters, Message, Repetition, Segment, escape, unescape};
-use crate::mapping::compile::{
+use crate::compile::{
     ACTIONS, ArrayTarget, CCond, CExpr, FhirRoot, FhirSource, ForSource, Lit, Op, Program, Target,
 };
-use crate::mapping::datetime::{self, Offset};
-use crate::mapping::fhir_out;
-use crate::mapping::fhirpath::{self, Collection};
-use crate::mapping::functions::{self, Func};
-use crate::mapping::hl7_out::{Draft, DraftRep, DraftSegment};
-use crate::mapping::path::{ComponentPath, FieldPath, Sel, TIdx};
-use crate::mapping::value::Val;
-use crate::mapping::{Input, Output, RuleRef, RunError, SourceKind, TargetKind};
+use crate::datetime::{self, Offset};
+use crate::fhir_out;
+use crate::fhirpath::{self, Collection};
+use crate::functions::{self, Func};
+use crate::hl7_out::{Draft, DraftRep, DraftSegment};
+use crate::path::{ComponentPath, FieldPath, Sel, TIdx};
+use crate::value::Val;
+use crate::{Input, Output, RuleRef, RunError, SourceKind, TargetKind};
 
 /// What a variable slot holds.
 #[derive(Debug, Clone)]
@@ -1102,7 +1102,7 @@ mod tests {
     fn concat_of_one_part_is_that_part_as_text() {
         let dir = tempfile::tempdir().unwrap();
         let load = |text: &str| {
-            crate::mapping::Mapping::parse(text, &dir.path().join("t.map"), dir.path())
+            crate::Mapping::parse(text, &dir.path().join("t.map"), dir.path())
                 .unwrap_or_else(|e| panic!("{e}"))
         };
         let hl7 = load(

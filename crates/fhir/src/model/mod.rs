@@ -44,7 +44,7 @@ static R4: LazyLock<Model> = LazyLock::new(|| match load::parse(R4_TSV) {
     Ok(model) => model,
     // The file is generated and committed, and the unit tests load it: this cannot happen in a
     // build whose tests passed.
-    Err(e) => panic!("src/fhir/model/r4.tsv is corrupt: {e}"),
+    Err(e) => panic!("crates/fhir/src/model/r4.tsv is corrupt: {e}"),
 });
 
 /// What kind of type a [`TypeDef`] describes.

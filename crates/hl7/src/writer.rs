@@ -2,8 +2,8 @@
 //! delimiters (the builder of `hl7-parser`, the crate we used before our scanner, escapes twice on
 //! a round trip).
 
-use crate::hl7::delimiters::Delimiters;
-use crate::hl7::escape::escape;
+use crate::delimiters::Delimiters;
+use crate::escape::escape;
 
 struct DraftSegment {
     name: String,
@@ -124,7 +124,7 @@ impl MessageWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hl7::Message;
+    use crate::Message;
 
     #[test]
     fn writes_msh_delimiters_and_fields_by_number() {

@@ -2,11 +2,11 @@
 //! pass of our own scanner, checked so that a message is either read whole or rejected with a
 //! reason.
 
-use crate::hl7::charset::{Charset, decode};
-use crate::hl7::delimiters::Delimiters;
-use crate::hl7::error::{ErrLocation, ErrorCode, ParseError};
-use crate::hl7::path::ValuePath;
-use crate::hl7::segment::{Field, Segment, TextSpan};
+use crate::charset::{Charset, decode};
+use crate::delimiters::Delimiters;
+use crate::error::{ErrLocation, ErrorCode, ParseError};
+use crate::path::ValuePath;
+use crate::segment::{Field, Segment, TextSpan};
 
 /// The most delimiters (field, component, repetition and subcomponent separators) a message may
 /// hold. Real messages hold a few thousand (a large ORU some tens of thousands). The scanner costs
