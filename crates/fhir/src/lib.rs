@@ -1,5 +1,12 @@
-//! FHIR R4 pieces the API answers with: searchset Bundles and OperationOutcomes. The resource
-//! model, the XML codec and search grow here with the FHIR endpoint.
+//! FHIR R4 as Tributary reads, checks and writes it (the `tributary-fhir` crate; the engine has it
+//! as `tributary::fhir`). It knows no store, HTTP or HL7 v2.
+//!
+//! - `model`: the R4 structure model (every resource, data type and primitive, from `r4.tsv`).
+//! - `validate`: structural validation of a JSON resource against the model, as the issues of an
+//!   OperationOutcome.
+//! - `xml`: FHIR XML to JSON and back, following the specification's rules for the two formats.
+//! - `bundle`: the Bundles the endpoint answers with (a page of search results, a history).
+//! - `outcome`: OperationOutcome, how every FHIR error is answered.
 
 pub mod bundle;
 pub mod model;

@@ -1,4 +1,5 @@
-//! HL7 v2: reading messages off the wire and writing replies.
+//! HL7 v2: reading messages off the wire and writing replies (the `tributary-hl7` crate; the
+//! engine has it as `tributary::hl7`). It knows nothing of the engine, the store or FHIR.
 //!
 //! - `charset`: bytes to text (BOM, MSH-18, the Latin-1 fallback) and back.
 //! - `delimiters`: the delimiters each message declares in MSH-1/MSH-2, checked.

@@ -1,5 +1,7 @@
 //! The mapping language: how a feed maps, written by analysts in `mappings/<name>.map` files,
-//! compiled once when loaded, run for every message, and proven by golden tests kept beside them.
+//! compiled once when loaded, run for every message, and proven by golden tests kept beside them
+//! (the `tributary-mapping` crate; the engine has it as `tributary::mapping`). It reads HL7 v2
+//! through `tributary-hl7` and FHIR as JSON values, and knows nothing of the engine or the store.
 //!
 //! - `lexer`, `parser`, `ast`: file text to a syntax tree, every statement with its line.
 //! - `compile`: the tree checked and turned into a program: paths parsed, tables loaded, names

@@ -1,7 +1,8 @@
 //! The member store: a key-value contract (`Store`) over named keyspaces plus the journal, and
-//! the embedded backend (sled behind a write-ahead log).
+//! the embedded backend (sled behind a write-ahead log). The `tributary-store` crate; the engine
+//! has it as `tributary::store`, and it knows nothing of the engine, HL7 or FHIR.
 //!
-//! Everything above this module speaks in keyspaces and byte keys; nothing else names sled, so a
+//! Everything above this crate speaks in keyspaces and byte keys; nothing else names sled, so a
 //! PostgreSQL backend can come later. Writes happen only as whole `WriteSet`s, applied atomically,
 //! and become durable only at `sync` (the engine group-commits: many write sets, one sync).
 
