@@ -137,9 +137,9 @@ async fn dead_letter_move(
         .await;
     match moved {
         Some(Ok(result)) => result,
-        Some(Err(e)) => Err(DeadLetterError::Store(StoreError(e.to_string()))),
-        None => Err(DeadLetterError::Store(StoreError(
-            "the engine is stopping".into(),
+        Some(Err(e)) => Err(DeadLetterError::Store(StoreError::other(e))),
+        None => Err(DeadLetterError::Store(StoreError::other(
+            "the engine is stopping",
         ))),
     }
 }

@@ -53,9 +53,10 @@ pub fn check(
         return Ok(Verdict::New);
     };
     let seen: Seen = serde_json::from_slice(&bytes).map_err(|e| {
-        StoreError(format!(
-            "idempotency entry of {scope} {request_key} is unreadable: {e}"
-        ))
+        StoreError::corrupt(
+            format!("idempotency entry of {scope} {request_key} is unreadable"),
+            e,
+        )
     })?;
     Ok(if seen.fingerprint == fingerprint {
         Verdict::Repeat(seen)

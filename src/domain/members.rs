@@ -270,7 +270,7 @@ pub fn load(reader: &dyn Reader, patient_id: &str) -> Result<Option<Member>, Sto
     match reader.get(Keyspace::Member, patient_id.as_bytes())? {
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| StoreError(format!("member {patient_id} is not valid: {e}"))),
+            .map_err(|e| StoreError::corrupt(format!("member {patient_id} is not valid"), e)),
         None => Ok(None),
     }
 }

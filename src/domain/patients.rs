@@ -481,7 +481,7 @@ fn load(reader: &dyn Reader, id: &str) -> Result<Option<Value>, StoreError> {
     match reader.get(Keyspace::Patient, id.as_bytes())? {
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| StoreError(format!("patient {id} is not valid JSON: {e}"))),
+            .map_err(|e| StoreError::corrupt(format!("patient {id} is not valid JSON"), e)),
         None => Ok(None),
     }
 }

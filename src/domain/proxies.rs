@@ -225,7 +225,7 @@ pub fn load(reader: &dyn Reader, id: &str) -> Result<Option<Relationship>, Store
     match reader.get(Keyspace::Proxy, id.as_bytes())? {
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| StoreError(format!("proxy relationship {id} is not valid: {e}"))),
+            .map_err(|e| StoreError::corrupt(format!("proxy relationship {id} is not valid"), e)),
         None => Ok(None),
     }
 }
@@ -242,7 +242,7 @@ fn expiry_key(relationship: &Relationship) -> Vec<u8> {
 fn ids_of(reader: &dyn Reader, patient_id: &str) -> Result<Vec<String>, StoreError> {
     match reader.get(Keyspace::ProxyByMember, patient_id.as_bytes())? {
         Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError(format!("proxy list of {patient_id} is not valid: {e}"))),
+            .map_err(|e| StoreError::corrupt(format!("proxy list of {patient_id} is not valid"), e)),
         None => Ok(vec![]),
     }
 }

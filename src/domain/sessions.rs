@@ -96,7 +96,7 @@ pub fn find(
         return Ok(None);
     };
     let session: Session =
-        serde_json::from_slice(&bytes).map_err(|e| StoreError(format!("a session is not valid: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt("a session is not valid", e))?;
     if passed(&session.expires_at, now) {
         return Ok(None);
     }

@@ -196,8 +196,8 @@ impl Worker {
     ) -> Result<(), StoreError> {
         match self.committer.write(move |ctx| change(ctx.tx)).await {
             Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(StoreError(e.to_string())),
-            None => Err(StoreError("the engine is stopping".into())),
+            Some(Err(e)) => Err(StoreError::other(e)),
+            None => Err(StoreError::other("the engine is stopping")),
         }
     }
 

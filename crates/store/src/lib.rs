@@ -6,11 +6,13 @@
 //! PostgreSQL backend can come later. Writes happen only as whole `WriteSet`s, applied atomically,
 //! and become durable only at `sync` (the engine group-commits: many write sets, one sync).
 
+mod error;
 mod overlay;
 mod pending;
 mod sled_store;
 mod wal;
 
+pub use error::StoreError;
 pub use overlay::{Changed, Overlay, Staged};
 pub use sled_store::SledStore;
 pub use wal::Damage as LogDamage;
@@ -177,11 +179,6 @@ impl Keyspace {
         }
     }
 }
-
-/// A failure of the storage layer itself (disk, corruption), never a business rule.
-#[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(pub String);
 
 impl Keyspace {
     fn from_prefix(prefix: u8) -> Option<Keyspace> {

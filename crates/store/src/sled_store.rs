@@ -66,13 +66,10 @@ enum Task {
 impl Log {
     fn send(&mut self, make: impl FnOnce(u64) -> Task) -> Result<u64, StoreError> {
         self.task += 1;
-        let to_applier = self
-            .to_applier
-            .as_ref()
-            .ok_or_else(|| StoreError("the store is closing".into()))?;
+        let to_applier = self.to_applier.as_ref().ok_or(StoreError::Closing)?;
         to_applier
             .send(make(self.task))
-            .map_err(|_| StoreError("the sled applier has stopped".into()))?;
+            .map_err(|_| StoreError::ApplierStopped)?;
         Ok(self.task)
     }
 
@@ -87,10 +84,6 @@ impl Log {
             last_seq,
         })
     }
-}
-
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
 }
 
 fn full_key(keyspace: Keyspace, key: &[u8]) -> Vec<u8> {
@@ -125,23 +118,26 @@ impl SledStore {
         for private in [dir, &tree_dir, &log_dir] {
             wal::create_private_dir(private)?;
         }
-        let db = open_tree(&tree_dir)
-            .map_err(|e| StoreError(format!("cannot open the store in {}: {e}", dir.display())))?;
-        let data_file = File::open(tree_dir.join("db")).map_err(err)?;
-        let (first_unfolded, mut last_seq) =
-            match db.get(full_key(Keyspace::Meta, CHECKPOINT_KEY)).map_err(err)? {
-                Some(value) if value.len() == 16 => (
-                    u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
-                    u64::from_be_bytes(value[8..].try_into().expect("8 bytes")),
-                ),
-                _ => (1, 0),
-            };
+        let db = open_tree(&tree_dir).map_err(|source| StoreError::Open {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let data_path = tree_dir.join("db");
+        let data_file =
+            File::open(&data_path).map_err(|e| StoreError::io(data_path.display().to_string(), e))?;
+        let (first_unfolded, mut last_seq) = match db.get(full_key(Keyspace::Meta, CHECKPOINT_KEY))? {
+            Some(value) if value.len() == 16 => (
+                u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
+                u64::from_be_bytes(value[8..].try_into().expect("8 bytes")),
+            ),
+            _ => (1, 0),
+        };
         let segments = wal::segments(&log_dir)?;
         let mut replayed = 0;
         for &segment in segments.iter().filter(|&&s| s >= first_unfolded) {
             let last = Some(&segment) == segments.last();
             for record in wal::recover_segment(&log_dir, segment, last, options.damage)? {
-                db.apply_batch(sled_batch(&record.ops)).map_err(err)?;
+                db.apply_batch(sled_batch(&record.ops))?;
                 if let Some((seq, _)) = record.journal.last() {
                     last_seq = last_seq.max(*seq);
                 }
@@ -159,7 +155,7 @@ impl SledStore {
             std::thread::Builder::new()
                 .name("sled-applier".into())
                 .spawn(move || apply_loop(db, data_file, pending, queue))
-                .map_err(err)?
+                .map_err(|e| StoreError::io("cannot start the sled applier thread", e))?
         };
         Ok(SledStore {
             db,
@@ -192,19 +188,17 @@ impl SledStore {
         }
         let free = free_bytes(&self.log_dir)?;
         if free < self.min_free_bytes {
-            return Err(StoreError(format!(
-                "only {free} bytes free on the disk of {}, below the floor of {} (store.min_free_bytes): writes are refused until space is freed",
-                self.log_dir.display(),
-                self.min_free_bytes
-            )));
+            return Err(StoreError::DiskFloor {
+                free,
+                floor: self.min_free_bytes,
+                dir: self.log_dir.clone(),
+            });
         }
         Ok(())
     }
 
     fn lock_log(&self) -> Result<std::sync::MutexGuard<'_, Log>, StoreError> {
-        self.log
-            .lock()
-            .map_err(|_| StoreError("the log lock is poisoned".into()))
+        self.log.lock().map_err(|_| StoreError::Poisoned)
     }
 }
 
@@ -258,8 +252,12 @@ fn apply_loop(db: sled::Db, data_file: File, pending: Arc<Pending>, queue: mpsc:
                 let done = db
                     .insert(full_key(Keyspace::Meta, CHECKPOINT_KEY), marker)
                     .and_then(|_| db.flush())
-                    .map_err(err)
-                    .and_then(|_| data_file.sync_data().map_err(err));
+                    .map_err(StoreError::from)
+                    .and_then(|_| {
+                        data_file
+                            .sync_data()
+                            .map_err(|e| StoreError::io("sled data file sync", e))
+                    });
                 if let Err(e) = done {
                     // Nothing is lost: the next open replays from the previous checkpoint.
                     tracing::error!(error = %e, "checkpoint failed");
@@ -272,7 +270,7 @@ fn apply_loop(db: sled::Db, data_file: File, pending: Arc<Pending>, queue: mpsc:
 
 /// Bytes an unprivileged process may still write on the file system holding `dir`.
 fn free_bytes(dir: &Path) -> Result<u64, StoreError> {
-    let stat = rustix::fs::statvfs(dir).map_err(|e| StoreError(format!("{}: {e}", dir.display())))?;
+    let stat = rustix::fs::statvfs(dir).map_err(|e| StoreError::io(dir.display().to_string(), e.into()))?;
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
@@ -293,11 +291,7 @@ impl Reader for SledStore {
         if let Some(value) = self.pending.get(keyspace, key) {
             return Ok(value);
         }
-        Ok(self
-            .db
-            .get(full_key(keyspace, key))
-            .map_err(err)?
-            .map(|v| v.to_vec()))
+        Ok(self.db.get(full_key(keyspace, key))?.map(|v| v.to_vec()))
     }
 }
 
@@ -313,7 +307,11 @@ impl Store for SledStore {
         let mut tree = self
             .db
             .scan_prefix(full_key(keyspace, prefix))
-            .map(|entry| entry.map(|(k, v)| (k[1..].to_vec(), v.to_vec())).map_err(err))
+            .map(|entry| {
+                entry
+                    .map(|(k, v)| (k[1..].to_vec(), v.to_vec()))
+                    .map_err(StoreError::from)
+            })
             .peekable();
         let mut found = vec![];
         while found.len() < limit {
@@ -414,11 +412,7 @@ impl Store for SledStore {
 
     fn drop_journal_before(&self, cutoff: std::time::SystemTime) -> Result<(usize, u64), StoreError> {
         // Only segments before the last checkpoint: the store no longer needs them to open.
-        let first_unfolded = match self
-            .db
-            .get(full_key(Keyspace::Meta, CHECKPOINT_KEY))
-            .map_err(err)?
-        {
+        let first_unfolded = match self.db.get(full_key(Keyspace::Meta, CHECKPOINT_KEY))? {
             Some(value) if value.len() == 16 => u64::from_be_bytes(value[..8].try_into().expect("8 bytes")),
             _ => return Ok((0, 0)),
         };
@@ -429,13 +423,14 @@ impl Store for SledStore {
                 break;
             }
             let path = wal::segment_path(&self.log_dir, segment);
-            let metadata = std::fs::metadata(&path).map_err(err)?;
-            if metadata.modified().map_err(err)? >= cutoff {
+            let io = |e| StoreError::io(path.display().to_string(), e);
+            let metadata = std::fs::metadata(&path).map_err(io)?;
+            if metadata.modified().map_err(io)? >= cutoff {
                 // Segments are written in order: the later ones are newer still.
                 break;
             }
             std::fs::remove_file(&path)
-                .map_err(|e| StoreError(format!("cannot drop {}: {e}", path.display())))?;
+                .map_err(|e| StoreError::io(format!("cannot drop {}", path.display()), e))?;
             dropped += 1;
             bytes += metadata.len();
         }

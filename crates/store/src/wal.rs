@@ -62,7 +62,7 @@ pub struct Wal {
 }
 
 fn io(context: &str, e: std::io::Error) -> StoreError {
-    StoreError(format!("{context}: {e}"))
+    StoreError::io(context, e)
 }
 
 /// Creates `dir` (and its parents) owner-only, and makes an existing one owner-only too.
@@ -298,19 +298,12 @@ pub fn recover_segment(
     }
     let intact_after = count_intact_after(&bytes[valid..]);
     if damage == Damage::Refuse && (!last || intact_after > 0) {
-        let what_follows = if intact_after > 0 {
-            format!("{intact_after} intact record(s) follow it")
-        } else {
-            "later segments follow it".to_string()
-        };
-        return Err(StoreError(format!(
-            "{}: the log is damaged at byte {valid} of {}, and {what_follows}: they may hold \
-             acknowledged messages, so the store will not cut them off. Keep a copy of the data \
-             folder. If the machine lost power (records after the last sync were never \
-             acknowledged), start once with `serve --cut-damaged-log` to cut the log there",
-            path.display(),
-            bytes.len(),
-        )));
+        return Err(StoreError::DamagedLog {
+            segment: path,
+            at: valid,
+            len: bytes.len(),
+            intact_after,
+        });
     }
     tracing::warn!(
         segment = %path.display(),
@@ -535,7 +528,8 @@ mod tests {
         wal.append(&set(b"b", 2)).unwrap();
         let (_, segment, upto) = wal.sync_target();
         wal.append(&set(b"c", 3)).unwrap();
-        wal.after_sync(segment, upto, Err(StoreError("EIO".into())))
+        let eio = std::io::Error::from_raw_os_error(5);
+        wal.after_sync(segment, upto, Err(StoreError::io("wal sync", eio)))
             .unwrap();
         assert_eq!(wal.segment(), 2, "never again on the file whose sync failed");
         // The old segment holds only what was synced; the new one the rest, synced.

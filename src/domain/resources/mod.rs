@@ -66,7 +66,7 @@ pub fn version_of(resource: &Value) -> u64 {
 }
 
 fn parse(bytes: &[u8], what: &str) -> Result<Value, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError(format!("{what} is not valid JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(format!("{what} is not valid JSON"), e))
 }
 
 /// The current version of a resource.
