@@ -270,13 +270,12 @@ pub fn view(link: &Link) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Overlay, SledStore};
+    use crate::store::{MemoryStore, Overlay};
 
     /// Used tokens are forgotten once they could no longer pass, oldest first, and not before.
     #[test]
     fn the_replay_memory_forgets_only_tokens_past_their_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = MemoryStore::new();
         let mut tx = Overlay::new(&store);
         {
             let mut deliveries = crate::core::Deliveries::default();

@@ -1,18 +1,21 @@
-//! The member store: a key-value contract (`Store`) over named keyspaces plus the journal, and
-//! the embedded backend (sled behind a write-ahead log). The `tributary-store` crate; the engine
-//! has it as `tributary::store`, and it knows nothing of the engine, HL7 or FHIR.
+//! The member store: a key-value contract (`Store`) over named keyspaces plus the journal, the
+//! embedded backend (`SledStore`: sled behind a write-ahead log) and an in-memory one for tests
+//! (`MemoryStore`). The `tributary-store` crate; the engine has it as `tributary::store`, and it
+//! knows nothing of the engine, HL7 or FHIR.
 //!
 //! Everything above this crate speaks in keyspaces and byte keys; nothing else names sled, so a
 //! PostgreSQL backend can come later. Writes happen only as whole `WriteSet`s, applied atomically,
 //! and become durable only at `sync` (the engine group-commits: many write sets, one sync).
 
 mod error;
+mod memory;
 mod overlay;
 mod pending;
 mod sled_store;
 mod wal;
 
 pub use error::StoreError;
+pub use memory::MemoryStore;
 pub use overlay::{Changed, Overlay, Staged};
 pub use sled_store::SledStore;
 pub use wal::Damage as LogDamage;

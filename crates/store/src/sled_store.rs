@@ -21,7 +21,7 @@ use super::wal::{self, Wal};
 use super::{Keyspace, Reader, Store, StoreError, StoreOptions, Write, WriteSet};
 
 /// A log segment larger than this is folded into sled and a new one started.
-const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Write sets waiting for the applier at most; a commit waits beyond that (back pressure).
 const APPLY_QUEUE: usize = 4096;

@@ -370,6 +370,17 @@ pub fn encode(writes: &WriteSet) -> Vec<u8> {
     record
 }
 
+/// The length of `encode(writes)`, without building it.
+pub fn encoded_len(writes: &WriteSet) -> usize {
+    let ops: usize = writes
+        .ops
+        .iter()
+        .map(|(_, key, value)| 1 + 4 + key.len() + 1 + value.as_ref().map_or(0, |v| 4 + v.len()))
+        .sum();
+    let journal: usize = writes.journal.iter().map(|(_, entry)| 8 + 4 + entry.len()).sum();
+    8 + 4 + ops + 4 + journal
+}
+
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);
@@ -474,6 +485,9 @@ mod tests {
     proptest! {
         #[test]
         fn records_round_trip(sets in prop::collection::vec(write_set(), 0..5)) {
+            for set in &sets {
+                prop_assert_eq!(encoded_len(set), encode(set).len());
+            }
             let bytes: Vec<u8> = sets.iter().flat_map(encode).collect();
             let (decoded, used) = decode_all(&bytes);
             prop_assert_eq!(used, bytes.len());

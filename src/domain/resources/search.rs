@@ -285,13 +285,12 @@ fn valid_date(date: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Overlay, SledStore, WriteSet};
+    use crate::store::{MemoryStore, Overlay, WriteSet};
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn store_with_tasks() -> (tempfile::TempDir, SledStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+    fn store_with_tasks() -> MemoryStore {
+        let store = MemoryStore::new();
         let mut tx = Overlay::new(&store);
         for (id, status, day) in [("t1", "ready", "2026-01-05"), ("t2", "completed", "2026-02-07")] {
             let task = json!({ "resourceType": "Task", "status": status, "intent": "order",
@@ -300,7 +299,7 @@ mod tests {
         }
         let writes: WriteSet = tx.into_writes();
         store.commit(writes).unwrap();
-        (dir, store)
+        store
     }
 
     fn ids(found: Vec<Value>) -> Vec<String> {
@@ -312,7 +311,7 @@ mod tests {
 
     #[test]
     fn token_date_and_reference_values_match_as_documented() {
-        let (_dir, store) = store_with_tasks();
+        let store = store_with_tasks();
         let find = |name: &str, value: &str| {
             ids(search(&store, "Task", &[(name.to_string(), value.to_string())], Sort::Id).unwrap())
         };
@@ -339,9 +338,8 @@ mod tests {
         /// Any parameter name and value is either a search or a clear 400, never a panic.
         #[test]
         fn any_query_is_answered_or_refused(name in "[_a-z:]{0,12}", value in "\\PC{0,24}") {
-            static STORE: std::sync::LazyLock<(tempfile::TempDir, SledStore)> =
-                std::sync::LazyLock::new(store_with_tasks);
-            match search(&STORE.1, "Task", &[(name, value)], Sort::Id) {
+            static STORE: std::sync::LazyLock<MemoryStore> = std::sync::LazyLock::new(store_with_tasks);
+            match search(&*STORE, "Task", &[(name, value)], Sort::Id) {
                 Ok(_) | Err(SearchError::Invalid(_)) => {}
                 Err(e) => prop_assert!(false, "store error: {e}"),
             }
