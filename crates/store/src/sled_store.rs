@@ -8,7 +8,8 @@
 //! durable commit on Linux (sled issue 1452). A checkpoint runs on the applier thread, in order
 //! after the write sets of the segments it folds in, so commits never wait for sled's flush.
 //!
-//! Folder layout: `sled/` (the tree) and `journal/` (the log segments, kept as the journal).
+//! Folder layout: `sled/` (the tree) and `journal/` (the log segments, which are also the journal:
+//! kept until journal retention drops the old ones, see `wal`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

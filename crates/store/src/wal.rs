@@ -7,8 +7,14 @@
 //! ~136 us + fdatasync ~68 us per commit, against ~90-130 us for an append + fdatasync here).
 //! On open, the records after the last checkpoint are applied again (they hold whole values, so
 //! applying one twice changes nothing); a torn record at the tail, from a crash mid-write, was
-//! never acknowledged and is cut off. Segments are kept as the journal until journal retention
-//! drops the old ones.
+//! never acknowledged and is cut off.
+//!
+//! The segments are also the journal (`Store::journal` reads them), so they are not deleted when
+//! a checkpoint has folded them into sled. They go only by journal retention
+//! (`drop_journal_before`, run by the `journal-retention` job with its `keep_days`): whole
+//! segments, oldest first, that a checkpoint has already folded into sled (the next open does not
+//! replay them) and that were last written before the cutoff; never the segment being written.
+//! What it drops is gone from journal reads; the store's data stays.
 //!
 //! A failed write never leaves a hole that later records sit behind (a full disk once did: the
 //! partial record was taken for a torn tail on restart and the acknowledged records after it were
