@@ -7,6 +7,8 @@
 //! PostgreSQL backend can come later. Writes happen only as whole `WriteSet`s, applied atomically,
 //! and become durable only at `sync` (the engine group-commits: many write sets, one sync).
 
+#![deny(missing_docs)]
+
 mod error;
 mod memory;
 mod overlay;
@@ -105,6 +107,7 @@ pub enum Keyspace {
 }
 
 impl Keyspace {
+    /// Every keyspace.
     pub const ALL: [Keyspace; 34] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
@@ -196,12 +199,15 @@ pub type Write = (Keyspace, Vec<u8>, Option<Vec<u8>>);
 /// (sequence number, bytes) are appended to the journal in the same commit.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriteSet {
+    /// The writes, in order: a later write of a key wins.
     pub ops: Vec<Write>,
+    /// Journal entries: sequence number and bytes.
     pub journal: Vec<(u64, Vec<u8>)>,
 }
 
 /// Point reads, shared by the store itself and by overlays stacked on it.
 pub trait Reader {
+    /// The value of `key` in `keyspace`, None when there is none.
     fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 }
 

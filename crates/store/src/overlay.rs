@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use super::{Keyspace, Reader, StoreError, WriteSet};
 
+/// Pending writes over a reader (the store, or another overlay); see the module doc.
 pub struct Overlay<'r> {
     below: &'r dyn Reader,
     pending: BTreeMap<(Keyspace, Vec<u8>), Option<Vec<u8>>>,
@@ -24,11 +25,14 @@ pub struct Staged {
 /// id: what the core's projections follow. The writer that knows what a record is notes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Changed {
+    /// A FHIR resource type, or `Member`.
     pub kind: String,
+    /// The record's id within its kind.
     pub id: String,
 }
 
 impl<'r> Overlay<'r> {
+    /// An overlay with nothing pending over `below`.
     pub fn new(below: &'r dyn Reader) -> Self {
         Overlay {
             below,
@@ -57,10 +61,12 @@ impl<'r> Overlay<'r> {
         &self.changed
     }
 
+    /// Sets `key` to `value`, for the reads through this overlay and for the writes it becomes.
     pub fn put(&mut self, keyspace: Keyspace, key: Vec<u8>, value: Vec<u8>) {
         self.pending.insert((keyspace, key), Some(value));
     }
 
+    /// Deletes `key`, for the reads through this overlay and for the writes it becomes.
     pub fn delete(&mut self, keyspace: Keyspace, key: Vec<u8>) {
         self.pending.insert((keyspace, key), None);
     }
@@ -90,6 +96,8 @@ impl<'r> Overlay<'r> {
         }
     }
 
+    /// The pending writes, in key order, as a write set to commit (or for another overlay to
+    /// absorb).
     pub fn into_writes(self) -> WriteSet {
         WriteSet {
             ops: self

@@ -31,6 +31,8 @@ const APPLY_QUEUE: usize = 4096;
 /// sequence number at that point.
 const CHECKPOINT_KEY: &[u8] = b"checkpoint";
 
+/// The embedded `Store`: a sled tree in `<dir>/sled` behind the write-ahead log in
+/// `<dir>/journal` (see the module doc).
 pub struct SledStore {
     db: sled::Db,
     log_dir: PathBuf,
