@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::members::reply::error;
 use crate::api::AppState;
-use crate::domain::roles::{Caller, Role, Scope};
+use crate::domain::accounts::roles::{Caller, Role, Scope};
 
 /// An authenticated caller, as an extractor.
 pub struct Authed(pub Caller);

@@ -1,4 +1,4 @@
-//! The request budget per client address (`[http.rate_limit]`, src/domain/throttle.rs) applied
+//! The request budget per client address (`[http.rate_limit]`, src/domain/identity/throttle.rs) applied
 //! to every endpoint but `/health`, and the client address itself for the handlers that count
 //! per address (sign-in).
 //!
@@ -19,7 +19,7 @@ use axum::response::Response;
 
 use super::members::reply::error;
 use crate::api::{AppState, fhir_error};
-use crate::domain::throttle::retry_after_seconds;
+use crate::domain::identity::throttle::retry_after_seconds;
 
 /// The client's address, as an extractor (never refuses).
 pub struct ClientAddr(pub IpAddr);

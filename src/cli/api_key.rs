@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::config::{ROLES, SCOPES};
-use crate::domain::secrets;
+use crate::domain::identity::secrets;
 
 #[derive(Args)]
 pub struct ApiKeyArgs {
@@ -92,10 +92,10 @@ mod tests {
         let (key, entry) = entry(&args("emr", &["external-system"], &["fhir-read", "fhir-write"])).unwrap();
         assert!(!entry.contains(&key));
         let config = Config::parse(&entry, "t.toml").unwrap();
-        let clients = crate::domain::roles::Clients::from_config(&config.api_clients);
+        let clients = crate::domain::accounts::roles::Clients::from_config(&config.api_clients);
         let caller = clients.authenticate(&key).expect("the key is known");
         assert_eq!(caller.name, "emr");
-        assert!(caller.has_scope(crate::domain::roles::Scope::FhirWrite));
+        assert!(caller.has_scope(crate::domain::accounts::roles::Scope::FhirWrite));
         assert!(clients.authenticate("another key").is_none());
     }
 

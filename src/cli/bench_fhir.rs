@@ -92,7 +92,7 @@ pub async fn bench_fhir(args: FhirBenchArgs) -> Result<(), String> {
              scopes = [\"fhir-read\", \"fhir-write\"]\n",
             dir.display().to_string(),
             args.mappings.display().to_string(),
-            crate::domain::secrets::sha256_hex(BENCH_KEY)
+            crate::domain::identity::secrets::sha256_hex(BENCH_KEY)
         ),
         "bench.toml",
     )

@@ -16,13 +16,13 @@ use serde_json::json;
 use crate::config::MembersConfig;
 use crate::core::Deliveries;
 use crate::domain::accounts::Accounts;
-use crate::domain::enrollment::{self, Method};
-use crate::domain::members::{self, Contact, Criteria, Preference};
+use crate::domain::accounts::enrollment::{self, Method};
+use crate::domain::accounts::members::{self, Contact, Criteria, Preference};
+use crate::domain::accounts::tokens;
+use crate::domain::identity::secrets::{self, TokenKey};
+use crate::domain::mpi::patients;
 use crate::domain::op::Op;
-use crate::domain::patients;
 use crate::domain::resources::change::{self, ResourceChange};
-use crate::domain::secrets::{self, TokenKey};
-use crate::domain::tokens;
 use crate::store::{Keyspace, Overlay, SledStore, Store};
 
 #[derive(Args)]

@@ -1,39 +1,25 @@
-//! Domain services over the member store. Today: patients (the synced MPI). Members, tokens,
-//! proxies, invitations, tasks, profile updates and audit join here.
+//! The business rules over the store, grouped by concept. Each is a set of functions over a
+//! job's context or an overlay; none knows HTTP, MLLP or the engine.
+//!
+//! - [`mpi`]: the synced master patient index: patients, merges, identifier changes, PIX.
+//! - [`resources`]: FHIR resources of every type: the write model, changes from mappings,
+//!   versions, search.
+//! - [`accounts`]: member accounts: members, enrollment, tokens, requests, roles, what members
+//!   are told (notifications, templates), the audit trail.
+//! - [`identity`]: credentials and sign-in: passwords, external credentials (OpenID Connect),
+//!   one-time codes, sessions, the waits after failures and the request budget.
+//! - [`proxies`]: proxy relationships and their RelatedPersons.
+//! - [`engagement`]: profile updates, invitations to enroll, patient tasks.
+//! - [`op`], [`refusal`]: what every member-account command works with, and how it says no.
 
-pub mod patient_merge;
-pub mod patients;
-pub mod pix;
-pub mod resources;
-
-// Member accounts (issue #5).
 pub mod accounts;
-pub mod audit;
-pub mod enrollment;
-pub mod members;
-pub mod notify;
-pub mod op;
-pub mod patient_search;
-pub mod refusal;
-pub mod requests;
-pub mod roles;
-pub mod secrets;
-pub mod templates;
-pub mod tokens;
-
-// Engagement APIs (issue #7): profile updates, invitations to enroll, patient tasks.
 pub mod engagement;
-
-// Credentials and sign-in (issue #6): passwords, one-time codes, sessions, external
-// credentials over OpenID Connect / OAuth 2.0; the waits after failures and the request budget
-// per address (issue #12).
-pub mod credentials;
-pub mod oidc;
-pub mod otp;
+pub mod identity;
+pub mod mpi;
+pub mod op;
 pub mod proxies;
-pub mod sessions;
-pub mod signin;
-pub mod throttle;
+pub mod refusal;
+pub mod resources;
 
 use std::sync::Arc;
 
@@ -44,7 +30,7 @@ use crate::core::Projection;
 /// them with the core ahead of the outbox's fan-out.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![
-        Arc::new(members::SearchEntries),
+        Arc::new(accounts::members::SearchEntries),
         Arc::new(proxies::RelatedPersons),
     ]
 }

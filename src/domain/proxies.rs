@@ -21,14 +21,14 @@ use serde_json::{Value, json};
 
 use crate::core::{Context, Projection};
 use crate::domain::accounts::Accounts;
-use crate::domain::audit;
-use crate::domain::enrollment::{self, Enrolled, Method};
-use crate::domain::members::{self, Contact, Member, Status};
-use crate::domain::notify::{self, Channels, Sent};
+use crate::domain::accounts::audit;
+use crate::domain::accounts::enrollment::{self, Enrolled, Method};
+use crate::domain::accounts::members::{self, Contact, Member, Status};
+use crate::domain::accounts::notify::{self, Channels, Sent};
+use crate::domain::accounts::tokens::passed;
 use crate::domain::op::Op;
 use crate::domain::refusal::{Kind, Refusal};
-use crate::domain::tokens::passed;
-use crate::domain::{patient_search, patients, resources};
+use crate::domain::{mpi::patient_search, mpi::patients, resources};
 use crate::store::{Changed, Keyspace, Overlay, Reader, Store, StoreError};
 
 /// Ids of proxy relationships (and of their RelatedPerson) start with this.

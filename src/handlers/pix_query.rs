@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::domain::pix::{PixError, cross_reference};
+use crate::domain::mpi::pix::{PixError, cross_reference};
 use crate::hl7::{Delimiters, ErrLocation, ErrorCode, Message, MessageWriter, Outcome, ParseError, escape};
 use crate::store::Store;
 

@@ -203,7 +203,7 @@ impl Projection for Fanout {
 
     /// Every FHIR resource type (member accounts are not resources).
     fn follows(&self, kind: &str) -> bool {
-        kind != crate::domain::members::MEMBER
+        kind != crate::domain::accounts::members::MEMBER
     }
 
     fn project(&self, ctx: &mut Context<'_, '_>, changed: &[Changed]) -> Result<(), StoreError> {

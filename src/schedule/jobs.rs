@@ -8,7 +8,7 @@ use crate::core::{Finished, NotStored};
 use crate::deliveries::Delivery;
 use crate::deliveries::queue::{self, Outgoing};
 use crate::domain::op::Op;
-use crate::domain::{credentials, proxies, sessions};
+use crate::domain::{identity::credentials, identity::sessions, proxies};
 use crate::store::{Keyspace, Store};
 
 use super::JobContext;

@@ -16,13 +16,13 @@ use serde_json::{Value, json};
 use tributary::config::MembersConfig;
 use tributary::core::{self as commit_core, Projections};
 use tributary::domain::accounts::Accounts;
-use tributary::domain::members::{self, Contact, Preference};
+use tributary::domain::accounts::members::{self, Contact, Preference};
+use tributary::domain::identity::secrets::TokenKey;
 use tributary::domain::op::Op;
 use tributary::domain::proxies::{self, Enrollment, NewRelationship, Party, Registration, Stored, Who};
 use tributary::domain::refusal::Refusal;
 use tributary::domain::resources::change::{self, ResourceChange};
 use tributary::domain::resources::{self, Current};
-use tributary::domain::secrets::TokenKey;
 use tributary::store::{Keyspace, SledStore, Store};
 
 const PATIENTS: usize = 4;

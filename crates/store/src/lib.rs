@@ -59,19 +59,19 @@ pub enum Keyspace {
     History,
     /// Search parameter index: `Type \0 param \0 value \0 id` -> nothing.
     SearchIndex,
-    /// Member accounts by patient id (src/domain/members.rs).
+    /// Member accounts by patient id (src/domain/accounts/members.rs).
     Member,
-    /// Member search: `kind group term \0 patient id` -> nothing (src/domain/members.rs).
+    /// Member search: `kind group term \0 patient id` -> nothing (src/domain/accounts/members.rs).
     MemberIndex,
-    /// Keyed hash of an activation or password-reset token -> its record (src/domain/tokens.rs).
+    /// Keyed hash of an activation or password-reset token -> its record (src/domain/accounts/tokens.rs).
     TokenIndex,
     /// Lowercased username -> patient id.
     UsernameIndex,
-    /// Self-requested enrollment requests by id (src/domain/requests.rs).
+    /// Self-requested enrollment requests by id (src/domain/accounts/requests.rs).
     EnrollmentRequest,
     /// Open requests: `queue byte, request id` -> nothing.
     RequestQueue,
-    /// Audit records: `seq (8 bytes BE) n (4 bytes BE)` -> the record (src/domain/audit.rs).
+    /// Audit records: `seq (8 bytes BE) n (4 bytes BE)` -> the record (src/domain/accounts/audit.rs).
     Audit,
     /// `target \0 seq n` -> nothing.
     AuditByTarget,
@@ -79,15 +79,15 @@ pub enum Keyspace {
     AuditByActor,
     /// Member settings changed at run time by a Configuration Manager.
     MemberSettings,
-    /// External credentials: `issuer \0 subject` -> the link to a member (src/domain/credentials.rs).
+    /// External credentials: `issuer \0 subject` -> the link to a member (src/domain/identity/credentials.rs).
     Credential,
     /// `patient id \0 issuer \0 subject` -> nothing: a member's external credentials.
     CredentialByMember,
-    /// Patient id -> failed sign-ins in a row and the last sign-in (src/domain/signin.rs).
+    /// Patient id -> failed sign-ins in a row and the last sign-in (src/domain/identity/signin.rs).
     SignInState,
-    /// Keyed hash of a two-factor challenge -> its one-time code's hash and state (src/domain/otp.rs).
+    /// Keyed hash of a two-factor challenge -> its one-time code's hash and state (src/domain/identity/otp.rs).
     OtpChallenge,
-    /// Keyed hash of a sign-in session token -> the session (src/domain/sessions.rs).
+    /// Keyed hash of a sign-in session token -> the session (src/domain/identity/sessions.rs).
     Session,
     /// `issuer \0 jti or token hash` -> its expiry: an external token is used once.
     TokenReplay,

@@ -12,7 +12,7 @@ use axum::response::Response;
 
 use super::format::{self, Format};
 use crate::api::{AppState, auth};
-use crate::domain::roles::{Role, Scope};
+use crate::domain::accounts::roles::{Role, Scope};
 
 /// Lets the request through when its caller may do what it asks.
 pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -19,7 +19,7 @@ use super::idempotent::{self, Key};
 use super::refused::{Refused, status_of};
 use super::{FhirState, base_url, rest};
 use crate::core::idempotency;
-use crate::domain::patients;
+use crate::domain::mpi::patients;
 use crate::domain::resources::change::ResourceChange;
 use crate::domain::resources::params;
 use crate::domain::resources::search::{self, Sort};

@@ -31,7 +31,7 @@ use serde_json::Value;
 use super::AppState;
 use crate::config::live_mappings::LiveMappings;
 use crate::core::CommitterHandle;
-use crate::domain::patient_merge;
+use crate::domain::mpi::patient_merge;
 use crate::domain::resources::change::ResourceChange;
 use crate::domain::resources::write::Write;
 use crate::mapping::Input;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::FhirState;
 use super::format::{self, Format};
-use crate::domain::pix::{PixError, cross_reference};
+use crate::domain::mpi::pix::{PixError, cross_reference};
 
 pub fn query(state: &FhirState, params: &[(String, String)], format: Format) -> Response {
     let mut source = None;

@@ -13,8 +13,8 @@ use super::reply::{body, command, error, ok, read};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow};
 use crate::domain::accounts::Settings;
-use crate::domain::audit;
-use crate::domain::roles::Role;
+use crate::domain::accounts::audit;
+use crate::domain::accounts::roles::Role;
 
 #[derive(Deserialize)]
 pub struct AuditQuery {

@@ -17,11 +17,11 @@ use super::signin::portal_session;
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow_scope};
 use crate::core::Finished;
+use crate::domain::accounts::members::{self, Criteria};
+use crate::domain::accounts::roles::{Caller, Scope};
 use crate::domain::engagement::{invitations, profile, tasks};
-use crate::domain::members::{self, Criteria};
-use crate::domain::patients;
+use crate::domain::mpi::patients;
 use crate::domain::refusal::Refusal;
-use crate::domain::roles::{Caller, Scope};
 
 /// 403 unless the caller is an external system with one of `scopes`.
 fn allow_scopes(caller: &Caller, scopes: &[Scope]) -> Result<(), Response> {

@@ -15,13 +15,13 @@ use serde_json::json;
 use super::reply::{blocking, body, command, error, ok, read};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow_scope};
-use crate::domain::enrollment::{self, Method};
-use crate::domain::members::{self, Contact, Preference, Status};
-use crate::domain::notify::{self, Channels};
+use crate::domain::accounts::enrollment::{self, Method};
+use crate::domain::accounts::members::{self, Contact, Preference, Status};
+use crate::domain::accounts::notify::{self, Channels};
+use crate::domain::accounts::roles::Scope;
+use crate::domain::accounts::tokens::{self, Purpose};
 use crate::domain::refusal::{Kind, Refusal};
-use crate::domain::roles::Scope;
-use crate::domain::tokens::{self, Purpose};
-use crate::domain::{patients, secrets};
+use crate::domain::{identity::secrets, mpi::patients};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -390,10 +390,10 @@ pub async fn forgot_username(
                     "forgot-username",
                     &vars,
                 );
-                crate::domain::audit::record(
+                crate::domain::accounts::audit::record(
                     op,
                     "member.username.forgot",
-                    &crate::domain::audit::member_target(&member.patient_id),
+                    &crate::domain::accounts::audit::member_target(&member.patient_id),
                     None,
                     json!({ "deliveries": sent.deliveries }),
                 );

@@ -14,11 +14,11 @@ use super::signin::MemberSession;
 use super::staff::{ContactBody, chosen_passphrase};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow};
-use crate::domain::members;
+use crate::domain::accounts::members;
+use crate::domain::accounts::roles::Role;
 use crate::domain::proxies::{self, Enrollment, NewRelationship, Party, Registration, Who};
 use crate::domain::refusal::Refusal;
-use crate::domain::roles::Role;
-use crate::domain::{secrets, sessions};
+use crate::domain::{identity::secrets, identity::sessions};
 
 const MAM: &[Role] = &[Role::MemberAccountManager];
 

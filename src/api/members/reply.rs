@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use crate::api::AppState;
 use crate::core::Finished;
 use crate::domain::accounts::Accounts;
+use crate::domain::accounts::roles::Caller;
 use crate::domain::op::Op;
 use crate::domain::refusal::{Kind, Refusal};
-use crate::domain::roles::Caller;
 
 pub fn ok(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use super::reply::{blocking, body, command, error, ok, read};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow, allow_scope};
-use crate::domain::requests::{self, Agent, Queue, Submitted};
-use crate::domain::roles::{Caller, Role, Scope};
-use crate::domain::{patient_search, secrets};
+use crate::domain::accounts::requests::{self, Agent, Queue, Submitted};
+use crate::domain::accounts::roles::{Caller, Role, Scope};
+use crate::domain::{identity::secrets, mpi::patient_search};
 
 const AGENTS: &[Role] = &[Role::RequestAgent, Role::ExceptionAgent];
 

@@ -9,7 +9,7 @@
 //! arrive in bodies only and are never journaled, logged or audited.
 //!
 //! Failed attempts make the next ones wait, per typed username and per client address
-//! (src/domain/throttle.rs): an attempt inside its wait is answered 429 `sign-in-delayed` with
+//! (src/domain/identity/throttle.rs): an attempt inside its wait is answered 429 `sign-in-delayed` with
 //! `Retry-After` before anything is checked, the same for a known or an unknown username. An
 //! unknown username runs the same argon2 check (against a dummy hash) and gets the same answer
 //! as a wrong password.
@@ -29,13 +29,13 @@ use super::reply::{blocking, body, command, error, ok, read};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow, allow_scope};
 use crate::api::limit::{ClientAddr, with_retry_after};
-use crate::domain::credentials::{self, Match};
-use crate::domain::members;
-use crate::domain::roles::{Caller, Role, Scope};
-use crate::domain::sessions::{self, Session};
-use crate::domain::signin::{self, ANONYMOUS_TARGET, Checked, CodeChannel, Outcome};
-use crate::domain::throttle::{SignInThrottle, retry_after_seconds};
-use crate::domain::{otp, secrets};
+use crate::domain::accounts::members;
+use crate::domain::accounts::roles::{Caller, Role, Scope};
+use crate::domain::identity::credentials::{self, Match};
+use crate::domain::identity::sessions::{self, Session};
+use crate::domain::identity::signin::{self, ANONYMOUS_TARGET, Checked, CodeChannel, Outcome};
+use crate::domain::identity::throttle::{SignInThrottle, retry_after_seconds};
+use crate::domain::{identity::otp, identity::secrets};
 use crate::store::Keyspace;
 
 /// A hash no password matches, checked for unknown usernames so they take as long as known ones.
@@ -449,10 +449,10 @@ pub async fn sign_out(State(state): State<AppState>, me: MemberSession) -> Resul
         Some(patient.clone()),
         move |op, accounts| {
             sessions::close(op, accounts, &token)?;
-            crate::domain::audit::record(
+            crate::domain::accounts::audit::record(
                 op,
                 "signin.sign-out",
-                &crate::domain::audit::member_target(&patient),
+                &crate::domain::accounts::audit::member_target(&patient),
                 None,
                 json!({}),
             );

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use super::reply::{blocking, body, command, ok, read};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow};
-use crate::domain::enrollment::{self, Method};
-use crate::domain::members::{self, Contact, Preference};
-use crate::domain::roles::Role;
-use crate::domain::{patient_search, proxies, secrets, sessions, tokens};
+use crate::domain::accounts::enrollment::{self, Method};
+use crate::domain::accounts::members::{self, Contact, Preference};
+use crate::domain::accounts::roles::Role;
+use crate::domain::{accounts::tokens, identity::secrets, identity::sessions, mpi::patient_search, proxies};
 
 const DEU: &[Role] = &[Role::DirectEnrollmentUser];
 const MAM: &[Role] = &[Role::MemberAccountManager];
@@ -440,7 +440,7 @@ pub async fn reactivate(
 
 async fn status_change(
     state: AppState,
-    caller: crate::domain::roles::Caller,
+    caller: crate::domain::accounts::roles::Caller,
     id: String,
     bytes: Bytes,
     deactivate: bool,

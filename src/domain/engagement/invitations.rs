@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 use crate::deliveries::delivery::State;
 use crate::domain::accounts::Accounts;
-use crate::domain::audit;
-use crate::domain::members::{Contact, Preference, phone_digits};
-use crate::domain::notify::{self, Channels};
+use crate::domain::accounts::audit;
+use crate::domain::accounts::members::{Contact, Preference, phone_digits};
+use crate::domain::accounts::notify::{self, Channels};
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
 use crate::store::{Keyspace, Reader};

@@ -16,21 +16,21 @@
 //! to them now ([`may_act_for`]). A new email or mobile number moves where sign-in codes
 //! and reset links go, so it needs a session opened less than `credentials.reauth_seconds`
 //! ago, tells the old address or number too, and ends every session of the member but the one
-//! that made the change (src/domain/sessions.rs).
+//! that made the change (src/domain/identity/sessions.rs).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::core::Context;
 use crate::domain::accounts::Accounts;
-use crate::domain::audit;
-use crate::domain::members::{self, Contact, Preference, Status};
-use crate::domain::notify::{self, Channels, Sent};
+use crate::domain::accounts::audit;
+use crate::domain::accounts::members::{self, Contact, Preference, Status};
+use crate::domain::accounts::notify::{self, Channels, Sent};
+use crate::domain::accounts::tokens::passed;
+use crate::domain::identity::sessions::{self, Session, add_seconds};
+use crate::domain::mpi::patients;
 use crate::domain::op::Op;
-use crate::domain::patients;
 use crate::domain::refusal::{Kind, Refusal};
-use crate::domain::sessions::{self, Session, add_seconds};
-use crate::domain::tokens::passed;
 use crate::store::Reader;
 
 /// The notification workflow that confirms a profile change to the member.

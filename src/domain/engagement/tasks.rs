@@ -18,11 +18,11 @@ use serde_json::{Value, json};
 
 use crate::deliveries::queue::{Outgoing, enqueue};
 use crate::domain::accounts::Accounts;
-use crate::domain::audit;
-use crate::domain::members;
-use crate::domain::notify::{self, Channels, Sent};
+use crate::domain::accounts::audit;
+use crate::domain::accounts::members;
+use crate::domain::accounts::notify::{self, Channels, Sent};
+use crate::domain::mpi::patients;
 use crate::domain::op::Op;
-use crate::domain::patients;
 use crate::domain::refusal::{Kind, Refusal};
 use crate::domain::resources::{self, Current};
 use crate::fhir::validate;

@@ -12,7 +12,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::domain::patients;
+use crate::domain::mpi::patients;
 use crate::mapping::Output;
 use crate::store::{Overlay, StoreError};
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::params::{self, Kind};
 use super::{Current, index_prefix, read};
-use crate::domain::patients;
+use crate::domain::mpi::patients;
 use crate::store::{Keyspace, Store, StoreError};
 
 /// Most matches a search considers (a search matching more is cut, and says so).

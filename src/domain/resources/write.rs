@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use crate::domain::patients;
+use crate::domain::mpi::patients;
 use crate::domain::resources::change::{self, ApplyError, ResourceChange};
 use crate::domain::resources::{self, Current};
 use crate::store::{Overlay, Reader};

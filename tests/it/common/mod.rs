@@ -64,7 +64,7 @@ pub fn clients_toml(clients: &[ApiClient]) -> String {
         .map(|(name, key, roles, scopes)| {
             format!(
                 "\n[[api_clients]]\nname = \"{name}\"\nkey_sha256 = \"{}\"\nroles = {roles:?}\nscopes = {scopes:?}\n",
-                tributary::domain::secrets::sha256_hex(key)
+                tributary::domain::identity::secrets::sha256_hex(key)
             )
         })
         .collect()

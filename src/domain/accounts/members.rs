@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::core::{Context, Projection};
-use crate::domain::audit;
+use crate::domain::accounts::audit;
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
 use crate::store::{Changed, Keyspace, Overlay, Reader, Store, StoreError};
@@ -171,7 +171,7 @@ pub struct Member {
     /// `kind:term` entries this member is indexed under.
     #[serde(default)]
     pub index_terms: Vec<String>,
-    /// Sessions opened under another epoch are over (src/domain/sessions.rs): raised by every
+    /// Sessions opened under another epoch are over (src/domain/identity/sessions.rs): raised by every
     /// change that must end them all (see [`ends_sessions`]).
     #[serde(default)]
     pub session_epoch: u32,
@@ -358,7 +358,7 @@ fn write_indexed(
     old: Option<&Member>,
     member: &mut Member,
 ) -> Result<(), StoreError> {
-    let patient = crate::domain::patient_search::load(tx, &member.patient_id)?;
+    let patient = crate::domain::mpi::patient_search::load(tx, &member.patient_id)?;
     if let Some(patient) = &patient {
         member.name = display_name(patient);
         member.birth_date = patient["birthDate"].as_str().map(str::to_string);
@@ -394,7 +394,7 @@ fn write_indexed(
 
 /// Whether the member's search entries no longer match its patient record (a feed changed it).
 pub fn stale(reader: &dyn Reader, member: &Member) -> Result<bool, StoreError> {
-    let patient = crate::domain::patient_search::load(reader, &member.patient_id)?;
+    let patient = crate::domain::mpi::patient_search::load(reader, &member.patient_id)?;
     Ok(terms(patient.as_ref(), &member.contact) != member.index_terms)
 }
 

@@ -1,18 +1,30 @@
-//! The member-accounts service as the engine holds it: the `[members]` settings, the server key
+//! Member accounts: members and their search entries, enrollment, activation and reset tokens,
+//! self-requested enrollment, roles, notifications and their templates, the audit trail.
+//!
+//! [`Accounts`] is the member-accounts service as the engine holds it: the `[members]` settings, the server key
 //! for token hashes, the notification templates and the API clients. Built once at start (a
 //! missing template or an unreadable key file stops the engine with the reason) and shared by
 //! every request.
+
+pub mod audit;
+pub mod enrollment;
+pub mod members;
+pub mod notify;
+pub mod requests;
+pub mod roles;
+pub mod templates;
+pub mod tokens;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError, MembersConfig};
+use crate::domain::accounts::roles::Clients;
+use crate::domain::accounts::templates::Templates;
+use crate::domain::identity::secrets::TokenKey;
+use crate::domain::identity::throttle::{RequestLimiter, SignInThrottle};
 use crate::domain::refusal::Refusal;
-use crate::domain::roles::Clients;
-use crate::domain::secrets::TokenKey;
-use crate::domain::templates::Templates;
-use crate::domain::throttle::{RequestLimiter, SignInThrottle};
 use crate::store::{Keyspace, Reader};
 
 #[derive(Debug)]
@@ -24,7 +36,7 @@ pub struct Accounts {
     /// `[credentials]`: sign-in, two-factor, the waits after failures (issues #6, #12).
     pub credentials: crate::config::CredentialsConfig,
     /// `[[identity_providers]]`, with their fetched keys.
-    pub providers: crate::domain::oidc::Providers,
+    pub providers: crate::domain::identity::oidc::Providers,
     /// `[proxies]`: the relationship types.
     pub proxies: crate::config::ProxiesConfig,
     /// The waits after failed sign-ins, per account and per client address (issue #12).
@@ -66,7 +78,7 @@ impl Accounts {
         Ok(Accounts {
             clients: Clients::from_config(&config.api_clients),
             credentials: config.credentials.clone(),
-            providers: crate::domain::oidc::Providers::new(&config.identity_providers),
+            providers: crate::domain::identity::oidc::Providers::new(&config.identity_providers),
             proxies: config.proxies.clone(),
             sign_in_throttle: SignInThrottle::new(&config.credentials),
             request_limit: RequestLimiter::new(&config.http.rate_limit),
@@ -85,7 +97,7 @@ impl Accounts {
             templates,
             clients: Clients::default(),
             credentials: Default::default(),
-            providers: crate::domain::oidc::Providers::new(&[]),
+            providers: crate::domain::identity::oidc::Providers::new(&[]),
             proxies: Default::default(),
             sign_in_throttle: SignInThrottle::new(&Default::default()),
             request_limit: RequestLimiter::new(&Default::default()),
@@ -125,7 +137,7 @@ impl Accounts {
             SETTINGS_KEY.to_vec(),
             serde_json::to_vec(&settings).expect("settings serialize"),
         );
-        crate::domain::audit::record(
+        crate::domain::accounts::audit::record(
             op,
             "settings.update",
             "settings/members",

@@ -8,8 +8,8 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::members::{self, name_parts, phone_digits};
-use crate::domain::patients;
+use crate::domain::accounts::members::{self, name_parts, phone_digits};
+use crate::domain::mpi::patients;
 use crate::domain::refusal::Refusal;
 use crate::store::{Keyspace, Reader, Store, StoreError};
 

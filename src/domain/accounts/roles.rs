@@ -2,7 +2,7 @@
 //! scopes, and the table of API clients (keys kept only as SHA-256 hashes) that says who a key is.
 
 use crate::config::ApiClientConfig;
-use crate::domain::secrets;
+use crate::domain::identity::secrets;
 
 /// A role a caller carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::deliveries::queue::{Outgoing, enqueue};
 use crate::deliveries::{delivery, seal};
 use crate::domain::accounts::Accounts;
-use crate::domain::members::{Contact, Preference};
+use crate::domain::accounts::members::{Contact, Preference};
 use crate::domain::op::Op;
 
 /// What became of one notification.

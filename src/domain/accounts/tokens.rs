@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::domain::accounts::Accounts;
-use crate::domain::audit;
-use crate::domain::members::{self, Member, ResetState, Status, TokenState};
-use crate::domain::notify::{self, Channels, Sent};
+use crate::domain::accounts::audit;
+use crate::domain::accounts::members::{self, Member, ResetState, Status, TokenState};
+use crate::domain::accounts::notify::{self, Channels, Sent};
+use crate::domain::identity::secrets;
 use crate::domain::op::Op;
 use crate::domain::refusal::{Kind, Refusal};
-use crate::domain::secrets;
 use crate::store::{Keyspace, Reader};
 
 /// What a token is for.

@@ -6,18 +6,18 @@
 //!
 //! A session is over, whatever its expiry, once its member is no longer active or has raised
 //! their session epoch (a password reset, a deactivation, a new email or mobile number, an
-//! external credential linked: src/domain/members.rs `ends_sessions`). Sessions are found by
+//! external credential linked: src/domain/accounts/members.rs `ends_sessions`). Sessions are found by
 //! their hash only, so the epoch on the member record is what ends all of them at once: each
 //! session carries the epoch it was opened under and [`find`] compares the two.
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::accounts::Accounts;
-use crate::domain::members::{self, Status};
+use crate::domain::accounts::members::{self, Status};
+use crate::domain::accounts::tokens::passed;
+use crate::domain::identity::secrets;
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
-use crate::domain::secrets;
-use crate::domain::tokens::passed;
 use crate::store::{Keyspace, Reader, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Two-factor sign-in: after a right password, a six-digit one-time code goes to the member by
 //! text or email (through the durable outbox, in the member's language). It is valid
 //! `code_valid_seconds` (6 minutes), usable once, and `code_max_attempts` wrong tries kill it;
-//! each wrong try also counts towards the account's wait (src/domain/throttle.rs).
+//! each wrong try also counts towards the account's wait (src/domain/identity/throttle.rs).
 //!
 //! The code travels with a *challenge*: 32 random characters handed to the portal, which sends
 //! both back. The store keeps, under the challenge's keyed hash (`OtpChallenge`), the keyed
@@ -12,15 +12,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::domain::accounts::Accounts;
-use crate::domain::members::{self, Member, Preference, Status};
-use crate::domain::notify::{self, Channels};
+use crate::domain::accounts::members::{self, Member, Preference, Status};
+use crate::domain::accounts::notify::{self, Channels};
+use crate::domain::accounts::tokens::passed;
+use crate::domain::identity::secrets;
+use crate::domain::identity::sessions::add_seconds;
+use crate::domain::identity::signin::{self, CodeChannel, Outcome};
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
-use crate::domain::secrets;
-use crate::domain::sessions::add_seconds;
-use crate::domain::signin::{self, CodeChannel, Outcome};
-use crate::domain::tokens::passed;
-use crate::domain::{audit, signin::ANONYMOUS_TARGET};
+use crate::domain::{accounts::audit, identity::signin::ANONYMOUS_TARGET};
 use crate::store::{Keyspace, Reader};
 
 /// The notification that carries the code.

@@ -9,13 +9,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::domain::accounts::Accounts;
-use crate::domain::audit;
-use crate::domain::members::{self, Contact, Member, Preference, Status};
-use crate::domain::notify::Sent;
+use crate::domain::accounts::audit;
+use crate::domain::accounts::members::{self, Contact, Member, Preference, Status};
+use crate::domain::accounts::notify::Sent;
+use crate::domain::accounts::tokens;
+use crate::domain::mpi::patient_search;
 use crate::domain::op::Op;
-use crate::domain::patient_search;
 use crate::domain::refusal::Refusal;
-use crate::domain::tokens;
 
 /// How a patient came to be enrolled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::domain::patients;
+use crate::domain::mpi::patients;
 use crate::store::{Store, StoreError};
 
 /// What a PIX query found.

@@ -1,26 +1,26 @@
 //! Password sign-in: the result of checking a username and password (the argon2 check itself
 //! runs off the committer thread; its verdict is passed in), the failure count, and the
-//! two-factor step that follows a right password (src/domain/otp.rs). Every result, success or
+//! two-factor step that follows a right password (src/domain/identity/otp.rs). Every result, success or
 //! failure, is an audit record; failures are written (they count), so a failed sign-in is an
 //! applied command whose answer says why.
 //!
 //! Nothing locks an account: a hard lock let any stranger shut a member out. Failures are
 //! counted here (`SignInState`, by patient id, for the staff view and the audit trail) and the
 //! waits they lead to are kept per account and per client address in memory
-//! (src/domain/throttle.rs), applied by the API before a password is even checked. An unknown
+//! (src/domain/identity/throttle.rs), applied by the API before a password is even checked. An unknown
 //! username and a wrong password answer alike (`invalid-credentials`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::domain::accounts::Accounts;
-use crate::domain::audit;
-use crate::domain::members::{self, Status};
-use crate::domain::notify::Sent;
+use crate::domain::accounts::audit;
+use crate::domain::accounts::members::{self, Status};
+use crate::domain::accounts::notify::Sent;
+use crate::domain::identity::otp;
+use crate::domain::identity::sessions;
 use crate::domain::op::Op;
-use crate::domain::otp;
 use crate::domain::refusal::Refusal;
-use crate::domain::sessions;
 use crate::store::{Keyspace, Reader, StoreError};
 
 /// The audit target of sign-ins that name no known member.

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::domain::accounts::Accounts;
-use crate::domain::audit;
-use crate::domain::enrollment::{self, Enrolled, Method};
-use crate::domain::members::{Contact, Preference, name_parts};
-use crate::domain::notify::{self, Channels, Sent};
+use crate::domain::accounts::audit;
+use crate::domain::accounts::enrollment::{self, Enrolled, Method};
+use crate::domain::accounts::members::{Contact, Preference, name_parts};
+use crate::domain::accounts::notify::{self, Channels, Sent};
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
 use crate::store::{Keyspace, Reader, Store, StoreError};

@@ -1,7 +1,7 @@
 //! External credentials linked to member accounts, and signing in with them.
 //!
 //! A credential is an identity provider's issuer + subject. The first time a person signs in
-//! with one, the patient identifier the provider vouches for (src/domain/oidc.rs) is matched to
+//! with one, the patient identifier the provider vouches for (src/domain/identity/oidc.rs) is matched to
 //! a synced patient; when that patient is an active member, the credential is linked to the
 //! account (`Credential`: `issuer \0 subject` -> link; `CredentialByMember`: `patient \0 issuer
 //! \0 subject`). One account may hold several, from several providers: each later sign-in
@@ -16,12 +16,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::domain::accounts::Accounts;
-use crate::domain::audit;
-use crate::domain::members::{self, Status};
-use crate::domain::oidc::Verified;
+use crate::domain::accounts::audit;
+use crate::domain::accounts::members::{self, Status};
+use crate::domain::identity::oidc::Verified;
+use crate::domain::identity::signin::{self, ANONYMOUS_TARGET, Outcome};
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
-use crate::domain::signin::{self, ANONYMOUS_TARGET, Outcome};
 use crate::store::{Keyspace, Reader, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +123,7 @@ pub fn sign_in(
     let member = match members::load(op.tx, &patient_id)? {
         Some(member) => member,
         None if !accounts.credentials.mode.get_ref().portal() => {
-            crate::domain::enrollment::from_credential(op, accounts, &patient_id, &token.provider)?
+            crate::domain::accounts::enrollment::from_credential(op, accounts, &patient_id, &token.provider)?
         }
         None => {
             return Ok(signin::refuse(
@@ -224,8 +224,12 @@ pub fn match_patient(store: &dyn Store, token: &Verified) -> Result<Match, Store
             "the provider gave no patient identifier".into(),
         ));
     };
-    let found =
-        crate::domain::patients::search_identifier(store, token.identifier_system.as_deref(), identifier, 2)?;
+    let found = crate::domain::mpi::patients::search_identifier(
+        store,
+        token.identifier_system.as_deref(),
+        identifier,
+        2,
+    )?;
     let patient = match found.as_slice() {
         [one] => one,
         [] => {

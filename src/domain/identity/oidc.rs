@@ -11,7 +11,7 @@
 //!   and demographics; its `sub` must be the token's.
 //!
 //! All of this is network I/O: it runs in the request, before the committer is asked to link
-//! and sign in (src/domain/credentials.rs), which also refuses a token seen before.
+//! and sign in (src/domain/identity/credentials.rs), which also refuses a token seen before.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::IdentityProviderConfig;
-use crate::domain::secrets;
+use crate::domain::identity::secrets;
 
 /// Longest token accepted.
 const MAX_TOKEN: usize = 16 * 1024;

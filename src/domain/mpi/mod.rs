@@ -1,0 +1,8 @@
+//! The master patient index as the store keeps it, synced from the upstream feeds: patients
+//! (create, update, merge, identifier change, and their indexes), a posted Patient merged with
+//! what its feed mapping derives, finding patients, and PIX cross-referencing.
+
+pub mod patient_merge;
+pub mod patient_search;
+pub mod patients;
+pub mod pix;
