@@ -4,32 +4,43 @@
 //! the member store; every message is journaled and its ACK goes out only once it and all its
 //! effects are durable. `ARCHITECTURE.md` draws the rooms and the one way through.
 //!
-//! - [`app`]: the composition root: starting and stopping the whole application.
-//! - [`handlers`]: one per kind of inbound message (ADT, SIU, the PIX query, unreadable
+//! The modules are the crate's own (`pub(crate)`); what other crates (the binary, the
+//! integration tests, the benches and fuzz targets) use is re-exported below: [`main`], the FHIR
+//! body reader ([`FhirFormat`], [`parse_fhir_body`]) and the workspace crates.
+//!
+//! - `app`: the composition root: starting and stopping the whole application.
+//! - `handlers`: one per kind of inbound message (ADT, SIU, the PIX query, unreadable
 //!   input), and the listener that reads frames and hands them on.
-//! - [`api`]: the HTTP routers (FHIR REST, member accounts, journal, outbox, health).
-//! - [`outbox`]: the durable outbox: fan-out (a projection), destination workers, adapters.
-//! - [`schedule`]: scheduled jobs (cron): retry sweep, dead-letter digest, journal retention.
-//! - [`domain`]: the business rules over the store: the MPI, resources, member accounts.
-//! - [`deliveries`]: the delivery records and their moves (below the domain, which queues
+//! - `api`: the HTTP routers (FHIR REST, member accounts, journal, outbox, health).
+//! - `outbox`: the durable outbox: fan-out (a projection), destination workers, adapters.
+//! - `schedule`: scheduled jobs (cron): retry sweep, dead-letter digest, journal retention.
+//! - `domain`: the business rules over the store: the MPI, resources, member accounts.
+//! - `deliveries`: the delivery records and their moves (below the domain, which queues
 //!   notifications).
-//! - [`core`]: the commit core: jobs, the group committer, the journal, idempotency,
+//! - `core`: the commit core: jobs, the group committer, the journal, idempotency,
 //!   projections.
-//! - [`config`]: loading and validating `tributary.toml`; the mappings in force.
+//! - `config`: loading and validating `tributary.toml`; the mappings in force.
 //! - [`hl7`], [`fhir`], [`mapping`], [`store`]: the parts that import nothing above them,
 //!   workspace crates of their own under `crates/` (`tributary-hl7` ...), re-exported here.
-//! - [`cli`]: the `tributary` command: serve, check-config, send, bench.
+//! - `cli`: the `tributary` command: serve, check-config, send, bench.
 
-pub mod api;
-pub mod app;
-pub mod cli;
-pub mod config;
-pub mod core;
-pub mod deliveries;
-pub mod domain;
-pub mod handlers;
-pub mod outbox;
-pub mod schedule;
+pub(crate) mod api;
+pub(crate) mod app;
+pub(crate) mod cli;
+pub(crate) mod config;
+pub(crate) mod core;
+pub(crate) mod deliveries;
+pub(crate) mod domain;
+pub(crate) mod handlers;
+pub(crate) mod outbox;
+pub(crate) mod schedule;
+
+/// The `tributary` command (`src/main.rs`): parses the arguments and runs the subcommand.
+pub use cli::main;
+
+/// What the FHIR endpoint reads a request body as, and how it reads one (UTF-8, then JSON or
+/// XML -> JSON, bounded in size and nesting): the fuzz targets run the reader as the endpoint does.
+pub use api::fhir::format::{Format as FhirFormat, parse_body as parse_fhir_body};
 
 // The parts that import nothing of the engine are workspace crates (`crates/`); under their old
 // names here, `crate::hl7::Message` and `tributary::store::Store` read as they always did.

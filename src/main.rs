@@ -1,5 +1,5 @@
 //! The `tributary` binary: see `tributary --help`.
 
 fn main() -> std::process::ExitCode {
-    tributary::cli::main()
+    tributary::main()
 }

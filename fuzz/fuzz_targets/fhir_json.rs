@@ -1,6 +1,6 @@
 //! Fuzz target: the FHIR JSON reader and the structural validator on any request body.
 //!
-//! `parse_body` is what the FHIR endpoint runs on a JSON body (`POST /fhir/Patient` ...), then
+//! `parse_fhir_body` is what the FHIR endpoint runs on a JSON body (`POST /fhir/Patient` ...), then
 //! `validate` decides between storing it and answering 400 with an OperationOutcome. Neither may
 //! panic or recurse without bound on any input. And a resource the validator accepts must be one
 //! the FHIR XML codec can carry: JSON -> XML must succeed and XML -> JSON give the same JSON back
@@ -10,12 +10,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tributary::api::fhir::format::{Format, parse_body};
+use tributary::{FhirFormat, parse_fhir_body};
 use tributary::fhir::validate::{has_errors, operation_outcome, validate};
 use tributary::fhir::xml::{json_to_xml, xml_to_json};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(resource) = parse_body(Format::Json, data) else {
+    let Ok(resource) = parse_fhir_body(FhirFormat::Json, data) else {
         return;
     };
     let issues = validate(&resource);

@@ -1,6 +1,6 @@
 //! Fuzz target: the FHIR XML reader (`crates/fhir/src/xml.rs`) on any request body.
 //!
-//! `parse_body` with XML is what the FHIR endpoint runs on an `application/fhir+xml` body: UTF-8
+//! `parse_fhir_body` with XML is what the FHIR endpoint runs on an `application/fhir+xml` body: UTF-8
 //! check, then XML -> JSON, bounded in size and nesting. It must never panic or hang. When it
 //! reads a resource, the codec must be able to write that resource back (JSON -> XML) and reading
 //! what it wrote must give the same JSON: the two directions agree. The validator must not panic
@@ -8,12 +8,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tributary::api::fhir::format::{Format, parse_body};
+use tributary::{FhirFormat, parse_fhir_body};
 use tributary::fhir::validate::validate;
 use tributary::fhir::xml::{json_to_xml, xml_to_json};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(resource) = parse_body(Format::Xml, data) else {
+    let Ok(resource) = parse_fhir_body(FhirFormat::Xml, data) else {
         return;
     };
     let _ = validate(&resource);

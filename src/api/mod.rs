@@ -4,7 +4,7 @@
 
 mod auth;
 mod edge;
-pub mod fhir;
+pub(crate) mod fhir;
 mod health;
 mod journal;
 mod limit;

@@ -5,7 +5,7 @@
 //!
 //! Nothing else builds these parts or wires them together; nothing below imports this module.
 
-pub mod fd_budget;
+pub(crate) mod fd_budget;
 mod http_server;
 
 use std::net::SocketAddr;
@@ -32,7 +32,6 @@ pub struct Engine {
     pub mllp: Vec<(String, SocketAddr)>,
     pub http: SocketAddr,
     pub store: Arc<dyn Store>,
-    pub outbox: Arc<Outbox>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     committer: Option<(CommitterHandle, std::thread::JoinHandle<()>)>,
@@ -221,7 +220,6 @@ impl Engine {
             mllp,
             http,
             store,
-            outbox,
             stop,
             tasks,
             committer: Some((handle, thread)),

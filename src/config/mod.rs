@@ -13,7 +13,7 @@ use toml::Spanned;
 mod destinations;
 mod engagement;
 mod identity;
-pub mod live_mappings;
+pub(crate) mod live_mappings;
 mod members;
 mod proxies;
 mod rate_limit;
@@ -38,9 +38,9 @@ impl MessageKind {
     }
 }
 pub use engagement::EngagementConfig;
-pub use identity::{ALGORITHMS, CredentialMode, CredentialsConfig, IdentityProviderConfig};
+pub use identity::{CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
-pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM, RelationshipType};
+pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM};
 pub use rate_limit::RateLimitConfig;
 pub use schedule::{JOBS, JobConfig, parse_cron};
 

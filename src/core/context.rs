@@ -168,8 +168,8 @@ fn project(ctx: &mut Context<'_, '_>) -> Result<(), StoreError> {
 
 /// Runs `change` as one job straight on `store`, on the calling thread: staged, followed by
 /// `projections`, and committed (not synced) if it succeeds. For what needs the core's staging
-/// and projections without its thread and journal: property tests of the domain, the
-/// benchmarks' loaders.
+/// and projections without its thread and journal: the property tests of the domain.
+#[cfg(test)]
 pub fn run_direct<T, E: From<StoreError>>(
     store: &dyn crate::store::Store,
     projections: &Projections,

@@ -15,10 +15,12 @@
 
 mod committer;
 mod context;
-pub mod idempotency;
-pub mod journal;
+pub(crate) mod idempotency;
+pub(crate) mod journal;
 mod projection;
 
 pub use committer::{CommitterHandle, Done, Finished, Job, NotStored, Release, start};
-pub use context::{Context, Deliveries, run_direct};
+#[cfg(test)]
+pub use context::run_direct;
+pub use context::{Context, Deliveries};
 pub use projection::{Projection, Projections};

@@ -14,8 +14,6 @@ use crate::store::{Changed, StoreError};
 use super::Context;
 
 pub trait Projection: Send + Sync {
-    /// For the log and the errors.
-    fn name(&self) -> &'static str;
     /// Whether this projection follows changes to records of `kind` (`Patient`, `Member`, ...).
     fn follows(&self, kind: &str) -> bool;
     /// Brings what this projection keeps in step with `changed` (records of the kinds it

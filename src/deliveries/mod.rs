@@ -7,8 +7,8 @@
 //!   dead letters.
 //! - [`seal`]: notifications' secrets sealed while they wait, opened only to be sent.
 
-pub mod delivery;
-pub mod queue;
-pub mod seal;
+pub(crate) mod delivery;
+pub(crate) mod queue;
+pub(crate) mod seal;
 
 pub use delivery::{Delivery, State};

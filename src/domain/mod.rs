@@ -12,14 +12,17 @@
 //! - [`engagement`]: profile updates, invitations to enroll, patient tasks.
 //! - [`op`], [`refusal`]: what every member-account command works with, and how it says no.
 
-pub mod accounts;
-pub mod engagement;
-pub mod identity;
-pub mod mpi;
-pub mod op;
-pub mod proxies;
-pub mod refusal;
-pub mod resources;
+pub(crate) mod accounts;
+pub(crate) mod engagement;
+pub(crate) mod identity;
+pub(crate) mod mpi;
+pub(crate) mod op;
+pub(crate) mod proxies;
+pub(crate) mod refusal;
+pub(crate) mod resources;
+
+#[cfg(test)]
+mod proxies_props_tests;
 
 use std::sync::Arc;
 

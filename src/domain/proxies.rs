@@ -687,10 +687,6 @@ fn write_related_person(
 pub struct RelatedPersons;
 
 impl Projection for RelatedPersons {
-    fn name(&self) -> &'static str {
-        "proxies' RelatedPersons"
-    }
-
     fn follows(&self, kind: &str) -> bool {
         kind == members::MEMBER
     }

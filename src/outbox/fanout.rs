@@ -197,10 +197,6 @@ enum Planned {
 }
 
 impl Projection for Fanout {
-    fn name(&self) -> &'static str {
-        "outbox fan-out"
-    }
-
     /// Every FHIR resource type (member accounts are not resources).
     fn follows(&self, kind: &str) -> bool {
         kind != crate::domain::accounts::members::MEMBER

@@ -11,9 +11,9 @@
 //!
 //! The delivery records and their moves are `crate::deliveries`, a room below the domain.
 
-pub mod fanout;
-pub mod registry;
-pub mod worker;
+pub(crate) mod fanout;
+pub(crate) mod registry;
+pub(crate) mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -23,6 +23,28 @@ fn config_with_http(dir: &Path, http: &str) -> PathBuf {
     path
 }
 
+/// Raises this process's soft limit on open files to the hard one, as the engine does for itself
+/// at start, and returns the limit then in force.
+fn raise_fd_limit() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let current = getrlimit(Resource::Nofile);
+    let soft = current.current.unwrap_or(u64::from(u32::MAX));
+    let Some(hard) = current.maximum else {
+        return soft;
+    };
+    if soft >= hard {
+        return soft;
+    }
+    let raised = Rlimit {
+        current: Some(hard),
+        maximum: Some(hard),
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => hard,
+        Err(_) => soft,
+    }
+}
+
 fn start(http: &str) -> (tempfile::TempDir, EngineProcess) {
     let (dir, data) = temp_store();
     let config = config_with_http(dir.path(), http);
@@ -75,7 +97,7 @@ async fn lifetimes(mut open: JoinSet<Option<Duration>>) -> Vec<Option<Duration>>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_idle_http_connections_starve_neither_health_nor_the_feed() {
     // The test holds every connection's client end: raise its own limit as the engine does.
-    let limit = tributary::app::fd_budget::raise_fd_limit();
+    let limit = raise_fd_limit();
     // Under the engine's default cap (half the limit), leaving the test room for its own files.
     let count = 3000.min((limit / 2).saturating_sub(300) as usize);
     let (_dir, engine) = start("keep_alive_timeout_secs = 10\nheader_read_timeout_secs = 10");

@@ -49,7 +49,7 @@ key_sha256 = "{}"
 roles = ["configuration-manager"]
 "#,
         test_clients(),
-        tributary::domain::identity::secrets::sha256_hex(OTHER_KEY)
+        crate::common::sha256_hex(OTHER_KEY)
     );
     std::fs::write(&path, text).unwrap();
     path

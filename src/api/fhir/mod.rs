@@ -11,14 +11,14 @@
 //! - [`pixm`]: `GET /fhir/Patient/$ihe-pix` (IHE ITI-83).
 //! - [`capability`]: `GET /fhir/metadata`.
 
-pub mod access;
-pub mod bundles;
-pub mod capability;
-pub mod format;
-pub mod idempotent;
-pub mod pixm;
-pub mod refused;
-pub mod rest;
+pub(crate) mod access;
+pub(crate) mod bundles;
+pub(crate) mod capability;
+pub(crate) mod format;
+pub(crate) mod idempotent;
+pub(crate) mod pixm;
+pub(crate) mod refused;
+pub(crate) mod rest;
 
 use std::sync::Arc;
 

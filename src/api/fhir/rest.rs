@@ -608,10 +608,9 @@ async fn write_and_answer(
     }
 }
 
-/// What a write answers: its status, where the resource is, and the resource.
+/// What a write answers: its status and the resource.
 pub struct Answer {
     pub status: StatusCode,
-    pub location: Option<String>,
     pub resource: Option<Value>,
 }
 
@@ -646,7 +645,6 @@ async fn execute(
         Some(Ok(Ok(answer))) => Ok(Answer {
             status: StatusCode::from_u16(answer["status"].as_u64().unwrap_or(200) as u16)
                 .unwrap_or(StatusCode::OK),
-            location: answer["location"].as_str().map(str::to_string),
             resource: answer.get("resource").cloned().filter(|r| !r.is_null()),
         }),
         Some(Ok(Err(refused))) => Err(refusal(format, &refused)),

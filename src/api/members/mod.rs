@@ -16,7 +16,7 @@
 mod admin;
 mod engagement;
 mod external;
-pub mod openapi;
+pub(crate) mod openapi;
 mod proxies;
 pub(super) mod reply;
 mod requests;

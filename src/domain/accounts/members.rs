@@ -323,10 +323,6 @@ pub const MEMBER: &str = "Member";
 pub struct SearchEntries;
 
 impl Projection for SearchEntries {
-    fn name(&self) -> &'static str {
-        "member search entries"
-    }
-
     fn follows(&self, kind: &str) -> bool {
         kind == "Patient"
     }

@@ -6,14 +6,17 @@
 //! missing template or an unreadable key file stops the engine with the reason) and shared by
 //! every request.
 
-pub mod audit;
-pub mod enrollment;
-pub mod members;
-pub mod notify;
-pub mod requests;
-pub mod roles;
-pub mod templates;
-pub mod tokens;
+pub(crate) mod audit;
+pub(crate) mod enrollment;
+pub(crate) mod members;
+pub(crate) mod notify;
+pub(crate) mod requests;
+pub(crate) mod roles;
+pub(crate) mod templates;
+pub(crate) mod tokens;
+
+#[cfg(test)]
+mod props_tests;
 
 use std::path::Path;
 

@@ -9,6 +9,6 @@
 //! - [`tasks`]: patient tasks (documents, questionnaires) as FHIR Task with the resources they
 //!   name; the member is notified; answers are stored and pushed back to TrakCare.
 
-pub mod invitations;
-pub mod profile;
-pub mod tasks;
+pub(crate) mod invitations;
+pub(crate) mod profile;
+pub(crate) mod tasks;

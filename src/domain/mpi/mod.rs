@@ -2,7 +2,7 @@
 //! (create, update, merge, identifier change, and their indexes), a posted Patient merged with
 //! what its feed mapping derives, finding patients, and PIX cross-referencing.
 
-pub mod patient_merge;
-pub mod patient_search;
-pub mod patients;
-pub mod pix;
+pub(crate) mod patient_merge;
+pub(crate) mod patient_search;
+pub(crate) mod patients;
+pub(crate) mod pix;

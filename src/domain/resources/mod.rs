@@ -9,10 +9,10 @@
 //! - [`params`]: the search parameters per type and the values each takes from a resource.
 //! - [`search`]: running a search: candidates from the index, sorting, paging.
 
-pub mod change;
-pub mod params;
-pub mod search;
-pub mod write;
+pub(crate) mod change;
+pub(crate) mod params;
+pub(crate) mod search;
+pub(crate) mod write;
 
 use serde_json::{Value, json};
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::domain::mpi::patients;
 use crate::domain::resources::change::{self, ApplyError, ResourceChange};
 use crate::domain::resources::{self, Current};
-use crate::store::{Overlay, Reader};
+use crate::store::Overlay;
 
 /// One write asked of the store.
 #[derive(Debug, Clone)]
@@ -242,12 +242,4 @@ fn apply_refused(e: ApplyError) -> Refused {
         ApplyError::Store(_) => Reason::Store,
     };
     Refused::new(reason, e.to_string())
-}
-
-/// Reads through any reader (used by conditional interactions before a command runs).
-pub fn exists(reader: &dyn Reader, resource_type: &str, id: &str) -> bool {
-    matches!(
-        resources::read(reader, resource_type, id),
-        Ok(Some(Current::Live(_)))
-    )
 }

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tributary_adapter_mllp::Client;
 
 // The HTTP receiver the HTTP adapter's own tests use: one receiver for both.
@@ -57,6 +58,14 @@ pub const TEST_CLIENTS: &[ApiClient] = &[
     ),
 ];
 
+/// SHA-256 of an API key, hex: what `[[api_clients]]` entries hold as `key_sha256`.
+pub fn sha256_hex(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The `[[api_clients]]` entries of `clients` (each key as its SHA-256 only).
 pub fn clients_toml(clients: &[ApiClient]) -> String {
     clients
@@ -64,7 +73,7 @@ pub fn clients_toml(clients: &[ApiClient]) -> String {
         .map(|(name, key, roles, scopes)| {
             format!(
                 "\n[[api_clients]]\nname = \"{name}\"\nkey_sha256 = \"{}\"\nroles = {roles:?}\nscopes = {scopes:?}\n",
-                tributary::domain::identity::secrets::sha256_hex(key)
+                crate::common::sha256_hex(key)
             )
         })
         .collect()

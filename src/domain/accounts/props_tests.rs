@@ -4,26 +4,27 @@
 //! index and the search index agree with the member records, superseded and used tokens never
 //! work, and the audit trail only ever grows.
 //!
-//! It runs the domain functions directly on a store in a temporary folder (the HTTP layer adds
-//! only roles and parsing, tested over the wire elsewhere).
+//! It runs the domain functions directly on an in-memory store (the HTTP layer adds only roles
+//! and parsing, tested over the wire elsewhere).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use proptest::prelude::*;
 use serde_json::json;
-use tributary::config::MembersConfig;
-use tributary::core::{self as commit_core, Projections};
-use tributary::domain::accounts::Accounts;
-use tributary::domain::accounts::audit::{self, AuditRecord};
-use tributary::domain::accounts::enrollment::{self, Method};
-use tributary::domain::accounts::members::{self, Contact, Preference, Status};
-use tributary::domain::accounts::tokens::{self, Purpose};
-use tributary::domain::identity::secrets::{self, TokenKey};
-use tributary::domain::op::Op;
-use tributary::domain::refusal::Refusal;
-use tributary::domain::resources::change::{self, ResourceChange};
-use tributary::store::{Keyspace, Reader, SledStore, Store};
+
+use crate::config::MembersConfig;
+use crate::core::{self as commit_core, Projections};
+use crate::domain::accounts::Accounts;
+use crate::domain::accounts::audit::{self, AuditRecord};
+use crate::domain::accounts::enrollment::{self, Method};
+use crate::domain::accounts::members::{self, Contact, Preference, Status};
+use crate::domain::accounts::tokens::{self, Purpose};
+use crate::domain::identity::secrets::{self, TokenKey};
+use crate::domain::op::Op;
+use crate::domain::refusal::Refusal;
+use crate::domain::resources::change::{self, ResourceChange};
+use crate::store::{Keyspace, MemoryStore, Reader, Store};
 
 const PATIENTS: usize = 3;
 
@@ -63,7 +64,7 @@ fn action() -> impl Strategy<Value = Action> {
 }
 
 struct World {
-    store: SledStore,
+    store: MemoryStore,
     /// The domain's projections, run on every action as the committer runs them.
     projections: Projections,
     accounts: Accounts,
@@ -75,13 +76,11 @@ struct World {
     resets: BTreeMap<String, Vec<String>>,
     audit: Vec<AuditRecord>,
     password_hash: String,
-    _dir: tempfile::TempDir,
 }
 
 impl World {
     fn new(password_hash: String) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(&dir.path().join("data")).unwrap();
+        let store = MemoryStore::new();
         let config = MembersConfig {
             hour_seconds: 1,
             pending_user_expiration_hours: toml::Spanned::new(0..0, 3),
@@ -103,8 +102,7 @@ impl World {
             resets: BTreeMap::new(),
             audit: vec![],
             password_hash,
-            _dir: dir,
-            projections: tributary::domain::projections().into(),
+            projections: crate::domain::projections().into(),
         };
         for i in 0..PATIENTS {
             let patient = json!({

@@ -5,25 +5,26 @@
 //! ones; no pair has two relationships granting access at once; a relationship only ever moves
 //! from active to revoked or expired; after the expiry job nothing active is past its expiry.
 //!
-//! It runs the domain functions directly on a store in a temporary folder (the HTTP layer adds
-//! only roles and parsing, tested over the wire in tests/it/members_proxies.rs).
+//! It runs the domain functions directly on an in-memory store (the HTTP layer adds only roles
+//! and parsing, tested over the wire in tests/it/members_proxies.rs).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tributary::config::MembersConfig;
-use tributary::core::{self as commit_core, Projections};
-use tributary::domain::accounts::Accounts;
-use tributary::domain::accounts::members::{self, Contact, Preference};
-use tributary::domain::identity::secrets::TokenKey;
-use tributary::domain::op::Op;
-use tributary::domain::proxies::{self, Enrollment, NewRelationship, Party, Registration, Stored, Who};
-use tributary::domain::refusal::Refusal;
-use tributary::domain::resources::change::{self, ResourceChange};
-use tributary::domain::resources::{self, Current};
-use tributary::store::{Keyspace, SledStore, Store};
+
+use crate::config::MembersConfig;
+use crate::core::{self as commit_core, Projections};
+use crate::domain::accounts::Accounts;
+use crate::domain::accounts::members::{self, Contact, Preference};
+use crate::domain::identity::secrets::TokenKey;
+use crate::domain::op::Op;
+use crate::domain::proxies::{self, Enrollment, NewRelationship, Party, Registration, Stored, Who};
+use crate::domain::refusal::Refusal;
+use crate::domain::resources::change::{self, ResourceChange};
+use crate::domain::resources::{self, Current};
+use crate::store::{Keyspace, MemoryStore, Store};
 
 const PATIENTS: usize = 4;
 
@@ -52,7 +53,7 @@ fn action() -> impl Strategy<Value = Action> {
 }
 
 struct World {
-    store: SledStore,
+    store: MemoryStore,
     /// The domain's projections, run on every action as the committer runs them.
     projections: Projections,
     accounts: Accounts,
@@ -62,13 +63,11 @@ struct World {
     seen: BTreeMap<String, Stored>,
     seq: u64,
     clock: chrono::DateTime<chrono::Utc>,
-    _dir: tempfile::TempDir,
 }
 
 impl World {
     fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(&dir.path().join("data")).unwrap();
+        let store = MemoryStore::new();
         let config = MembersConfig {
             email_destination: Some(toml::Spanned::new(0..0, "member-email".to_string())),
             ..MembersConfig::default()
@@ -85,8 +84,7 @@ impl World {
             clock: chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
                 .unwrap()
                 .to_utc(),
-            _dir: dir,
-            projections: tributary::domain::projections().into(),
+            projections: crate::domain::projections().into(),
         };
         for i in 0..PATIENTS {
             let patient = json!({
