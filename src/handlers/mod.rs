@@ -22,8 +22,10 @@ pub(crate) mod route;
 mod siu;
 mod unreadable;
 
+use std::ops::RangeInclusive;
+
 use crate::config::MessageKind;
-use crate::hl7::{Message, Outcome};
+use crate::hl7::{ErrLocation, ErrorCode, Message, Outcome, ParseError};
 use crate::store::Store;
 
 /// A kind of inbound message and what is particular to it.
@@ -44,6 +46,38 @@ pub(crate) enum Early {
     Refused(Outcome),
     /// Answered (a query): the replies, journaled as applied.
     Answered(Vec<String>),
+}
+
+/// AR 201 for an event of `message`'s type that HL7 does not define (table 0003: the events
+/// `letter` followed by two digits in `defined`): without it, a made-up event would be applied
+/// as if it were one of them.
+fn refuse_undefined_event(message: &Message, letter: char, defined: RangeInclusive<u8>) -> Option<Early> {
+    let event = message.trigger_event();
+    let known = event
+        .strip_prefix(letter)
+        .filter(|n| n.len() == 2)
+        .and_then(|n| n.parse::<u8>().ok())
+        .is_some_and(|n| defined.contains(&n));
+    if known {
+        return None;
+    }
+    let message_type = message.message_type();
+    Some(Early::Refused(Outcome::Rejected(ParseError {
+        code: ErrorCode::UnsupportedEvent,
+        location: Some(ErrLocation {
+            segment: "MSH".into(),
+            sequence: 1,
+            field: Some(9),
+            repetition: None,
+            component: Some(2),
+            subcomponent: None,
+        }),
+        text: format!(
+            "`{message_type}^{event}` is not an event HL7 defines for {message_type} ({letter}{:02} to {letter}{:02})",
+            defined.start(),
+            defined.end()
+        ),
+    })))
 }
 
 /// Every handler: one line each.
