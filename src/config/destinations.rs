@@ -71,12 +71,14 @@ fn default_max_ms() -> u64 {
     300_000
 }
 
-/// Whether `event` is one a destination may subscribe to: `<ResourceType>-changed` (a FHIR
-/// resource type, capitalized), or `patient-changed`, the name configs have long used for
-/// `Patient-changed`.
-pub fn is_event(event: &str) -> bool {
-    event == "patient-changed"
-        || event.strip_suffix("-changed").is_some_and(|t| {
+/// The resource type an event a destination may subscribe to names: `<ResourceType>-changed`
+/// (a FHIR resource type, capitalized) names that type, and `patient-changed`, the name configs
+/// have long used, names `Patient`. None for anything else, which is not an event.
+pub fn event_resource_type(event: &str) -> Option<&str> {
+    match event {
+        "patient-changed" => Some("Patient"),
+        other => other.strip_suffix("-changed").filter(|t| {
             t.starts_with(|c: char| c.is_ascii_uppercase()) && t.chars().all(|c| c.is_ascii_alphanumeric())
-        })
+        }),
+    }
 }

@@ -19,7 +19,7 @@ mod proxies;
 mod rate_limit;
 mod schedule;
 
-pub use destinations::{DestinationConfig, RetryConfig};
+pub use destinations::{DestinationConfig, RetryConfig, event_resource_type};
 
 /// What a kind of inbound message (its handler, in `crate::handlers`) accepts from a channel's
 /// mapping: check-config holds each channel's mapping to the kinds the channel takes.
@@ -936,7 +936,7 @@ impl Config {
             }
             names.push(name);
             for event in &destination.events {
-                if !destinations::is_event(event.get_ref()) {
+                if event_resource_type(event.get_ref()).is_none() {
                     return Err(self.error_at(
                         event.span(),
                         key("events"),

@@ -78,18 +78,6 @@ impl MessageJob {
     }
 }
 
-/// Why a message's changes were not applied.
-enum Refused {
-    Apply(ApplyError),
-    Store(crate::store::StoreError),
-}
-
-impl From<crate::store::StoreError> for Refused {
-    fn from(e: crate::store::StoreError) -> Self {
-        Refused::Store(e)
-    }
-}
-
 /// Runs one message; returns its journal entry, replies included.
 fn process(ctx: &mut Context<'_, '_>, job: &MessageJob) -> JournalEntry {
     let seq = ctx.seq;
@@ -213,20 +201,20 @@ fn apply_message(
     let outcome = match changes {
         Err(refused) => refused.clone(),
         Ok(changes) => {
+            // A projection's store failure comes back as ApplyError::Store, as the change's would.
             let staged = ctx.stage(|ctx| {
                 let mut written = vec![];
                 for change in changes {
-                    written.extend(change::apply(ctx.tx, change, ctx.now).map_err(Refused::Apply)?);
+                    written.extend(change::apply(ctx.tx, change, ctx.now)?);
                 }
-                Ok::<_, Refused>(written)
+                Ok::<_, ApplyError>(written)
             });
             match staged {
                 Ok(written) => {
                     entry.patients = written;
                     Outcome::Accepted
                 }
-                Err(Refused::Apply(e)) => Outcome::Error(apply_error(&e)),
-                Err(Refused::Store(e)) => Outcome::Error(apply_error(&ApplyError::Store(e))),
+                Err(e) => Outcome::Error(apply_error(&e)),
             }
         }
     };

@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::Config;
 use crate::config::live_mappings::LiveMappings;
+use crate::config::{Config, event_resource_type};
 use crate::core::{Context, Projection};
 use crate::domain::resources::{self, Current};
 use crate::mapping::Input;
@@ -48,17 +48,6 @@ pub struct Fanout {
     targets: Vec<Target>,
     by_channel: HashMap<String, Vec<usize>>,
     mappings: Arc<LiveMappings>,
-}
-
-/// The resource type an event names: `Patient-changed` (and the older `patient-changed`) ->
-/// `Patient`.
-pub fn event_resource_type(event: &str) -> Option<&str> {
-    match event {
-        "patient-changed" => Some("Patient"),
-        other => other
-            .strip_suffix("-changed")
-            .filter(|t| t.starts_with(|c: char| c.is_ascii_uppercase())),
-    }
 }
 
 impl Fanout {
@@ -203,6 +192,9 @@ impl Projection for Fanout {
     }
 
     fn project(&self, ctx: &mut Context<'_, '_>, changed: &[Changed]) -> Result<(), StoreError> {
+        if self.targets.is_empty() {
+            return Ok(());
+        }
         let mut writes = Vec::with_capacity(changed.len());
         for change in changed {
             let before = live(ctx.tx.below(), &change.kind, &change.id)?;
@@ -216,7 +208,7 @@ impl Projection for Fanout {
                 after,
             });
         }
-        if writes.is_empty() || self.targets.is_empty() {
+        if writes.is_empty() {
             return Ok(());
         }
         for planned in self.plan(ctx.origin(), ctx.also_notify(), &writes, ctx.now) {
