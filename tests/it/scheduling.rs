@@ -24,17 +24,14 @@ const A28: &str = "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20250311081122-0400||AD
      EVN|A28|20250311081122-0400\r\
      PID|1||1000551903^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI||NGUYEN^LINH^THI^^^^L||19920905|F\r";
 
-/// The engine with the test channels, a channel for the UCR's scheduling feed on the same
-/// listener, and a file destination subscribed to `Appointment-changed`.
+/// The engine with the test channels (the UCR's scheduling feed among them, on the same
+/// listener) and a file destination subscribed to `Appointment-changed`.
 fn start(data: &Path, outbox: &Path) -> EngineProcess {
     let config_dir = data.parent().unwrap();
     let config = write_config(config_dir, "", Path::new(MAPPINGS));
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(
-        "\n[[channels]]\nname = \"ucr-siu\"\nmapping = \"ucr-siu-appointment\"\n\
-         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n\
-         [channels.filter]\nmessage_types = [\"SIU\"]\n\
-         [[destinations]]\nname = \"schedule-out\"\nkind = \"file\"\nevents = [\"Appointment-changed\"]\n\
+        "\n[[destinations]]\nname = \"schedule-out\"\nkind = \"file\"\nevents = [\"Appointment-changed\"]\n\
          [destinations.settings]\ndir = {:?}\n",
         outbox.display().to_string()
     ));

@@ -105,7 +105,10 @@ pub fn write_config_http(dir: &Path, extra_source: &str, extra_http: &str, mappi
          [channels.filter]\nsending_applications = [\"TRAKCARE\"]\n{types}\n\
          [[channels]]\nname = \"ucr-adt\"\nmapping = \"ucr-adt-patient\"\n\
          [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}\n\
-         [channels.filter]\n{types}\n{}",
+         [channels.filter]\n{types}\n\
+         [[channels]]\nname = \"ucr-siu\"\nmapping = \"ucr-siu-appointment\"\n\
+         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n{extra_source}\n\
+         [channels.filter]\nmessage_types = [\"SIU\"]\n{}",
         test_clients()
     );
     std::fs::write(&path, text).unwrap();
