@@ -6,8 +6,8 @@
 //! a null MLLP server that answers AA without parsing (this machine's ceiling), then against the
 //! engine, durable, on a fresh store in a temporary folder, in the same run.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,12 +16,11 @@ use tokio::net::TcpListener;
 use tributary_adapter_core::{Inbound, InboundHandler};
 use tributary_adapter_mllp::{Client, ListenerConfig};
 
-use crate::app::Engine;
-use crate::config::Config;
+use super::bench_process::{CpuSample, Measured};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// MLLP throughput and ACK latency, engine beside a null server.
+    /// MLLP throughput, ACK latency and engine CPU per message, engine beside a null server.
     Mllp(MllpBenchArgs),
     /// FHIR Patient creates and reads by identifier over HTTP, engine beside a null server.
     Fhir(super::bench_fhir::FhirBenchArgs),
@@ -29,13 +28,16 @@ pub enum BenchCommand {
     Outbox(super::bench_outbox::OutboxBenchArgs),
     /// Member search latency on 1,000,000 synced patients (by default).
     Members(super::bench_members::MembersBenchArgs),
+    /// The null MLLP server `bench mllp` measures beside the engine (runs until SIGTERM).
+    #[command(hide = true)]
+    NullMllp,
 }
 
 #[derive(Args)]
 pub struct MllpBenchArgs {
-    /// Concurrent connections (K).
-    #[arg(long, default_value_t = 8)]
-    connections: usize,
+    /// Concurrent connections (K); a list runs each in turn.
+    #[arg(long, value_delimiter = ',', default_value = "8,1")]
+    connections: Vec<usize>,
     /// Messages to send in each measured run.
     #[arg(long, default_value_t = 50_000)]
     messages: usize,
@@ -48,9 +50,18 @@ pub struct MllpBenchArgs {
     /// Measure an engine already running at HOST:PORT instead of starting one.
     #[arg(long)]
     target: Option<String>,
+    /// The process id of the engine at `--target`, to report its CPU time and memory.
+    #[arg(long, requires = "target")]
+    target_pid: Option<u32>,
     /// Skip the null server run.
     #[arg(long)]
     skip_null: bool,
+    /// Also print the engine's CPU time per message split by thread.
+    #[arg(long)]
+    threads: bool,
+    /// In runs longer than this, print the engine's memory and CPU every this many messages.
+    #[arg(long, default_value_t = 100_000)]
+    report_every: usize,
     /// The mappings folder the benchmarked engine loads.
     #[arg(long, default_value = "mappings")]
     mappings: std::path::PathBuf,
@@ -62,6 +73,7 @@ pub async fn run(command: BenchCommand) -> std::process::ExitCode {
         BenchCommand::Fhir(args) => super::bench_fhir::bench_fhir(args).await,
         BenchCommand::Outbox(args) => super::bench_outbox::bench_outbox(args).await,
         BenchCommand::Members(args) => super::bench_members::bench_members(args).await,
+        BenchCommand::NullMllp => serve_null_mllp().await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -74,66 +86,204 @@ pub async fn run(command: BenchCommand) -> std::process::ExitCode {
 
 async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
     let run_id = chrono::Utc::now().format("%H%M%S%3f").to_string();
-    let corpus = Arc::new(adt_corpus(args.messages, args.patients.max(1), &run_id));
-    let average = corpus.iter().map(Vec::len).sum::<usize>() / corpus.len().max(1);
+    let corpus = Arc::new(Corpus {
+        messages: args.messages,
+        patients: args.patients.max(1),
+        run_id: run_id.clone(),
+    });
+    let sample = args.messages.min(1000);
+    let average = (0..sample).map(|n| corpus.message(n).len()).sum::<usize>() / sample.max(1);
     println!(
-        "corpus: {} ADT messages (A01 A04 A08 A28 A31), {} patients, {average} bytes on average; K={}{}",
-        corpus.len(),
+        "corpus: {} ADT messages (A01 A04 A08 A28 A31), {} patients, {average} bytes on average{}",
+        corpus.messages,
         args.patients,
-        args.connections,
         args.rate
-            .map(|r| format!(", offered {r} msg/s"))
+            .map(|r| format!("; offered {r} msg/s"))
             .unwrap_or_default()
     );
     println!(
-        "{:<14} {:>3} {:>9} {:>10} {:>9} {:>9}",
-        "server", "K", "messages", "msg/s", "p50 ms", "p99 ms"
+        "{:<14} {:>3} {:>9} {:>10} {:>9} {:>9} {:>12}",
+        "server", "K", "messages", "msg/s", "p50 ms", "p99 ms", "CPU µs/msg"
     );
-    let null = if args.skip_null {
-        None
-    } else {
-        let (addr, stop) = start_null_server().await?;
-        let result = load(&addr.to_string(), corpus.clone(), args.connections, args.rate).await?;
-        let _ = stop.send(true);
-        print_row("null", args.connections, &result);
-        Some(result)
-    };
-    let engine_result = match &args.target {
-        Some(target) => load(target, corpus.clone(), args.connections, args.rate).await?,
-        None => {
-            let dir = std::env::temp_dir().join(format!("tributary-bench-{}-{run_id}", std::process::id()));
-            let config = Config::parse(
-                &format!(
+    let mut not_accepted = 0;
+    for (run, &connections) in args.connections.iter().enumerate() {
+        let connections = connections.max(1);
+        // Each run sends its own control ids, so no run is answered from another's dedupe.
+        let corpus = Arc::new(Corpus {
+            run_id: format!("{run_id}-{run}"),
+            ..Corpus::clone(&corpus)
+        });
+        let null = if args.skip_null {
+            None
+        } else {
+            let null = Measured::null_mllp().await?;
+            let addr = null.mllp.first().ok_or("the null server has no listener")?.1;
+            let result = measured_load(
+                &addr.to_string(),
+                Some(Watched::Started(&null)),
+                corpus.clone(),
+                connections,
+                &args,
+            )
+            .await;
+            null.stop().await;
+            let result = result?;
+            print_row("null", connections, &result);
+            Some(result)
+        };
+        let engine = match &args.target {
+            Some(target) => {
+                let process = args.target_pid.map(Watched::Pid);
+                measured_load(target, process, corpus.clone(), connections, &args).await?
+            }
+            None => {
+                let dir = std::env::temp_dir()
+                    .join(format!("tributary-bench-{}-{run_id}-{run}", std::process::id()));
+                let config = format!(
                     "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
                      [[channels]]\nname = \"bench\"\nmapping = \"ucr-adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n",
-                    dir.display().to_string(),
-                    args.mappings.display().to_string()
-                ),
-                "bench.toml",
-            )
-            .map_err(|e| e.to_string())?;
-            let engine = Engine::start(&config).await.map_err(|e| e.to_string())?;
-            let addr = engine.mllp[0].1.to_string();
-            let result = load(&addr, corpus.clone(), args.connections, args.rate).await;
-            engine.shutdown().await;
-            let _ = std::fs::remove_dir_all(&dir);
-            result?
+                    dir.join("store").display().to_string(),
+                    std::path::absolute(&args.mappings)
+                        .map_err(|e| e.to_string())?
+                        .display()
+                        .to_string()
+                );
+                let engine = Measured::engine(&config, dir).await?;
+                let addr = engine.mllp.first().ok_or("the engine has no MLLP listener")?.1;
+                let result = measured_load(
+                    &addr.to_string(),
+                    Some(Watched::Started(&engine)),
+                    corpus.clone(),
+                    connections,
+                    &args,
+                )
+                .await;
+                engine.stop().await;
+                result?
+            }
+        };
+        print_row("engine", connections, &engine);
+        if args.threads {
+            print_threads(&engine);
         }
-    };
-    print_row("engine", args.connections, &engine_result);
-    if let Some(null) = null {
-        println!(
-            "engine/null: {:.0}% of the null server's msg/s",
-            100.0 * engine_result.per_second / null.per_second
-        );
+        if let Some(null) = null {
+            println!(
+                "engine/null: {:.0}% of the null server's msg/s, {:.1}x its CPU per message",
+                100.0 * engine.per_second / null.per_second,
+                engine.cpu_per_message().as_secs_f64() / null.cpu_per_message().as_secs_f64().max(1e-9)
+            );
+        }
+        not_accepted += engine.not_accepted;
     }
-    if engine_result.not_accepted > 0 {
-        return Err(format!(
-            "{} messages were not answered AA",
-            engine_result.not_accepted
-        ));
+    if not_accepted > 0 {
+        return Err(format!("{not_accepted} messages were not answered AA"));
     }
     Ok(())
+}
+
+/// The varied ADT corpus a run sends, made message by message as it goes (a million messages
+/// need not sit in memory).
+#[derive(Clone)]
+struct Corpus {
+    messages: usize,
+    patients: usize,
+    run_id: String,
+}
+
+impl Corpus {
+    fn message(&self, n: usize) -> Vec<u8> {
+        adt_message(n, self.patients, &self.run_id)
+    }
+}
+
+/// The process whose CPU time a run reports: one the benchmark started, or one given by pid.
+enum Watched<'a> {
+    Started(&'a Measured),
+    Pid(u32),
+}
+
+impl Watched<'_> {
+    fn cpu(&self) -> CpuSample {
+        match self {
+            Watched::Started(process) => process.cpu(),
+            Watched::Pid(pid) => super::bench_process::cpu_of(*pid),
+        }
+    }
+
+    async fn cpu_when_idle(&self) -> CpuSample {
+        match self {
+            Watched::Started(process) => process.cpu_when_idle().await,
+            Watched::Pid(pid) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                super::bench_process::cpu_of(*pid)
+            }
+        }
+    }
+
+    fn rss_bytes(&self) -> u64 {
+        match self {
+            Watched::Started(process) => process.rss_bytes(),
+            Watched::Pid(pid) => super::bench_process::rss_of(*pid),
+        }
+    }
+}
+
+/// One load run with the process's CPU time over it (until it goes idle after) and, in long runs,
+/// its memory and CPU every `report_every` messages.
+async fn measured_load(
+    addr: &str,
+    process: Option<Watched<'_>>,
+    corpus: Arc<Corpus>,
+    connections: usize,
+    args: &MllpBenchArgs,
+) -> Result<LoadResult, String> {
+    let acked = Arc::new(AtomicUsize::new(0));
+    let before = process.as_ref().map(Watched::cpu);
+    let every = args.report_every.max(1);
+    let messages = corpus.messages;
+    let progress = async {
+        let (Some(process), Some(before)) = (&process, &before) else {
+            return std::future::pending().await;
+        };
+        if messages <= every {
+            return std::future::pending().await;
+        }
+        let mut next = every;
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let done = acked.load(Ordering::Relaxed);
+            if done >= next {
+                let used = process.cpu().since(before).total;
+                println!(
+                    "  {done:>9} messages: engine RSS {:.1} MiB, CPU {:.1} µs/msg so far",
+                    process.rss_bytes() as f64 / (1024.0 * 1024.0),
+                    used.as_secs_f64() * 1e6 / done as f64
+                );
+                next += every;
+            }
+        }
+    };
+    let result = tokio::select! {
+        result = load(addr, corpus, connections, args.rate, acked.clone()) => result?,
+        () = progress => unreachable!("the progress report runs until the load ends"),
+    };
+    let cpu = match (&process, &before) {
+        (Some(process), Some(before)) => Some(process.cpu_when_idle().await.since(before)),
+        _ => None,
+    };
+    Ok(LoadResult { cpu, ..result })
+}
+
+fn print_threads(result: &LoadResult) {
+    let Some(cpu) = &result.cpu else { return };
+    let mut threads: Vec<_> = cpu.by_thread.iter().collect();
+    threads.sort_by(|a, b| b.1.cmp(a.1));
+    let per_message = |used: &Duration| used.as_secs_f64() * 1e6 / result.messages.max(1) as f64;
+    let split: Vec<String> = threads
+        .iter()
+        .map(|(name, used)| format!("{name} {:.1}", per_message(used)))
+        .collect();
+    println!("  CPU µs/msg by thread: {}", split.join(", "));
 }
 
 pub(super) struct LoadResult {
@@ -142,6 +292,8 @@ pub(super) struct LoadResult {
     pub p50: Duration,
     pub p99: Duration,
     pub not_accepted: usize,
+    /// The measured process's CPU time over the run, when it is known.
+    pub cpu: Option<CpuSample>,
 }
 
 impl LoadResult {
@@ -164,13 +316,26 @@ impl LoadResult {
             p50: at(0.50),
             p99: at(0.99),
             not_accepted,
+            cpu: None,
         }
+    }
+
+    /// CPU time per message (zero when not measured).
+    pub fn cpu_per_message(&self) -> Duration {
+        self.cpu
+            .as_ref()
+            .map(|cpu| cpu.total / self.messages.max(1) as u32)
+            .unwrap_or_default()
     }
 }
 
 pub(super) fn print_row(server: &str, k: usize, r: &LoadResult) {
+    let cpu = match &r.cpu {
+        Some(_) => format!("{:.1}", r.cpu_per_message().as_secs_f64() * 1e6),
+        None => "-".to_string(),
+    };
     println!(
-        "{server:<14} {k:>3} {:>9} {:>10.0} {:>9.3} {:>9.3}",
+        "{server:<14} {k:>3} {:>9} {:>10.0} {:>9.3} {:>9.3} {cpu:>12}",
         r.messages,
         r.per_second,
         r.p50.as_secs_f64() * 1000.0,
@@ -178,12 +343,14 @@ pub(super) fn print_row(server: &str, k: usize, r: &LoadResult) {
     );
 }
 
-/// Sends the corpus over `connections` connections, each message waiting for its ACK.
+/// Sends the corpus over `connections` connections, each message waiting for its ACK; counts
+/// the ACKs in `acked` as they come.
 async fn load(
     addr: &str,
-    corpus: Arc<Vec<Vec<u8>>>,
+    corpus: Arc<Corpus>,
     connections: usize,
     rate: Option<u64>,
+    acked: Arc<AtomicUsize>,
 ) -> Result<LoadResult, String> {
     let connections = connections.max(1);
     let started = Instant::now();
@@ -191,24 +358,27 @@ async fn load(
     for c in 0..connections {
         let corpus = corpus.clone();
         let addr = addr.to_string();
+        let acked = acked.clone();
         // Each connection paces itself at its share of the offered rate.
         let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r.max(1) as f64));
         tasks.spawn(async move {
             let mut client = Client::connect(&addr, Duration::from_secs(10))
                 .await
                 .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-            let mut latencies = Vec::with_capacity(corpus.len() / connections + 1);
+            let mut latencies = Vec::with_capacity(corpus.messages / connections + 1);
             let mut not_accepted = 0;
             // Connections are staggered so the offered messages arrive evenly spread, not in bursts.
             let mut next_send = Instant::now() + interval.unwrap_or_default() * c as u32 / connections as u32;
-            for message in corpus.iter().skip(c).step_by(connections) {
+            for n in (c..corpus.messages).step_by(connections) {
+                let message = corpus.message(n);
                 if let Some(interval) = interval {
                     tokio::time::sleep_until(next_send.into()).await;
                     next_send += interval;
                 }
                 let sent = Instant::now();
-                let ack = client.send(message).await.map_err(|e| format!("no ACK: {e}"))?;
+                let ack = client.send(&message).await.map_err(|e| format!("no ACK: {e}"))?;
                 latencies.push(sent.elapsed());
+                acked.fetch_add(1, Ordering::Relaxed);
                 if !ack.windows(7).any(|w| w == b"\rMSA|AA" || w == b"\rMSA|CA") {
                     not_accepted += 1;
                 }
@@ -216,7 +386,7 @@ async fn load(
             Ok::<_, String>((latencies, not_accepted))
         });
     }
-    let mut latencies = Vec::with_capacity(corpus.len());
+    let mut latencies = Vec::with_capacity(corpus.messages);
     let mut not_accepted = 0;
     while let Some(done) = tasks.join_next().await {
         let (l, n) = done.map_err(|e| e.to_string())??;
@@ -244,7 +414,9 @@ impl InboundHandler for NullHandler {
     }
 }
 
-async fn start_null_server() -> Result<(SocketAddr, tokio::sync::watch::Sender<bool>), String> {
+/// `tributary bench null-mllp`: serves the null handler on a loopback port until SIGTERM,
+/// printing its address as `serve` does.
+async fn serve_null_mllp() -> Result<(), String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -262,16 +434,15 @@ async fn start_null_server() -> Result<(SocketAddr, tokio::sync::watch::Sender<b
             b"MSH|^~\\&|NULL|NULL|BENCH|BENCH|20260101000000||ACK^A01^ACK|1|P|2.5\rMSA|AA|1\r",
         ),
     });
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(tributary_adapter_mllp::serve(
-        listener,
-        config,
-        handler,
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        },
-    ));
-    Ok((addr, stop))
+    println!("listening mllp={addr}");
+    println!("ready");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    let _ = tributary_adapter_mllp::serve(listener, config, handler, async move {
+        terminate.recv().await;
+    })
+    .await;
+    Ok(())
 }
 
 const FAMILIES: &[&str] = &[
@@ -300,16 +471,27 @@ const EVENTS: &[&str] = &["A28", "A01", "A04", "A08", "A31"];
 
 /// A varied ADT corpus: events, names, addresses, phones, emails and escapes differ per message.
 pub(super) fn adt_corpus(messages: usize, patients: usize, run_id: &str) -> Vec<Vec<u8>> {
-    (0..messages)
-        .map(|n| {
-            let p = (n * 7919) % patients;
-            let event = EVENTS[n % EVENTS.len()];
-            let family = FAMILIES[p % FAMILIES.len()];
-            let given = GIVENS[(p / 10) % GIVENS.len()];
-            let street = STREETS[(n + p) % STREETS.len()];
-            let structure = if event == "A28" || event == "A31" { "ADT_A05" } else { "ADT_A01" };
-            let pv1 = if structure == "ADT_A05" { "PV1||N".to_string() } else { format!("PV1||O|CLINIC^{}^1", n % 40) };
-            format!(
+    (0..messages).map(|n| adt_message(n, patients, run_id)).collect()
+}
+
+/// Message `n` of the corpus about `patients` patients.
+fn adt_message(n: usize, patients: usize, run_id: &str) -> Vec<u8> {
+    let p = (n * 7919) % patients;
+    let event = EVENTS[n % EVENTS.len()];
+    let family = FAMILIES[p % FAMILIES.len()];
+    let given = GIVENS[(p / 10) % GIVENS.len()];
+    let street = STREETS[(n + p) % STREETS.len()];
+    let structure = if event == "A28" || event == "A31" {
+        "ADT_A05"
+    } else {
+        "ADT_A01"
+    };
+    let pv1 = if structure == "ADT_A05" {
+        "PV1||N".to_string()
+    } else {
+        format!("PV1||O|CLINIC^{}^1", n % 40)
+    };
+    format!(
                 "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20261125{:02}{:02}{:02}+0000||ADT^{event}^{structure}|B{run_id}-{n}|P|2.5\r\
                  EVN|{event}|20261125120000\r\
                  PID|1||{p:07}^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI~M{p:06}^^^HOSPA&2.16.840.1.113883.3.9999.2&ISO^MR||{family}^{given}^Q^^^^L||19{:02}{:02}{:02}|{}|||{street}^Apt {}^Boston^MA^02{:03}^USA^H||^PRN^PH^^1^617^555{:04}~^NET^Internet^{}.{}{p}@example.org|^WPN^PH^^1^617^777{:04}||{}\r\
@@ -330,6 +512,4 @@ pub(super) fn adt_corpus(messages: usize, patients: usize, run_id: &str) -> Vec<
                 if p.is_multiple_of(5) { "ar^Arabic^ISO639" } else { "en^English^ISO639" },
             )
             .into_bytes()
-        })
-        .collect()
 }

@@ -16,8 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::bench::{LoadResult, print_row};
-use crate::app::Engine;
-use crate::config::Config;
+use super::bench_process::Measured;
 
 /// The API key of the benchmark's FHIR client (the endpoint takes one, as in production).
 const BENCH_KEY: &str = "bench-fhir-key";
@@ -84,28 +83,40 @@ pub async fn bench_fhir(args: FhirBenchArgs) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("tributary-bench-fhir-{}-{run_id}", std::process::id()));
     // The engine is measured, not the request budget per address, which would throttle this one
     // loopback client: it is off here.
-    let config = Config::parse(
-        &format!(
-            "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[http.rate_limit]\nenabled = false\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
-             [fhir]\npatient_feed_mapping = \"ucr-fhir-patient\"\n\
-             [[api_clients]]\nname = \"bench\"\nkey_sha256 = \"{}\"\nroles = [\"external-system\"]\n\
-             scopes = [\"fhir-read\", \"fhir-write\"]\n",
-            dir.display().to_string(),
-            args.mappings.display().to_string(),
-            crate::domain::identity::secrets::sha256_hex(BENCH_KEY)
-        ),
-        "bench.toml",
-    )
-    .map_err(|e| e.to_string())?;
-    let engine = Engine::start(&config).await.map_err(|e| e.to_string())?;
-    let addr = engine.http.to_string();
+    let config = format!(
+        "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[http.rate_limit]\nenabled = false\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
+         [fhir]\npatient_feed_mapping = \"ucr-fhir-patient\"\n\
+         [[api_clients]]\nname = \"bench\"\nkey_sha256 = \"{}\"\nroles = [\"external-system\"]\n\
+         scopes = [\"fhir-read\", \"fhir-write\"]\n",
+        dir.join("store").display().to_string(),
+        std::path::absolute(&args.mappings)
+            .map_err(|e| e.to_string())?
+            .display()
+            .to_string(),
+        crate::domain::identity::secrets::sha256_hex(BENCH_KEY)
+    );
+    let engine = Measured::engine(&config, dir).await?;
+    let addr = engine.http.ok_or("the engine has no HTTP listener")?.to_string();
+    let before = engine.cpu();
     let create = load(&addr, creates, args.connections, 201).await;
+    let create_cpu = engine.cpu_when_idle().await.since(&before);
     let read = match &create {
-        Ok(_) => load(&addr, reads, args.connections, 200).await,
+        Ok(_) => {
+            let before = engine.cpu();
+            let read = load(&addr, reads, args.connections, 200).await;
+            let cpu = engine.cpu_when_idle().await.since(&before);
+            read.map(|read| LoadResult {
+                cpu: Some(cpu),
+                ..read
+            })
+        }
         Err(e) => Err(e.clone()),
     };
-    engine.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let create = create.map(|create| LoadResult {
+        cpu: Some(create_cpu),
+        ..create
+    });
+    engine.stop().await;
     let (create, read) = (create?, read?);
     print_row("engine create", args.connections, &create);
     print_row("engine read", args.connections, &read);

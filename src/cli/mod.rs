@@ -5,6 +5,7 @@ mod bench;
 mod bench_fhir;
 mod bench_members;
 mod bench_outbox;
+mod bench_process;
 mod mapping;
 mod send;
 mod serve;
