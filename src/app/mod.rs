@@ -24,7 +24,7 @@ use crate::handlers::inbound::ListenerInbound;
 use crate::handlers::replies::AckPolicy;
 use crate::handlers::route::Route;
 use crate::outbox::{Fanout, Outbox};
-use crate::store::{SledStore, Store};
+use crate::store::{EmbeddedStore, Store};
 
 /// A started engine: where it listens, and the handle to stop it.
 pub struct Engine {
@@ -74,7 +74,7 @@ impl Engine {
             "file-descriptor budget"
         );
         let mappings = Arc::new(LiveMappings::load(config, crate::handlers::message_kinds())?);
-        let store: Arc<dyn Store> = Arc::new(SledStore::open_with(
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_with(
             &config.store.data_dir,
             &config.store.options(),
         )?);

@@ -23,7 +23,7 @@ use crate::domain::identity::secrets::{self, TokenKey};
 use crate::domain::mpi::patients;
 use crate::domain::op::Op;
 use crate::domain::resources::change::{self, ResourceChange};
-use crate::store::{Keyspace, Overlay, SledStore, Store};
+use crate::store::{EmbeddedStore, Keyspace, Overlay, Store};
 
 #[derive(Args)]
 pub struct MembersBenchArgs {
@@ -150,7 +150,7 @@ pub async fn bench_members(args: MembersBenchArgs) -> Result<(), String> {
 fn bench(args: MembersBenchArgs) -> Result<(), String> {
     let temp = tempfile_dir()?;
     let dir = args.data_dir.clone().unwrap_or_else(|| temp.clone());
-    let store = SledStore::open(&dir).map_err(|e| e.to_string())?;
+    let store = EmbeddedStore::open(&dir).map_err(|e| e.to_string())?;
     let templates = Path::new("config/templates");
     let accounts = Accounts::with(MembersConfig::default(), TokenKey::from_bytes([3; 32]), templates)
         .map_err(|e| format!("{e} (run from the repository folder)"))?;
@@ -172,9 +172,9 @@ fn bench(args: MembersBenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Loads `n` patients, enrolls `m`, activates every second one, and folds the log into sled.
+/// Loads `n` patients, enrolls `m`, activates every second one, and checkpoints the log into tables.
 fn load(
-    store: &SledStore,
+    store: &EmbeddedStore,
     accounts: &Accounts,
     args: &MembersBenchArgs,
     n: usize,
@@ -251,8 +251,8 @@ fn load(
     }
     store.sync().map_err(|e| e.to_string())?;
     println!("enrolled {m} members in {:.1?}", started.elapsed());
-    // Measure the steady state: the log folded into sled (as a running engine's background
-    // applier does between bursts), and the caches warm.
+    // Measure the steady state: the log checkpointed into tables (as a running engine's store
+    // maintenance does at every full log segment), and the caches warm.
     let started = Instant::now();
     store.checkpoint().map_err(|e| e.to_string())?;
     let mut warm = Mix(7);
@@ -269,7 +269,7 @@ fn load(
 }
 
 /// Times every kind of search, unfiltered and by status.
-fn search(store: &SledStore, args: &MembersBenchArgs, m: usize) -> Result<(), String> {
+fn search(store: &EmbeddedStore, args: &MembersBenchArgs, m: usize) -> Result<(), String> {
     let n = args.patients;
 
     let kinds: Vec<(&str, MakeCriteria)> = vec![
@@ -387,7 +387,7 @@ fn search(store: &SledStore, args: &MembersBenchArgs, m: usize) -> Result<(), St
     Ok(())
 }
 
-fn patient_id(store: &SledStore, i: usize) -> Result<String, String> {
+fn patient_id(store: &EmbeddedStore, i: usize) -> Result<String, String> {
     let found = patients::search_identifier(store, Some("urn:oid:2.16.840.1.113883.3.9999.2"), &mrn(i), 1)
         .map_err(|e| e.to_string())?;
     found

@@ -103,7 +103,7 @@ impl Measured {
     }
 
     /// The process's CPU time so far, in all and by thread name (numbered thread pools, such as
-    /// `sled-io-3`, are summed under their name without the number).
+    /// `tokio-runtime-worker-3`, are summed under their name without the number).
     pub fn cpu(&self) -> CpuSample {
         cpu_of(self.pid)
     }
@@ -160,7 +160,7 @@ pub(super) fn cpu_of(pid: u32) -> CpuSample {
     };
     for task in tasks.flatten() {
         if let Some((name, used)) = stat_cpu(&task.path().join("stat")) {
-            // Numbered pools (`sled-io-3`) are summed under one name.
+            // Numbered pools (`worker-3`) are summed under one name.
             let name = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
             *sample.by_thread.entry(name.to_string()).or_default() += used;
         }

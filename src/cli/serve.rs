@@ -23,7 +23,7 @@ pub fn run(config_path: &Path, data_dir: Option<PathBuf>, cut_damaged_log: bool)
         config.store.data_dir = dir;
     }
     config.store.cut_damaged_log = cut_damaged_log;
-    // Whatever the engine and its libraries create (the store's files, sled's) is the owner's
+    // Whatever the engine and its libraries create (the store's files, the tree's tables) is the owner's
     // alone: it holds patient data and secrets.
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     init_logging(&config);

@@ -93,12 +93,12 @@ pub fn fingerprint_lines(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{SledStore, Store};
+    use crate::store::{EmbeddedStore, Store};
 
     #[test]
     fn a_key_is_new_then_repeated_with_the_same_content_and_conflicting_with_another() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
         let a = fingerprint_lines("one\rtwo");
         assert_eq!(check(&store, "s", "k", &a).unwrap(), Verdict::New);
         let mut tx = Overlay::new(&store);

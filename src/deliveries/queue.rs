@@ -280,19 +280,19 @@ fn excerpt(reply: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::deliveries::seal::{self, SealKey};
-    use crate::store::SledStore;
+    use crate::store::EmbeddedStore;
 
     const NOW: &str = "2026-12-01T10:00:00.000Z";
 
     /// Writes what `f` writes, as a job's write set would be committed.
-    fn write<T>(store: &SledStore, f: impl FnOnce(&mut Overlay<'_>) -> T) -> T {
+    fn write<T>(store: &EmbeddedStore, f: impl FnOnce(&mut Overlay<'_>) -> T) -> T {
         let mut tx = Overlay::new(store);
         let value = f(&mut tx);
         store.commit(tx.into_writes()).unwrap();
         value
     }
 
-    fn queued(store: &SledStore, outgoing: Outgoing, cause: u64) -> Delivery {
+    fn queued(store: &EmbeddedStore, outgoing: Outgoing, cause: u64) -> Delivery {
         let mut tx = Overlay::new(store);
         let delivery = enqueue(&mut tx, outgoing, cause, 0, NOW);
         store.commit(tx.into_writes()).unwrap();
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn a_dead_notification_loses_its_secrets_and_cannot_be_retried_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
         let key = SealKey::from_bytes([5; 32]);
         let id = delivery::id("dest", 1, 0);
         let sealed = seal::seal(&key, &id, &[("code".into(), "123456".into())]).unwrap();
@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn a_dead_letter_older_than_a_delivered_version_of_its_resource_is_superseded() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
         let old = queued(&store, outgoing(Some("Patient/p1"), None), 1);
         let newer = queued(&store, outgoing(Some("Patient/p1"), None), 2);
         let other = queued(&store, outgoing(Some("Patient/p2"), None), 3);

@@ -208,7 +208,7 @@ fn cx_of(identifier: &Value, delimiters: &Delimiters) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SledStore;
+    use crate::store::EmbeddedStore;
     use proptest::prelude::*;
 
     proptest! {
@@ -216,9 +216,9 @@ mod tests {
         /// Whatever QPD holds, the answer is a readable RSP^K23 that echoes the query's control id.
         #[test]
         fn any_query_gets_a_readable_response(qpd in "[ -~]{0,80}") {
-            static STORE: std::sync::LazyLock<(tempfile::TempDir, SledStore)> = std::sync::LazyLock::new(|| {
+            static STORE: std::sync::LazyLock<(tempfile::TempDir, EmbeddedStore)> = std::sync::LazyLock::new(|| {
                 let dir = tempfile::tempdir().unwrap();
-                let store = SledStore::open(dir.path()).unwrap();
+                let store = EmbeddedStore::open(dir.path()).unwrap();
                 (dir, store)
             });
             let text = format!(

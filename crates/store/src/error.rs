@@ -1,7 +1,7 @@
 //! Why the store failed: the disk, the embedded database, the log, or a stored value that no
 //! longer reads. Never a business rule: those are the domain's refusals.
 //!
-//! A failure that has a cause (an I/O error, sled's error, the JSON error of a value that does not
+//! A failure that has a cause (an I/O error, the tree's error, the JSON error of a value that does not
 //! read) keeps it as its `source()`, and its text follows the variant's own. Every text starts
 //! with `store: `; the free-space floor's and a damaged log's are what operators see in an AE, on
 //! `/health` and in the log, so they name the setting or the command that helps.
@@ -20,16 +20,26 @@ pub enum StoreError {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// The embedded database (sled) failed.
-    #[error("store: {0}")]
-    Sled(#[from] sled::Error),
-    /// The embedded database in `dir` did not open (in use by another process, unreadable).
+    /// The embedded LSM tree failed to read or write its tables.
+    #[error("store: the tree failed: {0}")]
+    Tree(#[from] lsm_tree::Error),
+    /// The tables in `dir` did not open (unreadable, or written by an unknown format).
     #[error("store: cannot open the store in {}: {source}", dir.display())]
     Open {
+        /// The folder of the tables.
+        dir: PathBuf,
+        /// Why they did not open.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Another process has the store in `dir` open.
+    #[error(
+        "store: the store in {} is in use by another process (its `lock` file is held): stop \
+         that engine, or give this one another data_dir",
+        dir.display()
+    )]
+    InUse {
         /// The data folder.
         dir: PathBuf,
-        /// Why sled did not open it.
-        source: sled::Error,
     },
     /// Recovery found damage in the log that intact records, or later segments, follow.
     #[error(
@@ -79,9 +89,9 @@ pub enum StoreError {
     /// The store is being closed: nothing more is written.
     #[error("store: the store is closing")]
     Closing,
-    /// The thread that applies write sets to sled has stopped.
-    #[error("store: the sled applier has stopped")]
-    ApplierStopped,
+    /// The thread that writes checkpoints out as tables has stopped.
+    #[error("store: the store maintenance thread has stopped")]
+    MaintenanceStopped,
     /// A thread panicked while holding the log.
     #[error("store: the log lock is poisoned")]
     Poisoned,

@@ -1,25 +1,25 @@
 //! The member store: a key-value contract (`Store`) over named keyspaces plus the journal, the
-//! embedded backend (`SledStore`: sled behind a write-ahead log) and an in-memory one for tests
+//! embedded backend (`EmbeddedStore`: an LSM tree behind a write-ahead log) and an in-memory one for tests
 //! (`MemoryStore`). The `tributary-store` crate; the engine has it as `tributary::store`, and it
 //! knows nothing of the engine, HL7 or FHIR.
 //!
-//! Everything above this crate speaks in keyspaces and byte keys; nothing else names sled, so a
+//! Everything above this crate speaks in keyspaces and byte keys; nothing else names the embedded tree, so a
 //! PostgreSQL backend can come later. Writes happen only as whole `WriteSet`s, applied atomically,
 //! and become durable only at `sync` (the engine group-commits: many write sets, one sync).
 
 #![deny(missing_docs)]
 
+mod embedded;
 mod error;
 mod memory;
 mod overlay;
-mod pending;
-mod sled_store;
+mod sled_import;
 mod wal;
 
+pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use overlay::{Changed, Overlay, Staged};
-pub use sled_store::SledStore;
 pub use wal::Damage as LogDamage;
 
 /// How the embedded store opens and guards its disk.

@@ -1,9 +1,9 @@
 //! The in-memory backend of `Store`: for unit and property tests of the logic above the store,
-//! where opening a sled tree in a temporary folder would only cost time.
+//! where opening the embedded store in a temporary folder would only cost time.
 //!
 //! A `BTreeMap` per keyspace and the journal, behind one lock: a commit is visible to readers
 //! all at once, the moment it returns, and gone when the store is dropped. It answers every read
-//! as `SledStore` does (point reads, prefix scans in key order, the journal in commit order, the
+//! as `EmbeddedStore` does (point reads, prefix scans in key order, the journal in commit order, the
 //! last journal sequence number); a property test below holds the two to the same answers.
 //!
 //! Nothing is on disk, so `sync` and `checkpoint` write nothing. The journal is still kept in
@@ -11,15 +11,12 @@
 //! a sync that finds the segment over the log's size) closes the segment being written, and
 //! `drop_journal_before` drops closed segments last written before the cutoff, reporting the
 //! bytes their records take in the log.
-//!
-//! One difference is deliberate: the sled store keeps its checkpoint marker as a `Meta` key
-//! (`checkpoint`), which a scan of `Meta` finds there; nothing here has such a key.
 
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
-use crate::sled_store::SEGMENT_BYTES;
+use crate::embedded::SEGMENT_BYTES;
 use crate::{Keyspace, Reader, Store, StoreError, WriteSet, wal};
 
 /// A `Store` held in memory. `MemoryStore::default()` is an empty one.
@@ -193,7 +190,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{Overlay, SledStore, Write};
+    use crate::{EmbeddedStore, Overlay, Write};
 
     fn put(keyspace: Keyspace, key: &[u8], value: &[u8]) -> Write {
         (keyspace, key.to_vec(), Some(value.to_vec()))
@@ -337,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn overlays_stack_on_it_as_on_the_sled_store() {
+    fn overlays_stack_on_it_as_on_the_embedded_store() {
         let store = MemoryStore::new();
         store
             .commit(WriteSet {
@@ -365,12 +362,19 @@ mod tests {
         Sync,
         Checkpoint,
         DropJournal,
+        /// Sync, then drop the embedded store and open it again (the memory store stays).
+        Reopen,
     }
 
     /// Few keyspaces and few, short keys (the empty one, 0x00 and 0xff bytes among them), so
-    /// writes meet, prefixes share, and scans reach the edges of their keyspace. Not `Meta`: the
-    /// sled store keeps its checkpoint marker there.
-    const KEYSPACES: [Keyspace; 3] = [Keyspace::EmailIndex, Keyspace::PhoneIndex, Keyspace::Patient];
+    /// writes meet, prefixes share, and scans reach the edges of their keyspace (`Meta` is the
+    /// first keyspace by prefix, `EmailIndex` lies between others).
+    const KEYSPACES: [Keyspace; 4] = [
+        Keyspace::EmailIndex,
+        Keyspace::PhoneIndex,
+        Keyspace::Patient,
+        Keyspace::Meta,
+    ];
     const KEYS: [&[u8]; 8] = [b"", b"a", b"a\0", b"a\x001", b"ab", b"b", b"b\xff", b"\xff"];
     const PREFIXES: [&[u8]; 5] = [b"", b"a", b"a\0", b"b", b"c"];
 
@@ -392,16 +396,17 @@ mod tests {
             1 => Just(Step::Sync),
             2 => Just(Step::Checkpoint),
             1 => Just(Step::DropJournal),
+            1 => Just(Step::Reopen),
         ]
     }
 
     /// Every read the contract offers, over the keyspaces, keys and prefixes the steps use.
-    fn assert_same_reads(memory: &MemoryStore, sled: &SledStore) -> Result<(), TestCaseError> {
+    fn assert_same_reads(memory: &MemoryStore, embedded: &EmbeddedStore) -> Result<(), TestCaseError> {
         for keyspace in KEYSPACES {
             for key in KEYS {
                 prop_assert_eq!(
                     memory.get(keyspace, key)?,
-                    sled.get(keyspace, key)?,
+                    embedded.get(keyspace, key)?,
                     "get {:?} {:?}",
                     keyspace,
                     key
@@ -411,7 +416,7 @@ mod tests {
                 for limit in [0, 1, 3, usize::MAX] {
                     prop_assert_eq!(
                         memory.scan_prefix(keyspace, prefix, limit)?,
-                        sled.scan_prefix(keyspace, prefix, limit)?,
+                        embedded.scan_prefix(keyspace, prefix, limit)?,
                         "scan {:?} {:?} limit {}",
                         keyspace,
                         prefix,
@@ -424,46 +429,51 @@ mod tests {
             for limit in [0, 1, 4, usize::MAX] {
                 prop_assert_eq!(
                     memory.journal(from, limit)?,
-                    sled.journal(from, limit)?,
+                    embedded.journal(from, limit)?,
                     "journal from {} limit {}",
                     from,
                     limit
                 );
             }
         }
-        prop_assert_eq!(memory.journal_last_seq(), sled.journal_last_seq());
+        prop_assert_eq!(memory.journal_last_seq(), embedded.journal_last_seq());
         Ok(())
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
-        /// The same steps on a memory store and on a sled store in a temporary folder: after
+        /// The same steps on a memory store and on the embedded store in a temporary folder: after
         /// each one, every read agrees, and journal retention drops as much from both.
         #[test]
-        fn reads_agree_with_the_sled_store(steps in prop::collection::vec(step(), 1..24)) {
+        fn reads_agree_with_the_embedded_store(steps in prop::collection::vec(step(), 1..24)) {
             let dir = tempfile::tempdir()?;
-            let sled = SledStore::open(dir.path())?;
+            let mut embedded = EmbeddedStore::open(dir.path())?;
             let memory = MemoryStore::new();
             for step in steps {
                 match step {
                     Step::Commit(writes) => {
                         memory.commit(writes.clone())?;
-                        sled.commit(writes)?;
+                        embedded.commit(writes)?;
                     }
                     Step::Sync => {
                         memory.sync()?;
-                        sled.sync()?;
+                        embedded.sync()?;
                     }
                     Step::Checkpoint => {
                         memory.checkpoint()?;
-                        sled.checkpoint()?;
+                        embedded.checkpoint()?;
                     }
                     Step::DropJournal => {
                         let cutoff = in_a_day();
-                        prop_assert_eq!(memory.drop_journal_before(cutoff)?, sled.drop_journal_before(cutoff)?);
+                        prop_assert_eq!(memory.drop_journal_before(cutoff)?, embedded.drop_journal_before(cutoff)?);
+                    }
+                    Step::Reopen => {
+                        embedded.sync()?;
+                        drop(embedded);
+                        embedded = EmbeddedStore::open(dir.path())?;
                     }
                 }
-                assert_same_reads(&memory, &sled)?;
+                assert_same_reads(&memory, &embedded)?;
             }
         }
     }
