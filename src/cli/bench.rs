@@ -117,17 +117,7 @@ async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
             None
         } else {
             let null = Measured::null_mllp().await?;
-            let addr = null.mllp.first().ok_or("the null server has no listener")?.1;
-            let result = measured_load(
-                &addr.to_string(),
-                Some(Watched::Started(&null)),
-                corpus.clone(),
-                connections,
-                &args,
-            )
-            .await;
-            null.stop().await;
-            let result = result?;
+            let result = load_then_stop(null, corpus.clone(), connections, &args).await?;
             print_row("null", connections, &result);
             Some(result)
         };
@@ -149,17 +139,7 @@ async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
                         .to_string()
                 );
                 let engine = Measured::engine(&config, dir).await?;
-                let addr = engine.mllp.first().ok_or("the engine has no MLLP listener")?.1;
-                let result = measured_load(
-                    &addr.to_string(),
-                    Some(Watched::Started(&engine)),
-                    corpus.clone(),
-                    connections,
-                    &args,
-                )
-                .await;
-                engine.stop().await;
-                result?
+                load_then_stop(engine, corpus.clone(), connections, &args).await?
             }
         };
         print_row("engine", connections, &engine);
@@ -226,6 +206,30 @@ impl Watched<'_> {
             Watched::Pid(pid) => super::bench_process::rss_of(*pid),
         }
     }
+}
+
+/// One load run against a process this bench started (the null server or the engine): at its
+/// first MLLP listener, measured, then the process stopped whatever the run came to.
+async fn load_then_stop(
+    process: Measured,
+    corpus: Arc<Corpus>,
+    connections: usize,
+    args: &MllpBenchArgs,
+) -> Result<LoadResult, String> {
+    let Some(&(_, addr)) = process.mllp.first() else {
+        process.stop().await;
+        return Err("the process has no MLLP listener".into());
+    };
+    let result = measured_load(
+        &addr.to_string(),
+        Some(Watched::Started(&process)),
+        corpus,
+        connections,
+        args,
+    )
+    .await;
+    process.stop().await;
+    result
 }
 
 /// One load run with the process's CPU time over it (until it goes idle after) and, in long runs,
