@@ -14,6 +14,7 @@ use crate::store::{Overlay, Store, StoreError};
 
 use super::context::JobState;
 use super::journal::{JournalEntry, Status};
+use super::prepared::{CommittedBatches, Written};
 use super::{Context, Projections};
 
 /// One unit of work: an inbound message or a command, boxed the same way.
@@ -98,6 +99,7 @@ impl<T> Finished<T> {
 #[derive(Clone)]
 pub struct CommitterHandle {
     jobs: mpsc::Sender<Job>,
+    committed: CommittedBatches,
 }
 
 /// Why a command's stage did not keep its writes.
@@ -115,6 +117,12 @@ impl<T> From<StoreError> for Dropped<T> {
 }
 
 impl CommitterHandle {
+    /// How many batches are committed so far: what a change prepared now is checked against
+    /// (`core::prepare`).
+    pub fn committed_batches(&self) -> &CommittedBatches {
+        &self.committed
+    }
+
     /// Queues a job; false when the committer is gone (shutting down). The job's release
     /// answers its caller.
     pub async fn send(&self, job: Job) -> bool {
@@ -228,11 +236,28 @@ pub fn start(
 ) -> (CommitterHandle, std::thread::JoinHandle<()>) {
     let next_seq = store.journal_last_seq() + 1;
     let (jobs, queue) = mpsc::channel(16 * 1024);
+    let committed = CommittedBatches::default();
+    let written = Written::new(committed.clone());
     let thread = std::thread::Builder::new()
         .name("committer".into())
-        .spawn(move || run(store, queue, max_batch.max(1), next_seq, projections, on_durable))
+        .spawn(move || {
+            run(
+                store,
+                queue,
+                max_batch.max(1),
+                next_seq,
+                projections,
+                on_durable,
+                written,
+            )
+        })
         .expect("the committer thread starts");
-    (CommitterHandle { jobs }, thread)
+    (CommitterHandle { jobs, committed }, thread)
+}
+
+/// The time a change is made at, as stored (`meta.lastUpdated`): RFC 3339, UTC, milliseconds.
+pub fn commit_time() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// A batch written to the store, waiting for the sync that makes it durable.
@@ -251,6 +276,7 @@ fn run(
     mut next_seq: u64,
     projections: Projections,
     on_durable: Arc<dyn Fn(u64) + Send + Sync>,
+    mut written: Written,
 ) {
     let (to_sync, committed) = std::sync::mpsc::channel::<Committed>();
     let sync_store = store.clone();
@@ -268,14 +294,14 @@ fn run(
             }
         }
         let first_seq = next_seq;
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let now = commit_time();
         let mut overlay = Overlay::new(store.as_ref());
         let mut releases = Vec::with_capacity(batch.len());
         let mut bookkeeping = vec![];
         let mut journal = Vec::with_capacity(batch.len());
         for job in batch.drain(..) {
             let mut state = JobState::new(job.origin, projections.clone());
-            let mut ctx = Context::new(&mut overlay, &now, next_seq, &mut state);
+            let mut ctx = Context::new(&mut overlay, &now, next_seq, &mut state, &written);
             let Done { entry, release } = (job.run)(&mut ctx);
             let Some(mut entry) = entry else {
                 bookkeeping.push(release);
@@ -289,8 +315,10 @@ fn run(
         }
         let mut writes = overlay.into_writes();
         writes.journal = journal;
+        let keys = Written::keys_of(&writes);
         match store.commit(writes) {
             Ok(()) => {
+                written.committed(keys);
                 for release in bookkeeping {
                     release(Ok(()));
                 }

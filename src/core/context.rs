@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use crate::store::{Overlay, StoreError};
+use crate::store::{Overlay, Staged, StoreError};
 
 use super::Projections;
+use super::prepared::{Prepared, Written};
 
 pub struct Context<'a, 'o> {
     /// The pending writes this job reads and adds to.
@@ -17,6 +18,10 @@ pub struct Context<'a, 'o> {
     /// The job's journal sequence number (the cause of the deliveries it queues).
     pub seq: u64,
     job: &'a mut JobState,
+    /// Which batch last wrote each key, to check prepared changes by.
+    written: &'a Written,
+    /// Inside [`Context::stage`]: `tx` is the stage's overlay, not the batch's.
+    in_stage: bool,
 }
 
 /// What a job accumulates while it runs, shared by its stages.
@@ -70,8 +75,32 @@ impl JobState {
 }
 
 impl<'a, 'o> Context<'a, 'o> {
-    pub(super) fn new(tx: &'a mut Overlay<'o>, now: &'a str, seq: u64, job: &'a mut JobState) -> Self {
-        Context { tx, now, seq, job }
+    pub(super) fn new(
+        tx: &'a mut Overlay<'o>,
+        now: &'a str,
+        seq: u64,
+        job: &'a mut JobState,
+        written: &'a Written,
+    ) -> Self {
+        Context {
+            tx,
+            now,
+            seq,
+            job,
+            written,
+            in_stage: false,
+        }
+    }
+
+    /// The writes and result of a change prepared off the committer (`core::prepare`), when
+    /// nothing it read has been written since it began; None when the job must compute it
+    /// again. Checked against the batch's writes so far, so it is taken before staging (inside
+    /// a stage it is always None): stage the writes it gives with `absorb_staged`.
+    pub fn take_prepared<T>(&self, prepared: Prepared<T>) -> Option<(Staged, T)> {
+        if self.in_stage {
+            return None;
+        }
+        prepared.check(self.written, self.tx)
     }
 
     /// The channel the job came by, if any: fan-out also tells that channel's destinations.
@@ -127,6 +156,8 @@ impl<'a, 'o> Context<'a, 'o> {
                 now: self.now,
                 seq: self.seq,
                 job: &mut *self.job,
+                written: self.written,
+                in_stage: true,
             };
             change(&mut inner).and_then(|value| {
                 project(&mut inner)?;
@@ -179,7 +210,8 @@ pub fn run_direct<T, E: From<StoreError>>(
 ) -> Result<T, E> {
     let mut overlay = Overlay::new(store);
     let mut job = JobState::new(None, projections.clone());
-    let value = Context::new(&mut overlay, now, seq, &mut job).stage(change)?;
+    let written = Written::new(Default::default());
+    let value = Context::new(&mut overlay, now, seq, &mut job, &written).stage(change)?;
     store.commit(overlay.into_writes())?;
     Ok(value)
 }

@@ -10,6 +10,9 @@
 //! set by every [`Projection`] registered for the kinds of record it changed (search indexes,
 //! derived resources, outbox fan-out), or not at all.
 //!
+//! A change can be worked out before the committer, on the connection's task, and only checked
+//! there ([`prepare`], [`Context::take_prepared`]): the serial part stays small.
+//!
 //! This module knows nothing of HL7, FHIR or patients: it speaks of jobs, records changed by
 //! kind and id, journal entries and replies.
 
@@ -17,10 +20,12 @@ mod committer;
 mod context;
 pub(crate) mod idempotency;
 pub(crate) mod journal;
+mod prepared;
 mod projection;
 
-pub use committer::{CommitterHandle, Done, Finished, Job, NotStored, Release, start};
+pub use committer::{CommitterHandle, Done, Finished, Job, NotStored, Release, commit_time, start};
 #[cfg(test)]
 pub use context::run_direct;
 pub use context::{Context, Deliveries};
+pub use prepared::{CommittedBatches, Prepared, prepare};
 pub use projection::{Projection, Projections};

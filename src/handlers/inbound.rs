@@ -161,14 +161,16 @@ impl ListenerInbound {
             acks,
             routed,
         } = read;
-        let job = MessageJob {
+        let mut job = MessageJob {
             channel,
             peer: peer.to_owned(),
             received_at,
             input,
             journal_head: (!routed).then_some(self.rejected_head_bytes),
             acks,
+            prepared: None,
         };
+        job.prepare_changes(self.committer.committed_batches(), self.store.as_ref());
         let (reply, replied) = tokio::sync::oneshot::channel();
         if !self.committer.send(job.into_job(reply)).await {
             return None;

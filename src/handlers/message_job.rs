@@ -14,10 +14,11 @@ use tokio::sync::oneshot;
 
 use crate::core::idempotency::{self, Seen, Verdict};
 use crate::core::journal::{JournalEntry, Status};
-use crate::core::{Context, Done, Job, Release};
+use crate::core::{CommittedBatches, Context, Done, Job, Prepared, Release, commit_time, prepare};
 use crate::deliveries::queue::{Outgoing, enqueue};
 use crate::domain::resources::change::{self, ApplyError, ResourceChange};
 use crate::hl7::{Acks, ErrLocation, ErrorCode, Message, Outcome, ParseError};
+use crate::store::{Overlay, Reader};
 
 use super::replies::AckPolicy;
 use super::unreadable;
@@ -53,14 +54,29 @@ pub(crate) struct MessageJob {
     pub journal_head: Option<usize>,
     /// How the channel answers (original or enhanced mode, where application ACKs go).
     pub acks: Arc<AckPolicy>,
+    /// Its resource changes worked out already, off the committer (see `prepare_changes`).
+    pub prepared: Option<Prepared<Vec<String>>>,
 }
 
 impl MessageJob {
+    /// Works out the message's resource changes against the store as it is, on the caller's
+    /// task, so the committer only checks them (`core::prepare`); nothing when there are none.
+    pub(crate) fn prepare_changes(&mut self, committed: &CommittedBatches, store: &dyn Reader) {
+        if let JobInput::Hl7 {
+            changes: Ok(changes), ..
+        } = &self.input
+        {
+            let now = commit_time();
+            self.prepared = prepare(committed, store, |tx| apply_changes(tx, changes, &now));
+        }
+    }
+
     /// The committer job; `reply` gets the replies once it is durable.
-    pub(crate) fn into_job(self, reply: oneshot::Sender<Vec<String>>) -> Job {
+    pub(crate) fn into_job(mut self, reply: oneshot::Sender<Vec<String>>) -> Job {
         let origin = self.journal_head.is_none().then(|| self.channel.clone());
         Job::new(origin, move |ctx| {
-            let entry = process(ctx, &self);
+            let prepared = self.prepared.take();
+            let entry = process(ctx, &self, prepared);
             let replies = entry.replies.clone();
             let seq = ctx.seq;
             let release: Release = Box::new(move |durable| {
@@ -79,7 +95,11 @@ impl MessageJob {
 }
 
 /// Runs one message; returns its journal entry, replies included.
-fn process(ctx: &mut Context<'_, '_>, job: &MessageJob) -> JournalEntry {
+fn process(
+    ctx: &mut Context<'_, '_>,
+    job: &MessageJob,
+    prepared: Option<Prepared<Vec<String>>>,
+) -> JournalEntry {
     let seq = ctx.seq;
     let mut entry = JournalEntry {
         seq,
@@ -126,7 +146,7 @@ fn process(ctx: &mut Context<'_, '_>, job: &MessageJob) -> JournalEntry {
         }
         JobInput::Hl7 { message, changes } => {
             describe(&mut entry, message);
-            apply_message(ctx, job, message, changes, &mut entry);
+            apply_message(ctx, job, message, changes, prepared, &mut entry);
         }
     }
     if let Some(head) = job.journal_head
@@ -157,6 +177,7 @@ fn apply_message(
     job: &MessageJob,
     message: &Message,
     changes: &Result<Vec<ResourceChange>, Outcome>,
+    prepared: Option<Prepared<Vec<String>>>,
     entry: &mut JournalEntry,
 ) {
     let seq = ctx.seq;
@@ -201,13 +222,14 @@ fn apply_message(
     let outcome = match changes {
         Err(refused) => refused.clone(),
         Ok(changes) => {
+            let prepared = prepared.and_then(|prepared| ctx.take_prepared(prepared));
             // A projection's store failure comes back as ApplyError::Store, as the change's would.
-            let staged = ctx.stage(|ctx| {
-                let mut written = vec![];
-                for change in changes {
-                    written.extend(change::apply(ctx.tx, change, ctx.now)?);
+            let staged = ctx.stage(|ctx| match prepared {
+                Some((writes, written)) => {
+                    ctx.tx.absorb_staged(writes);
+                    Ok(written)
                 }
-                Ok::<_, ApplyError>(written)
+                None => apply_changes(ctx.tx, changes, ctx.now),
             });
             match staged {
                 Ok(written) => {
@@ -261,6 +283,19 @@ fn apply_message(
 /// carry a new MSH-7).
 pub(crate) fn fingerprint(message_text: &str) -> String {
     idempotency::fingerprint(message_text.split(['\r', '\n']).filter(|s| !s.is_empty()).skip(1))
+}
+
+/// Applies a message's resource changes in order; returns the records they wrote.
+fn apply_changes(
+    tx: &mut Overlay<'_>,
+    changes: &[ResourceChange],
+    now: &str,
+) -> Result<Vec<String>, ApplyError> {
+    let mut written = vec![];
+    for change in changes {
+        written.extend(change::apply(tx, change, now)?);
+    }
+    Ok(written)
 }
 
 /// The delivery number of a message's application ACK (see `enqueue`).

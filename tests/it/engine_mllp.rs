@@ -406,3 +406,54 @@ async fn the_store_on_disk_is_the_owners_alone() {
     let open: Vec<_> = found.iter().filter(|(_, mode)| mode & 0o077 != 0).collect();
     assert!(open.is_empty(), "readable by others: {open:?}");
 }
+
+/// Updates of one patient racing in on eight connections: each is applied on top of the one
+/// before it (none computed from a version another update has since replaced), as if they had
+/// come one by one. Each carries an MRN of its own, and identifiers accumulate: a lost update
+/// would lose its MRN, and a version.
+#[tokio::test]
+async fn concurrent_updates_of_one_patient_lose_nothing() {
+    let (_dir, data) = temp_store();
+    let engine = EngineProcess::start(&data);
+    let first = engine
+        .send(&adt("A28", "R0", "3000001", "R-0", "Mensah", "1 Quay St"))
+        .await;
+    assert_eq!(msa(&first).0, "AA", "{first}");
+    let (connections, each) = (8, 25);
+    let mut senders = vec![];
+    for connection in 0..connections {
+        let mut client = engine.client().await;
+        senders.push(tokio::spawn(async move {
+            for i in 0..each {
+                let mrn = format!("R-{connection}-{i}");
+                let control = format!("R{connection}-{i}");
+                let message = adt("A08", &control, "3000001", &mrn, "Mensah", "1 Quay St");
+                let ack = client.send(&message).await.expect("an ACK");
+                let ack = String::from_utf8(ack.to_vec()).unwrap();
+                assert_eq!(msa(&ack).0, "AA", "{ack}");
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let found = engine.search(&identifier_query(UCR_MPI, "3000001")).await;
+    assert_eq!(found.len(), 1);
+    let patient = &found[0];
+    let mrns: std::collections::BTreeSet<&str> = patient["identifier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["system"] == HOSPA)
+        .filter_map(|i| i["value"].as_str())
+        .collect();
+    assert_eq!(mrns.len(), 1 + connections * each, "every update's MRN is kept");
+    let id = patient["id"].as_str().unwrap();
+    let (status, history) = engine.get(&format!("/fhir/Patient/{id}/_history")).await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(
+        history["total"],
+        1 + connections * each,
+        "one version per message"
+    );
+}

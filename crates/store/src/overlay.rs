@@ -61,6 +61,11 @@ impl<'r> Overlay<'r> {
         &self.changed
     }
 
+    /// Whether this overlay itself (not the reader below it) has a pending write of `key`.
+    pub fn is_pending(&self, keyspace: Keyspace, key: &[u8]) -> bool {
+        self.pending.contains_key(&(keyspace, key.to_vec()))
+    }
+
     /// Sets `key` to `value`, for the reads through this overlay and for the writes it becomes.
     pub fn put(&mut self, keyspace: Keyspace, key: Vec<u8>, value: Vec<u8>) {
         self.pending.insert((keyspace, key), Some(value));
