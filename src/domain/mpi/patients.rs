@@ -234,7 +234,7 @@ fn write(
         id,
         was_indexed,
         Some(&new).filter(|n| is_indexed(n)),
-    );
+    )?;
     if let Some(old) = old {
         resources::record_version(tx, "Patient", id, old);
     }

@@ -159,7 +159,7 @@ pub fn put(
     let previous_version = current.as_ref().map(version_of).unwrap_or(0);
     let live = current.as_ref().filter(|c| c.get("deleted").is_none());
     stamp(&mut resource, resource_type, id, previous_version + 1, now);
-    update_index(tx, resource_type, id, live, Some(&resource));
+    update_index(tx, resource_type, id, live, Some(&resource))?;
     if let Some(current) = &current {
         record_version(tx, resource_type, id, current);
     }
@@ -201,7 +201,7 @@ pub fn delete(
         "id": id,
         "meta": { "versionId": version.to_string(), "lastUpdated": now },
     });
-    update_index(tx, resource_type, id, Some(&old), None);
+    update_index(tx, resource_type, id, Some(&old), None)?;
     record_version(tx, resource_type, id, &old);
     let bytes = serde_json::to_vec(&tombstone).expect("a JSON value always serializes");
     tx.put(Keyspace::Resource, key(resource_type, id), bytes);
@@ -209,7 +209,10 @@ pub fn delete(
     Ok(Some(version))
 }
 
-/// The index entries of one resource.
+/// The index entries of one resource. `_lastUpdated` is indexed by its day (`YYYY-MM-DD`) only,
+/// not by the instant: an update on the same day as the version it replaces then changes no
+/// entry at all. A search takes candidates from the days and compares each one's own
+/// `meta.lastUpdated` exactly (see `search::search`).
 fn index_keys(resource_type: &str, id: &str, resource: &Value) -> Vec<Vec<u8>> {
     let mut keys = vec![];
     for param in params::of_type(resource_type) {
@@ -218,9 +221,14 @@ fn index_keys(resource_type: &str, id: &str, resource: &Value) -> Vec<Vec<u8>> {
         }
     }
     if let Some(updated) = resource["meta"]["lastUpdated"].as_str() {
-        keys.push(index_key(resource_type, "_lastUpdated", updated, id));
+        keys.push(index_key(resource_type, "_lastUpdated", updated_day(updated), id));
     }
     keys
+}
+
+/// The day of a `meta.lastUpdated` (`YYYY-MM-DD`; all of it when it is no longer than that).
+fn updated_day(updated: &str) -> &str {
+    updated.get(..10).unwrap_or(updated)
 }
 
 pub(crate) fn index_key(resource_type: &str, param: &str, value: &str, id: &str) -> Vec<u8> {
@@ -242,7 +250,7 @@ pub fn update_index(
     id: &str,
     old: Option<&Value>,
     new: Option<&Value>,
-) {
+) -> Result<(), StoreError> {
     let old_keys: std::collections::BTreeSet<Vec<u8>> = old
         .map(|o| index_keys(resource_type, id, o))
         .unwrap_or_default()
@@ -253,10 +261,30 @@ pub fn update_index(
         .unwrap_or_default()
         .into_iter()
         .collect();
+    // Releases before the day index kept `_lastUpdated` by the whole instant, so the old
+    // version's entry has either form, depending on which release wrote it: both are handled.
+    // The instant form is looked up (one point read) rather than deleted blindly, as a blind
+    // delete would write to the index on every update, which the day index is there to avoid.
+    let legacy = match old.and_then(|o| o["meta"]["lastUpdated"].as_str()) {
+        Some(updated) if updated_day(updated) != updated => {
+            let key = index_key(resource_type, "_lastUpdated", updated, id);
+            tx.get(Keyspace::SearchIndex, &key)?.map(|_| key)
+        }
+        _ => None,
+    };
     for key in old_keys.difference(&new_keys) {
         tx.delete(Keyspace::SearchIndex, key.clone());
     }
     for key in new_keys.difference(&old_keys) {
         tx.put(Keyspace::SearchIndex, key.clone(), vec![]);
     }
+    if let Some(legacy) = legacy {
+        tx.delete(Keyspace::SearchIndex, legacy);
+        // The old version had no day entry for the difference above to keep: write the new one.
+        if let Some(updated) = new.and_then(|n| n["meta"]["lastUpdated"].as_str()) {
+            let key = index_key(resource_type, "_lastUpdated", updated_day(updated), id);
+            tx.put(Keyspace::SearchIndex, key, vec![]);
+        }
+    }
+    Ok(())
 }

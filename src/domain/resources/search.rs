@@ -6,6 +6,10 @@
 //! case-insensitive; `:exact` for the whole value); date with the prefixes `eq ne gt lt ge le`
 //! at any precision; reference `id`, `Type/id` or a full URL. `_id` and `_lastUpdated` on every
 //! type; `_sort` by `_lastUpdated`, `-_lastUpdated`, `_id` or `-_id`.
+//!
+//! `_lastUpdated` is indexed by day (see `index_keys`): its index gives the ids whose day could
+//! match, and the loaded resources' own `meta.lastUpdated` are then compared exactly, the way
+//! every other date is compared in its index.
 
 use std::collections::BTreeSet;
 
@@ -69,10 +73,16 @@ pub fn search(
     sort: Sort,
 ) -> Result<Vec<Value>, SearchError> {
     let mut matched: Option<BTreeSet<String>> = None;
+    // Each `_lastUpdated` filter's values (any of which may match), for the exact comparison.
+    let mut updated_filters: Vec<Vec<DateQuery>> = vec![];
     for (name, value) in filters {
         let mut ids = BTreeSet::new();
         for one in value.split(',') {
             ids.extend(ids_for(store, resource_type, name, one)?);
+        }
+        if name.split_once(':').map_or(name.as_str(), |(name, _)| name) == "_lastUpdated" {
+            let any = value.split(',').map(DateQuery::parse).collect::<Result<_, _>>()?;
+            updated_filters.push(any);
         }
         matched = Some(match matched {
             None => ids,
@@ -83,11 +93,25 @@ pub fn search(
         Some(ids) => ids,
         None => all_ids(store, resource_type)?,
     };
-    let mut resources = Vec::with_capacity(ids.len());
-    for id in ids.into_iter().take(MAX_MATCHES) {
+    let mut resources = Vec::with_capacity(ids.len().min(MAX_MATCHES));
+    // The ids that would match had `_lastUpdated` been indexed by instant count to the limit;
+    // the candidates its day index adds and the exact comparison drops do not.
+    let mut taken = 0;
+    for id in ids {
+        if taken == MAX_MATCHES {
+            break;
+        }
         if let Some(Current::Live(resource)) = read(store, resource_type, &id)? {
+            let updated = resource["meta"]["lastUpdated"].as_str();
+            let kept = updated_filters
+                .iter()
+                .all(|any| updated.is_some_and(|updated| any.iter().any(|q| q.matches(updated))));
+            if !kept {
+                continue;
+            }
             resources.push(resource);
         }
+        taken += 1;
     }
     let updated = |r: &Value| r["meta"]["lastUpdated"].as_str().unwrap_or("").to_string();
     match sort {
@@ -139,7 +163,13 @@ fn ids_for(
             let exists = matches!(read(store, resource_type, value)?, Some(Current::Live(_)));
             return Ok(exists.then(|| value.to_string()).into_iter().collect());
         }
-        (_, "_lastUpdated") => return dates(store, resource_type, "_lastUpdated", value),
+        (_, "_lastUpdated") => {
+            // Days, each kept when some instant of it could match: `search` compares exactly.
+            let query = DateQuery::parse(value)?;
+            return scan_filtered(store, resource_type, "_lastUpdated", "", |day| {
+                query.may_match_within(day)
+            });
+        }
         ("Patient", "identifier") => {
             let (system, code) = match value.split_once('|') {
                 Some((system, code)) => ((!system.is_empty()).then_some(system), code),
@@ -204,7 +234,10 @@ fn ids_for(
                 scan_filtered(store, resource_type, name, &wanted, |_| true)
             }
         }
-        Kind::Date => dates(store, resource_type, name, value),
+        Kind::Date => {
+            let query = DateQuery::parse(value)?;
+            scan_filtered(store, resource_type, name, "", |value| query.matches(value))
+        }
         Kind::Reference => {
             let reference = if value.contains('/') {
                 params::reference_key(value)
@@ -241,36 +274,70 @@ fn scan_filtered(
     Ok(ids)
 }
 
-/// Ids whose date value compares with `query` (`[prefix]date`) as the prefix says.
-fn dates(
-    store: &dyn Store,
-    resource_type: &str,
-    param: &str,
-    query: &str,
-) -> Result<BTreeSet<String>, SearchError> {
-    let (op, date) = match query.get(..2) {
-        Some(op @ ("eq" | "ne" | "gt" | "lt" | "ge" | "le")) => (op, &query[2..]),
-        _ => ("eq", query),
-    };
-    if !valid_date(date) {
-        return Err(SearchError::Invalid(format!(
-            "`{query}` is not a date search value like 1990-05-01, ge2024-01 or lt2025-03-01T10:00:00Z"
-        )));
-    }
-    let date = date.replace(' ', "+");
-    scan_filtered(store, resource_type, param, "", |value| {
-        // A value is "in" the query's range when it starts with it (same day, month, ...).
-        let within = value.starts_with(date.as_str()) || date.starts_with(value);
-        match op {
-            "eq" => within,
-            "ne" => !within,
-            "gt" => !within && value > date.as_str(),
-            "lt" => !within && value < date.as_str(),
-            "ge" => within || value > date.as_str(),
-            "le" => within || value < date.as_str(),
-            _ => false,
+/// A date search value (`[prefix]date`), compared with stored values as text, precision-aware.
+struct DateQuery {
+    prefix: Prefix,
+    date: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prefix {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+}
+
+impl DateQuery {
+    fn parse(query: &str) -> Result<DateQuery, SearchError> {
+        let (prefix, date) = match query.get(..2) {
+            Some("eq") => (Prefix::Eq, &query[2..]),
+            Some("ne") => (Prefix::Ne, &query[2..]),
+            Some("gt") => (Prefix::Gt, &query[2..]),
+            Some("lt") => (Prefix::Lt, &query[2..]),
+            Some("ge") => (Prefix::Ge, &query[2..]),
+            Some("le") => (Prefix::Le, &query[2..]),
+            _ => (Prefix::Eq, query),
+        };
+        if !valid_date(date) {
+            return Err(SearchError::Invalid(format!(
+                "`{query}` is not a date search value like 1990-05-01, ge2024-01 or lt2025-03-01T10:00:00Z"
+            )));
         }
-    })
+        // A `+` of a time zone offset arrives as a space when the query string was not encoded.
+        Ok(DateQuery {
+            prefix,
+            date: date.replace(' ', "+"),
+        })
+    }
+
+    /// Whether the stored `value` matches.
+    fn matches(&self, value: &str) -> bool {
+        let date = self.date.as_str();
+        // A value is "in" the query's range when it starts with it (same day, month, ...).
+        let within = value.starts_with(date) || date.starts_with(value);
+        match self.prefix {
+            Prefix::Eq => within,
+            Prefix::Ne => !within,
+            Prefix::Gt => !within && value > date,
+            Prefix::Lt => !within && value < date,
+            Prefix::Ge => within || value > date,
+            Prefix::Le => within || value < date,
+        }
+    }
+
+    /// Whether some value starting with `start` (a day of `_lastUpdated`'s index, or a whole
+    /// instant as releases before the day index wrote it) could match; never false when one
+    /// does. When `start` and the query differ at a character both have, every such value
+    /// differs from the query there too, so none is "within" it and all compare with it as
+    /// `start` does; when the query starts with `start` and is no longer, every such value is
+    /// within it. Only when `start` is a strict beginning of the query (a query finer than a
+    /// day) can such values answer differently, so they all stay candidates.
+    fn may_match_within(&self, start: &str) -> bool {
+        (self.date.len() > start.len() && self.date.starts_with(start)) || self.matches(start)
+    }
 }
 
 fn valid_date(date: &str) -> bool {
@@ -331,6 +398,275 @@ mod tests {
             search(&store, "Task", &[("colour".into(), "x".into())], Sort::Id),
             Err(SearchError::Invalid(_))
         ));
+    }
+
+    /// Writes a Task as of `at` and commits it; returns the writes.
+    fn put_task(store: &MemoryStore, id: &str, status: &str, at: &str) -> WriteSet {
+        let mut tx = Overlay::new(store);
+        let task = json!({ "resourceType": "Task", "status": status, "intent": "order",
+            "for": { "reference": "Patient/p1" } });
+        super::super::put(&mut tx, "Task", id, task, at).unwrap();
+        let writes = tx.into_writes();
+        store.commit(writes.clone()).unwrap();
+        writes
+    }
+
+    /// The search index writes among `writes`: key and whether it is put (or deleted).
+    fn index_writes(writes: &WriteSet) -> Vec<(Vec<u8>, bool)> {
+        writes
+            .ops
+            .iter()
+            .filter(|(keyspace, _, _)| *keyspace == Keyspace::SearchIndex)
+            .map(|(_, key, value)| (key.clone(), value.is_some()))
+            .collect()
+    }
+
+    fn updated_key(resource_type: &str, value: &str, id: &str) -> Vec<u8> {
+        super::super::index_key(resource_type, "_lastUpdated", value, id)
+    }
+
+    /// Every `_lastUpdated` index entry of `resource_type`, in key order.
+    fn updated_entries(store: &MemoryStore, resource_type: &str) -> Vec<Vec<u8>> {
+        let prefix = index_prefix(resource_type, "_lastUpdated");
+        store
+            .scan_prefix(Keyspace::SearchIndex, &prefix, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    /// Puts `id`'s `_lastUpdated` entry back in the form releases before the day index wrote:
+    /// the whole instant.
+    fn to_instant_entry(store: &MemoryStore, resource_type: &str, id: &str, at: &str) {
+        let mut tx = Overlay::new(store);
+        tx.delete(Keyspace::SearchIndex, updated_key(resource_type, &at[..10], id));
+        tx.put(Keyspace::SearchIndex, updated_key(resource_type, at, id), vec![]);
+        store.commit(tx.into_writes()).unwrap();
+    }
+
+    fn find_tasks(store: &MemoryStore, filters: &[(&str, &str)]) -> Vec<String> {
+        let filters: Vec<(String, String)> = filters
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        ids(search(store, "Task", &filters, Sort::Id).unwrap())
+    }
+
+    #[test]
+    fn updates_on_one_day_write_no_last_updated_entry_and_a_later_day_moves_it() {
+        let store = MemoryStore::new();
+        let first = put_task(&store, "t1", "ready", "2026-03-01T08:00:00.000Z");
+        assert!(index_writes(&first).contains(&(updated_key("Task", "2026-03-01", "t1"), true)));
+        for at in [
+            "2026-03-01T09:15:00.000Z",
+            "2026-03-01T12:30:00.500Z",
+            "2026-03-01T23:59:59.999Z",
+        ] {
+            let writes = put_task(&store, "t1", "ready", at);
+            assert_eq!(index_writes(&writes), [], "an update at {at}");
+        }
+        // The search still compares the instant the resource was last written.
+        assert_eq!(
+            find_tasks(&store, &[("_lastUpdated", "gt2026-03-01T23:59:59.998Z")]),
+            ["t1"]
+        );
+        assert_eq!(
+            find_tasks(&store, &[("_lastUpdated", "lt2026-03-01T23:59:59.999Z")]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            find_tasks(&store, &[("_lastUpdated", "2026-03-01T09")]),
+            Vec::<String>::new()
+        );
+
+        let next_day = put_task(&store, "t1", "ready", "2026-03-02T00:00:00.000Z");
+        assert_eq!(
+            index_writes(&next_day),
+            [
+                (updated_key("Task", "2026-03-01", "t1"), false),
+                (updated_key("Task", "2026-03-02", "t1"), true),
+            ]
+        );
+        assert_eq!(
+            updated_entries(&store, "Task"),
+            [updated_key("Task", "2026-03-02", "t1")]
+        );
+        assert_eq!(find_tasks(&store, &[("_lastUpdated", "2026-03-02")]), ["t1"]);
+
+        // A Patient's writes go through the same index (with its own parameters).
+        let patient = json!({ "resourceType": "Patient", "name": [{ "family": "Ngata" }] });
+        let write_patient = |at: &str| {
+            let mut tx = Overlay::new(&store);
+            patients::replace(&mut tx, "p1", &patient, at).unwrap();
+            let writes = tx.into_writes();
+            store.commit(writes.clone()).unwrap();
+            writes
+        };
+        write_patient("2026-03-01T08:00:00.000Z");
+        assert_eq!(index_writes(&write_patient("2026-03-01T17:00:00.000Z")), []);
+        assert_eq!(
+            index_writes(&write_patient("2026-03-04T08:00:00.000Z")),
+            [
+                (updated_key("Patient", "2026-03-01", "p1"), false),
+                (updated_key("Patient", "2026-03-04", "p1"), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_entry_by_instant_from_an_earlier_release_is_found_and_then_cleaned() {
+        let store = MemoryStore::new();
+        for (id, at) in [
+            ("t1", "2026-03-01T08:00:00.000Z"),
+            ("t2", "2026-03-01T10:00:00.000Z"),
+        ] {
+            put_task(&store, id, "ready", at);
+            to_instant_entry(&store, "Task", id, at);
+        }
+        assert_eq!(
+            find_tasks(&store, &[("_lastUpdated", "lt2026-03-01T09:00")]),
+            ["t1"]
+        );
+        assert_eq!(
+            find_tasks(&store, &[("_lastUpdated", "gt2026-03-01T09:00")]),
+            ["t2"]
+        );
+        assert_eq!(find_tasks(&store, &[("_lastUpdated", "2026-03")]), ["t1", "t2"]);
+        assert_eq!(
+            find_tasks(&store, &[("_lastUpdated", "ne2026-03-01T10:00:00.000Z")]),
+            ["t1"]
+        );
+
+        // Updated on the same day: the instant entry goes, the day entry comes.
+        let writes = put_task(&store, "t1", "ready", "2026-03-01T12:00:00.000Z");
+        assert_eq!(
+            index_writes(&writes),
+            [
+                (updated_key("Task", "2026-03-01", "t1"), true),
+                (updated_key("Task", "2026-03-01T08:00:00.000Z", "t1"), false),
+            ]
+        );
+        assert_eq!(
+            find_tasks(&store, &[("_lastUpdated", "gt2026-03-01T11:00")]),
+            ["t1"]
+        );
+        assert_eq!(
+            find_tasks(&store, &[("_lastUpdated", "lt2026-03-01T11:00")]),
+            ["t2"]
+        );
+        // Deleted on a later day: its instant entry goes too.
+        let mut tx = Overlay::new(&store);
+        super::super::delete(&mut tx, "Task", "t2", "2026-03-05T08:00:00.000Z").unwrap();
+        store.commit(tx.into_writes()).unwrap();
+        assert_eq!(
+            updated_entries(&store, "Task"),
+            [updated_key("Task", "2026-03-01", "t1")]
+        );
+        assert_eq!(find_tasks(&store, &[("_lastUpdated", "2026-03")]), ["t1"]);
+    }
+
+    /// `_lastUpdated` as it was compared in its index when that held the whole instant: the
+    /// brute force the day index and the exact comparison must agree with.
+    fn instant_matches(updated: &str, query: &str) -> bool {
+        let (op, date) = match query.get(..2) {
+            Some(op @ ("eq" | "ne" | "gt" | "lt" | "ge" | "le")) => (op, &query[2..]),
+            _ => ("eq", query),
+        };
+        let within = updated.starts_with(date) || date.starts_with(updated);
+        match op {
+            "eq" => within,
+            "ne" => !within,
+            "gt" => !within && updated > date,
+            "lt" => !within && updated < date,
+            "ge" => within || updated > date,
+            "le" => within || updated < date,
+            _ => unreachable!(),
+        }
+    }
+
+    /// An instant near the turn of a day, a month and a year, UTC as the server writes them.
+    fn instant() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["2025-12-31", "2026-01-01", "2026-01-31", "2026-02-01"]),
+            prop::sample::select(vec!["00", "09", "10", "23"]),
+            prop::sample::select(vec!["00", "30", "59"]),
+            prop::sample::select(vec!["00", "59"]),
+            prop::sample::select(vec!["000", "500", "999"]),
+        )
+            .prop_map(|(day, h, m, s, ms)| format!("{day}T{h}:{m}:{s}.{ms}Z"))
+    }
+
+    /// A `_lastUpdated` search value: a prefix, and an instant cut to year, month, day, minute
+    /// (in UTC, at an offset, or with none), second or millisecond.
+    fn updated_query() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["", "eq", "ne", "gt", "lt", "ge", "le"]),
+            instant(),
+            0..8usize,
+        )
+            .prop_map(|(prefix, at, precision)| {
+                let date = match precision {
+                    0 => at[..4].to_string(),
+                    1 => at[..7].to_string(),
+                    2 => at[..10].to_string(),
+                    3 => format!("{}Z", &at[..16]),
+                    4 => format!("{}+01:00", &at[..16]),
+                    5 => at[..16].to_string(),
+                    6 => format!("{}Z", &at[..19]),
+                    _ => at,
+                };
+                format!("{prefix}{date}")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// `_lastUpdated` filters (ANDed, each with values ORed, with another parameter or not)
+        /// find what comparing every resource's `meta.lastUpdated` finds, over resources
+        /// written one or more times, some of whose entries an earlier release wrote.
+        #[test]
+        fn last_updated_search_matches_a_brute_force_filter(
+            tasks in prop::collection::vec(
+                (prop::collection::vec(instant(), 1..4), any::<bool>(), any::<bool>()),
+                1..8,
+            ),
+            filters in prop::collection::vec(prop::collection::vec(updated_query(), 1..3), 1..3),
+            ready_only in any::<bool>(),
+        ) {
+            let store = MemoryStore::new();
+            let mut last = vec![];
+            for (n, (writes, ready, earlier_release)) in tasks.iter().enumerate() {
+                let id = format!("t{n}");
+                let status = if *ready { "ready" } else { "completed" };
+                for (k, at) in writes.iter().enumerate() {
+                    put_task(&store, &id, status, at);
+                    if k == 0 && *earlier_release {
+                        to_instant_entry(&store, "Task", &id, at);
+                    }
+                }
+                last.push((id, *ready, writes.last().unwrap().clone()));
+            }
+            // One entry per resource, whichever form it is in.
+            prop_assert_eq!(updated_entries(&store, "Task").len(), tasks.len());
+
+            let mut query: Vec<(String, String)> =
+                filters.iter().map(|any| ("_lastUpdated".to_string(), any.join(","))).collect();
+            if ready_only {
+                query.push(("status".to_string(), "ready".to_string()));
+            }
+            let found = ids(search(&store, "Task", &query, Sort::Id).unwrap());
+            let mut expected: Vec<String> = last
+                .iter()
+                .filter(|(_, ready, updated)| {
+                    (*ready || !ready_only)
+                        && filters.iter().all(|any| any.iter().any(|q| instant_matches(updated, q)))
+                })
+                .map(|(id, _, _)| id.clone())
+                .collect();
+            expected.sort();
+            prop_assert_eq!(found, expected, "query {:?}", query);
+        }
     }
 
     proptest! {
