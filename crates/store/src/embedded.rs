@@ -2,10 +2,16 @@
 //! (`wal`), which is the only durable log.
 //!
 //! All keyspaces live in one tree behind a one-byte prefix. A commit, under the log lock, appends
-//! its write set to the log and inserts it into the tree's memtable, then moves the visible
-//! sequence number past it: readers read at the visible number, so they see a write set whole or
+//! its write set to the log and inserts it into the tree's memtable, then moves the readable
+//! sequence number past it: readers read at the readable number, so they see a write set whole or
 //! not at all, the moment its commit returns. `sync` makes the log durable; nothing else is
 //! written per commit (one durable write per change, not two).
+//!
+//! The tree also takes sequence numbers from the same counter for its own versions (a flush, a
+//! compaction) and moves its own visible number past them; that one is not what readers read at,
+//! or a flush during a commit would show half of its write set. A compaction drops the versions
+//! no reader can need any more: below the readable number it saw with no read in flight (the
+//! `readers` lock), which every later read is at or above.
 //!
 //! When the log segment passes `SEGMENT_BYTES`, a checkpoint starts: under the log lock the log
 //! moves to a new segment and the memtable is sealed, so the sealed memtable holds exactly the
@@ -25,7 +31,7 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
 
 use lsm_tree::{AbstractTree, AnyTree, SequenceNumberCounter};
@@ -49,8 +55,10 @@ pub struct EmbeddedStore {
     tree: AnyTree,
     /// The next sequence number of the tree.
     seqno: SequenceNumberCounter,
-    /// Readers see what has a sequence number below this.
-    visible: SequenceNumberCounter,
+    /// Readers see what has a sequence number below this: moved only by whole commits.
+    readable: SequenceNumberCounter,
+    /// Held (shared) by every read for its whole length; see the module doc.
+    readers: Arc<RwLock<()>>,
     log_dir: PathBuf,
     log: Mutex<Log>,
     maintenance: Mutex<Option<JoinHandle<()>>>,
@@ -174,12 +182,10 @@ fn lock_folder(dir: &Path) -> Result<File, StoreError> {
 }
 
 /// Opens the tree in `tree_dir` with the store's cache.
-fn open_tree(
-    tree_dir: &Path,
-    seqno: &SequenceNumberCounter,
-    visible: &SequenceNumberCounter,
-) -> Result<AnyTree, StoreError> {
-    lsm_tree::Config::new(tree_dir, seqno.clone(), visible.clone())
+fn open_tree(tree_dir: &Path, seqno: &SequenceNumberCounter) -> Result<AnyTree, StoreError> {
+    // The tree's own visible number: moved by its versions, never read at (see the module doc).
+    let tree_visible = SequenceNumberCounter::default();
+    lsm_tree::Config::new(tree_dir, seqno.clone(), tree_visible)
         .use_cache(Arc::new(lsm_tree::Cache::with_capacity_bytes(CACHE_BYTES)))
         .open()
         .map_err(|e| StoreError::Open {
@@ -189,15 +195,20 @@ fn open_tree(
 }
 
 /// Inserts a write set into the memtable, each write under its own sequence number so a later
-/// write of the same key wins; readers see none of them until `visible` passes the last.
-fn insert(tree: &AnyTree, seqno: &SequenceNumberCounter, writes: &WriteSet) {
+/// write of the same key wins; readers see none of them until `readable` passes the last, which
+/// this returns.
+fn insert(tree: &AnyTree, seqno: &SequenceNumberCounter, writes: &WriteSet) -> Option<u64> {
+    let mut last = None;
     for (keyspace, key, value) in &writes.ops {
         let key = full_key(*keyspace, key);
+        let this = seqno.next();
         match value {
-            Some(value) => tree.insert(key, value.as_slice(), seqno.next()),
-            None => tree.remove(key, seqno.next()),
+            Some(value) => tree.insert(key, value.as_slice(), this),
+            None => tree.remove(key, this),
         };
+        last = Some(this);
     }
+    last
 }
 
 impl EmbeddedStore {
@@ -216,8 +227,8 @@ impl EmbeddedStore {
         }
         let lock = lock_folder(dir)?;
         let seqno = SequenceNumberCounter::default();
-        let visible = SequenceNumberCounter::default();
-        let tree = open_tree(&tree_dir, &seqno, &visible)?;
+        let readable = SequenceNumberCounter::default();
+        let tree = open_tree(&tree_dir, &seqno)?;
         let next_seqno = |tree: &AnyTree| tree.get_highest_persisted_seqno().map_or(0, |s| s + 1);
         seqno.set(next_seqno(&tree));
         super::sled_import::import_if_present(dir, &tree, &seqno)?;
@@ -237,7 +248,8 @@ impl EmbeddedStore {
                 replayed += 1;
             }
         }
-        visible.set(seqno.get());
+        readable.set(seqno.get());
+        let readers = Arc::new(RwLock::new(()));
         if replayed > 0 {
             tracing::info!(records = replayed, "replayed the log past the last checkpoint");
         }
@@ -248,7 +260,8 @@ impl EmbeddedStore {
         let maintenance = {
             let worker = Maintenance {
                 tree: tree.clone(),
-                visible: visible.clone(),
+                readable: readable.clone(),
+                readers: readers.clone(),
                 dir: dir.to_path_buf(),
                 progress: progress.clone(),
                 first_unfolded: first_unfolded.clone(),
@@ -261,7 +274,8 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             tree,
             seqno,
-            visible,
+            readable,
+            readers,
             log: Mutex::new(Log {
                 wal: Wal::open(&log_dir, current)?,
                 requested: 0,
@@ -331,7 +345,8 @@ impl EmbeddedStore {
 /// The maintenance thread's side: writes sealed memtables out, records checkpoints, compacts.
 struct Maintenance {
     tree: AnyTree,
-    visible: SequenceNumberCounter,
+    readable: SequenceNumberCounter,
+    readers: Arc<RwLock<()>>,
     dir: PathBuf,
     progress: Arc<Progress>,
     first_unfolded: Arc<AtomicU64>,
@@ -378,7 +393,12 @@ impl Maintenance {
             Arc::new(lsm_tree::compaction::Leveled::default());
         for _ in 0..COMPACTION_ROUNDS {
             let before = self.tree.current_version().id();
-            if let Err(e) = self.tree.compact(strategy.clone(), self.visible.get()) {
+            // With no read in flight, every read from now on is at this number or above.
+            let watermark = match self.readers.write() {
+                Ok(_no_reads) => self.readable.get(),
+                Err(_) => return,
+            };
+            if let Err(e) = self.tree.compact(strategy.clone(), watermark) {
                 tracing::warn!(error = %e, "compaction failed; it is tried again after the next checkpoint");
                 return;
             }
@@ -408,7 +428,8 @@ impl Drop for EmbeddedStore {
 
 impl Reader for EmbeddedStore {
     fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let value = self.tree.get(full_key(keyspace, key), self.visible.get())?;
+        let _reading = self.readers.read().map_err(|_| StoreError::Poisoned)?;
+        let value = self.tree.get(full_key(keyspace, key), self.readable.get())?;
         Ok(value.map(|v| v.to_vec()))
     }
 }
@@ -425,9 +446,10 @@ impl Store for EmbeddedStore {
         if limit == 0 {
             return Ok(found);
         }
+        let _reading = self.readers.read().map_err(|_| StoreError::Poisoned)?;
         for entry in self
             .tree
-            .prefix(full_key(keyspace, prefix), self.visible.get(), None)
+            .prefix(full_key(keyspace, prefix), self.readable.get(), None)
         {
             let (key, value) = entry.into_inner()?;
             found.push((key[1..].to_vec(), value.to_vec()));
@@ -450,8 +472,9 @@ impl Store for EmbeddedStore {
                 return Err(e);
             }
         };
-        insert(&self.tree, &self.seqno, &writes);
-        self.visible.fetch_max(self.seqno.get());
+        if let Some(last) = insert(&self.tree, &self.seqno, &writes) {
+            self.readable.fetch_max(last + 1);
+        }
         if let Some((seq, _)) = writes.journal.last() {
             self.last_seq.fetch_max(*seq, Ordering::SeqCst);
         }
@@ -849,6 +872,58 @@ mod tests {
         assert!(
             refused.to_string().contains("checkpoint marker does not read"),
             "{refused}"
+        );
+    }
+
+    /// Readers on other threads while commits, checkpoints (flushes) and compactions go on: a
+    /// scan, read at one sequence number, sees every write set whole (its three keys always
+    /// equal), and no read ever fails.
+    #[test]
+    fn reads_see_whole_write_sets_through_flushes_and_compactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, done) = (store.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let mut scans = 0u64;
+                    while !done.load(Ordering::Relaxed) {
+                        let found = store.scan_prefix(Keyspace::Patient, b"k", 10).unwrap();
+                        let values: Vec<&Vec<u8>> = found.iter().map(|(_, v)| v).collect();
+                        assert!(
+                            values.windows(2).all(|w| w[0] == w[1]),
+                            "a write set seen in part: {values:?}"
+                        );
+                        store.get(Keyspace::Patient, b"k1").unwrap();
+                        scans += 1;
+                    }
+                    scans
+                })
+            })
+            .collect();
+        for round in 0..3000u64 {
+            let value = round.to_be_bytes();
+            store
+                .commit(WriteSet {
+                    ops: [b"k1", b"k2", b"k3"]
+                        .map(|k| put(Keyspace::Patient, k, &value))
+                        .to_vec(),
+                    journal: vec![],
+                })
+                .unwrap();
+            if round % 60 == 59 {
+                // Each checkpoint flushes a memtable; every few, the tables are compacted.
+                store.checkpoint().unwrap();
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        for reader in readers {
+            assert!(reader.join().expect("no read failed") > 0);
+        }
+        assert_eq!(
+            store.get(Keyspace::Patient, b"k3").unwrap(),
+            Some(2999u64.to_be_bytes().to_vec())
         );
     }
 }
