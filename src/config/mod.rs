@@ -163,6 +163,11 @@ pub struct StoreConfig {
     /// so a full disk is met before a write fails half-way; 0 turns the floor off.
     #[serde(default = "default_min_free_bytes")]
     pub min_free_bytes: u64,
+    /// A log segment past this many bytes is checkpointed (written out as tables) and a new one
+    /// started: smaller means more frequent checkpoints and journal files and less to replay on
+    /// start; the memtable holds up to one segment of writes.
+    #[serde(default = "default_log_segment_bytes")]
+    pub log_segment_bytes: Spanned<u64>,
     /// Set by `serve --cut-damaged-log` only: recovery cuts the log at damage that intact
     /// records follow instead of refusing to open.
     #[serde(skip)]
@@ -174,6 +179,7 @@ impl Default for StoreConfig {
         StoreConfig {
             data_dir: default_data_dir(),
             min_free_bytes: default_min_free_bytes(),
+            log_segment_bytes: default_log_segment_bytes(),
             cut_damaged_log: false,
         }
     }
@@ -184,6 +190,7 @@ impl StoreConfig {
     pub fn options(&self) -> crate::store::StoreOptions {
         crate::store::StoreOptions {
             min_free_bytes: self.min_free_bytes,
+            log_segment_bytes: *self.log_segment_bytes.get_ref(),
             damage: if self.cut_damaged_log {
                 crate::store::LogDamage::Cut
             } else {
@@ -196,6 +203,15 @@ impl StoreConfig {
 fn default_min_free_bytes() -> u64 {
     64 * 1024 * 1024
 }
+
+fn default_log_segment_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, crate::store::DEFAULT_LOG_SEGMENT_BYTES)
+}
+
+/// The bounds of `store.log_segment_bytes`: below 64 KiB a checkpoint would come every few
+/// commits; above 1 GiB the memtable (one segment of writes) and the replay on start grow too big.
+const LOG_SEGMENT_BYTES_MIN: u64 = 64 * 1024;
+const LOG_SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
@@ -619,6 +635,16 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let located = |span, key, message| self.error_at(span, key, message);
         check_bind(&self.http.bind, "http.bind", &located)?;
+        let segment = &self.store.log_segment_bytes;
+        if !(LOG_SEGMENT_BYTES_MIN..=LOG_SEGMENT_BYTES_MAX).contains(segment.get_ref()) {
+            return Err(located(
+                segment.span(),
+                "store.log_segment_bytes".into(),
+                format!(
+                    "must be between {LOG_SEGMENT_BYTES_MIN} and {LOG_SEGMENT_BYTES_MAX} (64 KiB to 1 GiB)"
+                ),
+            ));
+        }
         self.validate_http_limits()?;
         self.validate_http()?;
         let mut names: Vec<&str> = Vec::new();
@@ -1141,6 +1167,31 @@ bind = "127.0.0.1:2575"
         }
         let err = Config::parse(&with("max_uri_byte = 2048"), "t.toml").unwrap_err();
         assert_eq!(err.key, "max_uri_byte");
+    }
+
+    #[test]
+    fn the_log_segment_size_defaults_and_is_checked_with_its_line() {
+        let config = Config::parse(GOOD, "t.toml").unwrap();
+        assert_eq!(config.store.options().log_segment_bytes, 64 * 1024 * 1024);
+        let with = |value: &str| {
+            GOOD.replace(
+                "data_dir = \"./data\"",
+                &format!("data_dir = \"./data\"\nlog_segment_bytes = {value}"),
+            )
+        };
+        let config = Config::parse(&with("65536"), "t.toml").unwrap();
+        assert_eq!(config.store.options().log_segment_bytes, 65536);
+        for value in ["65535", "0", "1073741825"] {
+            let err = Config::parse(&with(value), "t.toml").unwrap_err();
+            assert_eq!(
+                (err.key.as_str(), err.line),
+                ("store.log_segment_bytes", 4),
+                "{err}"
+            );
+            assert!(err.message.contains("between 65536 and 1073741824"), "{err}");
+        }
+        let err = Config::parse(&with("-1"), "t.toml").unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
     }
 
     #[test]

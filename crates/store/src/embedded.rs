@@ -13,9 +13,10 @@
 //! no reader can need any more: below the readable number it saw with no read in flight (the
 //! `readers` lock), which every later read is at or above.
 //!
-//! When the log segment passes `SEGMENT_BYTES`, a checkpoint starts: under the log lock the log
-//! moves to a new segment and the memtable is sealed, so the sealed memtable holds exactly the
-//! write sets of the segments before the new one. The `store-maintenance` thread writes it out as
+//! When the log segment passes `StoreOptions::log_segment_bytes` (64 MiB by default) at a sync, a
+//! checkpoint starts: under the log lock the log moves to a new segment and the memtable is
+//! sealed, so the sealed memtable holds exactly the write sets of the segments before the new
+//! one. The `store-maintenance` thread writes it out as
 //! table files (fsynced by the tree), records the checkpoint in the `checkpoint` file (written to
 //! a temporary file, fsynced and renamed) and compacts. On open, the log is replayed from the
 //! segment the last checkpoint names; a crash before the marker only means more to replay (the
@@ -38,10 +39,6 @@ use lsm_tree::{AbstractTree, AnyTree, SequenceNumberCounter};
 
 use super::wal::{self, Wal};
 use super::{Keyspace, Reader, Store, StoreError, StoreOptions, WriteSet};
-
-/// A log segment larger than this is checkpointed (its write sets written out as table files)
-/// and a new one started. It bounds both the memtable and what an open replays.
-pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The tree's block cache: hot index, filter and data blocks of the tables.
 const CACHE_BYTES: u64 = 128 * 1024 * 1024;
@@ -67,6 +64,9 @@ pub struct EmbeddedStore {
     first_unfolded: Arc<AtomicU64>,
     last_seq: AtomicU64,
     min_free_bytes: u64,
+    /// A log segment larger than this at a sync is checkpointed and a new one started; it
+    /// bounds both the memtable and what an open replays.
+    log_segment_bytes: u64,
     /// Why the last commit or sync failed; cleared by the next sync that succeeds.
     failure: Mutex<Option<String>>,
     /// Held open for its `flock` while the store is open.
@@ -287,6 +287,7 @@ impl EmbeddedStore {
             first_unfolded,
             last_seq: AtomicU64::new(last_seq),
             min_free_bytes: options.min_free_bytes,
+            log_segment_bytes: options.log_segment_bytes,
             failure: Mutex::new(None),
             _lock: lock,
         })
@@ -488,7 +489,7 @@ impl Store for EmbeddedStore {
         let synced = wal::sync_file(&file);
         let done = self.lock_log().and_then(|mut log| {
             log.wal.after_sync(segment, upto, synced)?;
-            if log.wal.len() > SEGMENT_BYTES {
+            if log.wal.len() > self.log_segment_bytes {
                 self.start_checkpoint(&mut log)?;
             }
             Ok(())
@@ -849,6 +850,99 @@ mod tests {
             100
         );
         assert_eq!(store.journal_last_seq(), 100);
+    }
+
+    #[test]
+    fn small_segments_checkpoint_as_they_fill_and_everything_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal_dir = dir.path().join("journal");
+        let options = StoreOptions {
+            log_segment_bytes: 4096,
+            ..StoreOptions::default()
+        };
+        // About 500 bytes a record: a checkpoint every eight or nine commits.
+        let value = |seq: u64| format!("{seq} {}", "v".repeat(200)).into_bytes();
+        let patient = |seq: u64| format!("p{:02}", seq % 40);
+        {
+            let store = EmbeddedStore::open_with(dir.path(), &options).unwrap();
+            for seq in 1..=200u64 {
+                store
+                    .commit(WriteSet {
+                        ops: vec![
+                            put(Keyspace::Patient, patient(seq).as_bytes(), &value(seq)),
+                            put(Keyspace::Dedupe, format!("d{seq:03}").as_bytes(), &value(seq)),
+                        ],
+                        journal: vec![(seq, format!("entry {seq}").into_bytes())],
+                    })
+                    .unwrap();
+                store.sync().unwrap();
+            }
+            // Below the segment size: this one stays in the log, for the next open to replay.
+            store
+                .commit(WriteSet {
+                    ops: vec![put(Keyspace::Meta, b"last", b"201")],
+                    journal: vec![(201, b"entry 201".to_vec())],
+                })
+                .unwrap();
+            store.sync().unwrap();
+            // Dropped without a checkpoint; the drop waits for the ones already started.
+        }
+        let segments = wal::segments(&journal_dir).unwrap();
+        assert!(segments.len() >= 20, "segments: {segments:?}");
+        let marker = Marker::read(dir.path()).unwrap();
+        assert!(marker.first_unfolded >= 20, "{marker:?}");
+        assert_eq!(
+            Some(&marker.first_unfolded),
+            segments.last(),
+            "only the last is unfolded"
+        );
+        assert!(
+            std::fs::read_dir(dir.path().join("tree/tables")).unwrap().count() > 0,
+            "the checkpoints wrote tables"
+        );
+
+        let read_all = |store: &EmbeddedStore| {
+            for seq in 1..=200u64 {
+                assert_eq!(
+                    store
+                        .get(Keyspace::Dedupe, format!("d{seq:03}").as_bytes())
+                        .unwrap(),
+                    Some(value(seq)),
+                    "d{seq}"
+                );
+            }
+            // Each patient key holds its last write (written 161 to 200).
+            for seq in 161..=200u64 {
+                assert_eq!(
+                    store.get(Keyspace::Patient, patient(seq).as_bytes()).unwrap(),
+                    Some(value(seq)),
+                    "{}",
+                    patient(seq)
+                );
+            }
+            assert_eq!(store.scan_prefix(Keyspace::Patient, b"", 100).unwrap().len(), 40);
+            assert_eq!(store.get(Keyspace::Meta, b"last").unwrap(), Some(b"201".to_vec()));
+            assert_eq!(store.journal_last_seq(), 201);
+        };
+        let store = EmbeddedStore::open_with(dir.path(), &options).unwrap();
+        read_all(&store);
+        let seqs: Vec<u64> = store.journal(0, 1000).unwrap().iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=201).collect::<Vec<u64>>(), "the journal is whole");
+
+        // A cutoff in the future: every folded segment goes, the unfolded one stays.
+        let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let (dropped, bytes) = store.drop_journal_before(future).unwrap();
+        assert_eq!(dropped as u64, marker.first_unfolded - 1);
+        assert!(bytes > 0);
+        assert_eq!(wal::segments(&journal_dir).unwrap(), vec![marker.first_unfolded]);
+        let kept: Vec<u64> = store.journal(0, 1000).unwrap().iter().map(|(s, _)| *s).collect();
+        assert_eq!(kept.last(), Some(&201));
+        assert!(kept.len() < 20, "only the unfolded segment's entries: {kept:?}");
+        read_all(&store);
+        drop(store);
+        // And the tables hold it alone, across another open.
+        let store = EmbeddedStore::open_with(dir.path(), &options).unwrap();
+        read_all(&store);
     }
 
     #[test]

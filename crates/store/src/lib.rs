@@ -22,14 +22,32 @@ pub use memory::MemoryStore;
 pub use overlay::{Changed, Overlay, Staged};
 pub use wal::Damage as LogDamage;
 
+/// The size past which a log segment is checkpointed, unless `StoreOptions` says otherwise.
+pub const DEFAULT_LOG_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
 /// How the embedded store opens and guards its disk.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Writes are refused while the data folder's file system has less free space than this
     /// (0: no floor).
     pub min_free_bytes: u64,
     /// What recovery does with damage in the log that intact records follow.
     pub damage: LogDamage,
+    /// A log segment larger than this (at a sync) is checkpointed: its write sets are written
+    /// out as tables and a new segment started. It bounds the memtable (about one segment of
+    /// writes) and what an open replays; smaller means more frequent checkpoints and more,
+    /// smaller journal files.
+    pub log_segment_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            min_free_bytes: 0,
+            damage: LogDamage::default(),
+            log_segment_bytes: DEFAULT_LOG_SEGMENT_BYTES,
+        }
+    }
 }
 
 /// The named parts of the store. Each keeps its own key layout, documented where it is written.

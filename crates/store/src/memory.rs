@@ -8,16 +8,15 @@
 //!
 //! Nothing is on disk, so `sync` and `checkpoint` write nothing. The journal is still kept in
 //! segments, as the log's files are, so journal retention means the same here: a checkpoint (or
-//! a sync that finds the segment over the log's size) closes the segment being written, and
-//! `drop_journal_before` drops closed segments last written before the cutoff, reporting the
-//! bytes their records take in the log.
+//! a sync that finds the segment over the log's default size, `DEFAULT_LOG_SEGMENT_BYTES`)
+//! closes the segment being written, and `drop_journal_before` drops closed segments last
+//! written before the cutoff, reporting the bytes their records take in the log.
 
 use std::collections::BTreeMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
-use crate::embedded::SEGMENT_BYTES;
-use crate::{Keyspace, Reader, Store, StoreError, WriteSet, wal};
+use crate::{DEFAULT_LOG_SEGMENT_BYTES, Keyspace, Reader, Store, StoreError, WriteSet, wal};
 
 /// A `Store` held in memory. `MemoryStore::default()` is an empty one.
 pub struct MemoryStore {
@@ -143,7 +142,11 @@ impl Store for MemoryStore {
 
     fn sync(&self) -> Result<(), StoreError> {
         let mut inner = self.write();
-        if inner.segments.last().is_some_and(|s| s.bytes > SEGMENT_BYTES) {
+        if inner
+            .segments
+            .last()
+            .is_some_and(|s| s.bytes > DEFAULT_LOG_SEGMENT_BYTES)
+        {
             inner.close_segment();
         }
         Ok(())
