@@ -1172,7 +1172,7 @@ bind = "127.0.0.1:2575"
     #[test]
     fn the_log_segment_size_defaults_and_is_checked_with_its_line() {
         let config = Config::parse(GOOD, "t.toml").unwrap();
-        assert_eq!(config.store.options().log_segment_bytes, 64 * 1024 * 1024);
+        assert_eq!(config.store.options().log_segment_bytes, 16 * 1024 * 1024);
         let with = |value: &str| {
             GOOD.replace(
                 "data_dir = \"./data\"",

@@ -13,7 +13,7 @@
 //! no reader can need any more: below the readable number it saw with no read in flight (the
 //! `readers` lock), which every later read is at or above.
 //!
-//! When the log segment passes `StoreOptions::log_segment_bytes` (64 MiB by default) at a sync, a
+//! When the log segment passes `StoreOptions::log_segment_bytes` (16 MiB by default) at a sync, a
 //! checkpoint starts: under the log lock the log moves to a new segment and the memtable is
 //! sealed, so the sealed memtable holds exactly the write sets of the segments before the new
 //! one. The `store-maintenance` thread writes it out as

@@ -62,7 +62,7 @@ const MAX_UNSYNCED_BYTES: usize = 16 * 1024 * 1024;
 
 /// How far ahead of the last record a segment is preallocated at a time. Small enough that a
 /// chunk fits beside the rest on a small disk (the engine's tests run on a 30 MB tmpfs that fills
-/// and frees; a whole 64 MiB segment at once would not fit) and that a crash leaves at most this
+/// and frees; a whole segment at once would not fit) and that a crash leaves at most this
 /// many zeros to read past; large enough that the file size, and so the inode that `fdatasync`
 /// must then write, changes only once per 4 MiB of records (thousands of commits).
 const PREALLOC_CHUNK: u64 = 4 * 1024 * 1024;
