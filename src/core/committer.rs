@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Overlay, Store, StoreError};
+use crate::store::{Overlay, Staged, Store, StoreError};
 
 use super::context::JobState;
 use super::journal::{JournalEntry, Status};
-use super::prepared::{CommittedBatches, Written};
+use super::prepared::{CommittedBatches, Prepared, Written};
 use super::{Context, Projections};
 
 /// One unit of work: an inbound message or a command, boxed the same way.
@@ -139,11 +139,27 @@ impl CommitterHandle {
         peer: impl Into<String>,
         run: impl FnOnce(&mut Context<'_, '_>) -> Finished<T> + Send + 'static,
     ) -> Option<Result<T, NotStored>> {
+        self.run_prepared(kind, peer, None::<Prepared<()>>, move |ctx, _| run(ctx))
+            .await
+    }
+
+    /// As [`CommitterHandle::run`], with the command's change worked out beforehand
+    /// ([`crate::core::prepare`]): it is checked before the command's stage begins, and `run`
+    /// gets its writes and result while nothing it read has been written since (it takes them
+    /// with `absorb_staged`), None when it must work the change out itself.
+    pub async fn run_prepared<T: Send + 'static, P: Send + 'static>(
+        &self,
+        kind: impl Into<String>,
+        peer: impl Into<String>,
+        prepared: Option<Prepared<P>>,
+        run: impl FnOnce(&mut Context<'_, '_>, Option<(Staged, P)>) -> Finished<T> + Send + 'static,
+    ) -> Option<Result<T, NotStored>> {
         let (reply, replied) = oneshot::channel::<Result<T, NotStored>>();
         let (kind, peer) = (kind.into(), peer.into());
         let job = Job::new(None, move |ctx| {
+            let prepared = prepared.and_then(|prepared| ctx.take_prepared(prepared));
             let staged = ctx.stage(|ctx| {
-                let finished = run(ctx);
+                let finished = run(ctx, prepared);
                 if finished.status == Status::Applied {
                     Ok(finished)
                 } else {

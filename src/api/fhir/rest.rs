@@ -17,6 +17,8 @@ use super::format::{self, Format};
 use super::idempotent::{self, Key};
 use super::refused::{Refused, status_of};
 use super::{FhirState, base_url, pixm};
+use crate::core::{Prepared, commit_time, prepare};
+use crate::domain::mpi::patients;
 use crate::domain::resources::search::{self, SearchError, Sort};
 use crate::domain::resources::write::{self, Write};
 use crate::domain::resources::{self, Current, params};
@@ -626,12 +628,18 @@ async fn execute(
     write: Write,
 ) -> Result<Answer, Response> {
     let key = Key::from_header(headers, &kind, &journal);
+    let prepared = prepare_write(state, &write);
     let answer = state
         .committer
-        .run(kind, "fhir", move |ctx| {
+        .run_prepared(kind, "fhir", prepared, move |ctx, prepared| {
             idempotent::once(ctx, key.as_ref(), journal, |ctx| {
-                let mut n = 0;
-                let done = write::apply(ctx.tx, write, ctx.seq, &mut n, ctx.now)?;
+                let done = match prepared {
+                    Some((writes, done)) => {
+                        ctx.tx.absorb_staged(writes);
+                        done
+                    }
+                    None => write::apply(ctx.tx, write, ctx.seq, &mut 0, ctx.now)?,
+                };
                 let answer = json!({
                     "status": status_of(done.effect).as_u16(),
                     "location": done.location,
@@ -662,6 +670,24 @@ async fn execute(
             "the engine is shutting down",
         )),
     }
+}
+
+/// Works a write out against the store as it is, before the committer (`core::prepare`), when
+/// its outcome does not hang on the command's journal sequence: every write but a create that
+/// takes its id from it (any type but a Patient, or a Patient without identifiers).
+fn prepare_write(state: &FhirState, write: &Write) -> Option<Prepared<write::Done>> {
+    if let Write::Create {
+        resource_type,
+        resource,
+    } = write
+        && (resource_type != "Patient" || patients::identifiers_of(resource).is_empty())
+    {
+        return None;
+    }
+    let now = commit_time();
+    prepare(state.committer.committed_batches(), state.store.as_ref(), |tx| {
+        write::apply(tx, write.clone(), 0, &mut 0, &now)
+    })
 }
 
 pub fn refusal(format: Format, refused: &Refused) -> Response {

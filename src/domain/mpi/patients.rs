@@ -340,7 +340,7 @@ fn matching(identifiers: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-fn identifiers_of(patient: &Value) -> Vec<Value> {
+pub(crate) fn identifiers_of(patient: &Value) -> Vec<Value> {
     patient["identifier"].as_array().cloned().unwrap_or_default()
 }
 
