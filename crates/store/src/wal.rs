@@ -668,6 +668,12 @@ mod tests {
         }
     }
 
+    /// The first half of a record: what a crash mid-append leaves.
+    fn torn_half(key: &[u8], seq: u64) -> Vec<u8> {
+        let whole = encode(&set(key, seq));
+        whole[..whole.len() / 2].to_vec()
+    }
+
     fn recovered(dir: &Path, damage: Damage) -> Result<Vec<WriteSet>, StoreError> {
         let all = segments(dir)?;
         let mut records = vec![];
@@ -712,13 +718,7 @@ mod tests {
     fn damage_that_intact_records_follow_is_refused_unless_told_to_cut() {
         let dir = tempfile::tempdir().unwrap();
         let path = segment_path(dir.path(), 1);
-        let torn = encode(&set(b"b", 2));
-        let bytes = [
-            encode(&set(b"a", 1)),
-            torn[..torn.len() / 2].to_vec(),
-            encode(&set(b"c", 3)),
-        ]
-        .concat();
+        let bytes = [encode(&set(b"a", 1)), torn_half(b"b", 2), encode(&set(b"c", 3))].concat();
         std::fs::write(&path, &bytes).unwrap();
         let refused = recovered(dir.path(), Damage::Refuse).unwrap_err().to_string();
         assert!(refused.contains("1 intact record(s) follow it"), "{refused}");
@@ -831,9 +831,8 @@ mod tests {
     fn a_torn_record_followed_by_zeros_is_cut() {
         let dir = tempfile::tempdir().unwrap();
         let path = segment_path(dir.path(), 1);
-        let torn = encode(&set(b"b", 2));
         let kept = encode(&set(b"a", 1));
-        let bytes = [kept.clone(), torn[..torn.len() / 2].to_vec(), zeros(4 << 20)].concat();
+        let bytes = [kept.clone(), torn_half(b"b", 2), zeros(4 << 20)].concat();
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(recovered(dir.path(), Damage::Refuse).unwrap(), vec![set(b"a", 1)]);
         assert_eq!(
@@ -854,10 +853,9 @@ mod tests {
     fn damage_then_zeros_then_an_intact_record_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = segment_path(dir.path(), 1);
-        let torn = encode(&set(b"b", 2));
         let bytes = [
             encode(&set(b"a", 1)),
-            torn[..torn.len() / 2].to_vec(),
+            torn_half(b"b", 2),
             zeros(1 << 20),
             encode(&set(b"c", 3)),
             zeros(1000),
