@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{Overlay, Staged, Store, StoreError};
+use crate::store::{Overlay, Reader, Staged, Store, StoreError};
 
 use super::context::JobState;
 use super::journal::{JournalEntry, Status};
-use super::prepared::{CommittedBatches, Prepared, Written};
+use super::prepared::{self, CommittedBatches, Prepared, Written};
 use super::{Context, Projections};
 
 /// One unit of work: an inbound message or a command, boxed the same way.
@@ -117,10 +117,20 @@ impl<T> From<StoreError> for Dropped<T> {
 }
 
 impl CommitterHandle {
-    /// How many batches are committed so far: what a change prepared now is checked against
-    /// (`core::prepare`).
-    pub fn committed_batches(&self) -> &CommittedBatches {
-        &self.committed
+    /// Works `change` out now, on the caller's task, against `store` as it is, for the committer
+    /// only to check (see `core::prepared`): when jobs are already waiting for the committer, so
+    /// the work overlaps theirs. None when none are (the committer would take this job at once,
+    /// and working it out twice over, here and in the check, only adds to its latency: measured
+    /// at 1,000 msg/s, p99 2.3-3.9 ms against 1.4-1.7 ms), or when the change failed.
+    pub fn prepare<T, E>(
+        &self,
+        store: &dyn Reader,
+        change: impl FnOnce(&mut Overlay<'_>) -> Result<T, E>,
+    ) -> Option<Prepared<T>> {
+        if self.jobs.capacity() == self.jobs.max_capacity() {
+            return None;
+        }
+        prepared::prepare(&self.committed, store, change)
     }
 
     /// Queues a job; false when the committer is gone (shutting down). The job's release

@@ -11,7 +11,7 @@
 //! derived resources, outbox fan-out), or not at all.
 //!
 //! A change can be worked out before the committer, on the connection's task, and only checked
-//! there ([`prepare`], [`Context::take_prepared`]): the serial part stays small.
+//! there ([`CommitterHandle::prepare`], [`Context::take_prepared`]): the serial part stays small.
 //!
 //! This module knows nothing of HL7, FHIR or patients: it speaks of jobs, records changed by
 //! kind and id, journal entries and replies.
@@ -27,5 +27,5 @@ pub use committer::{CommitterHandle, Done, Finished, Job, NotStored, Release, co
 #[cfg(test)]
 pub use context::run_direct;
 pub use context::{Context, Deliveries};
-pub use prepared::{CommittedBatches, Prepared, prepare};
+pub use prepared::Prepared;
 pub use projection::{Projection, Projections};

@@ -1,7 +1,8 @@
 //! Changes worked out before the committer and checked on it, so the one serial thread does as
 //! little as it can.
 //!
-//! A connection's task computes a change ([`prepare`]) against the store as it is, in an overlay
+//! When jobs are waiting for the committer, a connection's task computes its change
+//! (`CommitterHandle::prepare`, then [`prepare`] here) against the store as it is, in an overlay
 //! over a reader that records every key it reads, and notes how many batches were committed
 //! when it began. On the committer, [`Context::take_prepared`](super::Context::take_prepared)
 //! keeps the computed writes only if no key it read has been written since: not by a batch

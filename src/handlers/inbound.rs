@@ -170,7 +170,7 @@ impl ListenerInbound {
             acks,
             prepared: None,
         };
-        job.prepare_changes(self.committer.committed_batches(), self.store.as_ref());
+        job.prepare_changes(&self.committer, self.store.as_ref());
         let (reply, replied) = tokio::sync::oneshot::channel();
         if !self.committer.send(job.into_job(reply)).await {
             return None;

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::core::idempotency::{self, Seen, Verdict};
 use crate::core::journal::{JournalEntry, Status};
-use crate::core::{CommittedBatches, Context, Done, Job, Prepared, Release, commit_time, prepare};
+use crate::core::{CommitterHandle, Context, Done, Job, Prepared, Release, commit_time};
 use crate::deliveries::queue::{Outgoing, enqueue};
 use crate::domain::resources::change::{self, ApplyError, ResourceChange};
 use crate::hl7::{Acks, ErrLocation, ErrorCode, Message, Outcome, ParseError};
@@ -60,14 +60,15 @@ pub(crate) struct MessageJob {
 
 impl MessageJob {
     /// Works out the message's resource changes against the store as it is, on the caller's
-    /// task, so the committer only checks them (`core::prepare`); nothing when there are none.
-    pub(crate) fn prepare_changes(&mut self, committed: &CommittedBatches, store: &dyn Reader) {
+    /// task, so the committer only checks them (`CommitterHandle::prepare`); nothing when there
+    /// are none, or the committer is idle.
+    pub(crate) fn prepare_changes(&mut self, committer: &CommitterHandle, store: &dyn Reader) {
         if let JobInput::Hl7 {
             changes: Ok(changes), ..
         } = &self.input
         {
             let now = commit_time();
-            self.prepared = prepare(committed, store, |tx| apply_changes(tx, changes, &now));
+            self.prepared = committer.prepare(store, |tx| apply_changes(tx, changes, &now));
         }
     }
 

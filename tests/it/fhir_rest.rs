@@ -1183,8 +1183,9 @@ async fn only_known_clients_use_the_endpoint_and_only_writers_write() {
 }
 
 /// Updates of one Patient racing in, each with `If-Match` on the version they all read: exactly
-/// one applies, every other gets 412, as if they had come one by one (each is worked out before
-/// the committer and checked there; a stale one is worked out again and refused).
+/// one applies, every other gets 412, as if they had come one by one (a write worked out before
+/// the committer, while others wait for it, is checked there; a stale one is worked out again
+/// and refused).
 #[tokio::test]
 async fn racing_updates_with_one_if_match_apply_once() {
     let (_dir, engine) = start();

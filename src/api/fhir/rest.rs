@@ -17,7 +17,7 @@ use super::format::{self, Format};
 use super::idempotent::{self, Key};
 use super::refused::{Refused, status_of};
 use super::{FhirState, base_url, pixm};
-use crate::core::{Prepared, commit_time, prepare};
+use crate::core::{Prepared, commit_time};
 use crate::domain::mpi::patients;
 use crate::domain::resources::search::{self, SearchError, Sort};
 use crate::domain::resources::write::{self, Write};
@@ -685,7 +685,7 @@ fn prepare_write(state: &FhirState, write: &Write) -> Option<Prepared<write::Don
         return None;
     }
     let now = commit_time();
-    prepare(state.committer.committed_batches(), state.store.as_ref(), |tx| {
+    state.committer.prepare(state.store.as_ref(), |tx| {
         write::apply(tx, write.clone(), 0, &mut 0, &now)
     })
 }
