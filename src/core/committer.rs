@@ -154,9 +154,9 @@ impl CommitterHandle {
     }
 
     /// As [`CommitterHandle::run`], with the command's change worked out beforehand
-    /// ([`crate::core::prepare`]): it is checked before the command's stage begins, and `run`
+    /// ([`CommitterHandle::prepare`]): it is checked before the command's stage begins, and `run`
     /// gets its writes and result while nothing it read has been written since (it takes them
-    /// with `absorb_staged`), None when it must work the change out itself.
+    /// with `Context::apply_prepared`), None when it must work the change out itself.
     pub async fn run_prepared<T: Send + 'static, P: Send + 'static>(
         &self,
         kind: impl Into<String>,

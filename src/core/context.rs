@@ -92,15 +92,32 @@ impl<'a, 'o> Context<'a, 'o> {
         }
     }
 
-    /// The writes and result of a change prepared off the committer (`core::prepare`), when
+    /// The writes and result of a change prepared off the committer
+    /// ([`CommitterHandle::prepare`](super::CommitterHandle::prepare)), when
     /// nothing it read has been written since it began; None when the job must compute it
     /// again. Checked against the batch's writes so far, so it is taken before staging (inside
-    /// a stage it is always None): stage the writes it gives with `absorb_staged`.
+    /// a stage it is always None): pass what it gives to `apply_prepared` inside the stage.
     pub fn take_prepared<T>(&self, prepared: Prepared<T>) -> Option<(Staged, T)> {
         if self.in_stage {
             return None;
         }
         prepared.check(self.written, self.tx)
+    }
+
+    /// A change's result: its prepared writes (as `take_prepared` gave them) taken into this
+    /// job's, or, with none, the change worked out here by `apply`.
+    pub fn apply_prepared<T, E>(
+        &mut self,
+        prepared: Option<(Staged, T)>,
+        apply: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match prepared {
+            Some((writes, value)) => {
+                self.tx.absorb_staged(writes);
+                Ok(value)
+            }
+            None => apply(self),
+        }
     }
 
     /// The channel the job came by, if any: fan-out also tells that channel's destinations.

@@ -225,13 +225,8 @@ fn apply_message(
         Ok(changes) => {
             let prepared = prepared.and_then(|prepared| ctx.take_prepared(prepared));
             // A projection's store failure comes back as ApplyError::Store, as the change's would.
-            let staged = ctx.stage(|ctx| match prepared {
-                Some((writes, written)) => {
-                    ctx.tx.absorb_staged(writes);
-                    Ok(written)
-                }
-                None => apply_changes(ctx.tx, changes, ctx.now),
-            });
+            let staged =
+                ctx.stage(|ctx| ctx.apply_prepared(prepared, |ctx| apply_changes(ctx.tx, changes, ctx.now)));
             match staged {
                 Ok(written) => {
                     entry.patients = written;

@@ -633,13 +633,9 @@ async fn execute(
         .committer
         .run_prepared(kind, "fhir", prepared, move |ctx, prepared| {
             idempotent::once(ctx, key.as_ref(), journal, |ctx| {
-                let done = match prepared {
-                    Some((writes, done)) => {
-                        ctx.tx.absorb_staged(writes);
-                        done
-                    }
-                    None => write::apply(ctx.tx, write, ctx.seq, &mut 0, ctx.now)?,
-                };
+                let done = ctx.apply_prepared(prepared, |ctx| {
+                    write::apply(ctx.tx, write, ctx.seq, &mut 0, ctx.now)
+                })?;
                 let answer = json!({
                     "status": status_of(done.effect).as_u16(),
                     "location": done.location,
@@ -672,7 +668,8 @@ async fn execute(
     }
 }
 
-/// Works a write out against the store as it is, before the committer (`core::prepare`), when
+/// Works a write out against the store as it is, before the committer
+/// (`CommitterHandle::prepare`), when
 /// its outcome does not hang on the command's journal sequence: every write but a create that
 /// takes its id from it (any type but a Patient, or a Patient without identifiers).
 fn prepare_write(state: &FhirState, write: &Write) -> Option<Prepared<write::Done>> {
