@@ -46,10 +46,10 @@ pub fn replace(
     now: &str,
 ) -> Result<(Option<Value>, Value), ApplyError> {
     for identifier in identifiers_of(patient) {
-        if let Some(owner) = find_by_any(tx, std::slice::from_ref(&identifier))?
+        if let Some(owner) = find_by_any(tx, std::slice::from_ref(identifier))?
             && owner != id
         {
-            return Err(ApplyError::DuplicateKey(describe(&identifier), owner));
+            return Err(ApplyError::DuplicateKey(describe(identifier), owner));
         }
     }
     let old = load(tx, id)?;
@@ -74,13 +74,13 @@ pub fn new_id(reader: &dyn Reader, patient: &Value, seq: u64, n: u32) -> Result<
             &[json!({ "system": "urn:tributary:fhir-create", "value": value })],
         );
     }
-    fresh_id(reader, &identifiers)
+    fresh_id(reader, identifiers)
 }
 
 /// The id an upsert writes to, the record as it was, and the record it becomes.
 fn prepare_upsert(tx: &Overlay<'_>, incoming: &Value) -> Result<(String, Option<Value>, Value), ApplyError> {
     let identifiers = identifiers_of(incoming);
-    if let Some(id) = find_by_any(tx, &matching(&identifiers))? {
+    if let Some(id) = find_by_any(tx, matching(identifiers))? {
         let old = load(tx, &id)?;
         let new = match &old {
             Some(old) => updated(old, incoming),
@@ -88,7 +88,7 @@ fn prepare_upsert(tx: &Overlay<'_>, incoming: &Value) -> Result<(String, Option<
         };
         return Ok((id, old, new));
     }
-    let id = fresh_id(tx, &identifiers)?;
+    let id = fresh_id(tx, identifiers)?;
     Ok((id, None, created(incoming)))
 }
 
@@ -100,7 +100,7 @@ fn created(incoming: &Value) -> Value {
     if new["identifier"].is_array() {
         new["identifier"] = json!([]);
         for identifier in identifiers_of(incoming) {
-            add_identifier(&mut new, identifier, None);
+            add_identifier(&mut new, identifier.clone(), None);
         }
     }
     new
@@ -127,7 +127,7 @@ fn merge(
     for id in &retired_ids {
         let Some(old) = load(tx, id)? else { continue };
         let mut gone = old.clone();
-        moved.extend(identifiers_of(&old));
+        moved.extend(identifiers_of(&old).iter().cloned());
         gone["active"] = json!(false);
         set_link(&mut gone, &survivor_id, "replaced-by");
         write(tx, id, Some(&old), gone, now)?;
@@ -153,7 +153,7 @@ fn change_identifier(
         return Err(ApplyError::UnknownKey(describe(&previous[0])));
     };
     let incoming = identifiers_of(patient);
-    for identifier in &incoming {
+    for identifier in incoming {
         if let Some(owner) = find_by_any(tx, std::slice::from_ref(identifier))?
             && owner != id
         {
@@ -162,12 +162,13 @@ fn change_identifier(
     }
     let mut new = old.clone();
     let kept: Vec<Value> = identifiers_of(&old)
-        .into_iter()
+        .iter()
         .filter(|i| !previous.iter().any(|p| same_identifier(i, p)))
+        .cloned()
         .collect();
     new["identifier"] = Value::Array(kept);
     for identifier in incoming {
-        add_identifier(&mut new, identifier, None);
+        add_identifier(&mut new, identifier.clone(), None);
     }
     write(tx, &id, Some(&old), new, now)?;
     Ok(vec![id])
@@ -256,8 +257,8 @@ fn updated(old: &Value, incoming: &Value) -> Value {
         match (key.as_str(), value) {
             ("identifier", _) => {
                 for identifier in identifiers_of(incoming) {
-                    refresh_identifier(&mut new, &identifier);
-                    add_identifier(&mut new, identifier, None);
+                    refresh_identifier(&mut new, identifier);
+                    add_identifier(&mut new, identifier.clone(), None);
                 }
             }
             (_, Value::Null) => {
@@ -326,22 +327,22 @@ fn set_link(patient: &mut Value, other_id: &str, link_type: &str) {
 /// the driver's licence (v2-0203 SS, DL). Those are kept, indexed and searchable, but one alone
 /// does not say two records are the same person: a mistyped or shared number would otherwise
 /// write one patient's demographics over another's.
-fn matching(identifiers: &[Value]) -> Vec<Value> {
-    identifiers
-        .iter()
-        .filter(|i| {
-            !i["type"]["coding"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| matches!(c["code"].as_str(), Some("SS" | "DL")))
-        })
-        .cloned()
-        .collect()
+fn matching(identifiers: &[Value]) -> impl Iterator<Item = &Value> {
+    identifiers.iter().filter(|i| {
+        !i["type"]["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| matches!(c["code"].as_str(), Some("SS" | "DL")))
+    })
 }
 
-pub(crate) fn identifiers_of(patient: &Value) -> Vec<Value> {
-    patient["identifier"].as_array().cloned().unwrap_or_default()
+/// The identifiers a patient resource carries, borrowed: most callers only look them up.
+pub(crate) fn identifiers_of(patient: &Value) -> &[Value] {
+    patient["identifier"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn same_identifier(a: &Value, b: &Value) -> bool {
@@ -449,7 +450,10 @@ fn phone_forms(phone: &str) -> Vec<String> {
 }
 
 /// The patient any of these identifiers names, trying them in order.
-pub(crate) fn find_by_any(reader: &dyn Reader, identifiers: &[Value]) -> Result<Option<String>, StoreError> {
+pub(crate) fn find_by_any<'a>(
+    reader: &dyn Reader,
+    identifiers: impl IntoIterator<Item = &'a Value>,
+) -> Result<Option<String>, StoreError> {
     for identifier in identifiers {
         let Some(value) = identifier["value"].as_str() else {
             continue;
