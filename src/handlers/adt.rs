@@ -21,6 +21,6 @@ impl Handler for Adt {
     }
 
     fn before_routing(&self, message: &Message, _store: &dyn Store) -> Option<Early> {
-        refuse_undefined_event(message, 'A', 1..=62)
+        refuse_undefined_event(message, 'A', &[1..=62])
     }
 }

@@ -329,6 +329,7 @@ fn at(segment: &str, field: u32) -> ErrLocation {
 fn apply_error(e: &ApplyError) -> ParseError {
     let (code, segment, field) = match e {
         ApplyError::UnknownKey(_) => (ErrorCode::UnknownKey, "MRG", 1),
+        ApplyError::UnknownPatient { .. } => (ErrorCode::UnknownKey, "PID", 3),
         ApplyError::DuplicateKey(..) => (ErrorCode::DuplicateKey, "PID", 3),
         ApplyError::NoKey(_) => (ErrorCode::RequiredFieldMissing, "MSH", 9),
         ApplyError::PatientsOnly { .. } | ApplyError::PatientNotDeleted => {

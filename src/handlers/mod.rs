@@ -16,6 +16,7 @@
 mod adt;
 pub(crate) mod inbound;
 mod message_job;
+mod oru;
 mod pix_query;
 pub(crate) mod replies;
 pub(crate) mod route;
@@ -49,19 +50,29 @@ pub(crate) enum Early {
 }
 
 /// AR 201 for an event of `message`'s type that HL7 does not define (table 0003: the events
-/// `letter` followed by two digits in `defined`): without it, a made-up event would be applied
-/// as if it were one of them.
-fn refuse_undefined_event(message: &Message, letter: char, defined: RangeInclusive<u8>) -> Option<Early> {
+/// `letter` followed by two digits in one of the `defined` ranges): without it, a made-up event
+/// would be applied as if it were one of them.
+fn refuse_undefined_event(message: &Message, letter: char, defined: &[RangeInclusive<u8>]) -> Option<Early> {
     let event = message.trigger_event();
     let known = event
         .strip_prefix(letter)
         .filter(|n| n.len() == 2)
         .and_then(|n| n.parse::<u8>().ok())
-        .is_some_and(|n| defined.contains(&n));
+        .is_some_and(|n| defined.iter().any(|range| range.contains(&n)));
     if known {
         return None;
     }
     let message_type = message.message_type();
+    let events: Vec<String> = defined
+        .iter()
+        .map(|range| {
+            if range.start() == range.end() {
+                format!("{letter}{:02}", range.start())
+            } else {
+                format!("{letter}{:02} to {letter}{:02}", range.start(), range.end())
+            }
+        })
+        .collect();
     Some(Early::Refused(Outcome::Rejected(ParseError {
         code: ErrorCode::UnsupportedEvent,
         location: Some(ErrLocation {
@@ -73,15 +84,14 @@ fn refuse_undefined_event(message: &Message, letter: char, defined: RangeInclusi
             subcomponent: None,
         }),
         text: format!(
-            "`{message_type}^{event}` is not an event HL7 defines for {message_type} ({letter}{:02} to {letter}{:02})",
-            defined.start(),
-            defined.end()
+            "`{message_type}^{event}` is not an event HL7 defines for {message_type} ({})",
+            events.join(", ")
         ),
     })))
 }
 
 /// Every handler: one line each.
-const HANDLERS: &[&dyn Handler] = &[&adt::Adt, &siu::Siu, &pix_query::PixQuery];
+const HANDLERS: &[&dyn Handler] = &[&adt::Adt, &siu::Siu, &oru::Oru, &pix_query::PixQuery];
 
 /// The handler of a message, by its type.
 pub(crate) fn for_message(message: &Message) -> Option<&'static dyn Handler> {

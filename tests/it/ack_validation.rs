@@ -64,7 +64,13 @@ fn manifest(files: &[std::path::PathBuf], dir: &Path) -> (std::path::PathBuf, us
 fn validate_all(files: &[std::path::PathBuf]) -> usize {
     let (dir, data) = temp_store();
     let engine = EngineProcess::start(&data);
-    let frames_dir = dir.path().join("frames");
+    validate_on(&engine, files, dir.path())
+}
+
+/// Sends every frame of `files` to `engine` with python `hl7` and validates each reply with
+/// `hl7apy` strict; returns how many were sent. `dir` holds the frames and the manifest.
+pub(crate) fn validate_on(engine: &EngineProcess, files: &[std::path::PathBuf], dir: &Path) -> usize {
+    let frames_dir = dir.join("frames");
     std::fs::create_dir_all(&frames_dir).unwrap();
     let (manifest, count) = manifest(files, &frames_dir);
     let (host, port) = engine.mllp.rsplit_once(':').unwrap();

@@ -43,6 +43,7 @@ mod members_roles;
 mod outbox;
 mod outbox_secrets;
 mod pix_query;
+mod results;
 mod schedule;
 mod scheduling;
 mod tls;

@@ -58,6 +58,9 @@ pub enum Stmt {
         line: usize,
         var: String,
         source: Expr,
+        /// `under ITEM`: only the segments of the group a segment item opens (those after it,
+        /// before the next segment of its name), as OBX under its OBR.
+        under: Option<String>,
         when: Option<Cond>,
         target: Option<String>,
         body: Vec<Stmt>,

@@ -100,6 +100,8 @@ pub enum ForSource {
     Repetitions(Hl7Path),
     /// `OBX[*]`: every segment of that name.
     Segments(String),
+    /// `OBX[*] under r`: the segments of that name in the group segment item `slot` opens.
+    SegmentsUnder { name: String, slot: usize },
     /// `o-3[*]`: the repetitions of a field of a segment item.
     ItemRepetitions { slot: usize, field: usize },
     /// A FHIRPath: the items of the collection.
@@ -432,11 +434,16 @@ impl Compiler<'_> {
                 line,
                 var,
                 source,
+                under,
                 when,
                 target,
                 body,
             } => {
                 let (source, kind, origin) = self.for_source(source, *line)?;
+                let source = match under {
+                    Some(group) => self.under(source, group, *line)?,
+                    None => source,
+                };
                 let (target, inner) = match target {
                     Some(text) => {
                         let (target, inner) = self.array_target(text, context, *line)?;
@@ -601,6 +608,29 @@ impl Compiler<'_> {
                     _ => Err(must_append()),
                 }
             }
+        }
+    }
+
+    /// `SEG[*] under ITEM`: the segments iterated only within the group the segment item opens.
+    fn under(&self, source: ForSource, group: &str, line: usize) -> Result<ForSource, CompileError> {
+        let ForSource::Segments(name) = source else {
+            return fail(line, "`under` narrows a `for` over segments (`OBX[*] under r`)");
+        };
+        match self.find_var(group) {
+            Some(var) if matches!(var.kind, VarKind::Segment) => {
+                Ok(ForSource::SegmentsUnder { name, slot: var.slot })
+            }
+            Some(var) => fail(
+                line,
+                format!(
+                    "`{group}` (line {}) is not a segment item: `under` needs one (`for r in OBR[*]`)",
+                    var.line
+                ),
+            ),
+            None => fail(
+                line,
+                format!("`under {group}`: no segment item `{group}` is in scope"),
+            ),
         }
     }
 
@@ -787,6 +817,7 @@ impl Compiler<'_> {
                 CExpr::Now
             }
             Func::Date
+            | Func::Decimal
             | Func::DateTime
             | Func::Instant
             | Func::Ts

@@ -30,6 +30,7 @@ pub enum Func {
     Upper,
     Trim,
     Digits,
+    Decimal,
     Id,
     Now,
 }
@@ -54,6 +55,7 @@ pub const FUNCTIONS: &[(&str, Func, Arity)] = &[
     ("upper", Func::Upper, Arity::Exactly(1)),
     ("trim", Func::Trim, Arity::Exactly(1)),
     ("digits", Func::Digits, Arity::Exactly(1)),
+    ("decimal", Func::Decimal, Arity::Exactly(1)),
     ("id", Func::Id, Arity::AtLeast(1)),
     ("now", Func::Now, Arity::Exactly(0)),
 ];
@@ -94,6 +96,9 @@ pub fn apply_text<'a>(func: Func, arg: &Val<'a>, fallback: Option<Offset>) -> Va
     let Some(text) = arg.as_text() else {
         return Val::Absent;
     };
+    if func == Func::Decimal {
+        return decimal(&text).map_or(Val::Absent, |n| Val::Number(Cow::Owned(n)));
+    }
     let result: Option<String> = match func {
         Func::Date => datetime::fhir_date(&text),
         Func::DateTime => datetime::fhir_datetime(&text, fallback),
@@ -106,6 +111,35 @@ pub fn apply_text<'a>(func: Func, arg: &Val<'a>, fallback: Option<Offset>) -> Va
         _ => None,
     };
     result.map_or(Val::Absent, Val::text)
+}
+
+/// `decimal(E)`: HL7 NM text (an optional sign, digits, an optional point: `+05.10`, `.5`,
+/// `-3.`) in FHIR's decimal form (`5.10`, `0.5`, `-3`); `None` for anything else (`>60`, `1-5`,
+/// `positive`), so a value that is no number is never written as one.
+pub fn decimal(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (negative, unsigned) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let whole = whole.trim_start_matches('0');
+    let mut out = String::with_capacity(text.len() + 1);
+    let zero = whole.is_empty() && fraction.bytes().all(|b| b == b'0');
+    if negative && !zero {
+        out.push('-');
+    }
+    out.push_str(if whole.is_empty() { "0" } else { whole });
+    if !fraction.is_empty() {
+        out.push('.');
+        out.push_str(fraction);
+    }
+    Some(out)
 }
 
 /// `trim` of text this run owns: cut in place.
@@ -235,6 +269,37 @@ mod tests {
         );
         assert_eq!(text_of(trim_owned("  a b ".to_owned())).as_deref(), Some("a b"));
         assert_eq!(trim_owned("   ".to_owned()), Val::Absent);
+    }
+
+    #[test]
+    fn decimal_reads_hl7_numbers_and_nothing_else() {
+        for (text, want) in [
+            ("5.1", Some("5.1")),
+            ("+05.10", Some("5.10")),
+            (".5", Some("0.5")),
+            ("-3.", Some("-3")),
+            ("-0", Some("0")),
+            ("000", Some("0")),
+            (" 42 ", Some("42")),
+            (">60", None),
+            ("1-5", None),
+            ("positive", None),
+            ("", None),
+            (".", None),
+            ("-", None),
+            ("1e5", None),
+        ] {
+            assert_eq!(decimal(text).as_deref(), want, "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimal_is_none_or_a_json_number(text in "[-+0-9. a-z>]{0,12}") {
+            if let Some(n) = decimal(&text) {
+                proptest::prop_assert!(serde_json::from_str::<serde_json::Number>(&n).is_ok(), "{n}");
+            }
+        }
     }
 
     #[test]

@@ -311,9 +311,17 @@ fn parse_statement(tokens: &[Tok], line: usize) -> Result<Stmt, ParseError> {
             let var = c.word("a variable name after `for`")?;
             check_name(&var, line, "a variable")?;
             if !c.eat_word("in") {
-                return err(line, "expected `for NAME in SOURCE [when COND] [-> TARGET[]] {`");
+                return err(
+                    line,
+                    "expected `for NAME in SOURCE [under ITEM] [when COND] [-> TARGET[]] {`",
+                );
             }
             let source = c.expr()?;
+            let under = if c.eat_word("under") {
+                Some(c.word("a segment item after `under`")?)
+            } else {
+                None
+            };
             let when = c.optional_when()?;
             let target = if c.eat(&Tok::Arrow) {
                 Some(c.word("a target after `->`")?)
@@ -325,6 +333,7 @@ fn parse_statement(tokens: &[Tok], line: usize) -> Result<Stmt, ParseError> {
                 line,
                 var,
                 source,
+                under,
                 when,
                 target,
                 body: Vec::new(),
@@ -756,6 +765,7 @@ mod tests {
             line,
             var,
             source,
+            under,
             when,
             target,
             body,
@@ -763,11 +773,22 @@ mod tests {
         else {
             panic!()
         };
+        assert_eq!(under, &None);
         assert_eq!((*line, var.as_str(), source), (6, "m", &path("MRG-1[*]")));
         assert_eq!(when, &Some(Cond::Exists(path("m.1"))));
         assert_eq!(target.as_deref(), Some("@previous[]"));
         assert!(matches!(&body[0], Stmt::Assign { line: 7, .. }));
         assert!(matches!(&parsed[1], Stmt::Assign { line: 10, .. }));
+    }
+
+    #[test]
+    fn for_under_a_segment_item() {
+        let parsed =
+            rules("for r in OBR[*] {\nfor o in OBX[*] under r when exists(o-5) -> entry[] {\n}\n}\n");
+        let Stmt::For { body, .. } = &parsed[0] else {
+            panic!()
+        };
+        assert!(matches!(&body[0], Stmt::For { under: Some(r), when: Some(_), .. } if r == "r"));
     }
 
     #[test]

@@ -30,8 +30,10 @@ enum Binding<'a> {
     Value(Val<'a>),
     /// A repetition item (its components found once) and its number (1-based) in its field.
     Repetition(Item<'a>, usize),
-    /// A segment item and its occurrence (1-based).
-    Segment(Segment<'a>, usize),
+    /// A segment item, its occurrence (1-based), its place among the message's segments and the
+    /// end of the group it was found in (the message's end at the top): a group it opens with
+    /// `under` ends there at the latest, so an NTE after the next OBR is not an OBX's.
+    Segment(Segment<'a>, usize, usize, usize),
     Json(&'a Value),
 }
 
@@ -566,7 +568,7 @@ impl<'a> Exec<'a> {
                 self.each_repetition(segment, path.field.field, each, doc, elem)
             }
             ForSource::ItemRepetitions { slot, field } => {
-                let Binding::Segment(segment, _) = self.slots[*slot] else {
+                let Binding::Segment(segment, ..) = self.slots[*slot] else {
                     return Ok(());
                 };
                 self.each_repetition(segment, *field, each, doc, elem)
@@ -580,7 +582,30 @@ impl<'a> Exec<'a> {
                         continue;
                     }
                     occurrence += 1;
-                    self.slots[each.slot] = Binding::Segment(segment, occurrence);
+                    self.slots[each.slot] = Binding::Segment(segment, occurrence, index, self.segments.len());
+                    self.iteration(each, doc, elem.as_deref_mut())?;
+                }
+                Ok(())
+            }
+            ForSource::SegmentsUnder { name, slot } => {
+                let Binding::Segment(_, _, opener, limit) = self.slots[*slot] else {
+                    return Ok(());
+                };
+                let group = self.segments[opener].0;
+                let end = (opener + 1..limit)
+                    .find(|&i| self.segments[i].0 == group)
+                    .unwrap_or(limit);
+                let key = segment_key(name);
+                // Occurrences count from the top of the message, so an error names `OBX[5]-5`
+                // as the sender counts it.
+                let mut occurrence = self.segments[..=opener].iter().filter(|(k, _)| *k == key).count();
+                for index in opener + 1..end {
+                    let (segment_key, segment) = self.segments[index];
+                    if segment_key != key {
+                        continue;
+                    }
+                    occurrence += 1;
+                    self.slots[each.slot] = Binding::Segment(segment, occurrence, index, end);
                     self.iteration(each, doc, elem.as_deref_mut())?;
                 }
                 Ok(())
@@ -807,7 +832,7 @@ impl<'a> Exec<'a> {
             },
             CExpr::Rep { slot, path, .. } => self.item_value(*slot, path),
             CExpr::Seg { slot, path, .. } => match &self.slots[*slot] {
-                Binding::Segment(segment, _) => segment_value(segment, path, self.delimiters()),
+                Binding::Segment(segment, ..) => segment_value(segment, path, self.delimiters()),
                 _ => Val::Absent,
             },
             CExpr::Var(slot) => match &self.slots[*slot] {
@@ -928,7 +953,7 @@ impl<'a> Exec<'a> {
                 _ => written.to_owned(),
             },
             CExpr::Seg { slot, path, origin } => match &self.slots[*slot] {
-                Binding::Segment(_, n) => format!("{origin}[{n}]-{path}"),
+                Binding::Segment(_, n, ..) => format!("{origin}[{n}]-{path}"),
                 _ => written.to_owned(),
             },
             _ => written.to_owned(),

@@ -175,6 +175,38 @@ fn for_nests_and_may_omit_its_target() {
 }
 
 #[test]
+fn under_keeps_a_for_to_the_group_its_segment_item_opens() {
+    let got = patient(
+        "for r in OBR[*] -> report[] {\n  code = r-4\n  for o in OBX[*] under r -> result[] {\n    code = o-3\n    value = required(o-5)\n  }\n}\n",
+        "OBR|1|||GLU\nOBX|1||G1||5.1\nOBX|2||G2||6\nNTE|1||note\nOBR|2|||CBC\nOBX|1||H1||13\nOBR|3|||EMPTY\n",
+    );
+    assert_eq!(
+        got,
+        json!({"report": [
+            {"code": "GLU", "result": [{"code": "G1", "value": "5.1"}, {"code": "G2", "value": "6"}]},
+            {"code": "CBC", "result": [{"code": "H1", "value": "13"}]},
+            {"code": "EMPTY"}
+        ]})
+    );
+    // A group ends where the group around it ends: OBR 2's note is not the last OBX's of OBR 1.
+    let got = patient(
+        "for r in OBR[*] -> report[] {\n  for o in OBX[*] under r -> result[] {\n    code = o-3\n    for n in NTE[*] under o -> note[] {\n      text = n-3\n    }\n  }\n}\n",
+        "OBR|1\nOBX|1||A\nNTE|1||on A\nOBX|2||B\nOBR|2\nNTE|1||on order 2\nOBX|1||C\nNTE|1||on C\n",
+    );
+    assert_eq!(
+        got,
+        json!({"report": [
+            {"result": [{"code": "A", "note": [{"text": "on A"}]}, {"code": "B"}]},
+            {"result": [{"code": "C", "note": [{"text": "on C"}]}]}
+        ]})
+    );
+    // An error names the segment as the sender counts it: the third OBX of the message.
+    let mapping = rules("for r in OBR[*] {\n  for o in OBX[*] under r {\n    x[] = required(o-5)\n  }\n}\n");
+    let e = run_error(&mapping, &adt("OBR|1\nOBX|1||A||1\nOBR|2\nOBX|1||A||2\nOBX|2||B"));
+    assert_eq!(e.path, "OBX[3]-5");
+}
+
+#[test]
 fn let_when_and_blocks() {
     let got = patient(
         "let g = lookup(gender, PID-8)\nlet maybe = \"x\" when PID-8 == \"M\"\ngender = g\nextra = maybe ?? \"none\"\n\
@@ -443,6 +475,9 @@ fn load_errors_name_file_and_line() {
         (format!("{h}for cx in PID-3 -> identifier[] {{\n}}\n"), 4, "iterates repetitions"),
         (format!("{h}for cx in PID-3[*] -> identifier {{\n}}\n"), 4, "ends with `[]`"),
         (format!("{h}for cx in OBX[*]-5 {{\n}}\n"), 4, "iterate the segments"),
+        (format!("{h}for o in OBX[*] under r {{\n}}\n"), 4, "no segment item `r` is in scope"),
+        (format!("{h}for cx in PID-3[*] {{\nfor o in OBX[*] under cx {{\n}}\n}}\n"), 5, "is not a segment item"),
+        (format!("{h}for r in OBR[*] {{\nfor cx in PID-3[*] under r {{\n}}\n}}\n"), 5, "narrows a `for` over segments"),
         (format!("{h}for cx in PID-3[*] {{\nx = 1\n"), 4, "never closed"),
         (format!("{h}x = 1\n}}\n"), 5, "without a block"),
         (format!("{h}a = Patient.name\n"), 4, "is a FHIRPath, but this mapping's source is hl7v2"),

@@ -16,6 +16,9 @@ pub enum Val<'a> {
     Null,
     /// Never empty: empty text is `Absent`.
     Text(Cow<'a, str>),
+    /// A number from `decimal(E)`: text in FHIR's decimal form (`-?(0|[1-9][0-9]*)(\.[0-9]+)?`),
+    /// written into FHIR as a JSON number and into HL7 v2 as the text.
+    Number(Cow<'a, str>),
     /// A JSON value from a FHIR source or a literal (borrowed: values stay small and cheap to
     /// move); never `null` (that is `Null`) and never `""`.
     Json(&'a Value),
@@ -43,7 +46,7 @@ impl<'a> Val<'a> {
 
     /// True for a real value: not absent, not null. This is `exists(E)`.
     pub fn exists(&self) -> bool {
-        matches!(self, Val::Text(_) | Val::Json(_))
+        matches!(self, Val::Text(_) | Val::Number(_) | Val::Json(_))
     }
 
     pub fn is_absent(&self) -> bool {
@@ -54,7 +57,7 @@ impl<'a> Val<'a> {
     /// absent, null, objects and arrays.
     pub fn as_text(&self) -> Option<Cow<'_, str>> {
         match self {
-            Val::Text(text) => Some(Cow::Borrowed(text)),
+            Val::Text(text) | Val::Number(text) => Some(Cow::Borrowed(text)),
             Val::Json(json) => match json {
                 Value::String(s) => Some(Cow::Borrowed(s)),
                 Value::Number(n) => Some(Cow::Owned(n.to_string())),
@@ -71,6 +74,11 @@ impl<'a> Val<'a> {
             Val::Absent => None,
             Val::Null => Some(Value::Null),
             Val::Text(text) => Some(Value::String(text.into_owned())),
+            // `decimal` made it in a form JSON reads as a number.
+            Val::Number(text) => Some(
+                serde_json::from_str::<serde_json::Number>(&text)
+                    .map_or_else(|_| Value::String(text.into_owned()), Value::Number),
+            ),
             Val::Json(json) => Some((*json).clone()),
         }
     }
@@ -120,6 +128,13 @@ mod tests {
         assert!(!Val::text("a").equals(&Val::Null));
         assert!(Val::json(&object).equals(&Val::json(&object)));
         assert!(!Val::json(&object).equals(&Val::text("a")));
+    }
+
+    #[test]
+    fn json_conversion_of_numbers() {
+        assert_eq!(Val::Number("5.25".into()).into_json(), Some(json!(5.25)));
+        assert_eq!(Val::Number("-12".into()).into_json(), Some(json!(-12)));
+        assert!(Val::Number("7".into()).equals(&Val::text("7")));
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! not carry); every other type is found by its first identifier and replaced as sent, its
 //! references to a Patient by identifier (`{"type": "Patient", "identifier": ...}`, as a
 //! message names its patient) resolved to the stored Patient, so `Appointment?patient=` finds
-//! it.
+//! it. A record that names a patient no stored Patient has is refused (`UnknownPatient`: the
+//! feed sent it before the patient's ADT; it is journaled and can be sent again). A
+//! DiagnosticReport keeps the results it listed before: a message that corrects one result
+//! of a panel names only that one.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -51,6 +54,13 @@ pub enum ChangeError {
 pub enum ApplyError {
     #[error("no patient has identifier {0}")]
     UnknownKey(String),
+    #[error(
+        "{resource_type} names patient {identifier}, whom the store does not know (send the patient first)"
+    )]
+    UnknownPatient {
+        resource_type: String,
+        identifier: String,
+    },
     #[error("identifier {0} already belongs to patient {1}")]
     DuplicateKey(String, String),
     #[error("{0} has no identifier and no id to find it by")]
@@ -143,7 +153,17 @@ pub fn apply(tx: &mut Overlay<'_>, change: &ResourceChange, now: &str) -> Result
         ResourceChange::Upsert { resource } => {
             let id = key_of(resource).ok_or_else(|| ApplyError::NoKey(resource_type.clone()))?;
             let mut resource = resource.clone();
-            resolve_patient_references(tx, &mut resource)?;
+            if let Some(identifier) = resolve_patient_references(tx, &mut resource)? {
+                return Err(ApplyError::UnknownPatient {
+                    resource_type,
+                    identifier,
+                });
+            }
+            if resource_type == "DiagnosticReport"
+                && let Some(Current::Live(stored)) = super::read(tx, &resource_type, &id)?
+            {
+                keep_earlier_results(&stored, &mut resource);
+            }
             super::put(tx, &resource_type, &id, resource, now)?;
             Ok(written(&id))
         }
@@ -169,31 +189,62 @@ pub fn apply(tx: &mut Overlay<'_>, change: &ResourceChange, now: &str) -> Result
 }
 
 /// Gives every reference to a Patient by identifier (type `Patient`, an identifier, no
-/// `reference`) the reference of the stored Patient that identifier names, if any.
-fn resolve_patient_references(tx: &Overlay<'_>, value: &mut Value) -> Result<(), StoreError> {
+/// `reference`) the reference of the stored Patient that identifier names. Returns the first
+/// identifier no stored Patient has (`system|value`), if any.
+fn resolve_patient_references(tx: &Overlay<'_>, value: &mut Value) -> Result<Option<String>, StoreError> {
+    let mut unknown = None;
     match value {
         Value::Object(object) => {
             let by_identifier = object.get("type").and_then(Value::as_str) == Some("Patient")
                 && object.get("identifier").is_some_and(Value::is_object)
                 && !object.contains_key("reference");
             if by_identifier {
-                let identifier = object["identifier"].clone();
-                if let Some(id) = patients::find_by_any(tx, std::slice::from_ref(&identifier))? {
-                    object.insert("reference".into(), Value::String(format!("Patient/{id}")));
+                let identifier = &object["identifier"];
+                match patients::find_by_any(tx, std::iter::once(identifier))? {
+                    Some(id) => {
+                        object.insert("reference".into(), Value::String(format!("Patient/{id}")));
+                    }
+                    None => {
+                        unknown = Some(format!(
+                            "{}|{}",
+                            identifier["system"].as_str().unwrap_or(""),
+                            identifier["value"].as_str().unwrap_or("")
+                        ));
+                    }
                 }
             }
             for child in object.values_mut() {
-                resolve_patient_references(tx, child)?;
+                let found = resolve_patient_references(tx, child)?;
+                unknown = unknown.or(found);
             }
         }
         Value::Array(items) => {
             for item in items {
-                resolve_patient_references(tx, item)?;
+                let found = resolve_patient_references(tx, item)?;
+                unknown = unknown.or(found);
             }
         }
         _ => {}
     }
-    Ok(())
+    Ok(unknown)
+}
+
+/// A report's `result` list keeps the references the stored version had and the new one does
+/// not name (after the new one's own, in their order): a correction of one result of a panel
+/// names only that result, and the others are still the report's.
+fn keep_earlier_results(stored: &Value, report: &mut Value) {
+    let Some(earlier) = stored["result"].as_array() else {
+        return;
+    };
+    let mut results = report["result"].as_array().cloned().unwrap_or_default();
+    for reference in earlier {
+        if !results.iter().any(|r| r["reference"] == reference["reference"]) {
+            results.push(reference.clone());
+        }
+    }
+    if !results.is_empty() {
+        report["result"] = Value::Array(results);
+    }
 }
 
 /// The id a resource other than a Patient is kept under: its own id when the mapping set one,

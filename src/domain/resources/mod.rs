@@ -11,6 +11,8 @@
 
 pub(crate) mod change;
 pub(crate) mod params;
+#[cfg(test)]
+mod results_props_tests;
 pub(crate) mod search;
 pub(crate) mod write;
 

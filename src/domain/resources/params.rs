@@ -91,6 +91,7 @@ pub const PARAMS: &[Param] = &[
     patient_ref("Observation", &["subject"]),
     p("Observation", "code", Kind::Token, &["code"]),
     p("Observation", "status", Kind::Token, &["status"]),
+    p("Observation", "category", Kind::Token, &["category"]),
     p(
         "Observation",
         "date",
@@ -100,6 +101,13 @@ pub const PARAMS: &[Param] = &[
     patient_ref("DiagnosticReport", &["subject"]),
     p("DiagnosticReport", "code", Kind::Token, &["code"]),
     p("DiagnosticReport", "status", Kind::Token, &["status"]),
+    p("DiagnosticReport", "category", Kind::Token, &["category"]),
+    p(
+        "DiagnosticReport",
+        "date",
+        Kind::Date,
+        &["effectiveDateTime", "effectivePeriod.start"],
+    ),
     patient_ref("CarePlan", &["subject"]),
     p("CarePlan", "status", Kind::Token, &["status"]),
 ];

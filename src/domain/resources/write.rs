@@ -235,7 +235,7 @@ pub fn location(resource_type: &str, stored: &Value) -> String {
 
 fn apply_refused(e: ApplyError) -> Refused {
     let reason = match e {
-        ApplyError::UnknownKey(_) => Reason::UnknownKey,
+        ApplyError::UnknownKey(_) | ApplyError::UnknownPatient { .. } => Reason::UnknownKey,
         ApplyError::DuplicateKey(..) => Reason::DuplicateKey,
         ApplyError::PatientNotDeleted => Reason::NotAllowed,
         ApplyError::NoKey(_) | ApplyError::PatientsOnly { .. } => Reason::Unprocessable,

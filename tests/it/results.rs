@@ -1,0 +1,204 @@
+//! Results over the wire (issue 16): ORU^R01 messages in over MLLP on a channel whose mapping
+//! writes a DiagnosticReport per order and an Observation per result, read back over FHIR as a
+//! user would check them. A result for a patient the store does not know is refused with ERR 204
+//! (validated by hl7apy strict) and applied when sent again after the patient's ADT; a
+//! correction replaces the result it corrects; an embedded PDF report is kept with its type.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::common::{EngineProcess, MAPPINGS, msa, segment, temp_store, write_config};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ucr");
+
+const A28: &str = "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20250311081122-0400||ADT^A28^ADT_A05|RESULTSA28|P|2.5\r\
+     EVN|A28|20250311081122-0400\r\
+     PID|1||1000551903^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI||NGUYEN^LINH^THI^^^^L||19920905|F\r";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(FIXTURES).join(name)
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).unwrap()
+}
+
+/// The engine with the test channels and the UCR's results feed on the same listener.
+fn start(data: &Path) -> EngineProcess {
+    let config = write_config(data.parent().unwrap(), "", Path::new(MAPPINGS));
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[[channels]]\nname = \"ucr-oru\"\nmapping = \"ucr-oru-result\"\n\
+         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n\
+         [channels.filter]\nmessage_types = [\"ORU\"]\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    EngineProcess::start_config(&config, data)
+}
+
+async fn found(engine: &EngineProcess, query: &str) -> Vec<Value> {
+    let (status, bundle) = engine.get(&format!("/fhir/{query}")).await;
+    assert_eq!(status, 200, "{query}: {bundle}");
+    bundle["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e["resource"].clone())
+        .collect()
+}
+
+fn by_code<'a>(observations: &'a [Value], code: &str) -> &'a Value {
+    observations
+        .iter()
+        .find(|o| o["code"]["coding"][0]["code"] == code)
+        .unwrap_or_else(|| panic!("no Observation {code} in {observations:?}"))
+}
+
+#[tokio::test]
+async fn a_lab_panel_becomes_a_report_with_its_results_and_a_correction_replaces_one() {
+    let (dir, data) = temp_store();
+    let engine = start(&data);
+    let panel = read("oru_r01_lab_panel.hl7");
+
+    // Before the patient's ADT: AE with ERR 204 on PID-3, nothing stored, the message journaled.
+    let ack = engine.send(&panel).await;
+    assert_eq!(msa(&ack), ("AE".into(), "UCR250314000301".into()), "{ack}");
+    let err = segment(&ack, "ERR").expect("an ERR");
+    assert!(err[2].starts_with("PID^1^3"), "ERR-2 names PID-3: {ack}");
+    assert!(err[3].starts_with("204"), "ERR-3 is 204: {ack}");
+    assert!(found(&engine, "Observation?code=2345-7").await.is_empty());
+    let (_, journal) = engine.get("/journal").await;
+    let entry = journal["entries"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(entry["status"], "error", "{entry}");
+    assert!(
+        entry["message"].as_str().unwrap().contains("ORU^R01"),
+        "kept whole: {entry}"
+    );
+
+    // The patient arrives; the same message sent again is applied.
+    assert_eq!(msa(&engine.send(A28.as_bytes()).await).0, "AA");
+    let patient = engine.search("identifier=1000551903").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ack = engine.send(&panel).await;
+    assert_eq!(msa(&ack), ("AA".into(), "UCR250314000301".into()), "{ack}");
+
+    let reports = found(&engine, &format!("DiagnosticReport?patient={patient}")).await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report = &reports[0];
+    assert_eq!(report["status"], "final");
+    assert_eq!(report["subject"]["reference"], format!("Patient/{patient}"));
+    assert_eq!(report["result"].as_array().unwrap().len(), 6, "{report}");
+    let results = found(&engine, &format!("Observation?patient={patient}")).await;
+    assert_eq!(results.len(), 6, "one per OBX: {results:?}");
+    for result in &report["result"].as_array().unwrap()[..] {
+        let id = result["reference"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("Observation/");
+        assert!(
+            results.iter().any(|o| o["id"] == id),
+            "the report's {id} is stored"
+        );
+    }
+    let glucose = by_code(&results, "2345-7");
+    assert_eq!(glucose["valueQuantity"]["value"], 5.6);
+    assert_eq!(glucose["valueQuantity"]["unit"], "mmol/L");
+    assert_eq!(glucose["referenceRange"][0]["low"]["value"], 3.9);
+    assert_eq!(glucose["referenceRange"][0]["high"]["value"], 5.5);
+    assert_eq!(glucose["interpretation"][0]["coding"][0]["code"], "H");
+    assert_eq!(glucose["status"], "final");
+    assert_eq!(glucose["note"][0]["text"], "Repeat in three months");
+    let hepatitis = by_code(&results, "11282-1");
+    assert_eq!(
+        hepatitis["valueCodeableConcept"]["coding"][0]["code"],
+        "260385009"
+    );
+    let creatinine = by_code(&results, "2160-0");
+    assert_eq!(
+        creatinine["valueString"], ">60",
+        "a value that is no number stays text"
+    );
+    assert_eq!(creatinine["status"], "preliminary");
+    // Searchable by code and status, as a user filters results.
+    assert_eq!(
+        found(&engine, "Observation?code=http://loinc.org%7C2951-2")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        found(
+            &engine,
+            &format!("Observation?patient={patient}&status=preliminary")
+        )
+        .await
+        .len(),
+        1
+    );
+
+    // The correction (OBX-11 C) replaces the glucose; the other results stay the report's.
+    let ack = engine.send(&read("oru_r01_lab_correction.hl7")).await;
+    assert_eq!(msa(&ack).0, "AA", "{ack}");
+    let results = found(&engine, &format!("Observation?patient={patient}")).await;
+    assert_eq!(results.len(), 6, "corrected, not duplicated: {results:?}");
+    let glucose = by_code(&results, "2345-7");
+    assert_eq!(glucose["valueQuantity"]["value"], 5.2);
+    assert_eq!(glucose["status"], "corrected");
+    assert_eq!(glucose["interpretation"][0]["coding"][0]["code"], "N");
+    assert_eq!(glucose["meta"]["versionId"], "2");
+    let report = &found(&engine, &format!("DiagnosticReport?patient={patient}")).await[0];
+    assert_eq!(report["status"], "corrected");
+    assert_eq!(report["result"].as_array().unwrap().len(), 6, "{report}");
+
+    // A radiology report: text lines as results, the PDF as the report's presented form.
+    let ack = engine.send(&read("oru_r01_radiology_report.hl7")).await;
+    assert_eq!(msa(&ack).0, "AA", "{ack}");
+    let reports = found(
+        &engine,
+        &format!("DiagnosticReport?patient={patient}&code=36643-5"),
+    )
+    .await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let form = &reports[0]["presentedForm"][0];
+    assert_eq!(form["contentType"], "application/pdf");
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(form["data"].as_str().unwrap())
+        .unwrap();
+    assert!(pdf.starts_with(b"%PDF-"), "the report's bytes as sent");
+    let lines = found(&engine, &format!("Observation?patient={patient}&code=36643-5")).await;
+    let mut text: Vec<&str> = lines.iter().map(|o| o["valueString"].as_str().unwrap()).collect();
+    text.sort();
+    assert_eq!(
+        text,
+        [
+            "FINDINGS: The lungs are clear. No effusion.",
+            "IMPRESSION: No acute disease."
+        ]
+    );
+
+    // An event HL7 does not define for ORU is refused before any channel.
+    let unknown = String::from_utf8(panel.clone())
+        .unwrap()
+        .replace("ORU^R01^ORU_R01|UCR250314000301", "ORU^R99|UCR250314000309");
+    let ack = engine.send(unknown.as_bytes()).await;
+    assert_eq!(msa(&ack).0, "AR", "{ack}");
+    assert!(ack.contains("R01, R30 to R32"), "{ack}");
+    drop(dir);
+}
+
+#[test]
+fn the_ae_for_an_unknown_patient_validates_with_hl7apy_strict() {
+    let (dir, data) = temp_store();
+    let engine = start(&data);
+    let files = [
+        fixture("oru_r01_lab_panel.hl7"),
+        fixture("oru_r01_radiology_report.hl7"),
+    ];
+    let sent = crate::ack_validation::validate_on(&engine, &files, dir.path());
+    assert_eq!(sent, 2);
+}
