@@ -65,6 +65,16 @@ pub struct MllpBenchArgs {
     /// The mappings folder the benchmarked engine loads.
     #[arg(long, default_value = "mappings")]
     mappings: std::path::PathBuf,
+    /// The kind of message the corpus holds: `adt` (varied demographics) or `oru` (ORU^R01 lab
+    /// results of 10 OBX each, for patients an unmeasured ADT per patient brings in first).
+    #[arg(long, value_enum, default_value = "adt")]
+    kind: CorpusKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CorpusKind {
+    Adt,
+    Oru,
 }
 
 pub async fn run(command: BenchCommand) -> std::process::ExitCode {
@@ -87,6 +97,7 @@ pub async fn run(command: BenchCommand) -> std::process::ExitCode {
 async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
     let run_id = chrono::Utc::now().format("%H%M%S%3f").to_string();
     let corpus = Arc::new(Corpus {
+        kind: args.kind,
         messages: args.messages,
         patients: args.patients.max(1),
         run_id: run_id.clone(),
@@ -94,8 +105,12 @@ async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
     let sample = args.messages.min(1000);
     let average = (0..sample).map(|n| corpus.message(n).len()).sum::<usize>() / sample.max(1);
     println!(
-        "corpus: {} ADT messages (A01 A04 A08 A28 A31), {} patients, {average} bytes on average{}",
+        "corpus: {} {}, {} patients, {average} bytes on average{}",
         corpus.messages,
+        match args.kind {
+            CorpusKind::Adt => "ADT messages (A01 A04 A08 A28 A31)",
+            CorpusKind::Oru => "ORU^R01 messages (10 OBX each; an ADT per patient sent first, unmeasured)",
+        },
         args.patients,
         args.rate
             .map(|r| format!("; offered {r} msg/s"))
@@ -131,7 +146,10 @@ async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
                     .join(format!("tributary-bench-{}-{run_id}-{run}", std::process::id()));
                 let config = format!(
                     "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
-                     [[channels]]\nname = \"bench\"\nmapping = \"ucr-adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n",
+                     [[channels]]\nname = \"bench\"\nmapping = \"ucr-adt-patient\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n\
+                     [channels.filter]\nmessage_types = [\"ADT\"]\n\
+                     [[channels]]\nname = \"bench-oru\"\nmapping = \"ucr-oru-result\"\n[channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n\
+                     [channels.filter]\nmessage_types = [\"ORU\"]\n",
                     dir.join("store").display().to_string(),
                     std::path::absolute(&args.mappings)
                         .map_err(|e| e.to_string())?
@@ -161,10 +179,11 @@ async fn bench_mllp(args: MllpBenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The varied ADT corpus a run sends, made message by message as it goes (a million messages
-/// need not sit in memory).
+/// The corpus a run sends, made message by message as it goes (a million messages need not sit
+/// in memory).
 #[derive(Clone)]
 struct Corpus {
+    kind: CorpusKind,
     messages: usize,
     patients: usize,
     run_id: String,
@@ -172,7 +191,22 @@ struct Corpus {
 
 impl Corpus {
     fn message(&self, n: usize) -> Vec<u8> {
-        adt_message(n, self.patients, &self.run_id)
+        match self.kind {
+            CorpusKind::Adt => adt_message(n, self.patients, &self.run_id),
+            CorpusKind::Oru => oru_message(n, self.patients, &self.run_id),
+        }
+    }
+
+    /// What must be sent before the measured run: for results, one ADT per patient (the first
+    /// `patients` messages of the ADT corpus name each patient once), so no result is refused
+    /// for an unknown patient.
+    fn setup(&self) -> Option<Corpus> {
+        (self.kind == CorpusKind::Oru).then(|| Corpus {
+            kind: CorpusKind::Adt,
+            messages: self.patients,
+            patients: self.patients,
+            run_id: format!("{}-setup", self.run_id),
+        })
     }
 }
 
@@ -241,6 +275,19 @@ async fn measured_load(
     connections: usize,
     args: &MllpBenchArgs,
 ) -> Result<LoadResult, String> {
+    if let Some(setup) = corpus.setup() {
+        let setup = load(
+            addr,
+            Arc::new(setup),
+            connections,
+            None,
+            Arc::new(AtomicUsize::new(0)),
+        )
+        .await?;
+        if setup.not_accepted > 0 {
+            return Err(format!("{} setup ADTs were not answered AA", setup.not_accepted));
+        }
+    }
     let acked = Arc::new(AtomicUsize::new(0));
     let before = process.as_ref().map(Watched::cpu);
     let every = args.report_every.max(1);
@@ -472,6 +519,50 @@ const STREETS: &[&str] = &[
     "310 Station Sq",
 ];
 const EVENTS: &[&str] = &["A28", "A01", "A04", "A08", "A31"];
+
+/// The results of the ORU corpus: LOINC code, name, unit, range low and high.
+const TESTS: &[(&str, &str, &str, f64, f64)] = &[
+    ("2345-7", "Glucose", "mmol/L", 3.9, 5.5),
+    ("2823-3", "Potassium", "mmol/L", 3.5, 5.1),
+    ("2951-2", "Sodium", "mmol/L", 135.0, 145.0),
+    ("2075-0", "Chloride", "mmol/L", 98.0, 107.0),
+    ("2028-9", "Carbon dioxide", "mmol/L", 22.0, 29.0),
+    ("3094-0", "Urea nitrogen", "mmol/L", 2.5, 7.1),
+    ("2160-0", "Creatinine", "umol/L", 62.0, 106.0),
+    ("17861-6", "Calcium", "mmol/L", 2.15, 2.55),
+    ("2885-2", "Protein", "g/L", 64.0, 83.0),
+    ("1751-7", "Albumin", "g/L", 35.0, 52.0),
+];
+
+/// Message `n` of the ORU^R01 corpus: a metabolic panel of 10 results with units, ranges and
+/// flags, about one of `patients` patients (named as the ADT corpus names them).
+fn oru_message(n: usize, patients: usize, run_id: &str) -> Vec<u8> {
+    let p = (n * 7919) % patients;
+    let mut text = format!(
+        "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20261125{:02}{:02}{:02}+0000||ORU^R01^ORU_R01|R{run_id}-{n}|P|2.5\r\
+         PID|1||{p:07}^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI\r\
+         OBR|1|P{n}^CLINIC|L{run_id}-{n}^UCRLAB^2.16.840.1.113883.3.9999.7^ISO|24323-8^Comprehensive metabolic panel^LN|||20261125070000+0000||||||||||||||||CH|F\r",
+        n / 3600 % 24,
+        n / 60 % 60,
+        n % 60,
+    );
+    for (i, (code, name, unit, low, high)) in TESTS.iter().enumerate() {
+        // Spread around the range: some below, most within, some above.
+        let value = low + (high - low) * (((n * 31 + i * 17) % 14) as f64 - 2.0) / 10.0;
+        let flag = if value < *low {
+            "L"
+        } else if value > *high {
+            "H"
+        } else {
+            "N"
+        };
+        text.push_str(&format!(
+            "OBX|{}|NM|{code}^{name}^LN||{value:.2}|{unit}^{unit}^UCUM|{low}-{high}|{flag}|||F|||20261125070000+0000\r",
+            i + 1
+        ));
+    }
+    text.into_bytes()
+}
 
 /// A varied ADT corpus: events, names, addresses, phones, emails and escapes differ per message.
 pub(super) fn adt_corpus(messages: usize, patients: usize, run_id: &str) -> Vec<Vec<u8>> {

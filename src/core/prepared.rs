@@ -15,16 +15,18 @@
 //! Checking costs a hash lookup per key read, where computing costs store reads, JSON parsing,
 //! merging, index keys and JSON writing.
 
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::store::{Keyspace, Overlay, Reader, Staged, StoreError, WriteSet};
 
 /// How many committed batches [`Written`] remembers the keys of. A change prepared before the
-/// oldest of them is computed again on the committer.
-const REMEMBERED_BATCHES: u64 = 4096;
+/// oldest of them is computed again on the committer. A prepared change waits only for the
+/// batches of the jobs queued ahead of it, a handful; remembering more costs memory and cache
+/// (an ORU writes a hundred keys).
+const REMEMBERED_BATCHES: u64 = 256;
 
 /// A change computed off the committer: its writes, the keys it read, and `as_of`, how many
 /// batches were committed when it began.
@@ -103,8 +105,10 @@ impl CommittedBatches {
 
 /// The committer's memory of which batch last wrote each key, for the recent batches.
 pub(super) struct Written {
-    /// By keyspace, so a key is looked up without copying it.
-    last_batch: HashMap<Keyspace, HashMap<Vec<u8>, u64>>,
+    /// By keyspace, so a key is looked up without copying it. Fx hashing: every key a batch
+    /// writes goes in, and SipHash's resistance to chosen keys buys nothing for keys the engine
+    /// makes itself.
+    last_batch: FxHashMap<Keyspace, FxHashMap<Vec<u8>, u64>>,
     /// Prepared changes that began before this batch cannot be checked.
     forgotten_before: u64,
     committed: CommittedBatches,
@@ -113,7 +117,7 @@ pub(super) struct Written {
 impl Written {
     pub(super) fn new(committed: CommittedBatches) -> Written {
         Written {
-            last_batch: HashMap::new(),
+            last_batch: FxHashMap::default(),
             forgotten_before: 0,
             committed,
         }
@@ -220,7 +224,7 @@ mod tests {
             put(&store, &mut written, b"z", b"");
         }
         assert!(old.check(&written, &Overlay::new(&store)).is_none());
-        let notes: usize = written.last_batch.values().map(HashMap::len).sum();
+        let notes: usize = written.last_batch.values().map(|keys| keys.len()).sum();
         assert!(notes <= 1, "old notes are forgotten");
     }
 
