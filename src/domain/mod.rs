@@ -10,6 +10,7 @@
 //!   one-time codes, sessions, the waits after failures and the request budget.
 //! - [`proxies`]: proxy relationships and their RelatedPersons.
 //! - [`engagement`]: profile updates, invitations to enroll, patient tasks.
+//! - [`records`]: the member's records as the portal shows them (results).
 //! - [`op`], [`refusal`]: what every member-account command works with, and how it says no.
 
 pub(crate) mod accounts;
@@ -18,6 +19,7 @@ pub(crate) mod identity;
 pub(crate) mod mpi;
 pub(crate) mod op;
 pub(crate) mod proxies;
+pub(crate) mod records;
 pub(crate) mod refusal;
 pub(crate) mod resources;
 

@@ -39,6 +39,7 @@ mod mappings;
 mod members_api;
 mod members_proxies;
 mod members_requests;
+mod members_results;
 mod members_roles;
 mod outbox;
 mod outbox_secrets;

@@ -106,6 +106,10 @@ const SESSION_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/sign-out"),
     ("GET", "/api/me/proxies"),
     ("GET", "/api/me/principals/{id}"),
+    ("GET", "/api/me/results"),
+    ("GET", "/api/me/results/{id}/document"),
+    ("GET", "/api/me/principals/{id}/results"),
+    ("GET", "/api/me/principals/{id}/results/{report}/document"),
 ];
 
 #[tokio::test]

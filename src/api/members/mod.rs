@@ -8,6 +8,7 @@
 //! - [`external`]: automated enrollment and the portal's member self-service.
 //! - [`admin`]: audit, settings, notification state.
 //! - [`proxies`]: proxy relationships, for staff and for the signed-in member.
+//! - [`records`]: the member's records (results), for them and their granted proxies.
 //! - [`openapi`]: the OpenAPI document.
 
 // Handlers answer early with a ready Response; boxing each would only add noise.
@@ -18,6 +19,7 @@ mod engagement;
 mod external;
 pub(crate) mod openapi;
 mod proxies;
+mod records;
 pub(super) mod reply;
 mod requests;
 mod signin;
@@ -90,6 +92,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/proxy-relationship-types", get(proxies::relationship_types))
         .route("/api/me/proxies", get(proxies::mine))
         .route("/api/me/principals/{id}", get(proxies::principal))
+        // The member's records (issue #16).
+        .route("/api/me/results", get(records::mine))
+        .route("/api/me/results/{id}/document", get(records::my_document))
+        .route("/api/me/principals/{id}/results", get(records::principal))
+        .route(
+            "/api/me/principals/{id}/results/{report}/document",
+            get(records::principal_document),
+        )
 }
 
 async fn openapi_json() -> Response {

@@ -375,6 +375,7 @@ pub fn document() -> Value {
         .chain(super::signin::OPERATIONS)
         .chain(super::engagement::OPERATIONS)
         .chain(super::proxies::OPERATIONS)
+        .chain(super::records::OPERATIONS)
     {
         let mut parameters: Vec<Value> = op
             .path

@@ -247,26 +247,7 @@ pub async fn principal(
     let proxy = me.session.patient_id;
     let answer = read(&state, move |store, _| {
         let now = sessions::now();
-        let Some(relationship) = proxies::granting(store, &proxy, &principal, &now)? else {
-            let why = proxies::of_member(store, &proxy)?
-                .into_iter()
-                .filter(|r| r.proxy == proxy && r.principal == principal)
-                .map(|r| format!("{} is {}", r.id, r.status_at(&now)))
-                .collect::<Vec<_>>();
-            let message = if why.is_empty() {
-                format!("you do not act for `{principal}`")
-            } else {
-                format!(
-                    "no relationship lets you act for `{principal}` now ({})",
-                    why.join(", ")
-                )
-            };
-            return Err(Refusal::new(
-                crate::domain::refusal::Kind::Forbidden,
-                "no-proxy-access",
-                message,
-            ));
-        };
+        let relationship = acting_for(store, &proxy, &principal, &now)?;
         let member = members::require(store, &principal)?;
         Ok(json!({
             "principal": {
@@ -280,6 +261,37 @@ pub async fn principal(
     })
     .await?;
     Ok(ok(StatusCode::OK, answer))
+}
+
+/// The relationship that lets `proxy` act for `principal` at `now`; 403 `no-proxy-access`
+/// otherwise, saying why (none, revoked, expired).
+pub(super) fn acting_for(
+    store: &dyn crate::store::Reader,
+    proxy: &str,
+    principal: &str,
+    now: &str,
+) -> Result<proxies::Relationship, Refusal> {
+    if let Some(relationship) = proxies::granting(store, proxy, principal, now)? {
+        return Ok(relationship);
+    }
+    let why = proxies::of_member(store, proxy)?
+        .into_iter()
+        .filter(|r| r.proxy == proxy && r.principal == principal)
+        .map(|r| format!("{} is {}", r.id, r.status_at(now)))
+        .collect::<Vec<_>>();
+    let message = if why.is_empty() {
+        format!("you do not act for `{principal}`")
+    } else {
+        format!(
+            "no relationship lets you act for `{principal}` now ({})",
+            why.join(", ")
+        )
+    };
+    Err(Refusal::new(
+        crate::domain::refusal::Kind::Forbidden,
+        "no-proxy-access",
+        message,
+    ))
 }
 
 /// The OpenAPI entries of these routes (chained into `openapi::document`).

@@ -88,6 +88,17 @@ mapping = "ucr-adt-patient"
 [channels.source]
 kind = "mllp"
 bind = "127.0.0.1:0"
+[channels.filter]
+message_types = ["ADT"]
+
+[[channels]]
+name = "ucr-oru"
+mapping = "ucr-oru-result"
+[channels.source]
+kind = "mllp"
+bind = "127.0.0.1:0"
+[channels.filter]
+message_types = ["ORU"]
 
 [[destinations]]
 name = "member-email"

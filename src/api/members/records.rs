@@ -1,0 +1,212 @@
+//! The member's records under `/api/me`: their results, and a principal's to a proxy whose
+//! relationship grants it now (403 `no-proxy-access` otherwise, as for the principal's account).
+//! Results come from the feeds (ORU over MLLP, or FHIR); nothing here writes.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::proxies::acting_for;
+use super::reply::{error, ok, read};
+use super::signin::MemberSession;
+use crate::api::AppState;
+use crate::domain::identity::sessions;
+use crate::domain::records::results::{self, ResultsError, ResultsQuery};
+use crate::domain::refusal::{Kind, Refusal};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsParams {
+    name: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    category: Option<String>,
+}
+
+impl ResultsParams {
+    fn query(self) -> Result<ResultsQuery, Response> {
+        for (key, date) in [("from", &self.from), ("to", &self.to)] {
+            if let Some(date) = date
+                && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err()
+            {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "bad-date",
+                    &format!("`{key}` must be a date YYYY-MM-DD, not `{date}`"),
+                ));
+            }
+        }
+        if let Some(category) = &self.category
+            && !matches!(category.as_str(), "laboratory" | "imaging")
+        {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad-category",
+                &format!("`category` is laboratory or imaging, not `{category}`"),
+            ));
+        }
+        Ok(ResultsQuery {
+            name: self.name.filter(|n| !n.trim().is_empty()),
+            from: self.from,
+            to: self.to,
+            category: self.category,
+        })
+    }
+}
+
+impl From<ResultsError> for Refusal {
+    fn from(e: ResultsError) -> Refusal {
+        Refusal::new(Kind::Store, "store", e.to_string())
+    }
+}
+
+/// `GET /api/me/results`: the signed-in member's results.
+pub async fn mine(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Query(params): Query<ResultsParams>,
+) -> Result<Response, Response> {
+    results_for(&state, me, None, params.query()?).await
+}
+
+/// `GET /api/me/principals/{id}/results`: a principal's results, to a granted proxy.
+pub async fn principal(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(principal): Path<String>,
+    Query(params): Query<ResultsParams>,
+) -> Result<Response, Response> {
+    results_for(&state, me, Some(principal), params.query()?).await
+}
+
+/// `GET /api/me/results/{report}/document`: the report's attached document (a PDF ...).
+pub async fn my_document(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(report): Path<String>,
+) -> Result<Response, Response> {
+    document(&state, me, None, report).await
+}
+
+/// `GET /api/me/principals/{id}/results/{report}/document`.
+pub async fn principal_document(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path((principal, report)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    document(&state, me, Some(principal), report).await
+}
+
+/// The patient whose records the caller reads: their own, or a principal's they act for now.
+fn whose(
+    store: &dyn crate::store::Reader,
+    me: &MemberSession,
+    principal: Option<&str>,
+) -> Result<String, Refusal> {
+    match principal {
+        None => Ok(me.session.patient_id.clone()),
+        Some(principal) => {
+            acting_for(store, &me.session.patient_id, principal, &sessions::now())?;
+            Ok(principal.to_string())
+        }
+    }
+}
+
+async fn results_for(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+    query: ResultsQuery,
+) -> Result<Response, Response> {
+    let answer = read(state, move |store, _| {
+        let patient = whose(store, &me, principal.as_deref())?;
+        let reports = results::of_patient(store, &patient, &query)?;
+        Ok(json!({ "patient_id": patient, "reports": reports }))
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, answer))
+}
+
+async fn document(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+    report_id: String,
+) -> Result<Response, Response> {
+    let report = read(state, move |store, _| {
+        let patient = whose(store, &me, principal.as_deref())?;
+        results::report_of(store, &patient, &report_id)?
+            .ok_or_else(|| Refusal::not_found(format!("no report `{report_id}` of yours")))
+    })
+    .await?;
+    let form = &report["presentedForm"][0];
+    let Some(data) = form["data"].as_str() else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "no-document",
+            "this report has no attached document",
+        ));
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "bad-document",
+                &format!("the stored document is not base64: {e}"),
+            )
+        })?;
+    let content_type = form["contentType"].as_str().unwrap_or("application/octet-stream");
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_DISPOSITION, "attachment")
+        .body(Body::from(bytes))
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "response", &e.to_string()))
+}
+
+const RESULTS_QUERY: &[&str] = &["name:string", "from:string", "to:string", "category:string"];
+
+/// The OpenAPI entries of these routes (chained into `openapi::document`).
+pub const OPERATIONS: &[super::openapi::Operation] = &[
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/results",
+        summary: "The signed-in member's results, newest report first: each report (name, category laboratory or imaging, status, date, whether a document is attached) with its results (value, unit or text, range low/high/text, position below/within/above the range, flag, status, notes). `name` matches the start of a word of the report's or a result's name; `from`/`to` (YYYY-MM-DD) bound the report's date; `category` laboratory or imaging. 400 bad-date, bad-category.",
+        roles: super::openapi::SIGNED_IN,
+        query: RESULTS_QUERY,
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/results/{id}/document",
+        summary: "The document attached to one of the member's reports (its bytes, with its content type: a PDF ...); 404 when the report is not theirs or has none.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/principals/{id}/results",
+        summary: "A principal's results (as /api/me/results) for the signed-in proxy, while a relationship grants it; 403 no-proxy-access otherwise.",
+        roles: super::openapi::SIGNED_IN,
+        query: RESULTS_QUERY,
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/principals/{id}/results/{report}/document",
+        summary: "The document attached to a principal's report, for a granted proxy; 403 no-proxy-access, 404 as for the member's own.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+];

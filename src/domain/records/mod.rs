@@ -1,0 +1,6 @@
+//! The member's records as the portal shows them: read models over the FHIR resources the
+//! feeds keep (results today), shaped for a member and their proxies, never written here.
+//!
+//! - [`results`]: lab and radiology results, each with its range and where its value falls.
+
+pub(crate) mod results;

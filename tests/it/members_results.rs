@@ -1,0 +1,203 @@
+//! A member's results over HTTP against the real engine (issue 16): results fed as ORU^R01
+//! over MLLP, read back by the signed-in member with each value placed against its range,
+//! filtered by name, date and category, the radiology PDF downloaded; and by a proxy while
+//! their relationship grants it (403 for the other direction and after it expires).
+
+use std::time::Duration;
+
+use crate::common::code;
+use crate::credentials_support::{PASSWORD, active_jane, as_member};
+use crate::members_support::{World, nth, start, token_in, variant};
+use serde_json::{Value, json};
+
+/// Sends a results fixture about Jane (her MPI id in PID-3) and expects AA.
+async fn feed_jane_result(w: &World, fixture: &str, control_id: &str) {
+    let message = variant(
+        &format!("ucr/{fixture}"),
+        control_id,
+        &[
+            ("1000551903", "1000234567"),
+            ("NGUYEN^LINH^THI", "DOE^JANE^QUINN"),
+        ],
+    );
+    w.feed(&message).await;
+}
+
+async fn signed_in(w: &World, username: &str) -> String {
+    let (status, signed) = w
+        .post(
+            "/api/sign-in",
+            "portal",
+            json!({ "username": username, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{signed}");
+    signed["session"].as_str().unwrap().to_string()
+}
+
+fn result<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+/// A GET with a member session, keeping the raw body and content type (for documents).
+async fn download(w: &World, path: &str, session: &str) -> (u16, String, Vec<u8>) {
+    let response = w
+        .http
+        .get(format!("{}{path}", w.engine.http))
+        .bearer_auth(session)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, content_type, response.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn a_member_reads_their_results_and_a_granted_proxy_reads_them_until_it_expires() {
+    let w = start("[credentials]\nmode = \"portal\"\ntwo_factor = false\n").await;
+    let jane = active_jane(&w).await;
+    feed_jane_result(&w, "oru_r01_lab_panel.hl7", "JRES1").await;
+    feed_jane_result(&w, "oru_r01_radiology_report.hl7", "JRES2").await;
+    let jane_session = signed_in(&w, "jane").await;
+
+    let (status, mine) = as_member(&w, "GET", "/api/me/results", &jane_session).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["patient_id"], jane.as_str());
+    let reports = mine["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2, "{mine}");
+    // Newest first: the chest X-ray of 20 March, then the panel of 14 March.
+    assert_eq!(reports[0]["category"], "imaging");
+    assert_eq!(reports[0]["report_attached"], true);
+    let panel = &reports[1];
+    assert_eq!(panel["name"], "Comprehensive metabolic panel");
+    assert_eq!(panel["category"], "laboratory");
+    assert_eq!(panel["results"].as_array().unwrap().len(), 6);
+    let glucose = result(panel, "Glucose");
+    assert_eq!(
+        (glucose["value"].clone(), glucose["unit"].clone()),
+        (json!(5.6), json!("mmol/L"))
+    );
+    assert_eq!(
+        glucose["range"],
+        json!({"low": 3.9, "high": 5.5, "text": "3.9-5.5"})
+    );
+    assert_eq!(glucose["position"], "above");
+    assert_eq!(glucose["flag"], "High");
+    assert_eq!(result(panel, "Potassium")["position"], "within");
+    assert_eq!(result(panel, "Sodium")["position"], "below");
+    let creatinine = result(panel, "Creatinine");
+    assert_eq!(creatinine["text"], ">60");
+    assert_eq!(creatinine["position"], Value::Null, "no number, no position");
+
+    // Narrowed by name, category and date; a bad date is a 400 that says why.
+    let count = |answer: &Value| answer["reports"].as_array().unwrap().len();
+    let (_, by_name) = as_member(&w, "GET", "/api/me/results?name=gluc", &jane_session).await;
+    assert_eq!(count(&by_name), 1, "{by_name}");
+    assert_eq!(by_name["reports"][0]["category"], "laboratory");
+    let (_, imaging) = as_member(&w, "GET", "/api/me/results?category=imaging", &jane_session).await;
+    assert_eq!(count(&imaging), 1, "{imaging}");
+    let (_, later) = as_member(&w, "GET", "/api/me/results?from=2025-03-15", &jane_session).await;
+    assert_eq!(count(&later), 1, "{later}");
+    assert_eq!(later["reports"][0]["category"], "imaging");
+    let (status, bad) = as_member(&w, "GET", "/api/me/results?from=March", &jane_session).await;
+    assert_eq!((status, code(&bad)), (400, "bad-date"), "{bad}");
+
+    // The radiology report's PDF, with its type; the panel has no document.
+    let xray = reports[0]["id"].as_str().unwrap();
+    let (status, content_type, bytes) =
+        download(&w, &format!("/api/me/results/{xray}/document"), &jane_session).await;
+    assert_eq!((status, content_type.as_str()), (200, "application/pdf"));
+    assert!(bytes.starts_with(b"%PDF-"));
+    let panel_id = panel["id"].as_str().unwrap();
+    let (status, none) = as_member(
+        &w,
+        "GET",
+        &format!("/api/me/results/{panel_id}/document"),
+        &jane_session,
+    )
+    .await;
+    assert_eq!((status, code(&none)), (404, "no-document"), "{none}");
+
+    // Sam, Jane's proxy for a few seconds, reads her results; she cannot read his; he has none.
+    let sam = w.patient(1, "SMITH").await;
+    w.enroll(&sam).await;
+    let token = token_in(&nth(&w.email, 3).await);
+    let (status, body) = w.activate(&token, "sam").await;
+    assert_eq!(status, 200, "{body}");
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(4))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (status, created) = w
+        .post(
+            "/api/proxies",
+            "manager",
+            json!({ "principal": { "patient_id": jane }, "proxy": { "patient_id": sam },
+                "relationship": "CHILD", "expires_at": expires_at, "reason": "daughter helps" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let sam_session = signed_in(&w, "sam").await;
+    let (status, hers) = as_member(
+        &w,
+        "GET",
+        &format!("/api/me/principals/{jane}/results"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!(status, 200, "{hers}");
+    assert_eq!(count(&hers), 2);
+    let (status, _, bytes) = download(
+        &w,
+        &format!("/api/me/principals/{jane}/results/{xray}/document"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(bytes.starts_with(b"%PDF-"));
+    let (_, his) = as_member(&w, "GET", "/api/me/results", &sam_session).await;
+    assert_eq!(count(&his), 0, "{his}");
+    let (status, answer) = as_member(
+        &w,
+        "GET",
+        &format!("/api/me/principals/{sam}/results"),
+        &jane_session,
+    )
+    .await;
+    assert_eq!((status, code(&answer)), (403, "no-proxy-access"), "{answer}");
+    // Jane's report is not Sam's own, even by its id.
+    let (status, _) = as_member(
+        &w,
+        "GET",
+        &format!("/api/me/results/{xray}/document"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Past the expiry the relationship grants nothing.
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    let (status, answer) = as_member(
+        &w,
+        "GET",
+        &format!("/api/me/principals/{jane}/results"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!((status, code(&answer)), (403, "no-proxy-access"), "{answer}");
+    let (status, _, _) = download(
+        &w,
+        &format!("/api/me/principals/{jane}/results/{xray}/document"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!(status, 403);
+}
