@@ -1,15 +1,17 @@
 //! `GET /journal?from=N&limit=M`: the journal, oldest first: every inbound message with its
-//! channel, arrival time, status, error and the replies it got. For integration analysts.
+//! channel, arrival time, status, error and the replies it got. `POST /journal/{seq}/reprocess`:
+//! that message through its listener again (`handlers::reprocess`). For integration analysts.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::StoreRef;
 use super::auth::Analyst;
+use super::{AppState, StoreRef};
 use crate::core::journal::JournalEntry;
+use crate::handlers::reprocess::ReprocessError;
 
 const MAX_LIMIT: usize = 1000;
 
@@ -52,4 +54,51 @@ pub async fn list(
             Json(json!({ "error": e.to_string() })),
         ),
     }
+}
+
+/// `POST /journal/{seq}/reprocess`: entry `seq`'s message through its listener again, today's
+/// mappings and all. 200 with the new replies (and the new journal entry's sequence); 404 for no
+/// such entry; 409 when only the message's head was kept, or no listener serves its channel now.
+pub async fn reprocess(
+    Analyst(caller): Analyst,
+    State(state): State<AppState>,
+    Path(seq): Path<u64>,
+) -> (StatusCode, Json<Value>) {
+    let store = state.store.clone();
+    let found = tokio::task::spawn_blocking(move || store.journal(seq, 1)).await;
+    let entry = match found {
+        Ok(Ok(entries)) => match entries.into_iter().next() {
+            Some((found, bytes)) if found == seq => JournalEntry::from_bytes(&bytes),
+            _ => {
+                return (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({ "error": format!("no journal entry {seq}"), "code": "not-found" })),
+                );
+            }
+        },
+        Ok(Err(e)) => return internal(e.to_string()),
+        Err(e) => return internal(e.to_string()),
+    };
+    let entry = match entry {
+        Ok(entry) => entry,
+        Err(e) => return internal(format!("journal entry {seq} is unreadable: {e}")),
+    };
+    match state.listeners.reprocess(seq, &entry, &caller.actor()).await {
+        Ok(replies) => (
+            StatusCode::OK,
+            Json(json!({ "reprocessed": seq, "replies": replies })),
+        ),
+        Err(e @ ReprocessError::Stopping) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": e.to_string(), "code": "stopping" })),
+        ),
+        Err(e) => (
+            StatusCode::CONFLICT,
+            Json(json!({ "error": e.to_string(), "code": "not-reprocessable" })),
+        ),
+    }
+}
+
+fn internal(error: String) -> (StatusCode, Json<Value>) {
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": error })))
 }

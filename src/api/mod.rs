@@ -30,6 +30,8 @@ pub use edge::Options;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The MLLP listeners' inbound sides, to reprocess a journaled message through its own.
+    pub listeners: Arc<crate::handlers::reprocess::Listeners>,
     pub outbox: Arc<Outbox>,
     pub committer: CommitterHandle,
     pub members: Arc<crate::domain::accounts::Accounts>,
@@ -53,6 +55,7 @@ pub fn router(state: AppState, options: Options) -> Router {
     let routes = Router::new()
         .route("/health", get(health::health))
         .route("/journal", get(journal::list))
+        .route("/journal/{seq}/reprocess", post(journal::reprocess))
         .route("/outbox/dead-letters", get(outbox::dead_letters))
         .route("/outbox/dead-letters/{id}", delete(outbox::discard))
         .route("/outbox/dead-letters/{id}/retry", post(outbox::retry))

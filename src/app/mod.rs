@@ -112,6 +112,7 @@ impl Engine {
         let _ = started_outbox.set(outbox.clone());
 
         let mut mllp = vec![];
+        let mut inbound_sides = crate::handlers::reprocess::Listeners::default();
         // Every listener's TLS, reloaded together on SIGHUP.
         let mut tls_listeners = vec![];
         for (addr, channels) in listeners(config) {
@@ -146,6 +147,7 @@ impl Engine {
                 unrouted_acks: Arc::new(AckPolicy::new(names.join("|"), channels[0].ack_settings(), None)),
                 on_filtered: *channels[0].on_filtered.get_ref(),
             });
+            inbound_sides.add(names.clone(), handler.clone());
             let shutdown = stopped_signal(stopped.clone());
             tasks.spawn(async move {
                 if let Err(e) = tributary_adapter_mllp::serve(listener, settings, handler, shutdown).await {
@@ -179,6 +181,7 @@ impl Engine {
             source,
         })?;
         let state = crate::api::AppState {
+            listeners: Arc::new(inbound_sides),
             store: store.clone(),
             outbox: outbox.clone(),
             committer: handle.clone(),

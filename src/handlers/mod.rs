@@ -19,6 +19,7 @@ mod message_job;
 mod oru;
 mod pix_query;
 pub(crate) mod replies;
+pub(crate) mod reprocess;
 pub(crate) mod route;
 mod siu;
 mod unreadable;

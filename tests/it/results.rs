@@ -50,6 +50,18 @@ async fn found(engine: &EngineProcess, query: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `POST /journal/{seq}/reprocess` with the integration analyst's key.
+async fn reprocess(engine: &EngineProcess, seq: u64) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/journal/{seq}/reprocess", engine.http))
+        .bearer_auth(crate::common::ANALYST_KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 fn by_code<'a>(observations: &'a [Value], code: &str) -> &'a Value {
     observations
         .iter()
@@ -78,14 +90,39 @@ async fn a_lab_panel_becomes_a_report_with_its_results_and_a_correction_replaces
         "kept whole: {entry}"
     );
 
-    // The patient arrives; the same message sent again is applied.
+    // The patient arrives; an analyst reprocesses the journaled message and it is applied.
     assert_eq!(msa(&engine.send(A28.as_bytes()).await).0, "AA");
     let patient = engine.search("identifier=1000551903").await[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
+    let seq = entry["seq"].as_u64().unwrap();
+    let (status, answer) = reprocess(&engine, seq).await;
+    assert_eq!(status, 200, "{answer}");
+    let ack = answer["replies"][0].as_str().unwrap();
+    assert_eq!(msa(ack), ("AA".into(), "UCR250314000301".into()), "{ack}");
+    // Reprocessed again, or sent again by the UCR: the first answer, nothing changed.
+    let (status, again) = reprocess(&engine, seq).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(msa(again["replies"][0].as_str().unwrap()).0, "AA");
     let ack = engine.send(&panel).await;
     assert_eq!(msa(&ack), ("AA".into(), "UCR250314000301".into()), "{ack}");
+    let (_, journal) = engine.get("/journal").await;
+    let reprocessed: Vec<&Value> = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["peer"] == format!("reprocess of journal {seq} by client:analyst"))
+        .collect();
+    assert_eq!(reprocessed.len(), 2, "each reprocess is journaled: {journal}");
+    assert_eq!(reprocess(&engine, 999_999).await.0, 404);
+    let other_role = reqwest::Client::new()
+        .post(format!("{}/journal/{seq}/reprocess", engine.http))
+        .bearer_auth(crate::common::FHIR_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_role.status().as_u16(), 403, "integration analysts only");
 
     let reports = found(&engine, &format!("DiagnosticReport?patient={patient}")).await;
     assert_eq!(reports.len(), 1, "{reports:?}");
