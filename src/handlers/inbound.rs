@@ -294,7 +294,7 @@ fn unsupported_type(message: &Message) -> Outcome {
         code: ErrorCode::UnsupportedMessageType,
         location: Some(at_segment("MSH", Some(9))),
         text: format!(
-            "`{}` messages are not handled here (ADT, SIU, ORU and QBP^Q23 are)",
+            "`{}` messages are not handled here (ADT, SIU, ORU, MDM and QBP^Q23 are)",
             message.message_type()
         ),
     })

@@ -15,6 +15,7 @@
 
 mod adt;
 pub(crate) mod inbound;
+mod mdm;
 mod message_job;
 mod oru;
 mod pix_query;
@@ -92,7 +93,7 @@ fn refuse_undefined_event(message: &Message, letter: char, defined: &[RangeInclu
 }
 
 /// Every handler: one line each.
-const HANDLERS: &[&dyn Handler] = &[&adt::Adt, &siu::Siu, &oru::Oru, &pix_query::PixQuery];
+const HANDLERS: &[&dyn Handler] = &[&adt::Adt, &siu::Siu, &oru::Oru, &mdm::Mdm, &pix_query::PixQuery];
 
 /// The handler of a message, by its type.
 pub(crate) fn for_message(message: &Message) -> Option<&'static dyn Handler> {

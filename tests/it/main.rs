@@ -23,6 +23,7 @@ mod corpus;
 mod credentials_external;
 mod credentials_signin;
 mod disk_full;
+mod documents;
 mod engagement_invitations;
 mod engagement_profile;
 mod engagement_tasks;

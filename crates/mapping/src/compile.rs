@@ -154,6 +154,8 @@ pub enum CExpr {
     Concat(Vec<CExpr>),
     Id(Vec<CExpr>),
     Split(Box<CExpr>, String, usize),
+    /// `join(OBX[*]-5, "\n")`: the field of every segment of that name that has it, joined.
+    Join(Hl7Path, String),
     /// Table index, key.
     Lookup(usize, Box<CExpr>),
     /// The expression and how it was written, for the error.
@@ -804,6 +806,36 @@ impl Compiler<'_> {
                 };
                 CExpr::Split(arg(0)?, separator, n)
             }
+            Func::Join => {
+                let path = match &args[0] {
+                    Expr::Path(text) if looks_like_hl7_path(text) => {
+                        self.require_hl7_source(text, line)?;
+                        path::parse_hl7_path(text)
+                            .ok()
+                            .filter(|p| p.occurrence == Sel::All && p.field.repetition != Sel::All)
+                    }
+                    _ => None,
+                };
+                let Some(path) = path else {
+                    return fail(
+                        line,
+                        format!(
+                            "`join`: the first argument is a field of every segment of a name (`OBX[*]-5`), not `{}`",
+                            args[0]
+                        ),
+                    );
+                };
+                let separator = match &args[1] {
+                    Expr::Text(s) => s.clone(),
+                    other => {
+                        return fail(
+                            line,
+                            format!("`join`: the separator must be a text literal, not `{other}`"),
+                        );
+                    }
+                };
+                CExpr::Join(path, separator)
+            }
             Func::Concat => CExpr::Concat(all()?),
             Func::Id => CExpr::Id(all()?),
             Func::Now => {
@@ -818,6 +850,7 @@ impl Compiler<'_> {
             }
             Func::Date
             | Func::Decimal
+            | Func::Base64
             | Func::DateTime
             | Func::Instant
             | Func::Ts

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
+use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::datetime::{self, Offset};
@@ -31,6 +32,8 @@ pub enum Func {
     Trim,
     Digits,
     Decimal,
+    Base64,
+    Join,
     Id,
     Now,
 }
@@ -56,6 +59,8 @@ pub const FUNCTIONS: &[(&str, Func, Arity)] = &[
     ("trim", Func::Trim, Arity::Exactly(1)),
     ("digits", Func::Digits, Arity::Exactly(1)),
     ("decimal", Func::Decimal, Arity::Exactly(1)),
+    ("base64", Func::Base64, Arity::Exactly(1)),
+    ("join", Func::Join, Arity::Exactly(2)),
     ("id", Func::Id, Arity::AtLeast(1)),
     ("now", Func::Now, Arity::Exactly(0)),
 ];
@@ -108,6 +113,7 @@ pub fn apply_text<'a>(func: Func, arg: &Val<'a>, fallback: Option<Offset>) -> Va
         Func::Upper => Some(text.to_uppercase()),
         Func::Trim => Some(text.trim().to_owned()),
         Func::Digits => Some(text.chars().filter(char::is_ascii_digit).collect()),
+        Func::Base64 => Some(base64::engine::general_purpose::STANDARD.encode(text.as_bytes())),
         _ => None,
     };
     result.map_or(Val::Absent, Val::text)

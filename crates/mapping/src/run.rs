@@ -866,6 +866,20 @@ impl<'a> Exec<'a> {
                 functions::id(&values)
             }
             CExpr::Split(arg, separator, n) => functions::split(&*self.peek(arg, line)?, separator, *n),
+            CExpr::Join(path, separator) => {
+                let key = segment_key(&path.segment);
+                let parts: Vec<String> = self
+                    .segments
+                    .iter()
+                    .filter(|(k, _)| *k == key)
+                    .filter_map(|(_, segment)| {
+                        segment_value(segment, &path.field, self.delimiters())
+                            .as_text()
+                            .map(|t| t.into_owned())
+                    })
+                    .collect();
+                Val::text(parts.join(separator))
+            }
             CExpr::Lookup(table, key) => {
                 let key = self.peek(key, line)?;
                 let table = &self.program.tables[*table];

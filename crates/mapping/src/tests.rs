@@ -207,6 +207,20 @@ fn under_keeps_a_for_to_the_group_its_segment_item_opens() {
 }
 
 #[test]
+fn join_gathers_a_field_of_every_segment_and_base64_encodes_text() {
+    let got = patient(
+        "text = join(OBX[*]-5, \"\\n\")\ndata = base64(join(OBX[*]-5, \"\\n\"))\nnone = join(NTE[*]-3, \",\")\n",
+        "OBX|1|TX|||First line\nOBX|2|TX|||\nOBX|3|TX|||Caf\\E\\ \\T\\ more\n",
+    );
+    assert_eq!(
+        got["text"], "First line\nCaf\\ & more",
+        "empty fields are skipped, escapes read"
+    );
+    assert_eq!(got["data"], "Rmlyc3QgbGluZQpDYWZcICYgbW9yZQ==");
+    assert!(got.get("none").is_none(), "nothing to join is absent");
+}
+
+#[test]
 fn let_when_and_blocks() {
     let got = patient(
         "let g = lookup(gender, PID-8)\nlet maybe = \"x\" when PID-8 == \"M\"\ngender = g\nextra = maybe ?? \"none\"\n\
@@ -476,6 +490,8 @@ fn load_errors_name_file_and_line() {
         (format!("{h}for cx in PID-3[*] -> identifier {{\n}}\n"), 4, "ends with `[]`"),
         (format!("{h}for cx in OBX[*]-5 {{\n}}\n"), 4, "iterate the segments"),
         (format!("{h}for o in OBX[*] under r {{\n}}\n"), 4, "no segment item `r` is in scope"),
+        (format!("{h}a = join(OBX-5, \",\")\n"), 4, "a field of every segment of a name"),
+        (format!("{h}a = join(OBX[*]-5, PID-3)\n"), 4, "separator must be a text literal"),
         (format!("{h}for cx in PID-3[*] {{\nfor o in OBX[*] under cx {{\n}}\n}}\n"), 5, "is not a segment item"),
         (format!("{h}for r in OBR[*] {{\nfor cx in PID-3[*] under r {{\n}}\n}}\n"), 5, "narrows a `for` over segments"),
         (format!("{h}for cx in PID-3[*] {{\nx = 1\n"), 4, "never closed"),

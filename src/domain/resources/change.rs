@@ -10,7 +10,9 @@
 //! it. A record that names a patient no stored Patient has is refused (`UnknownPatient`: the
 //! feed sent it before the patient's ADT; it is journaled and can be sent again). A
 //! DiagnosticReport keeps the results it listed before: a message that corrects one result
-//! of a panel names only that one.
+//! of a panel names only that one. A DocumentReference that carries no content (a cancel, a
+//! status notification) keeps the stored content and relations, and one that `replaces`
+//! another marks that one superseded.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -159,13 +161,25 @@ pub fn apply(tx: &mut Overlay<'_>, change: &ResourceChange, now: &str) -> Result
                     identifier,
                 });
             }
-            if resource_type == "DiagnosticReport"
-                && let Some(Current::Live(stored)) = super::read(tx, &resource_type, &id)?
-            {
-                keep_earlier_results(&stored, &mut resource);
+            let stored = match super::read(tx, &resource_type, &id)? {
+                Some(Current::Live(stored)) => Some(stored),
+                _ => None,
+            };
+            let mut also = vec![];
+            match (resource_type.as_str(), stored) {
+                ("DiagnosticReport", Some(stored)) => keep_earlier_results(&stored, &mut resource),
+                ("DocumentReference", stored) => {
+                    if let Some(stored) = stored {
+                        keep_stored_content(&stored, &mut resource);
+                    }
+                    also = supersede_replaced(tx, &resource, &id, now)?;
+                }
+                _ => {}
             }
             super::put(tx, &resource_type, &id, resource, now)?;
-            Ok(written(&id))
+            let mut records = written(&id);
+            records.extend(also);
+            Ok(records)
         }
         ResourceChange::Delete { resource } => {
             let id = key_of(resource).ok_or_else(|| ApplyError::NoKey(resource_type.clone()))?;
@@ -227,6 +241,46 @@ fn resolve_patient_references(tx: &Overlay<'_>, value: &mut Value) -> Result<Opt
         _ => {}
     }
     Ok(unknown)
+}
+
+/// A document notification without content (a cancel, a status change) keeps what the stored
+/// version holds of the content and of the documents it relates to.
+fn keep_stored_content(stored: &Value, document: &mut Value) {
+    for element in ["content", "relatesTo"] {
+        let carried = document[element]
+            .as_array()
+            .is_some_and(|items| !items.is_empty());
+        if !carried && let Some(kept) = stored.get(element) {
+            document[element] = kept.clone();
+        }
+    }
+}
+
+/// Marks superseded each stored, current document `document` says it replaces; returns them
+/// (`DocumentReference/<id>`). A document never supersedes itself.
+fn supersede_replaced(
+    tx: &mut Overlay<'_>,
+    document: &Value,
+    id: &str,
+    now: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut superseded = vec![];
+    for relation in document["relatesTo"].as_array().into_iter().flatten() {
+        let target = relation["target"]["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("DocumentReference/"));
+        let Some(target) = target.filter(|t| relation["code"] == "replaces" && *t != id) else {
+            continue;
+        };
+        if let Some(Current::Live(mut old)) = super::read(tx, "DocumentReference", target)?
+            && old["status"] == "current"
+        {
+            old["status"] = Value::String("superseded".into());
+            super::put(tx, "DocumentReference", target, old, now)?;
+            superseded.push(format!("DocumentReference/{target}"));
+        }
+    }
+    Ok(superseded)
 }
 
 /// A report's `result` list keeps the references the stored version had and the new one does

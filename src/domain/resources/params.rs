@@ -88,6 +88,13 @@ pub const PARAMS: &[Param] = &[
     patient_ref("DocumentReference", &["subject"]),
     p("DocumentReference", "status", Kind::Token, &["status"]),
     p("DocumentReference", "type", Kind::Token, &["type"]),
+    p("DocumentReference", "date", Kind::Date, &["date"]),
+    p(
+        "DocumentReference",
+        "identifier",
+        Kind::Token,
+        &["masterIdentifier", "identifier"],
+    ),
     patient_ref("Observation", &["subject"]),
     p("Observation", "code", Kind::Token, &["code"]),
     p("Observation", "status", Kind::Token, &["status"]),
