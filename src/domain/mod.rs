@@ -10,7 +10,7 @@
 //!   one-time codes, sessions, the waits after failures and the request budget.
 //! - [`proxies`]: proxy relationships and their RelatedPersons.
 //! - [`engagement`]: profile updates, invitations to enroll, patient tasks.
-//! - [`records`]: the member's records as the portal shows them (results).
+//! - [`records`]: the member's records as the portal shows them (results, documents).
 //! - [`op`], [`refusal`]: what every member-account command works with, and how it says no.
 
 pub(crate) mod accounts;

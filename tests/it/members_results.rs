@@ -1,7 +1,8 @@
-//! A member's results over HTTP against the real engine (issue 16): results fed as ORU^R01
-//! over MLLP, read back by the signed-in member with each value placed against its range,
-//! filtered by name, date and category, the radiology PDF downloaded; and by a proxy while
-//! their relationship grants it (403 for the other direction and after it expires).
+//! A member's results and documents over HTTP against the real engine (issue 16): results fed
+//! as ORU^R01 over MLLP, read back by the signed-in member with each value placed against its
+//! range, filtered by name, date and category, the radiology PDF downloaded; documents fed as
+//! MDM, text shown inline and a PDF downloaded; and by a proxy while their relationship grants
+//! it (403 for the other direction and after it expires).
 
 use std::time::Duration;
 
@@ -10,8 +11,8 @@ use crate::credentials_support::{PASSWORD, active_jane, as_member};
 use crate::members_support::{World, nth, start, token_in, variant};
 use serde_json::{Value, json};
 
-/// Sends a results fixture about Jane (her MPI id in PID-3) and expects AA.
-async fn feed_jane_result(w: &World, fixture: &str, control_id: &str) {
+/// Sends a results or documents fixture about Jane (her MPI id in PID-3) and expects AA.
+async fn feed_jane(w: &World, fixture: &str, control_id: &str) {
     let message = variant(
         &format!("ucr/{fixture}"),
         control_id,
@@ -66,8 +67,8 @@ async fn download(w: &World, path: &str, session: &str) -> (u16, String, Vec<u8>
 async fn a_member_reads_their_results_and_a_granted_proxy_reads_them_until_it_expires() {
     let w = start("[credentials]\nmode = \"portal\"\ntwo_factor = false\n").await;
     let jane = active_jane(&w).await;
-    feed_jane_result(&w, "oru_r01_lab_panel.hl7", "JRES1").await;
-    feed_jane_result(&w, "oru_r01_radiology_report.hl7", "JRES2").await;
+    feed_jane(&w, "oru_r01_lab_panel.hl7", "JRES1").await;
+    feed_jane(&w, "oru_r01_radiology_report.hl7", "JRES2").await;
     let jane_session = signed_in(&w, "jane").await;
 
     let (status, mine) = as_member(&w, "GET", "/api/me/results", &jane_session).await;
@@ -200,4 +201,96 @@ async fn a_member_reads_their_results_and_a_granted_proxy_reads_them_until_it_ex
     )
     .await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_member_reads_their_documents_text_inline_and_a_pdf_downloaded_and_a_proxy_only_when_granted() {
+    let w = start("[credentials]\nmode = \"portal\"\ntwo_factor = false\n").await;
+    let jane = active_jane(&w).await;
+    for (fixture, control_id) in [
+        ("mdm_t02_discharge_summary.hl7", "JDOC1"),
+        ("mdm_t06_addendum_pdf.hl7", "JDOC2"),
+        ("mdm_t10_replacement.hl7", "JDOC3"),
+    ] {
+        feed_jane(&w, fixture, control_id).await;
+    }
+    let jane_session = signed_in(&w, "jane").await;
+    let (status, mine) = as_member(&w, "GET", "/api/me/documents", &jane_session).await;
+    assert_eq!(status, 200, "{mine}");
+    let documents = mine["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), 3, "{mine}");
+    // Newest first: the replacement (23 March), the addendum (22), the original (21).
+    let (replacement, addendum, original) = (&documents[0], &documents[1], &documents[2]);
+    assert_eq!(original["status"], "superseded");
+    assert_eq!(original["replaced_by"], replacement["id"]);
+    assert!(
+        original["text"]
+            .as_str()
+            .unwrap()
+            .contains("oral antibiotics & discharged home")
+    );
+    assert_eq!(addendum["content_type"], "application/pdf");
+    assert_eq!(
+        addendum["text"],
+        Value::Null,
+        "a PDF is downloaded, not shown inline"
+    );
+    assert_eq!(addendum["relates_to"][0]["code"], "appends");
+    assert_eq!(addendum["relates_to"][0]["document"], original["id"]);
+    let addendum_id = addendum["id"].as_str().unwrap();
+    let (status, content_type, bytes) = download(
+        &w,
+        &format!("/api/me/documents/{addendum_id}/content"),
+        &jane_session,
+    )
+    .await;
+    assert_eq!((status, content_type.as_str()), (200, "application/pdf"));
+    assert!(bytes.starts_with(b"%PDF-"));
+
+    // Sam reads Jane's documents while a relationship grants it, not before.
+    let sam = w.patient(1, "SMITH").await;
+    w.enroll(&sam).await;
+    let token = token_in(&nth(&w.email, 3).await);
+    assert_eq!(w.activate(&token, "sam").await.0, 200);
+    let sam_session = signed_in(&w, "sam").await;
+    let (status, answer) = as_member(
+        &w,
+        "GET",
+        &format!("/api/me/principals/{jane}/documents"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!((status, code(&answer)), (403, "no-proxy-access"), "{answer}");
+    let (status, _, _) = download(
+        &w,
+        &format!("/api/me/documents/{addendum_id}/content"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!(status, 404, "not Sam's own document");
+    let (status, created) = w
+        .post(
+            "/api/proxies",
+            "manager",
+            json!({ "principal": { "patient_id": jane }, "proxy": { "patient_id": sam },
+                "relationship": "CHILD", "expires_on": "2099-01-01", "reason": "daughter helps" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, hers) = as_member(
+        &w,
+        "GET",
+        &format!("/api/me/principals/{jane}/documents"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!(status, 200, "{hers}");
+    assert_eq!(hers["documents"].as_array().unwrap().len(), 3);
+    let (status, content_type, _) = download(
+        &w,
+        &format!("/api/me/principals/{jane}/documents/{addendum_id}/content"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!((status, content_type.as_str()), (200, "application/pdf"));
 }

@@ -110,6 +110,10 @@ const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/me/results/{id}/document"),
     ("GET", "/api/me/principals/{id}/results"),
     ("GET", "/api/me/principals/{id}/results/{report}/document"),
+    ("GET", "/api/me/documents"),
+    ("GET", "/api/me/documents/{id}/content"),
+    ("GET", "/api/me/principals/{id}/documents"),
+    ("GET", "/api/me/principals/{id}/documents/{document}/content"),
 ];
 
 #[tokio::test]

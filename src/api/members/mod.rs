@@ -100,6 +100,19 @@ pub fn routes() -> Router<AppState> {
             "/api/me/principals/{id}/results/{report}/document",
             get(records::principal_document),
         )
+        .route("/api/me/documents", get(records::my_documents))
+        .route(
+            "/api/me/documents/{id}/content",
+            get(records::my_document_content),
+        )
+        .route(
+            "/api/me/principals/{id}/documents",
+            get(records::principal_documents),
+        )
+        .route(
+            "/api/me/principals/{id}/documents/{document}/content",
+            get(records::principal_document_content),
+        )
 }
 
 async fn openapi_json() -> Response {

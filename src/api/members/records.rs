@@ -1,4 +1,5 @@
-//! The member's records under `/api/me`: their results, and a principal's to a proxy whose
+//! The member's records under `/api/me`: their results and documents, and a principal's to a
+//! proxy whose
 //! relationship grants it now (403 `no-proxy-access` otherwise, as for the principal's account).
 //! Results come from the feeds (ORU over MLLP, or FHIR); nothing here writes.
 
@@ -15,6 +16,7 @@ use super::reply::{error, ok, read};
 use super::signin::MemberSession;
 use crate::api::AppState;
 use crate::domain::identity::sessions;
+use crate::domain::records::documents;
 use crate::domain::records::results::{self, ResultsError, ResultsQuery};
 use crate::domain::refusal::{Kind, Refusal};
 
@@ -101,6 +103,68 @@ pub async fn principal_document(
     document(&state, me, Some(principal), report).await
 }
 
+/// `GET /api/me/documents`: the signed-in member's documents.
+pub async fn my_documents(State(state): State<AppState>, me: MemberSession) -> Result<Response, Response> {
+    documents_for(&state, me, None).await
+}
+
+/// `GET /api/me/principals/{id}/documents`: a principal's documents, to a granted proxy.
+pub async fn principal_documents(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(principal): Path<String>,
+) -> Result<Response, Response> {
+    documents_for(&state, me, Some(principal)).await
+}
+
+/// `GET /api/me/documents/{id}/content`: a document's bytes, with its content type.
+pub async fn my_document_content(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    document_content(&state, me, None, id).await
+}
+
+/// `GET /api/me/principals/{id}/documents/{document}/content`.
+pub async fn principal_document_content(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path((principal, id)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    document_content(&state, me, Some(principal), id).await
+}
+
+async fn documents_for(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+) -> Result<Response, Response> {
+    let answer = read(state, move |store, _| {
+        let patient = whose(store, &me, principal.as_deref())?;
+        let listed = documents::of_patient(store, &patient)
+            .map_err(|e| Refusal::new(Kind::Store, "store", e.to_string()))?;
+        Ok(json!({ "patient_id": patient, "documents": listed }))
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, answer))
+}
+
+async fn document_content(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+    id: String,
+) -> Result<Response, Response> {
+    let (content_type, bytes) = read(state, move |store, _| {
+        let patient = whose(store, &me, principal.as_deref())?;
+        documents::content_of(store, &patient, &id)?
+            .ok_or_else(|| Refusal::not_found(format!("no document `{id}` of yours with content")))
+    })
+    .await?;
+    attachment(&content_type, bytes)
+}
+
 /// The patient whose records the caller reads: their own, or a principal's they act for now.
 fn whose(
     store: &dyn crate::store::Reader,
@@ -161,6 +225,11 @@ async fn document(
             )
         })?;
     let content_type = form["contentType"].as_str().unwrap_or("application/octet-stream");
+    attachment(content_type, bytes)
+}
+
+/// A download: the bytes with their content type, as an attachment.
+fn attachment(content_type: &str, bytes: Vec<u8>) -> Result<Response, Response> {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
@@ -173,6 +242,42 @@ const RESULTS_QUERY: &[&str] = &["name:string", "from:string", "to:string", "cat
 
 /// The OpenAPI entries of these routes (chained into `openapi::document`).
 pub const OPERATIONS: &[super::openapi::Operation] = &[
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/documents",
+        summary: "The signed-in member's documents, newest first (cancelled ones left out): title, date, status (current or superseded, with the document that replaces it), whether final, author, content type, the text of a text document inline, and the documents it relates to (appends, replaces).",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/documents/{id}/content",
+        summary: "One of the member's documents: its bytes with its content type (a PDF, text ...); 404 when it is not theirs, cancelled, or has no content.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/principals/{id}/documents",
+        summary: "A principal's documents (as /api/me/documents) for the signed-in proxy, while a relationship grants it; 403 no-proxy-access otherwise.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/principals/{id}/documents/{document}/content",
+        summary: "A principal's document's bytes, for a granted proxy; 403 no-proxy-access, 404 as for the member's own.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
     super::openapi::Operation {
         method: "get",
         path: "/api/me/results",

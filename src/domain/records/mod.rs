@@ -2,5 +2,7 @@
 //! feeds keep (results today), shaped for a member and their proxies, never written here.
 //!
 //! - [`results`]: lab and radiology results, each with its range and where its value falls.
+//! - [`documents`]: clinical documents, text shown inline, others downloaded.
 
+pub(crate) mod documents;
 pub(crate) mod results;

@@ -100,6 +100,15 @@ bind = "127.0.0.1:0"
 [channels.filter]
 message_types = ["ORU"]
 
+[[channels]]
+name = "ucr-mdm"
+mapping = "ucr-mdm-document"
+[channels.source]
+kind = "mllp"
+bind = "127.0.0.1:0"
+[channels.filter]
+message_types = ["MDM"]
+
 [[destinations]]
 name = "member-email"
 kind = "file"
