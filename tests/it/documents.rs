@@ -8,7 +8,7 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::common::{EngineProcess, MAPPINGS, msa, segment, temp_store, write_config};
+use crate::common::{EngineProcess, MAPPINGS, add_channel, msa, segment, temp_store, write_config};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ucr");
 
@@ -22,24 +22,16 @@ fn read(name: &str) -> Vec<u8> {
 
 fn start(data: &Path) -> EngineProcess {
     let config = write_config(data.parent().unwrap(), "", Path::new(MAPPINGS));
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(
-        "\n[[channels]]\nname = \"ucr-mdm\"\nmapping = \"ucr-mdm-document\"\n\
-         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n\
-         [channels.filter]\nmessage_types = [\"MDM\"]\n",
-    );
-    std::fs::write(&config, text).unwrap();
+    add_channel(&config, "ucr-mdm", "ucr-mdm-document", "MDM");
     EngineProcess::start_config(&config, data)
 }
 
 async fn document(engine: &EngineProcess, number: &str) -> Value {
-    let (status, bundle) = engine
-        .get(&format!("/fhir/DocumentReference?identifier={number}"))
+    let found = engine
+        .found(&format!("DocumentReference?identifier={number}"))
         .await;
-    assert_eq!(status, 200, "{bundle}");
-    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
-    assert_eq!(entries.len(), 1, "one document {number}: {bundle}");
-    entries[0]["resource"].clone()
+    assert_eq!(found.len(), 1, "one document {number}: {found:?}");
+    found[0].clone()
 }
 
 fn content(document: &Value) -> (String, Vec<u8>) {
@@ -111,12 +103,10 @@ async fn originals_addenda_replacements_and_cancels_land_on_their_documents() {
     assert_eq!(content(&addendum).0, "application/pdf", "{addendum}");
     assert_eq!(addendum["relatesTo"][0]["code"], "appends");
 
-    let (_, of_patient) = engine
-        .get(&format!(
-            "/fhir/DocumentReference?patient={patient}&status=current"
-        ))
+    let current = engine
+        .found(&format!("DocumentReference?patient={patient}&status=current"))
         .await;
-    assert_eq!(of_patient["entry"].as_array().unwrap().len(), 1, "{of_patient}");
+    assert_eq!(current.len(), 1, "{current:?}");
 
     // An event HL7 does not define for MDM is refused before any channel.
     let unknown = String::from_utf8(original)

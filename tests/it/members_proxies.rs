@@ -446,11 +446,7 @@ async fn past_its_expiry_a_relationship_grants_nothing_and_the_job_marks_it_and_
     )
     .await;
     let jane = active_jane(&w).await;
-    let sam = w.patient(1, "SMITH").await;
-    w.enroll(&sam).await;
-    let token = token_in(&nth(&w.email, 3).await);
-    let (status, body) = w.activate(&token, "sam").await;
-    assert_eq!(status, 200, "{body}");
+    let sam = w.active_member(1, "SMITH", "sam", 2).await;
 
     let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(4))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::code;
 use crate::credentials_support::{PASSWORD, active_jane, as_member};
-use crate::members_support::{World, nth, start, token_in, variant};
+use crate::members_support::{World, start, variant};
 use serde_json::{Value, json};
 
 /// Sends a results or documents fixture about Jane (her MPI id in PID-3) and expects AA.
@@ -130,11 +130,7 @@ async fn a_member_reads_their_results_and_a_granted_proxy_reads_them_until_it_ex
     assert_eq!((status, code(&none)), (404, "no-document"), "{none}");
 
     // Sam, Jane's proxy for a few seconds, reads her results; she cannot read his; he has none.
-    let sam = w.patient(1, "SMITH").await;
-    w.enroll(&sam).await;
-    let token = token_in(&nth(&w.email, 3).await);
-    let (status, body) = w.activate(&token, "sam").await;
-    assert_eq!(status, 200, "{body}");
+    let sam = w.active_member(1, "SMITH", "sam", 2).await;
     let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(4))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (status, created) = w
@@ -248,10 +244,7 @@ async fn a_member_reads_their_documents_text_inline_and_a_pdf_downloaded_and_a_p
     assert!(bytes.starts_with(b"%PDF-"));
 
     // Sam reads Jane's documents while a relationship grants it, not before.
-    let sam = w.patient(1, "SMITH").await;
-    w.enroll(&sam).await;
-    let token = token_in(&nth(&w.email, 3).await);
-    assert_eq!(w.activate(&token, "sam").await.0, 200);
+    let sam = w.active_member(1, "SMITH", "sam", 2).await;
     let sam_session = signed_in(&w, "sam").await;
     let (status, answer) = as_member(
         &w,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::common::{EngineProcess, MAPPINGS, msa, segment, temp_store, write_config};
+use crate::common::{EngineProcess, MAPPINGS, add_channel, msa, segment, temp_store, write_config};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ucr");
 
@@ -28,26 +28,8 @@ fn read(name: &str) -> Vec<u8> {
 /// The engine with the test channels and the UCR's results feed on the same listener.
 fn start(data: &Path) -> EngineProcess {
     let config = write_config(data.parent().unwrap(), "", Path::new(MAPPINGS));
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(
-        "\n[[channels]]\nname = \"ucr-oru\"\nmapping = \"ucr-oru-result\"\n\
-         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n\
-         [channels.filter]\nmessage_types = [\"ORU\"]\n",
-    );
-    std::fs::write(&config, text).unwrap();
+    add_channel(&config, "ucr-oru", "ucr-oru-result", "ORU");
     EngineProcess::start_config(&config, data)
-}
-
-async fn found(engine: &EngineProcess, query: &str) -> Vec<Value> {
-    let (status, bundle) = engine.get(&format!("/fhir/{query}")).await;
-    assert_eq!(status, 200, "{query}: {bundle}");
-    bundle["entry"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e["resource"].clone())
-        .collect()
 }
 
 /// `POST /journal/{seq}/reprocess` with the integration analyst's key.
@@ -81,7 +63,7 @@ async fn a_lab_panel_becomes_a_report_with_its_results_and_a_correction_replaces
     let err = segment(&ack, "ERR").expect("an ERR");
     assert!(err[2].starts_with("PID^1^3"), "ERR-2 names PID-3: {ack}");
     assert!(err[3].starts_with("204"), "ERR-3 is 204: {ack}");
-    assert!(found(&engine, "Observation?code=2345-7").await.is_empty());
+    assert!(engine.found("Observation?code=2345-7").await.is_empty());
     let (_, journal) = engine.get("/journal").await;
     let entry = journal["entries"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(entry["status"], "error", "{entry}");
@@ -124,13 +106,13 @@ async fn a_lab_panel_becomes_a_report_with_its_results_and_a_correction_replaces
         .unwrap();
     assert_eq!(other_role.status().as_u16(), 403, "integration analysts only");
 
-    let reports = found(&engine, &format!("DiagnosticReport?patient={patient}")).await;
+    let reports = engine.found(&format!("DiagnosticReport?patient={patient}")).await;
     assert_eq!(reports.len(), 1, "{reports:?}");
     let report = &reports[0];
     assert_eq!(report["status"], "final");
     assert_eq!(report["subject"]["reference"], format!("Patient/{patient}"));
     assert_eq!(report["result"].as_array().unwrap().len(), 6, "{report}");
-    let results = found(&engine, &format!("Observation?patient={patient}")).await;
+    let results = engine.found(&format!("Observation?patient={patient}")).await;
     assert_eq!(results.len(), 6, "one per OBX: {results:?}");
     for result in &report["result"].as_array().unwrap()[..] {
         let id = result["reference"]
@@ -163,43 +145,40 @@ async fn a_lab_panel_becomes_a_report_with_its_results_and_a_correction_replaces
     assert_eq!(creatinine["status"], "preliminary");
     // Searchable by code and status, as a user filters results.
     assert_eq!(
-        found(&engine, "Observation?code=http://loinc.org%7C2951-2")
+        engine
+            .found("Observation?code=http://loinc.org%7C2951-2")
             .await
             .len(),
         1
     );
     assert_eq!(
-        found(
-            &engine,
-            &format!("Observation?patient={patient}&status=preliminary")
-        )
-        .await
-        .len(),
+        engine
+            .found(&format!("Observation?patient={patient}&status=preliminary"))
+            .await
+            .len(),
         1
     );
 
     // The correction (OBX-11 C) replaces the glucose; the other results stay the report's.
     let ack = engine.send(&read("oru_r01_lab_correction.hl7")).await;
     assert_eq!(msa(&ack).0, "AA", "{ack}");
-    let results = found(&engine, &format!("Observation?patient={patient}")).await;
+    let results = engine.found(&format!("Observation?patient={patient}")).await;
     assert_eq!(results.len(), 6, "corrected, not duplicated: {results:?}");
     let glucose = by_code(&results, "2345-7");
     assert_eq!(glucose["valueQuantity"]["value"], 5.2);
     assert_eq!(glucose["status"], "corrected");
     assert_eq!(glucose["interpretation"][0]["coding"][0]["code"], "N");
     assert_eq!(glucose["meta"]["versionId"], "2");
-    let report = &found(&engine, &format!("DiagnosticReport?patient={patient}")).await[0];
+    let report = &engine.found(&format!("DiagnosticReport?patient={patient}")).await[0];
     assert_eq!(report["status"], "corrected");
     assert_eq!(report["result"].as_array().unwrap().len(), 6, "{report}");
 
     // A radiology report: text lines as results, the PDF as the report's presented form.
     let ack = engine.send(&read("oru_r01_radiology_report.hl7")).await;
     assert_eq!(msa(&ack).0, "AA", "{ack}");
-    let reports = found(
-        &engine,
-        &format!("DiagnosticReport?patient={patient}&code=36643-5"),
-    )
-    .await;
+    let reports = engine
+        .found(&format!("DiagnosticReport?patient={patient}&code=36643-5"))
+        .await;
     assert_eq!(reports.len(), 1, "{reports:?}");
     let form = &reports[0]["presentedForm"][0];
     assert_eq!(form["contentType"], "application/pdf");
@@ -207,7 +186,9 @@ async fn a_lab_panel_becomes_a_report_with_its_results_and_a_correction_replaces
         .decode(form["data"].as_str().unwrap())
         .unwrap();
     assert!(pdf.starts_with(b"%PDF-"), "the report's bytes as sent");
-    let lines = found(&engine, &format!("Observation?patient={patient}&code=36643-5")).await;
+    let lines = engine
+        .found(&format!("Observation?patient={patient}&code=36643-5"))
+        .await;
     let mut text: Vec<&str> = lines.iter().map(|o| o["valueString"].as_str().unwrap()).collect();
     text.sort();
     assert_eq!(

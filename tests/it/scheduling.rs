@@ -40,15 +40,7 @@ fn start(data: &Path, outbox: &Path) -> EngineProcess {
 }
 
 async fn appointments(engine: &EngineProcess, query: &str) -> Vec<Value> {
-    let (status, bundle) = engine.get(&format!("/fhir/Appointment?{query}")).await;
-    assert_eq!(status, 200, "{bundle}");
-    bundle["entry"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| e["resource"].clone())
-        .collect()
+    engine.found(&format!("Appointment?{query}")).await
 }
 
 /// The files the destination has been sent, waiting up to a few seconds for `n`.

@@ -93,6 +93,18 @@ pub fn write_config(dir: &Path, extra_source: &str, mappings: &Path) -> PathBuf 
     write_config_http(dir, extra_source, "", mappings)
 }
 
+/// Adds a channel on the test listener to the config file at `config`: `name`, its `mapping`,
+/// taking messages of `message_type`.
+pub fn add_channel(config: &Path, name: &str, mapping: &str, message_type: &str) {
+    let mut text = std::fs::read_to_string(config).unwrap();
+    text.push_str(&format!(
+        "\n[[channels]]\nname = \"{name}\"\nmapping = \"{mapping}\"\n\
+         [channels.source]\nkind = \"mllp\"\nbind = \"127.0.0.1:0\"\n\
+         [channels.filter]\nmessage_types = [\"{message_type}\"]\n"
+    ));
+    std::fs::write(config, text).unwrap();
+}
+
 /// As [`write_config`], with extra keys for `[http]` (`max_uri_bytes = 2048` ...).
 pub fn write_config_http(dir: &Path, extra_source: &str, extra_http: &str, mappings: &Path) -> PathBuf {
     let path = dir.join("tributary.toml");
@@ -234,15 +246,18 @@ impl EngineProcess {
 
     /// The Patients a FHIR search finds.
     pub async fn search(&self, query: &str) -> Vec<Value> {
-        let (status, bundle) = self.get(&format!("/fhir/Patient?{query}")).await;
-        assert_eq!(status, 200, "search {query}: {bundle}");
+        self.found(&format!("Patient?{query}")).await
+    }
+
+    /// The resources a FHIR search finds: `Observation?patient=...`.
+    pub async fn found(&self, search: &str) -> Vec<Value> {
+        let (status, bundle) = self.get(&format!("/fhir/{search}")).await;
+        assert_eq!(status, 200, "search {search}: {bundle}");
         assert_eq!(bundle["type"], "searchset");
         bundle["entry"]
             .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["resource"].clone())
-            .collect()
+            .map(|entries| entries.iter().map(|e| e["resource"].clone()).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -251,6 +251,18 @@ impl World {
             .to_string()
     }
 
+    /// Another patient (as [`World::patient`]) enrolled and activated as `username`;
+    /// `emails_before` is how many emails the test's gateway has received before (the
+    /// activation is the next).
+    pub async fn active_member(&self, n: u32, family: &str, username: &str, emails_before: usize) -> String {
+        let id = self.patient(n, family).await;
+        self.enroll(&id).await;
+        let token = token_in(&nth(&self.email, emails_before + 1).await);
+        let (status, body) = self.activate(&token, username).await;
+        assert_eq!(status, 200, "{body}");
+        id
+    }
+
     /// Enrolls at the point of care with email and text.
     pub async fn enroll(&self, patient_id: &str) -> Value {
         let (status, body) = self
