@@ -1,8 +1,10 @@
 //! A member's results and documents over HTTP against the real engine (issue 16): results fed
 //! as ORU^R01 over MLLP, read back by the signed-in member with each value placed against its
 //! range, filtered by name, date and category, the radiology PDF downloaded; documents fed as
-//! MDM, text shown inline and a PDF downloaded; and by a proxy while their relationship grants
-//! it (403 for the other direction and after it expires).
+//! MDM, text shown inline and a PDF downloaded; appointments fed as SIU, listed as next,
+//! upcoming, past and cancelled, and downloaded as an iCalendar file read by python
+//! `icalendar`; and by a proxy while their relationship grants it (403 for the other direction
+//! and after it expires).
 
 use std::time::Duration;
 
@@ -286,4 +288,151 @@ async fn a_member_reads_their_documents_text_inline_and_a_pdf_downloaded_and_a_p
     )
     .await;
     assert_eq!((status, content_type.as_str()), (200, "application/pdf"));
+}
+
+/// Reads an iCalendar file with python `icalendar` (another project's reading of RFC 5545):
+/// each VEVENT's UID, SUMMARY, DTSTART and DTEND (UTC, ISO 8601), LOCATION and DESCRIPTION.
+fn read_ics(ics: &[u8]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("appointment.ics");
+    std::fs::write(&path, ics).unwrap();
+    let script = "import icalendar, json, sys, datetime\n\
+        cal = icalendar.Calendar.from_ical(open(sys.argv[1], 'rb').read())\n\
+        utc = lambda d: d.astimezone(datetime.timezone.utc).isoformat()\n\
+        print(json.dumps([{'uid': str(e['UID']), 'summary': str(e['SUMMARY']),\n\
+          'start': utc(e.decoded('DTSTART')), 'end': utc(e.decoded('DTEND')),\n\
+          'location': str(e.get('LOCATION')), 'description': str(e.get('DESCRIPTION'))}\n\
+          for e in cal.walk('VEVENT')]))\n";
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "python icalendar could not read it (pip install icalendar): {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(ics)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn a_member_sees_next_upcoming_past_and_cancelled_appointments_and_downloads_one_as_icalendar() {
+    let w = start("[credentials]\nmode = \"portal\"\ntwo_factor = false\n").await;
+    let jane = active_jane(&w).await;
+    let booking = |control_id: &str, appointment: &str, day: &str, event: &str| {
+        variant(
+            "ucr/siu_s12_booked.hl7",
+            control_id,
+            &[
+                ("APT20250401-0931", appointment),
+                ("20250401", day),
+                ("SIU^S12^SIU_S12", event),
+                ("1000551903", "1000234567"),
+                ("NGUYEN^LINH^THI", "DOE^JANE^QUINN"),
+            ],
+        )
+    };
+    w.feed(&booking("JAPT1", "APT-FUTURE-1", "20990401", "SIU^S12^SIU_S12"))
+        .await;
+    w.feed(&booking("JAPT2", "APT-FUTURE-2", "20990501", "SIU^S12^SIU_S12"))
+        .await;
+    w.feed(&booking("JAPT3", "APT-PAST-1", "20250401", "SIU^S12^SIU_S12"))
+        .await;
+    w.feed(&booking("JAPT4", "APT-CANCELLED", "20990601", "SIU^S15^SIU_S12"))
+        .await;
+    let jane_session = signed_in(&w, "jane").await;
+
+    let (status, mine) = as_member(&w, "GET", "/api/me/appointments", &jane_session).await;
+    assert_eq!(status, 200, "{mine}");
+    let starts = |list: &str| -> Vec<String> {
+        mine[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["start"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        starts("upcoming"),
+        ["2099-04-01T09:30:00-04:00", "2099-05-01T09:30:00-04:00"]
+    );
+    assert_eq!(starts("past"), ["2025-04-01T09:30:00-04:00"]);
+    assert_eq!(starts("cancelled"), ["2099-06-01T09:30:00-04:00"]);
+    let next = &mine["next"];
+    assert_eq!(next["start"], "2099-04-01T09:30:00-04:00");
+    assert_eq!(next["location"], "Family Medicine Clinic");
+    assert_eq!(next["title"], "Follow-up visit");
+    assert_eq!(next["with"][0], "DR KWAME OSEI");
+
+    // The next appointment as an iCalendar event, read by python icalendar.
+    let id = next["id"].as_str().unwrap();
+    let (status, content_type, ics) =
+        download(&w, &format!("/api/me/appointments/{id}/ics"), &jane_session).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/calendar; charset=utf-8")
+    );
+    let events = read_ics(&ics);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["start"], "2099-04-01T13:30:00+00:00");
+    assert_eq!(event["end"], "2099-04-01T14:00:00+00:00");
+    assert_eq!(event["summary"], "Follow-up visit");
+    assert_eq!(event["location"], "Family Medicine Clinic");
+    assert!(
+        event["description"].as_str().unwrap().contains("DR KWAME OSEI"),
+        "{event}"
+    );
+    // A past or cancelled one is no calendar event to add.
+    for list in ["past", "cancelled"] {
+        let other = mine[list][0]["id"].as_str().unwrap();
+        let (status, answer) = as_member(
+            &w,
+            "GET",
+            &format!("/api/me/appointments/{other}/ics"),
+            &jane_session,
+        )
+        .await;
+        assert_eq!((status, code(&answer)), (409, "not-upcoming"), "{list}: {answer}");
+    }
+
+    // A proxy only with a grant.
+    let sam = w.active_member(1, "SMITH", "sam", 2).await;
+    let sam_session = signed_in(&w, "sam").await;
+    let (status, answer) = as_member(
+        &w,
+        "GET",
+        &format!("/api/me/principals/{jane}/appointments"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!((status, code(&answer)), (403, "no-proxy-access"), "{answer}");
+    let (status, created) = w
+        .post(
+            "/api/proxies",
+            "manager",
+            json!({ "principal": { "patient_id": jane }, "proxy": { "patient_id": sam },
+                "relationship": "CHILD", "expires_on": "2099-01-01", "reason": "daughter helps" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, hers) = as_member(
+        &w,
+        "GET",
+        &format!("/api/me/principals/{jane}/appointments"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!(status, 200, "{hers}");
+    assert_eq!(hers["next"]["id"], id);
+    let (status, _, ics) = download(
+        &w,
+        &format!("/api/me/principals/{jane}/appointments/{id}/ics"),
+        &sam_session,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(read_ics(&ics)[0]["start"], "2099-04-01T13:30:00+00:00");
 }

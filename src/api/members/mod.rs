@@ -100,6 +100,16 @@ pub fn routes() -> Router<AppState> {
             "/api/me/principals/{id}/results/{report}/document",
             get(records::principal_document),
         )
+        .route("/api/me/appointments", get(records::my_appointments))
+        .route("/api/me/appointments/{id}/ics", get(records::my_appointment_ics))
+        .route(
+            "/api/me/principals/{id}/appointments",
+            get(records::principal_appointments),
+        )
+        .route(
+            "/api/me/principals/{id}/appointments/{appointment}/ics",
+            get(records::principal_appointment_ics),
+        )
         .route("/api/me/documents", get(records::my_documents))
         .route(
             "/api/me/documents/{id}/content",

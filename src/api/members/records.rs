@@ -1,5 +1,5 @@
-//! The member's records under `/api/me`: their results and documents, and a principal's to a
-//! proxy whose
+//! The member's records under `/api/me`: their results, documents and appointments, and a
+//! principal's to a proxy whose
 //! relationship grants it now (403 `no-proxy-access` otherwise, as for the principal's account).
 //! Results come from the feeds (ORU over MLLP, or FHIR); nothing here writes.
 
@@ -16,6 +16,7 @@ use super::reply::{error, ok, read};
 use super::signin::MemberSession;
 use crate::api::AppState;
 use crate::domain::identity::sessions;
+use crate::domain::records::appointments::{self, IcsError};
 use crate::domain::records::documents;
 use crate::domain::records::results::{self, ResultsError, ResultsQuery};
 use crate::domain::refusal::{Kind, Refusal};
@@ -165,6 +166,72 @@ async fn document_content(
     attachment(&content_type, bytes)
 }
 
+/// `GET /api/me/appointments`: the signed-in member's appointments.
+pub async fn my_appointments(State(state): State<AppState>, me: MemberSession) -> Result<Response, Response> {
+    appointments_for(&state, me, None).await
+}
+
+/// `GET /api/me/principals/{id}/appointments`: a principal's appointments, to a granted proxy.
+pub async fn principal_appointments(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(principal): Path<String>,
+) -> Result<Response, Response> {
+    appointments_for(&state, me, Some(principal)).await
+}
+
+/// `GET /api/me/appointments/{id}/ics`: an upcoming appointment as an iCalendar file.
+pub async fn my_appointment_ics(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    appointment_ics(&state, me, None, id).await
+}
+
+/// `GET /api/me/principals/{id}/appointments/{appointment}/ics`.
+pub async fn principal_appointment_ics(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path((principal, id)): Path<(String, String)>,
+) -> Result<Response, Response> {
+    appointment_ics(&state, me, Some(principal), id).await
+}
+
+async fn appointments_for(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+) -> Result<Response, Response> {
+    let answer = read(state, move |store, _| {
+        let patient = whose(store, &me, principal.as_deref())?;
+        let mut listed = appointments::of_patient(store, &patient, chrono::Utc::now())
+            .map_err(|e| Refusal::new(Kind::Store, "store", e.to_string()))?;
+        listed["patient_id"] = json!(patient);
+        Ok(listed)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, answer))
+}
+
+async fn appointment_ics(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+    id: String,
+) -> Result<Response, Response> {
+    let calendar = read(state, move |store, _| {
+        let patient = whose(store, &me, principal.as_deref())?;
+        appointments::ics_of(store, &patient, &id, chrono::Utc::now()).map_err(|e| match e {
+            IcsError::NotFound(_) => Refusal::not_found(e.to_string()),
+            IcsError::NotUpcoming(_) => Refusal::conflict("not-upcoming", e.to_string()),
+            IcsError::Store(e) => e.into(),
+        })
+    })
+    .await?;
+    attachment("text/calendar; charset=utf-8", calendar.into_bytes())
+}
+
 /// The patient whose records the caller reads: their own, or a principal's they act for now.
 fn whose(
     store: &dyn crate::store::Reader,
@@ -242,6 +309,42 @@ const RESULTS_QUERY: &[&str] = &["name:string", "from:string", "to:string", "cat
 
 /// The OpenAPI entries of these routes (chained into `openapi::document`).
 pub const OPERATIONS: &[super::openapi::Operation] = &[
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/appointments",
+        summary: "The signed-in member's appointments: `next`, `upcoming` (soonest first), `past` (latest first) and `cancelled` (cancelled or no-show), each with start, end, status, title, location, who it is with, comment and cancellation reason.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/appointments/{id}/ics",
+        summary: "An upcoming appointment of the member as an iCalendar (RFC 5545) file: one event with its start, end, title, location and who it is with. 404 not the member's; 409 not-upcoming (past or cancelled).",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/principals/{id}/appointments",
+        summary: "A principal's appointments (as /api/me/appointments) for the signed-in proxy, while a relationship grants it; 403 no-proxy-access otherwise.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/principals/{id}/appointments/{appointment}/ics",
+        summary: "A principal's upcoming appointment as an iCalendar file, for a granted proxy; 403 no-proxy-access, 404 and 409 as for the member's own.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
     super::openapi::Operation {
         method: "get",
         path: "/api/me/documents",

@@ -3,6 +3,8 @@
 //!
 //! - [`results`]: lab and radiology results, each with its range and where its value falls.
 //! - [`documents`]: clinical documents, text shown inline, others downloaded.
+//! - [`appointments`]: next, upcoming, past and cancelled, and one as an iCalendar event.
 
+pub(crate) mod appointments;
 pub(crate) mod documents;
 pub(crate) mod results;

@@ -101,6 +101,15 @@ bind = "127.0.0.1:0"
 message_types = ["ORU"]
 
 [[channels]]
+name = "ucr-siu"
+mapping = "ucr-siu-appointment"
+[channels.source]
+kind = "mllp"
+bind = "127.0.0.1:0"
+[channels.filter]
+message_types = ["SIU"]
+
+[[channels]]
 name = "ucr-mdm"
 mapping = "ucr-mdm-document"
 [channels.source]

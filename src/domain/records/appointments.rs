@@ -1,0 +1,144 @@
+//! A member's appointments, as the portal's Appointments tab shows them: the next one, the
+//! upcoming ones, the past ones and the cancelled ones (Appointments the scheduling feed keeps),
+//! and an upcoming one as an iCalendar event (RFC 5545) with its place.
+
+use chrono::{DateTime, Utc};
+use icalendar::{Calendar, Component, Event, EventLike};
+use serde_json::{Value, json};
+
+use crate::domain::resources::search::{self, SearchError, Sort};
+use crate::domain::resources::{self, Current};
+use crate::store::{Reader, Store, StoreError};
+
+/// The patient's appointments at `now`, sorted by start: `next`, `upcoming` (after now, the
+/// next among them), `past` and `cancelled` (cancelled or no-show, whenever they were).
+pub fn of_patient(store: &dyn Store, patient_id: &str, now: DateTime<Utc>) -> Result<Value, SearchError> {
+    let filters = vec![("patient".to_string(), patient_id.to_string())];
+    let mut appointments = search::search(store, "Appointment", &filters, Sort::default())?;
+    appointments.sort_by_key(start_of);
+    let (mut upcoming, mut past, mut cancelled) = (vec![], vec![], vec![]);
+    for appointment in &appointments {
+        let shown = view(appointment);
+        if matches!(
+            appointment["status"].as_str(),
+            Some("cancelled" | "noshow" | "entered-in-error")
+        ) {
+            cancelled.push(shown);
+        } else if start_of(appointment).is_some_and(|start| start > now) {
+            upcoming.push(shown);
+        } else {
+            past.push(shown);
+        }
+    }
+    past.reverse();
+    Ok(json!({
+        "next": upcoming.first().cloned(),
+        "upcoming": upcoming,
+        "past": past,
+        "cancelled": cancelled,
+    }))
+}
+
+/// Why an appointment cannot be downloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum IcsError {
+    #[error("no appointment `{0}` of yours")]
+    NotFound(String),
+    #[error("appointment `{0}` is not upcoming (past, cancelled or without a start)")]
+    NotUpcoming(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The patient's upcoming appointment `id` as an iCalendar file.
+pub fn ics_of(
+    reader: &dyn Reader,
+    patient_id: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<String, IcsError> {
+    let Some(Current::Live(appointment)) = resources::read(reader, "Appointment", id)? else {
+        return Err(IcsError::NotFound(id.to_string()));
+    };
+    let patient = format!("Patient/{patient_id}");
+    let theirs =
+        participants(&appointment, "Patient").any(|p| p["actor"]["reference"].as_str() == Some(&patient));
+    if !theirs {
+        return Err(IcsError::NotFound(id.to_string()));
+    }
+    let start = start_of(&appointment).filter(|start| *start > now);
+    let booked = !matches!(
+        appointment["status"].as_str(),
+        Some("cancelled" | "noshow" | "entered-in-error")
+    );
+    let Some(start) = start.filter(|_| booked) else {
+        return Err(IcsError::NotUpcoming(id.to_string()));
+    };
+    let shown = view(&appointment);
+    let mut event = Event::new();
+    event
+        .uid(&format!("{id}@tributary"))
+        .summary(shown["title"].as_str().unwrap_or("Appointment"))
+        .starts(start);
+    if let Some(end) = instant(&appointment["end"]) {
+        event.ends(end);
+    }
+    if let Some(location) = shown["location"].as_str() {
+        event.location(location);
+    }
+    let with: Vec<&str> = shown["with"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut description = vec![];
+    if !with.is_empty() {
+        description.push(format!("With {}", with.join(", ")));
+    }
+    if let Some(comment) = shown["comment"].as_str() {
+        description.push(comment.to_string());
+    }
+    if !description.is_empty() {
+        event.description(&description.join("\n"));
+    }
+    let calendar = Calendar::new().push(event.done()).done();
+    Ok(calendar.to_string())
+}
+
+/// One appointment as the portal shows it.
+fn view(appointment: &Value) -> Value {
+    let title = appointment["appointmentType"]["text"]
+        .as_str()
+        .or(appointment["description"].as_str());
+    json!({
+        "id": appointment["id"],
+        "status": appointment["status"],
+        "start": appointment["start"],
+        "end": appointment["end"],
+        "title": title,
+        "service": appointment["description"],
+        "location": participants(appointment, "Location").find_map(|p| p["actor"]["display"].as_str()),
+        "with": participants(appointment, "Practitioner").filter_map(|p| p["actor"]["display"].as_str()).collect::<Vec<_>>(),
+        "comment": appointment["comment"],
+        "cancellation_reason": appointment["cancelationReason"]["text"],
+    })
+}
+
+fn participants<'a>(appointment: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> {
+    appointment["participant"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(move |p| p["actor"]["type"] == kind)
+}
+
+fn start_of(appointment: &Value) -> Option<DateTime<Utc>> {
+    instant(&appointment["start"])
+}
+
+fn instant(value: &Value) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value.as_str()?)
+        .ok()
+        .map(|t| t.to_utc())
+}
