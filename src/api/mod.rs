@@ -37,6 +37,8 @@ pub struct AppState {
     pub members: Arc<crate::domain::accounts::Accounts>,
     /// `[engagement]`: where profile updates and questionnaire answers go (issue #7).
     pub engagement: Arc<crate::config::EngagementConfig>,
+    /// `[records]`: where a member's cancellation of an appointment goes (issue #16).
+    pub records: Arc<crate::config::RecordsConfig>,
     pub fhir: fhir::FhirState,
 }
 

@@ -186,6 +186,7 @@ impl Engine {
             outbox: outbox.clone(),
             committer: handle.clone(),
             engagement: Arc::new(config.engagement.clone()),
+            records: Arc::new(config.records.clone()),
             members: accounts,
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),

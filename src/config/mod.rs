@@ -17,6 +17,7 @@ pub(crate) mod live_mappings;
 mod members;
 mod proxies;
 mod rate_limit;
+mod records;
 mod schedule;
 
 pub use destinations::{DestinationConfig, RetryConfig, event_resource_type};
@@ -42,6 +43,7 @@ pub use identity::{CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
 pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM};
 pub use rate_limit::RateLimitConfig;
+pub use records::RecordsConfig;
 pub use schedule::{JOBS, JobConfig, parse_cron};
 
 use tributary_adapter_core::tls::{ServerTlsConfig, server_config};
@@ -79,6 +81,9 @@ pub struct Config {
     pub api_clients: Vec<ApiClientConfig>,
     #[serde(default)]
     pub engagement: EngagementConfig,
+    /// `[records]`: where a member's cancellation of an appointment goes (issue #16).
+    #[serde(default)]
+    pub records: RecordsConfig,
     /// `[credentials]`: which credentials members sign in with, two-factor, the waits after failed sign-ins (issues #6, #12).
     #[serde(default)]
     pub credentials: CredentialsConfig,
@@ -822,6 +827,7 @@ impl Config {
         self.validate_destinations()?;
         self.validate_schedule()?;
         self.validate_engagement()?;
+        self.validate_records()?;
         self.validate_identity()?;
         self.validate_rate_limit()?;
         self.validate_proxies()?;

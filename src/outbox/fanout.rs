@@ -84,23 +84,18 @@ impl Fanout {
     }
 
     /// The destinations of a change to a `resource_type` made by a job from `origin` naming
-    /// `also`, in config order.
+    /// `also`, in config order: those subscribed to the type, a channel's for its Patients, and
+    /// the ones the job names (a profile update's, an appointment cancellation's).
     fn chosen(&self, resource_type: &str, origin: Option<&str>, also: &[String]) -> Vec<usize> {
-        let named: Vec<usize> = origin
+        let by_channel: &[usize] = origin
             .and_then(|c| self.by_channel.get(c))
-            .into_iter()
-            .flatten()
-            .copied()
-            .chain(
-                also.iter()
-                    .filter_map(|name| self.targets.iter().position(|t| t.name == *name)),
-            )
-            .collect();
+            .map_or(&[], Vec::as_slice);
         (0..self.targets.len())
             .filter(|&i| {
                 let target = &self.targets[i];
                 target.subscribed.iter().any(|t| t == resource_type)
-                    || (named.contains(&i) && resource_type == "Patient")
+                    || (by_channel.contains(&i) && resource_type == "Patient")
+                    || also.contains(&target.name)
             })
             .collect()
     }

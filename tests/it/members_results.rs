@@ -8,7 +8,8 @@
 
 use std::time::Duration;
 
-use crate::common::code;
+use crate::common::peers::MllpPeer;
+use crate::common::{code, segment};
 use crate::credentials_support::{PASSWORD, active_jane, as_member};
 use crate::members_support::{World, start, variant};
 use serde_json::{Value, json};
@@ -45,6 +46,20 @@ fn result<'a>(report: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|r| r["name"] == name)
         .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+/// A POST with a member session (the bearer) and a JSON body, if any.
+async fn post_as_member(w: &World, path: &str, session: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = w
+        .http
+        .post(format!("{}{path}", w.engine.http))
+        .bearer_auth(session);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// A GET with a member session, keeping the raw body and content type (for documents).
@@ -318,8 +333,17 @@ fn read_ics(ics: &[u8]) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn a_member_sees_next_upcoming_past_and_cancelled_appointments_and_downloads_one_as_icalendar() {
-    let w = start("[credentials]\nmode = \"portal\"\ntwo_factor = false\n").await;
+async fn a_member_sees_their_appointments_downloads_one_as_icalendar_and_a_proxy_cancels_one() {
+    // The scheduler that booked the appointments hears of a member's cancellation as an S15.
+    let scheduler = MllpPeer::start("127.0.0.1:0", "AA").await;
+    let w = start(&format!(
+        "[credentials]\nmode = \"portal\"\ntwo_factor = false\n\
+         [records]\nappointment_cancellation_destinations = [\"ucr-scheduling\"]\n\
+         [[destinations]]\nname = \"ucr-scheduling\"\nkind = \"mllp\"\nmapping = \"appointment-siu-s15\"\n\
+         [destinations.settings]\naddress = \"{}\"\n",
+        scheduler.addr
+    ))
+    .await;
     let jane = active_jane(&w).await;
     let booking = |control_id: &str, appointment: &str, day: &str, event: &str| {
         variant(
@@ -435,4 +459,41 @@ async fn a_member_sees_next_upcoming_past_and_cancelled_appointments_and_downloa
     .await;
     assert_eq!(status, 200);
     assert_eq!(read_ics(&ics)[0]["start"], "2099-04-01T13:30:00+00:00");
+
+    // Sam cancels it for Jane: it shows cancelled, the next one moves up, and the scheduler
+    // receives an SIU^S15 naming the appointment, the patient and the reason.
+    let (status, cancelled) = post_as_member(
+        &w,
+        &format!("/api/me/principals/{jane}/appointments/{id}/cancel"),
+        &sam_session,
+        Some(json!({ "reason": "cannot make it that day" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["appointment"]["status"], "cancelled");
+    assert_eq!(cancelled["pushed"].as_array().unwrap().len(), 1, "{cancelled}");
+    let s15 = scheduler.wait_for(1).await.remove(0);
+    assert_eq!(segment(&s15, "MSH").unwrap()[8], "SIU^S15^SIU_S12", "{s15}");
+    let sch = segment(&s15, "SCH").unwrap();
+    assert!(
+        sch[2].starts_with("APT-FUTURE-1^"),
+        "SCH-2 is the filler's id: {s15}"
+    );
+    assert_eq!(sch[6], "^cannot make it that day");
+    assert_eq!(sch[25], "Cancelled");
+    assert!(
+        segment(&s15, "PID").unwrap()[3].starts_with("1000234567^"),
+        "{s15}"
+    );
+    let (_, after) = as_member(&w, "GET", "/api/me/appointments", &jane_session).await;
+    assert_eq!(after["next"]["start"], "2099-05-01T09:30:00-04:00");
+    assert_eq!(after["cancelled"].as_array().unwrap().len(), 2, "{after}");
+    let (status, again) = post_as_member(
+        &w,
+        &format!("/api/me/appointments/{id}/cancel"),
+        &jane_session,
+        None,
+    )
+    .await;
+    assert_eq!((status, code(&again)), (409, "not-upcoming"), "{again}");
 }

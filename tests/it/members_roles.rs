@@ -114,6 +114,11 @@ const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/me/appointments/{id}/ics"),
     ("GET", "/api/me/principals/{id}/appointments"),
     ("GET", "/api/me/principals/{id}/appointments/{appointment}/ics"),
+    ("POST", "/api/me/appointments/{id}/cancel"),
+    (
+        "POST",
+        "/api/me/principals/{id}/appointments/{appointment}/cancel",
+    ),
     ("GET", "/api/me/documents"),
     ("GET", "/api/me/documents/{id}/content"),
     ("GET", "/api/me/principals/{id}/documents"),

@@ -102,6 +102,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/me/appointments", get(records::my_appointments))
         .route("/api/me/appointments/{id}/ics", get(records::my_appointment_ics))
+        .route("/api/me/appointments/{id}/cancel", post(records::my_cancel))
         .route(
             "/api/me/principals/{id}/appointments",
             get(records::principal_appointments),
@@ -109,6 +110,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/api/me/principals/{id}/appointments/{appointment}/ics",
             get(records::principal_appointment_ics),
+        )
+        .route(
+            "/api/me/principals/{id}/appointments/{appointment}/cancel",
+            post(records::principal_cancel),
         )
         .route("/api/me/documents", get(records::my_documents))
         .route(

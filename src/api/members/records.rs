@@ -3,7 +3,7 @@
 //! relationship grants it now (403 `no-proxy-access` otherwise, as for the principal's account).
 //! Results come from the feeds (ORU over MLLP, or FHIR); nothing here writes.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
@@ -12,11 +12,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::proxies::acting_for;
-use super::reply::{error, ok, read};
+use super::reply::{body, error, ok, read, refused};
 use super::signin::MemberSession;
 use crate::api::AppState;
+use crate::core::Finished;
 use crate::domain::identity::sessions;
-use crate::domain::records::appointments::{self, IcsError};
+use crate::domain::records::appointments;
 use crate::domain::records::documents;
 use crate::domain::records::results::{self, ResultsError, ResultsQuery};
 use crate::domain::refusal::{Kind, Refusal};
@@ -222,14 +223,92 @@ async fn appointment_ics(
 ) -> Result<Response, Response> {
     let calendar = read(state, move |store, _| {
         let patient = whose(store, &me, principal.as_deref())?;
-        appointments::ics_of(store, &patient, &id, chrono::Utc::now()).map_err(|e| match e {
-            IcsError::NotFound(_) => Refusal::not_found(e.to_string()),
-            IcsError::NotUpcoming(_) => Refusal::conflict("not-upcoming", e.to_string()),
-            IcsError::Store(e) => e.into(),
-        })
+        Ok(appointments::ics_of(store, &patient, &id, chrono::Utc::now())?)
     })
     .await?;
     attachment("text/calendar; charset=utf-8", calendar.into_bytes())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    reason: Option<String>,
+}
+
+/// `POST /api/me/appointments/{id}/cancel`: the member cancels their upcoming appointment.
+pub async fn my_cancel(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    cancel(&state, me, None, id, &bytes).await
+}
+
+/// `POST /api/me/principals/{id}/appointments/{appointment}/cancel`: a granted proxy cancels it.
+pub async fn principal_cancel(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path((principal, id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    cancel(&state, me, Some(principal), id, &bytes).await
+}
+
+async fn cancel(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+    id: String,
+    bytes: &Bytes,
+) -> Result<Response, Response> {
+    let request: CancelBody = if bytes.is_empty() {
+        CancelBody::default()
+    } else {
+        body(bytes)?
+    };
+    let reason = request
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| "cancelled by the member".to_string());
+    let push_to: Vec<String> = state
+        .records
+        .appointment_cancellation_destinations
+        .iter()
+        .map(|d| d.get_ref().clone())
+        .collect();
+    let actor = format!("member:{}", me.session.patient_id);
+    let journal = format!("appointment {id} cancelled by {actor}");
+    let outcome = state
+        .committer
+        .run("appointment cancellation", actor.clone(), move |ctx| {
+            let done = whose(ctx.tx, &me, principal.as_deref()).and_then(|patient| {
+                appointments::cancel(ctx, &actor, &patient, &id, &reason, &push_to)
+                    .map(|done| (patient, done))
+            });
+            match done {
+                Ok((patient, done)) => Finished::applied(journal, vec![patient], Ok(done)),
+                Err(refusal) => Finished::refused(journal, refusal.to_string(), Err(refusal)),
+            }
+        })
+        .await;
+    match outcome {
+        None => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "the engine is shutting down",
+        )),
+        Some(Err(reason)) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "commit-failed",
+            &reason.to_string(),
+        )),
+        Some(Ok(Err(refusal))) => Err(refused(&refusal)),
+        Some(Ok(Ok((appointment, pushed)))) => Ok(ok(
+            StatusCode::OK,
+            json!({ "appointment": appointment, "pushed": pushed }),
+        )),
+    }
 }
 
 /// The patient whose records the caller reads: their own, or a principal's they act for now.
@@ -309,6 +388,24 @@ const RESULTS_QUERY: &[&str] = &["name:string", "from:string", "to:string", "cat
 
 /// The OpenAPI entries of these routes (chained into `openapi::document`).
 pub const OPERATIONS: &[super::openapi::Operation] = &[
+    super::openapi::Operation {
+        method: "post",
+        path: "/api/me/appointments/{id}/cancel",
+        summary: "The member cancels an upcoming appointment (`reason` optional): it becomes cancelled and goes back to the scheduler through `records.appointment_cancellation_destinations` (an SIU^S15 over MLLP, or FHIR JSON) and to every destination subscribed to Appointment-changed; audited. Answers the appointment and the deliveries queued. 404 not the member's; 409 not-upcoming.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &["reason:string"],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "post",
+        path: "/api/me/principals/{id}/appointments/{appointment}/cancel",
+        summary: "A granted proxy cancels a principal's upcoming appointment (as /api/me/appointments/{id}/cancel); 403 no-proxy-access otherwise.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &["reason:string"],
+        success: 200,
+    },
     super::openapi::Operation {
         method: "get",
         path: "/api/me/appointments",

@@ -1,11 +1,16 @@
 //! A member's appointments, as the portal's Appointments tab shows them: the next one, the
 //! upcoming ones, the past ones and the cancelled ones (Appointments the scheduling feed keeps),
-//! and an upcoming one as an iCalendar event (RFC 5545) with its place.
+//! an upcoming one as an iCalendar event (RFC 5545) with its place, and the member's
+//! cancellation of an upcoming one, sent back to the scheduler through the outbox.
 
 use chrono::{DateTime, Utc};
 use icalendar::{Calendar, Component, Event, EventLike};
 use serde_json::{Value, json};
 
+use crate::core::Context;
+use crate::domain::accounts::audit;
+use crate::domain::op::Op;
+use crate::domain::refusal::Refusal;
 use crate::domain::resources::search::{self, SearchError, Sort};
 use crate::domain::resources::{self, Current};
 use crate::store::{Reader, Store, StoreError};
@@ -50,13 +55,13 @@ pub enum IcsError {
     Store(#[from] StoreError),
 }
 
-/// The patient's upcoming appointment `id` as an iCalendar file.
-pub fn ics_of(
+/// The patient's appointment `id` if it is upcoming: it, and its start.
+fn upcoming(
     reader: &dyn Reader,
     patient_id: &str,
     id: &str,
     now: DateTime<Utc>,
-) -> Result<String, IcsError> {
+) -> Result<(Value, DateTime<Utc>), IcsError> {
     let Some(Current::Live(appointment)) = resources::read(reader, "Appointment", id)? else {
         return Err(IcsError::NotFound(id.to_string()));
     };
@@ -71,9 +76,67 @@ pub fn ics_of(
         appointment["status"].as_str(),
         Some("cancelled" | "noshow" | "entered-in-error")
     );
-    let Some(start) = start.filter(|_| booked) else {
-        return Err(IcsError::NotUpcoming(id.to_string()));
-    };
+    match start.filter(|_| booked) {
+        Some(start) => Ok((appointment, start)),
+        None => Err(IcsError::NotUpcoming(id.to_string())),
+    }
+}
+
+impl From<IcsError> for Refusal {
+    fn from(e: IcsError) -> Refusal {
+        match e {
+            IcsError::NotFound(_) => Refusal::not_found(e.to_string()),
+            IcsError::NotUpcoming(_) => Refusal::conflict("not-upcoming", e.to_string()),
+            IcsError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The member's cancellation of their upcoming appointment `id`: it becomes `cancelled` with
+/// the reason, and fan-out sends it to `push_to` (the scheduler that booked it, rendered by
+/// that destination's mapping: an SIU^S15) besides every destination subscribed to
+/// `Appointment-changed`. Audited with who acted (the member or their proxy). Returns the
+/// appointment as it now is and the deliveries queued for it.
+pub fn cancel(
+    ctx: &mut Context<'_, '_>,
+    actor: &str,
+    patient_id: &str,
+    id: &str,
+    reason: &str,
+    push_to: &[String],
+) -> Result<(Value, Vec<String>), Refusal> {
+    let now = DateTime::parse_from_rfc3339(ctx.now)
+        .map(|t| t.to_utc())
+        .unwrap_or_else(|_| Utc::now());
+    let (mut appointment, _) = upcoming(ctx.tx, patient_id, id, now)?;
+    appointment["status"] = json!("cancelled");
+    appointment["cancelationReason"] = json!({ "text": reason });
+    let queued_before = ctx.deliveries().len();
+    ctx.notify_also(push_to);
+    let stored = ctx
+        .stage(|ctx| resources::put(ctx.tx, "Appointment", id, appointment, ctx.now).map_err(Refusal::from));
+    ctx.notify_also(&[]);
+    let stored = stored?;
+    let pushed = ctx.deliveries()[queued_before..].to_vec();
+    let mut op = Op::from_ctx(ctx, actor);
+    audit::record(
+        &mut op,
+        "appointment.cancel",
+        &format!("member/{patient_id}"),
+        Some(reason),
+        json!({ "appointment": format!("Appointment/{id}"), "pushed": pushed }),
+    );
+    Ok((stored, pushed))
+}
+
+/// The patient's upcoming appointment `id` as an iCalendar file.
+pub fn ics_of(
+    reader: &dyn Reader,
+    patient_id: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<String, IcsError> {
+    let (appointment, start) = upcoming(reader, patient_id, id, now)?;
     let shown = view(&appointment);
     let mut event = Event::new();
     event
