@@ -306,7 +306,7 @@ async fn a_member_reads_their_documents_text_inline_and_a_pdf_downloaded_and_a_p
 }
 
 /// Reads an iCalendar file with python `icalendar` (another project's reading of RFC 5545):
-/// each VEVENT's UID, SUMMARY, DTSTART and DTEND (UTC, ISO 8601), LOCATION and DESCRIPTION.
+/// each VEVENT's UID, SUMMARY, DTSTART and DTEND (UTC, ISO 8601), LOCATION, DESCRIPTION and URL.
 fn read_ics(ics: &[u8]) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("appointment.ics");
@@ -316,7 +316,8 @@ fn read_ics(ics: &[u8]) -> Vec<Value> {
         utc = lambda d: d.astimezone(datetime.timezone.utc).isoformat()\n\
         print(json.dumps([{'uid': str(e['UID']), 'summary': str(e['SUMMARY']),\n\
           'start': utc(e.decoded('DTSTART')), 'end': utc(e.decoded('DTEND')),\n\
-          'location': str(e.get('LOCATION')), 'description': str(e.get('DESCRIPTION'))}\n\
+          'location': str(e.get('LOCATION')), 'description': str(e.get('DESCRIPTION')),\n\
+          'url': str(e.get('URL'))}\n\
           for e in cal.walk('VEVENT')]))\n";
     let output = std::process::Command::new("python3")
         .args(["-c", script])
@@ -355,6 +356,11 @@ async fn a_member_sees_their_appointments_downloads_one_as_icalendar_and_a_proxy
                 ("SIU^S12^SIU_S12", event),
                 ("1000551903", "1000234567"),
                 ("NGUYEN^LINH^THI", "DOE^JANE^QUINN"),
+                // Every booking here is a video visit.
+                (
+                    "RGS|1|A",
+                    "ZTH|1|https://meet.example.org/visit/7Q2X9|Zoom\rRGS|1|A",
+                ),
             ],
         )
     };
@@ -389,6 +395,12 @@ async fn a_member_sees_their_appointments_downloads_one_as_icalendar_and_a_proxy
     assert_eq!(next["location"], "Family Medicine Clinic");
     assert_eq!(next["title"], "Follow-up visit");
     assert_eq!(next["with"][0], "DR KWAME OSEI");
+    assert_eq!(next["telehealth"], true);
+    assert_eq!(
+        next["telehealth_link"],
+        Value::Null,
+        "the link shows on the visit's day only"
+    );
 
     // The next appointment as an iCalendar event, read by python icalendar.
     let id = next["id"].as_str().unwrap();
@@ -408,6 +420,10 @@ async fn a_member_sees_their_appointments_downloads_one_as_icalendar_and_a_proxy
     assert!(
         event["description"].as_str().unwrap().contains("DR KWAME OSEI"),
         "{event}"
+    );
+    assert_eq!(
+        event["url"], "https://meet.example.org/visit/7Q2X9",
+        "the meeting link: {event}"
     );
     // A past or cancelled one is no calendar event to add.
     for list in ["past", "cancelled"] {

@@ -23,7 +23,7 @@ pub fn of_patient(store: &dyn Store, patient_id: &str, now: DateTime<Utc>) -> Re
     appointments.sort_by_key(start_of);
     let (mut upcoming, mut past, mut cancelled) = (vec![], vec![], vec![]);
     for appointment in &appointments {
-        let shown = view(appointment);
+        let shown = view(appointment, now);
         if matches!(
             appointment["status"].as_str(),
             Some("cancelled" | "noshow" | "entered-in-error")
@@ -137,7 +137,7 @@ pub fn ics_of(
     now: DateTime<Utc>,
 ) -> Result<String, IcsError> {
     let (appointment, start) = upcoming(reader, patient_id, id, now)?;
-    let shown = view(&appointment);
+    let shown = view(&appointment, now);
     let mut event = Event::new();
     event
         .uid(&format!("{id}@tributary"))
@@ -162,6 +162,11 @@ pub fn ics_of(
     if let Some(comment) = shown["comment"].as_str() {
         description.push(comment.to_string());
     }
+    // The download carries the meeting link whatever the day: the calendar keeps it.
+    if let Some(link) = telehealth_link(&appointment) {
+        description.push(format!("Join the video visit: {link}"));
+        event.add_property("URL", link);
+    }
     if !description.is_empty() {
         event.description(&description.join("\n"));
     }
@@ -169,12 +174,22 @@ pub fn ics_of(
     Ok(calendar.to_string())
 }
 
-/// One appointment as the portal shows it.
-fn view(appointment: &Value) -> Value {
+/// One appointment as the portal shows it at `now`: a telehealth visit's link only on its day
+/// (in the appointment's own time zone), as the portal's Start button.
+fn view(appointment: &Value, now: DateTime<Utc>) -> Value {
     let title = appointment["appointmentType"]["text"]
         .as_str()
         .or(appointment["description"].as_str());
+    let on_its_day = DateTime::parse_from_rfc3339(appointment["start"].as_str().unwrap_or(""))
+        .is_ok_and(|start| start.date_naive() == now.with_timezone(start.offset()).date_naive());
+    let booked = !matches!(
+        appointment["status"].as_str(),
+        Some("cancelled" | "noshow" | "entered-in-error")
+    );
+    let link = telehealth_link(appointment);
     json!({
+        "telehealth": link.is_some(),
+        "telehealth_link": link.filter(|_| on_its_day && booked),
         "id": appointment["id"],
         "status": appointment["status"],
         "start": appointment["start"],
@@ -186,6 +201,15 @@ fn view(appointment: &Value) -> Value {
         "comment": appointment["comment"],
         "cancellation_reason": appointment["cancelationReason"]["text"],
     })
+}
+
+/// The meeting link of a telehealth visit (the extension the scheduling mapping writes).
+fn telehealth_link(appointment: &Value) -> Option<&str> {
+    appointment["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"] == "urn:tributary:telehealth-link")?["valueUrl"]
+        .as_str()
 }
 
 fn participants<'a>(appointment: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> {
@@ -204,4 +228,42 @@ fn instant(value: &Value) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value.as_str()?)
         .ok()
         .map(|t| t.to_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn a_telehealth_link_shows_on_the_appointments_own_day_only() {
+        let mut appointment = json!({
+            "id": "a1", "status": "booked",
+            "start": "2099-04-01T09:30:00-04:00", "end": "2099-04-01T10:00:00-04:00",
+            "extension": [{"url": "urn:tributary:telehealth-link", "valueUrl": "https://meet.example.org/v/1"}],
+        });
+        let link = |appointment: &Value, now: &str| view(appointment, at(now))["telehealth_link"].clone();
+        // 16:00 and 22:00 on 1 April where the appointment is: its day.
+        assert_eq!(
+            link(&appointment, "2099-04-01T20:00:00Z"),
+            "https://meet.example.org/v/1"
+        );
+        assert_eq!(
+            link(&appointment, "2099-04-02T02:00:00Z"),
+            "https://meet.example.org/v/1"
+        );
+        // 01:00 on 2 April, 19:00 on 31 March there: not its day.
+        assert_eq!(link(&appointment, "2099-04-02T05:00:00Z"), Value::Null);
+        assert_eq!(link(&appointment, "2099-03-31T23:00:00Z"), Value::Null);
+        assert_eq!(view(&appointment, at("2099-03-31T23:00:00Z"))["telehealth"], true);
+        appointment["status"] = json!("cancelled");
+        assert_eq!(
+            link(&appointment, "2099-04-01T20:00:00Z"),
+            Value::Null,
+            "not for a cancelled visit"
+        );
+    }
 }
