@@ -143,6 +143,23 @@ async fn a_lab_panel_becomes_a_report_with_its_results_and_a_correction_replaces
         "a value that is no number stays text"
     );
     assert_eq!(creatinine["status"], "preliminary");
+    // `_include` brings the patient along, once, marked as included.
+    let (status, bundle) = engine
+        .get(&format!(
+            "/fhir/Observation?patient={patient}&_include=Observation:patient"
+        ))
+        .await;
+    assert_eq!(status, 200, "{bundle}");
+    let entries = bundle["entry"].as_array().unwrap();
+    let included: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .collect();
+    assert_eq!(included.len(), 1, "{bundle}");
+    assert_eq!(included[0]["resource"]["id"], patient.as_str());
+    assert_eq!(entries.len(), 7);
+    let (status, refused) = engine.get("/fhir/Observation?_include=Observation:code").await;
+    assert_eq!(status, 400, "{refused}");
     // Searchable by code and status, as a user filters results.
     assert_eq!(
         engine

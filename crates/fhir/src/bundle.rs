@@ -125,7 +125,7 @@ pub fn history_page(
     })
 }
 
-fn full_url(base: &str, resource: &Value) -> String {
+pub fn full_url(base: &str, resource: &Value) -> String {
     format!(
         "{base}/{}/{}",
         resource["resourceType"].as_str().unwrap_or(""),

@@ -65,6 +65,13 @@ pub fn capability_statement() -> Value {
                 "conditionalDelete": "not-supported",
                 "searchParam": search,
             });
+            let includes: Vec<String> = params::of_type(resource_type)
+                .filter(|p| p.kind == Kind::Reference)
+                .map(|p| format!("{resource_type}:{}", p.name))
+                .collect();
+            if !includes.is_empty() {
+                resource["searchInclude"] = json!(includes);
+            }
             if *resource_type == "Patient" {
                 resource["operation"] = json!([{
                     "name": "ihe-pix",

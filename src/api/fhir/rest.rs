@@ -292,8 +292,10 @@ async fn search_with(
     let mut sort = Sort::default();
     let mut filters = vec![];
     let mut ignored = vec![];
+    let mut includes = vec![];
     for (name, value) in &params {
         let parsed: Result<(), String> = match name.as_str() {
+            "_include" => include_param(&resource_type, value).map(|p| includes.push(p)),
             "_count" => count_param(&params).map(|c| count = c),
             "_offset" => offset_param(&params).map(|o| offset = o),
             "_sort" => Sort::parse(value).map(|s| sort = s).map_err(|e| e.to_string()),
@@ -355,6 +357,14 @@ async fn search_with(
                 .cloned()
                 .collect();
             let mut bundle = searchset_page(&base, &resource_type, &used, &matches, offset, count);
+            if let Err(e) = add_includes(state.store.as_ref(), &base, &includes, &mut bundle) {
+                return format::error(
+                    format,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "exception",
+                    &e.to_string(),
+                );
+            }
             if !ignored.is_empty()
                 && let Some(entries) = bundle["entry"].as_array_mut()
             {
@@ -761,4 +771,65 @@ pub fn valid_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// `_include=<Type>:<reference parameter>` (`Observation:patient`): the parameter, which must be
+/// a reference parameter of the searched type. `:iterate` and `*` are not supported.
+fn include_param(resource_type: &str, value: &str) -> Result<&'static params::Param, String> {
+    let mut parts = value.split(':');
+    let (source, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let param = params::find(resource_type, name).filter(|p| p.kind == params::Kind::Reference);
+    match param {
+        Some(param) if source == resource_type && parts.next().is_none() => Ok(param),
+        _ => Err(format!(
+            "`_include={value}`: this server includes `{resource_type}:<reference parameter>` ({})",
+            params::of_type(resource_type)
+                .filter(|p| p.kind == params::Kind::Reference)
+                .map(|p| format!("{resource_type}:{}", p.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Adds to a searchset page the resources its matches reference through each `_include`
+/// parameter, once each, with search mode `include`.
+fn add_includes(
+    store: &dyn crate::store::Store,
+    base: &str,
+    includes: &[&'static params::Param],
+    bundle: &mut Value,
+) -> Result<(), crate::store::StoreError> {
+    if includes.is_empty() {
+        return Ok(());
+    }
+    let Some(entries) = bundle["entry"].as_array_mut() else {
+        return Ok(());
+    };
+    let mut referenced: Vec<String> = vec![];
+    for entry in entries.iter() {
+        for param in includes {
+            for reference in params::values(param, &entry["resource"]) {
+                let wanted = param
+                    .target
+                    .is_none_or(|t| reference.starts_with(&format!("{t}/")));
+                if wanted && !referenced.contains(&reference) {
+                    referenced.push(reference);
+                }
+            }
+        }
+    }
+    for reference in referenced {
+        let Some((resource_type, id)) = reference.split_once('/') else {
+            continue;
+        };
+        if let Some(Current::Live(resource)) = resources::read(store, resource_type, id)? {
+            entries.push(json!({
+                "fullUrl": crate::fhir::bundle::full_url(base, &resource),
+                "resource": resource,
+                "search": { "mode": "include" },
+            }));
+        }
+    }
+    Ok(())
 }
