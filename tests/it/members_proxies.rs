@@ -450,16 +450,7 @@ async fn past_its_expiry_a_relationship_grants_nothing_and_the_job_marks_it_and_
 
     let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(4))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let (status, created) = w
-        .post(
-            "/api/proxies",
-            "manager",
-            json!({ "principal": { "patient_id": jane }, "proxy": { "patient_id": sam },
-                "relationship": "CHILD", "expires_at": expires_at, "reason": "daughter helps" }),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["relationship"]["id"].as_str().unwrap().to_string();
+    let id = w.relate(&jane, &sam, ("expires_at", &expires_at)).await;
 
     // Sam signs in and may open Jane's account; Jane may not open Sam's.
     let (status, signed) = w

@@ -150,15 +150,7 @@ async fn a_member_reads_their_results_and_a_granted_proxy_reads_them_until_it_ex
     let sam = w.active_member(1, "SMITH", "sam", 2).await;
     let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(4))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let (status, created) = w
-        .post(
-            "/api/proxies",
-            "manager",
-            json!({ "principal": { "patient_id": jane }, "proxy": { "patient_id": sam },
-                "relationship": "CHILD", "expires_at": expires_at, "reason": "daughter helps" }),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    w.relate(&jane, &sam, ("expires_at", &expires_at)).await;
     let sam_session = signed_in(&w, "sam").await;
     let (status, hers) = as_member(
         &w,
@@ -278,15 +270,7 @@ async fn a_member_reads_their_documents_text_inline_and_a_pdf_downloaded_and_a_p
     )
     .await;
     assert_eq!(status, 404, "not Sam's own document");
-    let (status, created) = w
-        .post(
-            "/api/proxies",
-            "manager",
-            json!({ "principal": { "patient_id": jane }, "proxy": { "patient_id": sam },
-                "relationship": "CHILD", "expires_on": "2099-01-01", "reason": "daughter helps" }),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    w.relate(&jane, &sam, ("expires_on", "2099-01-01")).await;
     let (status, hers) = as_member(
         &w,
         "GET",
@@ -449,15 +433,7 @@ async fn a_member_sees_their_appointments_downloads_one_as_icalendar_and_a_proxy
     )
     .await;
     assert_eq!((status, code(&answer)), (403, "no-proxy-access"), "{answer}");
-    let (status, created) = w
-        .post(
-            "/api/proxies",
-            "manager",
-            json!({ "principal": { "patient_id": jane }, "proxy": { "patient_id": sam },
-                "relationship": "CHILD", "expires_on": "2099-01-01", "reason": "daughter helps" }),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    w.relate(&jane, &sam, ("expires_on", "2099-01-01")).await;
     let (status, hers) = as_member(
         &w,
         "GET",

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::openapi::Operation;
-use super::reply::{body, command, error, ok, read, refused};
+use super::reply::{body, command, error, ok, read, refused, settled};
 use super::signin::portal_session;
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow_scope};
@@ -77,30 +77,18 @@ pub async fn update_profile(
             },
         )
         .await;
-    match outcome {
-        None => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "the engine is shutting down",
-        )),
-        Some(Err(reason)) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "commit-failed",
-            &reason.to_string(),
-        )),
-        Some(Ok(Err(refusal))) => Err(refused(&refusal)),
-        Some(Ok(Ok(done))) => Ok(ok(
-            StatusCode::OK,
-            json!({
-                "member": done.member,
-                "patient": done.patient,
-                "changed": done.changed,
-                "pushed": done.pushed,
-                "notification": done.notification,
-                "old_contact_notification": done.old_contact_notification,
-            }),
-        )),
-    }
+    let done = settled(outcome)?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({
+            "member": done.member,
+            "patient": done.patient,
+            "changed": done.changed,
+            "pushed": done.pushed,
+            "notification": done.notification,
+            "old_contact_notification": done.old_contact_notification,
+        }),
+    ))
 }
 
 /// `POST /api/invitations`.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::proxies::acting_for;
-use super::reply::{body, error, ok, read, refused};
+use super::reply::{body, error, ok, read, settled};
 use super::signin::MemberSession;
 use crate::api::AppState;
 use crate::core::Finished;
@@ -292,23 +292,11 @@ async fn cancel(
             }
         })
         .await;
-    match outcome {
-        None => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "the engine is shutting down",
-        )),
-        Some(Err(reason)) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "commit-failed",
-            &reason.to_string(),
-        )),
-        Some(Ok(Err(refusal))) => Err(refused(&refusal)),
-        Some(Ok(Ok((appointment, pushed)))) => Ok(ok(
-            StatusCode::OK,
-            json!({ "appointment": appointment, "pushed": pushed }),
-        )),
-    }
+    let (appointment, pushed) = settled(outcome)?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({ "appointment": appointment, "pushed": pushed }),
+    ))
 }
 
 /// The patient whose records the caller reads: their own, or a principal's they act for now.

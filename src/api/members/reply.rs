@@ -74,6 +74,14 @@ pub async fn command<T: Send + 'static>(
             }
         })
         .await;
+    settled(outcome)
+}
+
+/// What a member-account command run on the committer came to, as the API answers it: its
+/// value, or 503 while the engine stops, 500 when the commit failed, the refusal's status.
+pub fn settled<T, E: std::fmt::Display>(
+    outcome: Option<Result<Result<T, Refusal>, E>>,
+) -> Result<T, Response> {
     match outcome {
         None => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -272,6 +272,18 @@ impl World {
         id
     }
 
+    /// Makes `proxy` the `principal`'s daughter (relationship CHILD) as the member account
+    /// manager, until `expiry` (`("expires_on", date)` or `("expires_at", date-time)`); returns
+    /// the relationship's id.
+    pub async fn relate(&self, principal: &str, proxy: &str, expiry: (&str, &str)) -> String {
+        let mut body = json!({ "principal": { "patient_id": principal }, "proxy": { "patient_id": proxy },
+            "relationship": "CHILD", "reason": "daughter helps" });
+        body[expiry.0] = json!(expiry.1);
+        let (status, created) = self.post("/api/proxies", "manager", body).await;
+        assert_eq!(status, 201, "{created}");
+        created["relationship"]["id"].as_str().unwrap().to_string()
+    }
+
     /// Enrolls at the point of care with email and text.
     pub async fn enroll(&self, patient_id: &str) -> Value {
         let (status, body) = self
