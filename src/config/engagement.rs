@@ -52,17 +52,7 @@ impl super::Config {
                     .map(|d| ("engagement.questionnaire_destination", d)),
             );
         for (key, name) in named {
-            if !self
-                .destinations
-                .iter()
-                .any(|d| d.name.get_ref() == name.get_ref())
-            {
-                return Err(self.error_at(
-                    name.span(),
-                    key.into(),
-                    format!("no destination named `{}` is defined", name.get_ref()),
-                ));
-            }
+            self.require_destination(key.into(), name)?;
         }
         Ok(())
     }

@@ -174,17 +174,8 @@ impl super::Config {
             ("members.email_destination", &m.email_destination),
             ("members.sms_destination", &m.sms_destination),
         ] {
-            if let Some(name) = destination
-                && !self
-                    .destinations
-                    .iter()
-                    .any(|d| d.name.get_ref() == name.get_ref())
-            {
-                return Err(self.error_at(
-                    name.span(),
-                    key.into(),
-                    format!("no destination named `{}` is defined", name.get_ref()),
-                ));
+            if let Some(name) = destination {
+                self.require_destination(key.into(), name)?;
             }
         }
         let mut names: Vec<&str> = vec![];

@@ -553,6 +553,22 @@ impl Config {
     }
 
     /// An error at `span` of the file this config came from.
+    /// An error at `name` (under `key`) unless a `[[destinations]]` entry of that name exists.
+    pub(super) fn require_destination(&self, key: String, name: &Spanned<String>) -> Result<(), ConfigError> {
+        if self
+            .destinations
+            .iter()
+            .any(|d| d.name.get_ref() == name.get_ref())
+        {
+            return Ok(());
+        }
+        Err(self.error_at(
+            name.span(),
+            key,
+            format!("no destination named `{}` is defined", name.get_ref()),
+        ))
+    }
+
     pub fn error_at(&self, span: std::ops::Range<usize>, key: String, message: String) -> ConfigError {
         ConfigError {
             file: self.origin.file.clone(),
@@ -931,17 +947,7 @@ impl Config {
                         "dead-letter-digest needs the destination the digest goes to".into(),
                     ));
                 };
-                if !self
-                    .destinations
-                    .iter()
-                    .any(|d| d.name.get_ref() == destination.get_ref())
-                {
-                    return Err(self.error_at(
-                        destination.span(),
-                        key("destination"),
-                        format!("no destination named `{}` is defined", destination.get_ref()),
-                    ));
-                }
+                self.require_destination(key("destination"), destination)?;
             }
         }
         Ok(())

@@ -19,17 +19,7 @@ impl super::Config {
     /// Checks `[records]`: every destination it names is defined.
     pub(super) fn validate_records(&self) -> Result<(), super::ConfigError> {
         for name in &self.records.appointment_cancellation_destinations {
-            if !self
-                .destinations
-                .iter()
-                .any(|d| d.name.get_ref() == name.get_ref())
-            {
-                return Err(self.error_at(
-                    name.span(),
-                    "records.appointment_cancellation_destinations".into(),
-                    format!("no destination named `{}` is defined", name.get_ref()),
-                ));
-            }
+            self.require_destination("records.appointment_cancellation_destinations".into(), name)?;
         }
         Ok(())
     }
