@@ -16,7 +16,7 @@
 //! merging, index keys and JSON writing.
 
 use rustc_hash::FxHashMap;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -49,9 +49,13 @@ pub fn prepare<T, E>(
     let recorder = Recorder {
         below: store,
         reads: RefCell::new(vec![]),
+        scanned: Cell::new(false),
     };
     let mut overlay = Overlay::new(&recorder);
     let value = change(&mut overlay).ok()?;
+    if recorder.scanned.get() {
+        return None;
+    }
     let staged = overlay.into_staged();
     Some(Prepared {
         as_of,
@@ -84,12 +88,25 @@ impl<T> Prepared<T> {
 struct Recorder<'r> {
     below: &'r dyn Reader,
     reads: RefCell<Vec<(Keyspace, Vec<u8>)>>,
+    scanned: Cell<bool>,
 }
 
 impl Reader for Recorder<'_> {
     fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.reads.borrow_mut().push((keyspace, key.to_vec()));
         self.below.get(keyspace, key)
+    }
+
+    /// A scan cannot be checked key by key (a key written since may now fall in its range), so
+    /// a change that scans is never taken prepared: the committer computes it (a merge, rare).
+    fn scan_prefix(
+        &self,
+        keyspace: Keyspace,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.scanned.set(true);
+        self.below.scan_prefix(keyspace, prefix, limit)
     }
 }
 

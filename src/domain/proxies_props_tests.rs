@@ -24,7 +24,7 @@ use crate::domain::proxies::{self, Enrollment, NewRelationship, Party, Registrat
 use crate::domain::refusal::Refusal;
 use crate::domain::resources::change::{self, ResourceChange};
 use crate::domain::resources::{self, Current};
-use crate::store::{Keyspace, MemoryStore, Store};
+use crate::store::{Keyspace, MemoryStore, Reader};
 
 const PATIENTS: usize = 4;
 

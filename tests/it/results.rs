@@ -226,6 +226,72 @@ async fn a_lab_panel_becomes_a_report_with_its_results_and_a_correction_replaces
     drop(dir);
 }
 
+#[tokio::test]
+async fn a_merge_moves_the_retired_patients_results_to_the_survivor() {
+    let (dir, data) = temp_store();
+    let engine = start(&data);
+    let survivor_a28 = A28
+        .replace("RESULTSA28", "RESULTSA28B")
+        .replace("1000551903^", "1000559999^");
+    assert_eq!(msa(&engine.send(A28.as_bytes()).await).0, "AA");
+    assert_eq!(msa(&engine.send(survivor_a28.as_bytes()).await).0, "AA");
+    let id_of = |patients: Vec<Value>| patients[0]["id"].as_str().unwrap().to_string();
+    let retired = id_of(engine.search("identifier=1000551903").await);
+    let survivor = id_of(engine.search("identifier=1000559999").await);
+    assert_ne!(retired, survivor);
+    assert_eq!(msa(&engine.send(&read("oru_r01_lab_panel.hl7")).await).0, "AA");
+    assert_eq!(
+        engine
+            .found(&format!("Observation?patient={retired}"))
+            .await
+            .len(),
+        6
+    );
+
+    // The UCR's master patient index merges the first record into the second (A40).
+    let a40 = "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20250318101530-0400||ADT^A40^ADT_A39|RESULTSA40|P|2.5\r\
+         EVN|A40|20250318101530-0400\r\
+         PID|1||1000559999^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI||NGUYEN^LINH^THI^^^^L||19920905|F\r\
+         MRG|1000551903^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI\r";
+    let ack = engine.send(a40.as_bytes()).await;
+    assert_eq!(msa(&ack).0, "AA", "{ack}");
+
+    let results = engine.found(&format!("Observation?patient={survivor}")).await;
+    assert_eq!(results.len(), 6, "the results followed the survivor: {results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|o| o["subject"]["reference"] == format!("Patient/{survivor}"))
+    );
+    let reports = engine
+        .found(&format!("DiagnosticReport?patient={survivor}"))
+        .await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(
+        engine
+            .found(&format!("Observation?patient={retired}"))
+            .await
+            .is_empty()
+    );
+    assert!(
+        engine
+            .found(&format!("DiagnosticReport?patient={retired}"))
+            .await
+            .is_empty()
+    );
+    // Moved, not copied: each result has a new version; the earlier one is its history.
+    assert_eq!(by_code(&results, "2345-7")["meta"]["versionId"], "2");
+
+    // A result that still names the retired identifier lands on the survivor.
+    let ack = engine.send(&read("oru_r01_radiology_report.hl7")).await;
+    assert_eq!(msa(&ack).0, "AA", "{ack}");
+    let reports = engine
+        .found(&format!("DiagnosticReport?patient={survivor}"))
+        .await;
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    drop(dir);
+}
+
 #[test]
 fn the_ae_for_an_unknown_patient_validates_with_hl7apy_strict() {
     let (dir, data) = temp_store();

@@ -433,9 +433,7 @@ impl Reader for EmbeddedStore {
         let value = self.tree.get(full_key(keyspace, key), self.readable.get())?;
         Ok(value.map(|v| v.to_vec()))
     }
-}
 
-impl Store for EmbeddedStore {
     fn scan_prefix(
         &self,
         keyspace: Keyspace,
@@ -460,7 +458,9 @@ impl Store for EmbeddedStore {
         }
         Ok(found)
     }
+}
 
+impl Store for EmbeddedStore {
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError> {
         let appended = self
             .check_free_space()

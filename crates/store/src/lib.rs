@@ -226,14 +226,10 @@ pub struct WriteSet {
     pub journal: Vec<(u64, Vec<u8>)>,
 }
 
-/// Point reads, shared by the store itself and by overlays stacked on it.
+/// Reads, shared by the store itself and by overlays stacked on it.
 pub trait Reader {
     /// The value of `key` in `keyspace`, None when there is none.
     fn get(&self, keyspace: Keyspace, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-}
-
-/// The storage contract the engine and the API rely on.
-pub trait Store: Reader + Send + Sync {
     /// Entries whose key starts with `prefix`, in key order, at most `limit` of them.
     #[allow(clippy::type_complexity)]
     fn scan_prefix(
@@ -242,6 +238,10 @@ pub trait Store: Reader + Send + Sync {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+}
+
+/// The storage contract the engine and the API rely on.
+pub trait Store: Reader + Send + Sync {
     /// Apply every write atomically (visible to readers at once, durable only after `sync`).
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError>;
     /// Make everything committed so far durable on disk.

@@ -98,9 +98,7 @@ impl Reader for MemoryStore {
             .and_then(|entries| entries.get(key))
             .cloned())
     }
-}
 
-impl Store for MemoryStore {
     fn scan_prefix(
         &self,
         keyspace: Keyspace,
@@ -118,7 +116,9 @@ impl Store for MemoryStore {
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect())
     }
+}
 
+impl Store for MemoryStore {
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError> {
         let bytes = wal::encoded_len(&writes) as u64;
         let mut inner = self.write();

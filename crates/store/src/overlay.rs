@@ -122,4 +122,68 @@ impl Reader for Overlay<'_> {
             None => self.below.get(keyspace, key),
         }
     }
+
+    /// The reader below's entries with this overlay's pending writes and deletions laid over
+    /// them, in key order.
+    fn scan_prefix(
+        &self,
+        keyspace: Keyspace,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let pending: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
+            .pending
+            .range((keyspace, prefix.to_vec())..)
+            .take_while(|((k, key), _)| *k == keyspace && key.starts_with(prefix))
+            .map(|((_, key), value)| (key, value))
+            .collect();
+        // Each pending deletion may hide one entry below: ask for that many more.
+        let deleted = pending.iter().filter(|(_, value)| value.is_none()).count();
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .below
+            .scan_prefix(keyspace, prefix, limit.saturating_add(deleted))?
+            .into_iter()
+            .collect();
+        for (key, value) in pending {
+            match value {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryStore, Store};
+
+    #[test]
+    fn a_scan_sees_pending_writes_and_not_pending_deletions() {
+        let store = MemoryStore::default();
+        let mut writes = WriteSet::default();
+        for key in ["a/1", "a/2", "a/3", "b/1"] {
+            writes
+                .ops
+                .push((Keyspace::Resource, key.into(), Some(b"below".to_vec())));
+        }
+        store.commit(writes).unwrap();
+        let mut overlay = Overlay::new(&store);
+        overlay.delete(Keyspace::Resource, b"a/1".to_vec());
+        overlay.put(Keyspace::Resource, b"a/2".to_vec(), b"pending".to_vec());
+        overlay.put(Keyspace::Resource, b"a/4".to_vec(), b"pending".to_vec());
+        overlay.put(Keyspace::SearchIndex, b"a/5".to_vec(), b"other keyspace".to_vec());
+        let mut nested = Overlay::new(&overlay);
+        nested.delete(Keyspace::Resource, b"a/3".to_vec());
+        let found = nested.scan_prefix(Keyspace::Resource, b"a/", 10).unwrap();
+        let keys: Vec<(&[u8], &[u8])> = found.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+        assert_eq!(
+            keys,
+            vec![(&b"a/2"[..], &b"pending"[..]), (&b"a/4"[..], &b"pending"[..])]
+        );
+        let first = nested.scan_prefix(Keyspace::Resource, b"a/", 1).unwrap();
+        assert_eq!(first.len(), 1, "a deleted entry below does not use up the limit");
+        assert_eq!(first[0].0, b"a/2");
+    }
 }

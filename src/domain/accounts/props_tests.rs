@@ -24,7 +24,7 @@ use crate::domain::identity::secrets::{self, TokenKey};
 use crate::domain::op::Op;
 use crate::domain::refusal::Refusal;
 use crate::domain::resources::change::{self, ResourceChange};
-use crate::store::{Keyspace, MemoryStore, Reader, Store};
+use crate::store::{Keyspace, MemoryStore, Reader};
 
 const PATIENTS: usize = 3;
 

@@ -9,6 +9,7 @@
 //! message names its patient) resolved to the stored Patient, so `Appointment?patient=` finds
 //! it. A record that names a patient no stored Patient has is refused (`UnknownPatient`: the
 //! feed sent it before the patient's ADT; it is journaled and can be sent again). A
+//! merge moves the retired patient's records to the survivor. A
 //! DiagnosticReport keeps the results it listed before: a message that corrects one result
 //! of a panel names only that one. A DocumentReference that carries no content (a cancel, a
 //! status notification) keeps the stored content and relations, and one that `replaces`
@@ -21,7 +22,7 @@ use crate::domain::mpi::patients;
 use crate::mapping::Output;
 use crate::store::{Overlay, StoreError};
 
-use super::Current;
+use super::{Current, moved_records};
 
 /// One change asked of the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +149,15 @@ fn from_bundle(bundle: &Value) -> Result<Vec<ResourceChange>, ChangeError> {
 pub fn apply(tx: &mut Overlay<'_>, change: &ResourceChange, now: &str) -> Result<Vec<String>, ApplyError> {
     let resource_type = change.resource_type().to_string();
     if resource_type == "Patient" {
-        return patients::apply(tx, change, now);
+        let mut written = patients::apply(tx, change, now)?;
+        if let (ResourceChange::Merge { .. }, Some((survivor, retired))) = (change, written.split_first()) {
+            let mut moved = vec![];
+            for retired in retired {
+                moved.extend(moved_records::move_to_survivor(tx, retired, survivor, now)?);
+            }
+            written.extend(moved);
+        }
+        return Ok(written);
     }
     let written = |id: &str| vec![format!("{resource_type}/{id}")];
     match change {

@@ -10,6 +10,7 @@
 //! - [`search`]: running a search: candidates from the index, sorting, paging.
 
 pub(crate) mod change;
+mod moved_records;
 pub(crate) mod params;
 #[cfg(test)]
 mod results_props_tests;

@@ -352,7 +352,7 @@ fn valid_date(date: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{MemoryStore, Overlay, WriteSet};
+    use crate::store::{MemoryStore, Overlay, Reader, WriteSet};
     use proptest::prelude::*;
     use serde_json::json;
 
