@@ -1,7 +1,9 @@
 //! Third-party FHIR clients against the running engine (issue #13): python `fhirpy` creates,
 //! searches (with `.count()`), reads and updates a Patient and posts a transaction to the base
 //! (`[base]/`), and `fhir.resources` validates every resource the engine answers
-//! (tests/python/fhirpy_client.py). `.ci/run` installs both when they are absent.
+//! (tests/python/fhirpy_client.py); fhirpy feeds the Summary types and a result for a patient
+//! named by identifier and searches them (tests/python/fhirpy_records.py). `.ci/run` installs
+//! both packages when they are absent.
 
 use std::process::Command;
 
@@ -12,11 +14,21 @@ const INSTALL: &str = "python3 -m pip install --quiet fhirpy==2.3.1 fhir.resourc
 
 #[test]
 fn fhirpy_creates_searches_counts_reads_updates_and_posts_a_transaction_to_the_base() {
+    run_script("fhirpy_client.py");
+}
+
+#[test]
+fn fhirpy_feeds_the_summary_types_and_searches_them_by_patient_category_code_status_and_date() {
+    run_script("fhirpy_records.py");
+}
+
+/// Runs `tests/python/<script>` against a fresh engine's FHIR base and asserts it printed `ok`.
+fn run_script(script: &str) {
     let (_dir, data) = temp_store();
     let engine = EngineProcess::start(&data);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/fhirpy_client.py");
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let output = Command::new("python3")
-        .arg(script)
+        .arg(&script)
         .arg(format!("{}/fhir", engine.http))
         .arg(FHIR_KEY)
         .output()
@@ -30,7 +42,7 @@ fn fhirpy_creates_searches_counts_reads_updates_and_posts_a_transaction_to_the_b
     );
     assert!(
         output.status.success() && stdout.trim_end().ends_with("ok"),
-        "fhirpy against the engine failed ({}):\n{stdout}\n{stderr}",
+        "{script} against the engine failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
 }

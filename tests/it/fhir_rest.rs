@@ -978,8 +978,20 @@ async fn the_capability_statement_says_what_is_served() {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types.len(), 13);
-    assert!(types.contains(&"QuestionnaireResponse"));
+    assert_eq!(types.len(), 21);
+    for summary in [
+        "QuestionnaireResponse",
+        "AllergyIntolerance",
+        "Condition",
+        "Procedure",
+        "Immunization",
+        "MedicationRequest",
+        "MedicationStatement",
+        "CareTeam",
+        "Encounter",
+    ] {
+        assert!(types.contains(&summary), "{summary} in {types:?}");
+    }
     let patient = &statement["rest"][0]["resource"][0];
     let params: Vec<&str> = patient["searchParam"]
         .as_array()

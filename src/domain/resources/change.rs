@@ -214,7 +214,10 @@ pub fn apply(tx: &mut Overlay<'_>, change: &ResourceChange, now: &str) -> Result
 /// Gives every reference to a Patient by identifier (type `Patient`, an identifier, no
 /// `reference`) the reference of the stored Patient that identifier names. Returns the first
 /// identifier no stored Patient has (`system|value`), if any.
-fn resolve_patient_references(tx: &Overlay<'_>, value: &mut Value) -> Result<Option<String>, StoreError> {
+pub(crate) fn resolve_patient_references(
+    tx: &Overlay<'_>,
+    value: &mut Value,
+) -> Result<Option<String>, StoreError> {
     let mut unknown = None;
     match value {
         Value::Object(object) => {

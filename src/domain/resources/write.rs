@@ -152,8 +152,9 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
         }
         Write::Create {
             resource_type,
-            resource,
+            mut resource,
         } => {
+            resolve_patient(tx, &resource_type, &mut resource)?;
             let id = new_id(seq, *n);
             *n += 1;
             let stored = resources::put(tx, &resource_type, &id, resource, now).map_err(store_error)?;
@@ -200,6 +201,8 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
                     patients: vec![id],
                 });
             }
+            let mut resource = resource;
+            resolve_patient(tx, &resource_type, &mut resource)?;
             let stored = resources::put(tx, &resource_type, &id, resource, now).map_err(store_error)?;
             Ok(Done {
                 effect,
@@ -221,6 +224,20 @@ pub fn apply(tx: &mut Overlay<'_>, write: Write, seq: u64, n: &mut u32, now: &st
                 patients: vec![],
             })
         }
+    }
+}
+
+/// A record names its patient by identifier as a feed does (`{"type": "Patient", "identifier":
+/// ...}`) or by reference: the identifier is resolved to the stored Patient, and one no Patient
+/// has is refused, as the message feeds refuse it (ERR 204).
+fn resolve_patient(tx: &Overlay<'_>, resource_type: &str, resource: &mut Value) -> Result<(), Refused> {
+    match change::resolve_patient_references(tx, resource) {
+        Ok(None) => Ok(()),
+        Ok(Some(identifier)) => Err(apply_refused(ApplyError::UnknownPatient {
+            resource_type: resource_type.to_string(),
+            identifier,
+        })),
+        Err(e) => Err(apply_refused(e.into())),
     }
 }
 
