@@ -43,7 +43,7 @@ pub use identity::{CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
 pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM};
 pub use rate_limit::RateLimitConfig;
-pub use records::RecordsConfig;
+pub use records::{RecordSwitches, RecordsConfig, SUMMARY_TYPES};
 pub use schedule::{JOBS, JobConfig, parse_cron};
 
 use tributary_adapter_core::tls::{ServerTlsConfig, server_config};

@@ -69,6 +69,8 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("GET", "/api/audit", &["manager", "config"]),
     ("GET", "/api/settings/members", &["config"]),
     ("PUT", "/api/settings/members", &["config"]),
+    ("GET", "/api/settings/records", &["config"]),
+    ("PUT", "/api/settings/records", &["config"]),
     // Credentials and sign-in (issue #6).
     ("POST", "/api/sign-in", &["portal"]),
     ("POST", "/api/sign-in/code", &["portal"]),
@@ -123,6 +125,15 @@ const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/me/documents/{id}/content"),
     ("GET", "/api/me/principals/{id}/documents"),
     ("GET", "/api/me/principals/{id}/documents/{document}/content"),
+    ("GET", "/api/me/summary"),
+    ("GET", "/api/me/principals/{id}/summary"),
+    ("GET", "/api/me/care-plans"),
+    ("POST", "/api/me/care-plans/{id}/questionnaire-response"),
+    ("GET", "/api/me/principals/{id}/care-plans"),
+    (
+        "POST",
+        "/api/me/principals/{id}/care-plans/{plan}/questionnaire-response",
+    ),
 ];
 
 #[tokio::test]

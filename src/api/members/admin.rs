@@ -12,9 +12,11 @@ use serde_json::json;
 use super::reply::{body, command, error, ok, read};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow};
+use crate::config::RecordSwitches;
 use crate::domain::accounts::Settings;
 use crate::domain::accounts::audit;
 use crate::domain::accounts::roles::Role;
+use crate::domain::records::site;
 
 #[derive(Deserialize)]
 pub struct AuditQuery {
@@ -90,6 +92,53 @@ pub async fn put_settings(
     )
     .await?;
     Ok(ok(StatusCode::OK, json!(s)))
+}
+
+/// `GET /api/settings/records`: the Records tab's site switches in force.
+pub async fn record_switches(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Response, Response> {
+    allow(&caller, &[Role::ConfigurationManager])?;
+    let configured = state.records.switches();
+    let switches = read(&state, move |store, _| Ok(site::switches(store, &configured)?)).await?;
+    Ok(ok(StatusCode::OK, json!(switches)))
+}
+
+/// `PUT /api/settings/records`: new site switches (all of them), with a reason; in force at
+/// once on every node.
+pub async fn put_record_switches(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    allow(&caller, &[Role::ConfigurationManager])?;
+    // The switches and a `reason` beside them: serde cannot refuse unknown fields through a
+    // flattened struct, so the reason is taken off first and the rest read strictly.
+    let mut request: serde_json::Map<String, serde_json::Value> = body(&bytes)?;
+    let reason = match request.remove("reason") {
+        Some(serde_json::Value::String(reason)) => reason,
+        _ => String::new(),
+    };
+    let switches: RecordSwitches =
+        serde_json::from_value(serde_json::Value::Object(request)).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                &format!("request body: {e}"),
+            )
+        })?;
+    let configured = state.records.switches();
+    let (switches, _) = command(
+        &state,
+        "record switches",
+        &caller,
+        "update record switches".into(),
+        None,
+        move |op, _| site::save(op, &configured, switches, &reason),
+    )
+    .await?;
+    Ok(ok(StatusCode::OK, json!(switches)))
 }
 
 /// `GET /api/notifications/{id}`: where a notification's delivery is (never its content, which

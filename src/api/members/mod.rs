@@ -66,6 +66,10 @@ pub fn routes() -> Router<AppState> {
             "/api/settings/members",
             get(admin::settings).put(admin::put_settings),
         )
+        .route(
+            "/api/settings/records",
+            get(admin::record_switches).put(admin::put_record_switches),
+        )
         // Engagement APIs (issue #7).
         .route("/api/members/{id}/profile", put(engagement::update_profile))
         .route("/api/invitations", post(engagement::invite))
@@ -115,6 +119,21 @@ pub fn routes() -> Router<AppState> {
             "/api/me/principals/{id}/appointments/{appointment}/cancel",
             post(records::principal_cancel),
         )
+        .route("/api/me/summary", get(records::my_summary))
+        .route("/api/me/care-plans", get(records::my_care_plans))
+        .route(
+            "/api/me/care-plans/{id}/questionnaire-response",
+            post(records::my_care_plan_answer),
+        )
+        .route(
+            "/api/me/principals/{id}/care-plans",
+            get(records::principal_care_plans),
+        )
+        .route(
+            "/api/me/principals/{id}/care-plans/{plan}/questionnaire-response",
+            post(records::principal_care_plan_answer),
+        )
+        .route("/api/me/principals/{id}/summary", get(records::principal_summary))
         .route("/api/me/documents", get(records::my_documents))
         .route(
             "/api/me/documents/{id}/content",

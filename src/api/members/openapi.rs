@@ -338,6 +338,35 @@ pub const OPERATIONS: &[Operation] = &[
         ],
         success: 200,
     },
+    Operation {
+        method: "get",
+        path: "/api/settings/records",
+        summary: "The Records tab's site switches in force (the last saved, else the config's [records.site]).",
+        roles: "configuration-manager",
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    Operation {
+        method: "put",
+        path: "/api/settings/records",
+        summary: "Change the Records tab's site switches, in force at once: Records, Summary, Results, Documents and Care Plans on or off, the Summary types and result categories shown, info buttons and their education link template ({code}, {system}, {name}); reason required; audited as settings.update on settings/records. 400 for an unknown type or category, or info buttons without an http(s) link naming the record.",
+        roles: "configuration-manager",
+        query: &[],
+        body: &[
+            "records:boolean",
+            "summary:boolean",
+            "summary_types:array",
+            "results:boolean",
+            "result_categories:array",
+            "documents:boolean",
+            "care_plans:boolean",
+            "info_buttons:boolean",
+            "education_link:string",
+            "reason!:string",
+        ],
+        success: 200,
+    },
 ];
 
 fn schema(fields: &[&str]) -> Value {

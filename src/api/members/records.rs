@@ -18,8 +18,11 @@ use crate::api::AppState;
 use crate::core::Finished;
 use crate::domain::identity::sessions;
 use crate::domain::records::appointments;
+use crate::domain::records::care_plans;
 use crate::domain::records::documents;
 use crate::domain::records::results::{self, ResultsError, ResultsQuery};
+use crate::domain::records::site::{self, Part};
+use crate::domain::records::summary;
 use crate::domain::refusal::{Kind, Refusal};
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,6 +108,171 @@ pub async fn principal_document(
     document(&state, me, Some(principal), report).await
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryParams {
+    /// One Summary type (`allergies` ...); all the site shows without it.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// `GET /api/me/summary[?type=]`: the signed-in member's Summary, by type.
+pub async fn my_summary(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Query(params): Query<SummaryParams>,
+) -> Result<Response, Response> {
+    summary_for(&state, me, None, params).await
+}
+
+/// `GET /api/me/principals/{id}/summary[?type=]`: a principal's Summary, to a granted proxy.
+pub async fn principal_summary(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(principal): Path<String>,
+    Query(params): Query<SummaryParams>,
+) -> Result<Response, Response> {
+    summary_for(&state, me, Some(principal), params).await
+}
+
+async fn summary_for(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+    params: SummaryParams,
+) -> Result<Response, Response> {
+    if let Some(kind) = params.kind.as_deref()
+        && !crate::config::SUMMARY_TYPES.contains(&kind)
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "bad-type",
+            &format!(
+                "`{kind}` is not a Summary type ({})",
+                crate::config::SUMMARY_TYPES.join(", ")
+            ),
+        ));
+    }
+    let configured = state.records.switches();
+    let answer = read(state, move |store, _| {
+        let switches = site::offered(store, &configured, Part::Summary)?;
+        let kinds: Vec<String> = match params.kind {
+            None => switches.summary_types.clone(),
+            Some(kind) if switches.summary_types.contains(&kind) => vec![kind],
+            Some(kind) => {
+                return Err(Refusal::new(
+                    Kind::NotFound,
+                    "not-offered",
+                    format!("this site does not show {kind} in the Summary now"),
+                ));
+            }
+        };
+        let patient = whose(store, &me, principal.as_deref())?;
+        let shown = summary::of_patient(store, &patient, &kinds, &switches)
+            .map_err(|e| Refusal::new(Kind::Store, "store", e.to_string()))?;
+        Ok(json!({ "patient_id": patient, "summary": shown }))
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, answer))
+}
+
+/// `GET /api/me/care-plans`: the signed-in member's care plans (To Do, active, completed).
+pub async fn my_care_plans(State(state): State<AppState>, me: MemberSession) -> Result<Response, Response> {
+    care_plans_for(&state, me, None).await
+}
+
+/// `GET /api/me/principals/{id}/care-plans`: a principal's care plans, to a granted proxy.
+pub async fn principal_care_plans(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(principal): Path<String>,
+) -> Result<Response, Response> {
+    care_plans_for(&state, me, Some(principal)).await
+}
+
+async fn care_plans_for(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+) -> Result<Response, Response> {
+    let configured = state.records.switches();
+    let answer = read(state, move |store, _| {
+        site::offered(store, &configured, Part::CarePlans)?;
+        let patient = whose(store, &me, principal.as_deref())?;
+        let mut plans = care_plans::of_patient(store, &patient)
+            .map_err(|e| Refusal::new(Kind::Store, "store", e.to_string()))?;
+        plans["patient_id"] = json!(patient);
+        Ok(plans)
+    })
+    .await?;
+    Ok(ok(StatusCode::OK, answer))
+}
+
+/// `POST /api/me/care-plans/{id}/questionnaire-response`: the member answers a questionnaire
+/// of their plan.
+pub async fn my_care_plan_answer(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    care_plan_answer(&state, me, None, id, &bytes).await
+}
+
+/// `POST /api/me/principals/{id}/care-plans/{plan}/questionnaire-response`: a granted proxy
+/// answers for the principal.
+pub async fn principal_care_plan_answer(
+    State(state): State<AppState>,
+    me: MemberSession,
+    Path((principal, id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Result<Response, Response> {
+    care_plan_answer(&state, me, Some(principal), id, &bytes).await
+}
+
+async fn care_plan_answer(
+    state: &AppState,
+    me: MemberSession,
+    principal: Option<String>,
+    id: String,
+    bytes: &Bytes,
+) -> Result<Response, Response> {
+    let response: serde_json::Value = body(bytes)?;
+    let push_to: Vec<String> = state
+        .records
+        .care_plan_destinations
+        .iter()
+        .map(|d| d.get_ref().clone())
+        .collect();
+    let configured = state.records.switches();
+    let actor = format!("member:{}", me.session.patient_id);
+    let journal = format!("care plan {id} questionnaire answered by {actor}");
+    let outcome = state
+        .committer
+        .run("care plan answer", actor.clone(), move |ctx| {
+            let done = site::offered(ctx.tx, &configured, Part::CarePlans)
+                .and_then(|_| whose(ctx.tx, &me, principal.as_deref()))
+                .and_then(|patient| {
+                    care_plans::answer(ctx, &actor, &patient, &id, response, &push_to)
+                        .map(|done| (patient, done))
+                });
+            match done {
+                Ok((patient, done)) => Finished::applied(journal, vec![patient], Ok(done)),
+                Err(refusal) => Finished::refused(journal, refusal.to_string(), Err(refusal)),
+            }
+        })
+        .await;
+    let answered = settled(outcome)?;
+    Ok(ok(
+        StatusCode::CREATED,
+        json!({
+            "questionnaire_response": answered.response,
+            "care_plan": answered.plan,
+            "pushed": answered.pushed,
+        }),
+    ))
+}
+
 /// `GET /api/me/documents`: the signed-in member's documents.
 pub async fn my_documents(State(state): State<AppState>, me: MemberSession) -> Result<Response, Response> {
     documents_for(&state, me, None).await
@@ -142,7 +310,9 @@ async fn documents_for(
     me: MemberSession,
     principal: Option<String>,
 ) -> Result<Response, Response> {
+    let configured = state.records.switches();
     let answer = read(state, move |store, _| {
+        site::offered(store, &configured, Part::Documents)?;
         let patient = whose(store, &me, principal.as_deref())?;
         let listed = documents::of_patient(store, &patient)
             .map_err(|e| Refusal::new(Kind::Store, "store", e.to_string()))?;
@@ -158,7 +328,9 @@ async fn document_content(
     principal: Option<String>,
     id: String,
 ) -> Result<Response, Response> {
+    let configured = state.records.switches();
     let (content_type, bytes) = read(state, move |store, _| {
+        site::offered(store, &configured, Part::Documents)?;
         let patient = whose(store, &me, principal.as_deref())?;
         documents::content_of(store, &patient, &id)?
             .ok_or_else(|| Refusal::not_found(format!("no document `{id}` of yours with content")))
@@ -320,9 +492,11 @@ async fn results_for(
     principal: Option<String>,
     query: ResultsQuery,
 ) -> Result<Response, Response> {
+    let configured = state.records.switches();
     let answer = read(state, move |store, _| {
+        let switches = site::offered(store, &configured, Part::Results)?;
         let patient = whose(store, &me, principal.as_deref())?;
-        let reports = results::of_patient(store, &patient, &query)?;
+        let reports = results::of_patient(store, &patient, &query, &switches)?;
         Ok(json!({ "patient_id": patient, "reports": reports }))
     })
     .await?;
@@ -335,7 +509,9 @@ async fn document(
     principal: Option<String>,
     report_id: String,
 ) -> Result<Response, Response> {
+    let configured = state.records.switches();
     let report = read(state, move |store, _| {
+        site::offered(store, &configured, Part::Results)?;
         let patient = whose(store, &me, principal.as_deref())?;
         results::report_of(store, &patient, &report_id)?
             .ok_or_else(|| Refusal::not_found(format!("no report `{report_id}` of yours")))
@@ -376,6 +552,60 @@ const RESULTS_QUERY: &[&str] = &["name:string", "from:string", "to:string", "cat
 
 /// The OpenAPI entries of these routes (chained into `openapi::document`).
 pub const OPERATIONS: &[super::openapi::Operation] = &[
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/care-plans",
+        summary: "The signed-in member's care plans (from Care Community): `todo` (active plans with a questionnaire still to answer), `active` and `completed`, newest first; each with title, description, status, period, author and its activities (description, status, schedule, and the questionnaire it asks for: url, id, title). 404 not-offered when the site does not show Care Plans.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "post",
+        path: "/api/me/care-plans/{id}/questionnaire-response",
+        summary: "The member answers a questionnaire of their active care plan with a FHIR QuestionnaireResponse (`questionnaire` names it; optional when one is pending): stored with the plan as basedOn, the activity completed, the plan completed once every questionnaire is answered; both go back to Care Community through `records.care_plan_destinations`; audited. 201 with the response, the plan and the deliveries queued. 404 not the member's; 409 plan-closed, nothing-to-answer; 422 a questionnaire the plan does not ask for, or an invalid response.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &["resourceType!:string", "questionnaire:string"],
+        success: 201,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/principals/{id}/care-plans",
+        summary: "A principal's care plans (as /api/me/care-plans) for the signed-in proxy, while a relationship grants it; 403 no-proxy-access otherwise.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "post",
+        path: "/api/me/principals/{id}/care-plans/{plan}/questionnaire-response",
+        summary: "A granted proxy answers a questionnaire of the principal's care plan (as /api/me/care-plans/{id}/questionnaire-response); 403 no-proxy-access otherwise.",
+        roles: super::openapi::SIGNED_IN,
+        query: &[],
+        body: &["resourceType!:string", "questionnaire:string"],
+        success: 201,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/summary",
+        summary: "The signed-in member's Summary by type (allergies, conditions, medications, immunizations, procedures, care-team, encounters: the ones the site shows), each newest first: name, code and system, status, date, and what the type adds (an allergy's criticality and reactions, a medication's dosage, a care team's members, an encounter's end, class and location); `info_url` when the site shows info buttons. `type` narrows it to one type. 404 not-offered when the site does not show the Summary or that type; 400 bad-type.",
+        roles: super::openapi::SIGNED_IN,
+        query: &["type"],
+        body: &[],
+        success: 200,
+    },
+    super::openapi::Operation {
+        method: "get",
+        path: "/api/me/principals/{id}/summary",
+        summary: "A principal's Summary (as /api/me/summary) for the signed-in proxy, while a relationship grants it; 403 no-proxy-access otherwise.",
+        roles: super::openapi::SIGNED_IN,
+        query: &["type"],
+        body: &[],
+        success: 200,
+    },
     super::openapi::Operation {
         method: "post",
         path: "/api/me/appointments/{id}/cancel",

@@ -118,7 +118,7 @@ pub struct Created {
     pub notification: Option<Sent>,
 }
 
-fn invalid_resource(what: &str, resource: &Value) -> Result<(), Refusal> {
+pub(crate) fn invalid_resource(what: &str, resource: &Value) -> Result<(), Refusal> {
     let issues = validate::validate(resource);
     if validate::has_errors(&issues) {
         let list: Vec<String> = issues

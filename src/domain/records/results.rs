@@ -5,6 +5,8 @@
 
 use serde_json::{Value, json};
 
+use crate::config::RecordSwitches;
+use crate::domain::records::site;
 use crate::domain::resources::search::{self, SearchError, Sort};
 use crate::domain::resources::{self, Current};
 use crate::store::{Reader, Store, StoreError};
@@ -30,11 +32,13 @@ pub enum ResultsError {
     Search(#[from] SearchError),
 }
 
-/// The patient's reports, newest first, each with its results, as `query` narrows them.
+/// The patient's reports, newest first, each with its results, as `query` narrows them and of
+/// the categories the site shows (each result with its info button's link when it shows them).
 pub fn of_patient(
     store: &dyn Store,
     patient_id: &str,
     query: &ResultsQuery,
+    switches: &RecordSwitches,
 ) -> Result<Vec<Value>, ResultsError> {
     let filters = vec![("patient".to_string(), patient_id.to_string())];
     let mut reports = search::search(store, "DiagnosticReport", &filters, Sort::default())?;
@@ -47,12 +51,13 @@ pub fn of_patient(
         {
             continue;
         }
-        let results = results_of(store, report)?;
+        let results = results_of(store, report, switches)?;
         let category = results
             .iter()
             .find_map(|r| r["category"].as_str().map(str::to_string))
             .unwrap_or_else(|| "laboratory".to_string());
-        if query.category.as_deref().is_some_and(|c| c != category) {
+        let shown_here = switches.result_categories.contains(&category);
+        if !shown_here || query.category.as_deref().is_some_and(|c| c != category) {
             continue;
         }
         let name = report["code"]["text"].as_str().unwrap_or("");
@@ -91,7 +96,11 @@ pub fn report_of(
     Ok(theirs.then_some(report))
 }
 
-fn results_of(reader: &dyn Reader, report: &Value) -> Result<Vec<Value>, StoreError> {
+fn results_of(
+    reader: &dyn Reader,
+    report: &Value,
+    switches: &RecordSwitches,
+) -> Result<Vec<Value>, StoreError> {
     let mut results = vec![];
     for listed in report["result"].as_array().into_iter().flatten() {
         let Some(id) = listed["reference"]
@@ -101,7 +110,11 @@ fn results_of(reader: &dyn Reader, report: &Value) -> Result<Vec<Value>, StoreEr
             continue;
         };
         if let Some(Current::Live(observation)) = resources::read(reader, "Observation", id)? {
-            results.push(view(&observation));
+            let mut shown = view(&observation);
+            if let Some(url) = site::info_url(switches, &observation["code"]) {
+                shown["info_url"] = Value::String(url);
+            }
+            results.push(shown);
         }
     }
     Ok(results)
