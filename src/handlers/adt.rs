@@ -2,7 +2,9 @@
 //! makes each ADT event a Patient change: an update from the PID (A01-A17, A28, A31, ...), a
 //! merge (A40, MRG-1 the patient retired), an identifier change (A47). An event HL7 does not
 //! define (table 0003 has A01 to A62) is refused before any channel: channels take every ADT
-//! event, so a made-up one would otherwise be applied as an update.
+//! event, so a made-up one would otherwise be applied as an update. A60 (update allergy
+//! information) carries no demographics: a channel ahead of the demographics one maps its IAM
+//! segments to AllergyIntolerances.
 
 use crate::hl7::Message;
 use crate::store::Store;
@@ -17,10 +19,10 @@ impl Handler for Adt {
     }
 
     fn resource_types(&self) -> &'static [&'static str] {
-        &["Patient"]
+        &["Patient", "AllergyIntolerance"]
     }
 
     fn before_routing(&self, message: &Message, _store: &dyn Store) -> Option<Early> {
-        refuse_undefined_event(message, 'A', &[1..=62])
+        refuse_undefined_event(message, "A", &[1..=62])
     }
 }

@@ -22,6 +22,6 @@ impl Handler for Mdm {
     }
 
     fn before_routing(&self, message: &Message, _store: &dyn Store) -> Option<Early> {
-        refuse_undefined_event(message, 'T', &[1..=11])
+        refuse_undefined_event(message, "T", &[1..=11])
     }
 }

@@ -19,11 +19,13 @@ mod mdm;
 mod message_job;
 mod oru;
 mod pix_query;
+mod ppr;
 pub(crate) mod replies;
 pub(crate) mod reprocess;
 pub(crate) mod route;
 mod siu;
 mod unreadable;
+mod vxu;
 
 use std::ops::RangeInclusive;
 
@@ -52,26 +54,29 @@ pub(crate) enum Early {
 }
 
 /// AR 201 for an event of `message`'s type that HL7 does not define (table 0003: the events
-/// `letter` followed by two digits in one of the `defined` ranges): without it, a made-up event
-/// would be applied as if it were one of them.
-fn refuse_undefined_event(message: &Message, letter: char, defined: &[RangeInclusive<u8>]) -> Option<Early> {
+/// `prefix` followed by digits, three characters in all, in one of the `defined` ranges: `A`
+/// and 01 to 62 for ADT, `PC` and 1 to 3 for PPR): without it, a made-up event would be applied
+/// as if it were one of them.
+fn refuse_undefined_event(message: &Message, prefix: &str, defined: &[RangeInclusive<u8>]) -> Option<Early> {
     let event = message.trigger_event();
+    let width = 3usize.saturating_sub(prefix.len());
     let known = event
-        .strip_prefix(letter)
-        .filter(|n| n.len() == 2)
+        .strip_prefix(prefix)
+        .filter(|n| n.len() == width && n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse::<u8>().ok())
         .is_some_and(|n| defined.iter().any(|range| range.contains(&n)));
     if known {
         return None;
     }
     let message_type = message.message_type();
+    let name = |n: u8| format!("{prefix}{n:0width$}");
     let events: Vec<String> = defined
         .iter()
         .map(|range| {
             if range.start() == range.end() {
-                format!("{letter}{:02}", range.start())
+                name(*range.start())
             } else {
-                format!("{letter}{:02} to {letter}{:02}", range.start(), range.end())
+                format!("{} to {}", name(*range.start()), name(*range.end()))
             }
         })
         .collect();
@@ -93,7 +98,15 @@ fn refuse_undefined_event(message: &Message, letter: char, defined: &[RangeInclu
 }
 
 /// Every handler: one line each.
-const HANDLERS: &[&dyn Handler] = &[&adt::Adt, &siu::Siu, &oru::Oru, &mdm::Mdm, &pix_query::PixQuery];
+const HANDLERS: &[&dyn Handler] = &[
+    &adt::Adt,
+    &siu::Siu,
+    &oru::Oru,
+    &mdm::Mdm,
+    &vxu::Vxu,
+    &ppr::Ppr,
+    &pix_query::PixQuery,
+];
 
 /// The handler of a message, by its type.
 pub(crate) fn for_message(message: &Message) -> Option<&'static dyn Handler> {

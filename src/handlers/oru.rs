@@ -22,6 +22,6 @@ impl Handler for Oru {
     }
 
     fn before_routing(&self, message: &Message, _store: &dyn Store) -> Option<Early> {
-        refuse_undefined_event(message, 'R', &[1..=1, 30..=32])
+        refuse_undefined_event(message, "R", &[1..=1, 30..=32])
     }
 }

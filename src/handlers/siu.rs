@@ -21,6 +21,6 @@ impl Handler for Siu {
     }
 
     fn before_routing(&self, message: &Message, _store: &dyn Store) -> Option<Early> {
-        refuse_undefined_event(message, 'S', &[12..=26])
+        refuse_undefined_event(message, "S", &[12..=26])
     }
 }

@@ -50,6 +50,7 @@ mod pix_query;
 mod results;
 mod schedule;
 mod scheduling;
+mod summary_feeds;
 mod tls;
 mod untrusted_senders;
 mod upstream_demographics;

@@ -149,7 +149,7 @@ fn check_config_refuses_a_channel_whose_mapping_writes_what_its_messages_do_not_
     assert!(
         stderr.contains("ucr-siu-appointment")
             && stderr.contains("Appointment")
-            && stderr.contains("Patient (ADT)"),
+            && stderr.contains("Patient, AllergyIntolerance (ADT)"),
         "names the mapping, what it writes and what the channel's messages change: {stderr}"
     );
 }
