@@ -83,9 +83,14 @@ impl Engine {
         tasks.spawn(mappings.clone().watch(stopped_signal(stopped.clone())));
         let accounts = Arc::new(crate::domain::accounts::Accounts::load(config)?);
         // What follows from every change, in the order they feed each other: a patient's
-        // member search entries, then the RelatedPersons of members who are proxies, then what
-        // the destinations are sent about every resource changed so far.
+        // member search entries, then the RelatedPersons of members who are proxies, the
+        // notices of new records to their members, then what the destinations are sent about
+        // every resource changed so far.
         let mut projections = crate::domain::projections();
+        projections.push(Arc::new(crate::domain::records::notices::RecordNotices::new(
+            accounts.clone(),
+            config.records.switches(),
+        )));
         projections.push(Arc::new(Fanout::new(config, mappings.clone())));
         let projections: Projections = projections.into();
         // The outbox's workers write through the committer, and the committer tells the outbox

@@ -56,6 +56,12 @@ pub struct RecordSwitches {
     /// The patient-education link of an info button: `{code}`, `{system}` and `{name}` are
     /// replaced by the record's code, code system and name (URL-encoded).
     pub education_link: String,
+    /// Tell an active member of a new result (a new report), by their preference.
+    pub notify_results: bool,
+    /// Tell an active member of a new document.
+    pub notify_documents: bool,
+    /// Tell an active member of a new booked appointment.
+    pub notify_appointments: bool,
 }
 
 /// The Summary's types, as the portal names them.
@@ -84,6 +90,9 @@ impl Default for RecordSwitches {
             care_plans: true,
             info_buttons: false,
             education_link: String::new(),
+            notify_results: false,
+            notify_documents: false,
+            notify_appointments: false,
         }
     }
 }

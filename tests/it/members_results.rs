@@ -4,7 +4,8 @@
 //! MDM, text shown inline and a PDF downloaded; appointments fed as SIU, listed as next,
 //! upcoming, past and cancelled, and downloaded as an iCalendar file read by python
 //! `icalendar`; and by a proxy while their relationship grants it (403 for the other direction
-//! and after it expires).
+//! and after it expires). With the site's notice switches on, a new result, document or
+//! appointment (not a correction or a resend) emails the member.
 
 use std::time::Duration;
 
@@ -488,4 +489,77 @@ async fn a_member_sees_their_appointments_downloads_one_as_icalendar_and_a_proxy
     )
     .await;
     assert_eq!((status, code(&again)), (409, "not-upcoming"), "{again}");
+}
+
+#[tokio::test]
+async fn a_member_is_told_of_a_new_result_document_and_appointment_when_the_site_switches_say_so() {
+    let w = start("[credentials]\nmode = \"portal\"\ntwo_factor = false\n").await;
+    active_jane(&w).await;
+    let before = w.email.received().len();
+
+    // With the notice switches off (the default), a new result tells no one.
+    feed_jane(&w, "oru_r01_lab_panel.hl7", "JNOTE1").await;
+    crate::members_support::settle().await;
+    assert_eq!(
+        w.email.received().len(),
+        before,
+        "no notice while the switch is off"
+    );
+
+    // A Configuration Manager turns the notices on.
+    let (_, mut switches) = w.get("/api/settings/records", "config").await;
+    for key in ["notify_results", "notify_documents", "notify_appointments"] {
+        switches[key] = json!(true);
+    }
+    switches["reason"] = json!("Tell members of new records");
+    let (status, saved) = w
+        .call("PUT", "/api/settings/records", Some("config"), Some(switches))
+        .await;
+    assert_eq!(status, 200, "{saved}");
+
+    // A correction of a result she has been sent is no new result: still no notice.
+    feed_jane(&w, "oru_r01_lab_correction.hl7", "JNOTE2").await;
+    crate::members_support::settle().await;
+    assert_eq!(w.email.received().len(), before);
+
+    // A new report, a new document and a new appointment: one email each, by her preference,
+    // saying there is something to see and where, never what it says.
+    feed_jane(&w, "oru_r01_radiology_report.hl7", "JNOTE3").await;
+    let result = crate::members_support::nth(&w.email, before + 1).await;
+    assert!(result.contains("new test result"), "{result}");
+    assert!(result.contains("https://portal.test/records/results"), "{result}");
+    assert!(
+        !result.contains("lungs"),
+        "the result itself stays behind the sign-in: {result}"
+    );
+    feed_jane(&w, "mdm_t02_discharge_summary.hl7", "JNOTE4").await;
+    let document = crate::members_support::nth(&w.email, before + 2).await;
+    assert!(document.contains("new document"), "{document}");
+    let booking = variant(
+        "ucr/siu_s12_booked.hl7",
+        "JNOTE5",
+        &[
+            ("1000551903", "1000234567"),
+            ("NGUYEN^LINH^THI", "DOE^JANE^QUINN"),
+        ],
+    );
+    w.feed(&booking).await;
+    let appointment = crate::members_support::nth(&w.email, before + 3).await;
+    assert!(appointment.contains("2025-04-01 09:30"), "{appointment}");
+    assert!(
+        appointment.contains("https://portal.test/appointments"),
+        "{appointment}"
+    );
+    // The same booking sent again (a resend) is no new appointment.
+    let again = variant(
+        "ucr/siu_s12_booked.hl7",
+        "JNOTE6",
+        &[
+            ("1000551903", "1000234567"),
+            ("NGUYEN^LINH^THI", "DOE^JANE^QUINN"),
+        ],
+    );
+    w.feed(&again).await;
+    crate::members_support::settle().await;
+    assert_eq!(w.email.received().len(), before + 3);
 }

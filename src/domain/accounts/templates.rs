@@ -24,6 +24,9 @@ pub const CREDENTIAL_WORKFLOWS: [&str; 1] = ["sign-in-code"];
 /// The notifications of proxy relationships (issue #6), sent to both parties.
 pub const PROXY_WORKFLOWS: [&str; 3] = ["proxy-created", "proxy-revoked", "proxy-expired"];
 
+/// The notifications of new records (issue 16), each behind a site switch.
+pub const RECORD_WORKFLOWS: [&str; 3] = ["record-result", "record-document", "record-appointment"];
+
 /// Every template, by locale and file name.
 #[derive(Debug, Clone, Default)]
 pub struct Templates {
@@ -72,6 +75,7 @@ impl Templates {
             .iter()
             .chain(&CREDENTIAL_WORKFLOWS)
             .chain(&PROXY_WORKFLOWS)
+            .chain(&RECORD_WORKFLOWS)
         {
             for name in [workflow.to_string(), format!("{workflow}.sms")] {
                 if templates.get(default_locale, &name).is_none() {
@@ -212,7 +216,7 @@ mod tests {
         assert!(ar.rtl);
         assert!(ar.body.contains("TOKEN123"));
         assert!(ar.subject.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c)));
-        for workflow in WORKFLOWS.iter().chain(&PROXY_WORKFLOWS) {
+        for workflow in WORKFLOWS.iter().chain(&PROXY_WORKFLOWS).chain(&RECORD_WORKFLOWS) {
             let sms = templates.sms(workflow, &["ar".into()], &vars);
             assert_eq!(sms.locale, "ar", "{workflow}");
             assert!(!sms.body.contains("{{name}}"), "{workflow}");
