@@ -56,6 +56,8 @@ pub struct RecordSwitches {
     /// The patient-education link of an info button: `{code}`, `{system}` and `{name}` are
     /// replaced by the record's code, code system and name (URL-encoded).
     pub education_link: String,
+    /// Appointments that carry a payment gateway's link show it as a pay link while upcoming.
+    pub appointment_prepayment: bool,
     /// Tell an active member of a new result (a new report), by their preference.
     pub notify_results: bool,
     /// Tell an active member of a new document.
@@ -90,6 +92,7 @@ impl Default for RecordSwitches {
             care_plans: true,
             info_buttons: false,
             education_link: String::new(),
+            appointment_prepayment: false,
             notify_results: false,
             notify_documents: false,
             notify_appointments: false,

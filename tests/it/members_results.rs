@@ -563,3 +563,56 @@ async fn a_member_is_told_of_a_new_result_document_and_appointment_when_the_site
     crate::members_support::settle().await;
     assert_eq!(w.email.received().len(), before + 3);
 }
+
+#[tokio::test]
+async fn an_upcoming_appointment_shows_its_pay_link_when_the_site_enables_prepayment() {
+    let w = start("[credentials]\nmode = \"portal\"\ntwo_factor = false\n").await;
+    active_jane(&w).await;
+    let booking = |control_id: &str, appointment: &str, day: &str| {
+        let mut message = variant(
+            "ucr/siu_s12_booked.hl7",
+            control_id,
+            &[
+                ("APT20250401-0931", appointment),
+                ("20250401", day),
+                ("1000551903", "1000234567"),
+                ("NGUYEN^LINH^THI", "DOE^JANE^QUINN"),
+            ],
+        );
+        message.extend_from_slice(
+            format!("ZPY|1|https://pay.example/checkout/{appointment}|45.00|USD\r").as_bytes(),
+        );
+        message
+    };
+    w.feed(&booking("JPAY1", "APT-PAY-1", "20990401")).await;
+    w.feed(&booking("JPAY2", "APT-PAY-2", "20200401")).await;
+    let session = signed_in(&w, "jane").await;
+    let (_, listed) = as_member(&w, "GET", "/api/me/appointments", &session).await;
+    assert_eq!(listed["upcoming"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        listed["upcoming"][0].get("pay_link"),
+        None,
+        "pre-payment is off by default"
+    );
+
+    let (_, mut switches) = w.get("/api/settings/records", "config").await;
+    switches["appointment_prepayment"] = json!(true);
+    switches["reason"] = json!("Pre-payment pilot");
+    let (status, _) = w
+        .call("PUT", "/api/settings/records", Some("config"), Some(switches))
+        .await;
+    assert_eq!(status, 200);
+    let (_, listed) = as_member(&w, "GET", "/api/me/appointments", &session).await;
+    let next = &listed["next"];
+    assert_eq!(
+        next["pay_link"], "https://pay.example/checkout/APT-PAY-1",
+        "{listed}"
+    );
+    assert_eq!(next["amount_due"]["value"].as_f64(), Some(45.0), "{next}");
+    assert_eq!(next["amount_due"]["currency"], "USD");
+    assert_eq!(
+        listed["past"][0].get("pay_link"),
+        None,
+        "a past visit has nothing to pay ahead: {listed}"
+    );
+}

@@ -376,9 +376,11 @@ async fn appointments_for(
     me: MemberSession,
     principal: Option<String>,
 ) -> Result<Response, Response> {
+    let configured = state.records.switches();
     let answer = read(state, move |store, _| {
+        let prepayment = site::switches(store, &configured)?.appointment_prepayment;
         let patient = whose(store, &me, principal.as_deref())?;
-        let mut listed = appointments::of_patient(store, &patient, chrono::Utc::now())
+        let mut listed = appointments::of_patient(store, &patient, chrono::Utc::now(), prepayment)
             .map_err(|e| Refusal::new(Kind::Store, "store", e.to_string()))?;
         listed["patient_id"] = json!(patient);
         Ok(listed)
@@ -627,7 +629,7 @@ pub const OPERATIONS: &[super::openapi::Operation] = &[
     super::openapi::Operation {
         method: "get",
         path: "/api/me/appointments",
-        summary: "The signed-in member's appointments: `next`, `upcoming` (soonest first), `past` (latest first) and `cancelled` (cancelled or no-show), each with start, end, status, title, location, who it is with, comment and cancellation reason.",
+        summary: "The signed-in member's appointments: `next`, `upcoming` (soonest first), `past` (latest first) and `cancelled` (cancelled or no-show), each with start, end, status, title, location, who it is with, comment and cancellation reason; a video visit's link on its day; `pay_link` and `amount_due` on an upcoming visit to pay ahead when the site enables pre-payment.",
         roles: super::openapi::SIGNED_IN,
         query: &[],
         body: &[],

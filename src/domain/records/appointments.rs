@@ -17,19 +17,38 @@ use crate::store::{Reader, Store, StoreError};
 
 /// The patient's appointments at `now`, sorted by start: `next`, `upcoming` (after now, the
 /// next among them), `past` and `cancelled` (cancelled or no-show, whenever they were).
-pub fn of_patient(store: &dyn Store, patient_id: &str, now: DateTime<Utc>) -> Result<Value, SearchError> {
+///
+/// With `prepayment` (the site's switch), an upcoming, booked appointment that carries a payment
+/// gateway's link (the scheduling feed's extension) shows it as `pay_link`, with `amount_due`.
+pub fn of_patient(
+    store: &dyn Store,
+    patient_id: &str,
+    now: DateTime<Utc>,
+    prepayment: bool,
+) -> Result<Value, SearchError> {
     let filters = vec![("patient".to_string(), patient_id.to_string())];
     let mut appointments = search::search(store, "Appointment", &filters, Sort::default())?;
     appointments.sort_by_key(start_of);
     let (mut upcoming, mut past, mut cancelled) = (vec![], vec![], vec![]);
     for appointment in &appointments {
-        let shown = view(appointment, now);
+        let mut shown = view(appointment, now);
         if matches!(
             appointment["status"].as_str(),
             Some("cancelled" | "noshow" | "entered-in-error")
         ) {
             cancelled.push(shown);
         } else if start_of(appointment).is_some_and(|start| start > now) {
+            if prepayment && let Some(link) = extension(appointment, "urn:tributary:payment-link", "valueUrl")
+            {
+                shown["pay_link"] = json!(link);
+                shown["amount_due"] = appointment["extension"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|e| e["url"] == "urn:tributary:payment-amount")
+                    .map(|e| e["valueMoney"].clone())
+                    .unwrap_or(Value::Null);
+            }
             upcoming.push(shown);
         } else {
             past.push(shown);
@@ -205,10 +224,15 @@ fn view(appointment: &Value, now: DateTime<Utc>) -> Value {
 
 /// The meeting link of a telehealth visit (the extension the scheduling mapping writes).
 fn telehealth_link(appointment: &Value) -> Option<&str> {
+    extension(appointment, "urn:tributary:telehealth-link", "valueUrl")
+}
+
+/// The text value `field` of the appointment's extension `url`, if it has one.
+fn extension<'a>(appointment: &'a Value, url: &str, field: &str) -> Option<&'a str> {
     appointment["extension"]
         .as_array()?
         .iter()
-        .find(|e| e["url"] == "urn:tributary:telehealth-link")?["valueUrl"]
+        .find(|e| e["url"] == url)?[field]
         .as_str()
 }
 
