@@ -1088,7 +1088,7 @@ bind = "127.0.0.1:2575"
     fn the_shipped_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
         let config = Config::load(&path).unwrap();
-        assert_eq!(config.channels.len(), 8);
+        assert_eq!(config.channels.len(), 9);
         assert_eq!(config.http_bind().to_string(), "127.0.0.1:8080");
         assert_eq!(config.mappings.dir, PathBuf::from("mappings"));
     }

@@ -13,7 +13,7 @@ fn check_config_accepts_the_shipped_config() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (8 channels,"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (9 channels,"));
 }
 
 #[test]

@@ -292,6 +292,37 @@ async fn a_merge_moves_the_retired_patients_results_to_the_survivor() {
     drop(dir);
 }
 
+#[tokio::test]
+async fn trakcares_results_land_on_the_patient_its_adt_feed_registered() {
+    let (dir, data) = temp_store();
+    let engine = start(&data);
+    let trakcare = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/trakcare");
+    let register = std::fs::read(trakcare.join("adt_a04_register.hl7")).unwrap();
+    assert_eq!(msa(&engine.send(&register).await).0, "AA");
+    let patient = engine.search("identifier=TC0045821").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // TrakCare's ORU names the patient by its MRN (authority TC), as its ADT did; the results
+    // mapping makes the same identifier of it.
+    let results = std::fs::read(trakcare.join("oru_r01_full_blood_count.hl7")).unwrap();
+    let ack = engine.send(&results).await;
+    assert_eq!(msa(&ack), ("AA".into(), "TC4821000091".into()), "{ack}");
+    let observations = engine.found(&format!("Observation?patient={patient}")).await;
+    assert_eq!(observations.len(), 3, "{observations:?}");
+    let white_cells = by_code(&observations, "WBC");
+    assert_eq!(white_cells["valueQuantity"]["value"], 11.8);
+    assert_eq!(white_cells["valueQuantity"]["unit"], "10*9/L");
+    assert_eq!(white_cells["interpretation"][0]["coding"][0]["code"], "H");
+    assert_eq!(
+        white_cells["note"][0]["text"],
+        "Repeat in two weeks if still raised"
+    );
+    let reports = engine.found(&format!("DiagnosticReport?patient={patient}")).await;
+    assert_eq!(reports[0]["code"]["text"], "Full blood count");
+    drop(dir);
+}
+
 #[test]
 fn the_ae_for_an_unknown_patient_validates_with_hl7apy_strict() {
     let (dir, data) = temp_store();
