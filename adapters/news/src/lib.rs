@@ -1,0 +1,1 @@
+//! News feeds: fetching RSS 2.0 and Atom documents and reading their items.
