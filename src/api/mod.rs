@@ -39,6 +39,8 @@ pub struct AppState {
     pub engagement: Arc<crate::config::EngagementConfig>,
     /// `[records]`: where a member's cancellation of an appointment goes (issue #16).
     pub records: Arc<crate::config::RecordsConfig>,
+    /// `[branding]`: the portal's titles and palette until a Configuration Manager saves others.
+    pub branding: Arc<crate::config::BrandingConfig>,
     pub fhir: fhir::FhirState,
 }
 

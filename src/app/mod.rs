@@ -192,6 +192,7 @@ impl Engine {
             committer: handle.clone(),
             engagement: Arc::new(config.engagement.clone()),
             records: Arc::new(config.records.clone()),
+            branding: Arc::new(config.branding.clone()),
             members: accounts,
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod branding;
 mod destinations;
 mod engagement;
 mod identity;
@@ -38,6 +39,7 @@ impl MessageKind {
         self.resource_types.contains(&resource_type)
     }
 }
+pub use branding::{BrandingConfig, BrandingTexts};
 pub use engagement::EngagementConfig;
 pub use identity::{CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
@@ -84,6 +86,10 @@ pub struct Config {
     /// `[records]`: where a member's cancellation of an appointment goes (issue #16).
     #[serde(default)]
     pub records: RecordsConfig,
+    /// `[branding]`: the portal's titles and palette until a Configuration Manager saves others
+    /// (issue #17).
+    #[serde(default)]
+    pub branding: BrandingConfig,
     /// `[credentials]`: which credentials members sign in with, two-factor, the waits after failed sign-ins (issues #6, #12).
     #[serde(default)]
     pub credentials: CredentialsConfig,
@@ -844,6 +850,7 @@ impl Config {
         self.validate_schedule()?;
         self.validate_engagement()?;
         self.validate_records()?;
+        self.validate_branding()?;
         self.validate_identity()?;
         self.validate_rate_limit()?;
         self.validate_proxies()?;

@@ -10,10 +10,13 @@
 //!   one-time codes, sessions, the waits after failures and the request budget.
 //! - [`proxies`]: proxy relationships and their RelatedPersons.
 //! - [`engagement`]: profile updates, invitations to enroll, patient tasks.
-//! - [`records`]: the member's records as the portal shows them (results, documents).
+//! - [`records`]: the member's records as the portal shows them (results, documents,
+//!   appointments, the Summary, care plans), the site switches and notices of new records.
+//! - [`branding`]: the portal's titles, palette and icon.
 //! - [`op`], [`refusal`]: what every member-account command works with, and how it says no.
 
 pub(crate) mod accounts;
+pub(crate) mod branding;
 pub(crate) mod engagement;
 pub(crate) mod identity;
 pub(crate) mod mpi;

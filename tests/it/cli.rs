@@ -45,6 +45,45 @@ fn a_bad_config_is_named_by_file_line_and_key_and_nothing_starts() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.toml"));
 }
 
+#[test]
+fn a_bad_palette_or_site_switch_is_named_by_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/tributary.toml")).unwrap();
+    for (from, to, line_of, says) in [
+        (
+            "primary = \"#005eb8\"",
+            "primary = \"purple\"",
+            "[branding.palette]",
+            "purple",
+        ),
+        (
+            "summary_types = [\"allergies\"",
+            "summary_types = [\"hobbies\", \"allergies\"",
+            "[records.site]",
+            "hobbies",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        let text = shipped
+            .replacen(from, to, 1)
+            .replace("\"mappings\"", &format!("{:?}", crate::common::MAPPINGS));
+        std::fs::write(&path, &text).unwrap();
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = text.lines().position(|l| l == line_of).unwrap() + 1;
+        assert!(
+            stderr.contains(&format!("{}:{line}", path.display())) && stderr.contains(says),
+            "names the file, the line of {line_of} and {says}: {stderr}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn send_prints_every_ack_of_a_batch_file() {
     let (_dir, data) = temp_store();

@@ -16,6 +16,7 @@ mod members_support;
 
 mod ack_validation;
 mod acks;
+mod branding;
 mod checkpoint_crash;
 mod cli;
 mod connections;

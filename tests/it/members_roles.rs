@@ -70,6 +70,8 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("GET", "/api/settings/members", &["config"]),
     ("PUT", "/api/settings/members", &["config"]),
     ("GET", "/api/settings/records", &["config"]),
+    ("PUT", "/api/settings/branding", &["config"]),
+    ("PUT", "/api/settings/branding/icon", &["config"]),
     ("PUT", "/api/settings/records", &["config"]),
     // Credentials and sign-in (issue #6).
     ("POST", "/api/sign-in", &["portal"]),
@@ -103,6 +105,9 @@ const MEMBER_SESSION_TOO: &[&str] = &[
 
 /// Routes a signed-in member calls with their session token, not an API key: every API key is
 /// refused (401), as no key is a session.
+/// Routes anyone may call without a key (the portal front end's branding).
+const PUBLIC_ROUTES: &[(&str, &str)] = &[("GET", "/api/branding"), ("GET", "/api/branding/icon")];
+
 const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/me"),
     ("POST", "/api/sign-out"),
@@ -204,6 +209,18 @@ async fn the_openapi_document_describes_exactly_the_routes() {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             documented.push((method.to_uppercase(), path.clone()));
+            if PUBLIC_ROUTES
+                .iter()
+                .any(|(m, p)| m.eq_ignore_ascii_case(method) && p == path)
+            {
+                assert_eq!(operation["security"], json!([]), "{method} {path}");
+                let (status, answer) = w.call(&method.to_uppercase(), path, None, None).await;
+                assert!(
+                    status == 200 || status == 404,
+                    "{method} {path} without a key: {status} {answer}"
+                );
+                continue;
+            }
             assert!(operation["responses"].get("401").is_some(), "{method} {path}");
             assert!(operation["x-roles"].is_string(), "{method} {path}");
             // Session routes say they take a session, the others an API key.
@@ -239,6 +256,7 @@ async fn the_openapi_document_describes_exactly_the_routes() {
         .iter()
         .map(|(m, p, _)| (m.to_string(), p.split('?').next().unwrap().to_string()))
         .chain(SESSION_ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())))
+        .chain(PUBLIC_ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())))
         .collect();
     tested.sort();
     tested.dedup();

@@ -8,6 +8,7 @@
 //! - [`external`]: automated enrollment and the portal's member self-service.
 //! - [`admin`]: audit, settings, notification state.
 //! - [`proxies`]: proxy relationships, for staff and for the signed-in member.
+//! - [`branding`]: the portal's titles, palette and icon: public reads, a manager's changes.
 //! - [`records`]: the member's records (results), for them and their granted proxies.
 //! - [`openapi`]: the OpenAPI document.
 
@@ -15,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod branding;
 mod engagement;
 mod external;
 pub(crate) mod openapi;
@@ -66,6 +68,10 @@ pub fn routes() -> Router<AppState> {
             "/api/settings/members",
             get(admin::settings).put(admin::put_settings),
         )
+        .route("/api/branding", get(branding::public))
+        .route("/api/branding/icon", get(branding::icon))
+        .route("/api/settings/branding", put(branding::put_texts))
+        .route("/api/settings/branding/icon", put(branding::put_icon))
         .route(
             "/api/settings/records",
             get(admin::record_switches).put(admin::put_record_switches),

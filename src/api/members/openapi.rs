@@ -15,6 +15,9 @@ pub struct Operation {
     pub success: u16,
 }
 
+/// The `roles` of the routes anyone may call, without a key (the portal front end's branding).
+pub const PUBLIC: &str = "anyone (no key)";
+
 /// The `roles` of the routes a signed-in member calls with their session token, not an API key.
 pub const SIGNED_IN: &str = "a signed-in member (session token as the bearer)";
 
@@ -385,6 +388,7 @@ fn schema(fields: &[&str]) -> Value {
             ("contact", _) => schema(CONTACT),
             ("preference", _) => json!({ "type": "string", "enum": ["email", "text", "both"] }),
             (_, "array") => json!({ "type": "array", "items": { "type": "string" } }),
+            (_, "object") => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
             (_, kind) => json!({ "type": kind }),
         };
         properties.insert(name.to_string(), property);
@@ -405,6 +409,7 @@ pub fn document() -> Value {
         .chain(super::engagement::OPERATIONS)
         .chain(super::proxies::OPERATIONS)
         .chain(super::records::OPERATIONS)
+        .chain(super::branding::OPERATIONS)
     {
         let mut parameters: Vec<Value> = op
             .path
@@ -415,7 +420,9 @@ pub fn document() -> Value {
         parameters.extend(op.query.iter().map(
             |name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } }),
         ));
-        let (description, security) = if op.roles == SIGNED_IN {
+        let (description, security) = if op.roles == PUBLIC {
+            ("Public: no key or session.".to_string(), json!([]))
+        } else if op.roles == SIGNED_IN {
             (
                 format!("Allowed: {}. Without a live session: 401.", op.roles),
                 json!([{ "session": [] }]),
@@ -450,6 +457,12 @@ pub fn document() -> Value {
                 "429": { "$ref": "#/components/responses/TooMany" },
             },
         });
+        if op.roles == PUBLIC {
+            let responses = operation["responses"].as_object_mut().expect("an object");
+            for code in ["401", "403", "409", "422"] {
+                responses.remove(code);
+            }
+        }
         if !op.body.is_empty() {
             operation["requestBody"] = json!({
                 "required": true,
