@@ -41,7 +41,39 @@ pub struct AppState {
     pub records: Arc<crate::config::RecordsConfig>,
     /// `[branding]`: the portal's titles and palette until a Configuration Manager saves others.
     pub branding: Arc<crate::config::BrandingConfig>,
+    /// `[bills]` and the key shared with the payment gateway.
+    pub bills: Arc<BillsState>,
     pub fhir: fhir::FhirState,
+}
+
+/// The payment gateway's link template and the key the engine and the gateway sign with.
+pub struct BillsState {
+    pub config: crate::config::BillsConfig,
+    pub key: crate::domain::identity::secrets::TokenKey,
+}
+
+impl BillsState {
+    /// Reads the gateway key file (created when missing), relative to the data folder.
+    pub fn load(config: &crate::config::Config) -> Result<BillsState, crate::config::ConfigError> {
+        let file = &config.bills.gateway_key_file;
+        let path = if file.is_absolute() {
+            file.clone()
+        } else {
+            config.store.data_dir.join(file)
+        };
+        let key = crate::domain::identity::secrets::TokenKey::load_or_create(&path).map_err(|message| {
+            crate::config::ConfigError {
+                file: "-".into(),
+                line: 0,
+                key: "bills.gateway_key_file".into(),
+                message,
+            }
+        })?;
+        Ok(BillsState {
+            config: config.bills.clone(),
+            key,
+        })
+    }
 }
 
 /// The store alone, for handlers that only read.

@@ -193,6 +193,7 @@ impl Engine {
             engagement: Arc::new(config.engagement.clone()),
             records: Arc::new(config.records.clone()),
             branding: Arc::new(config.branding.clone()),
+            bills: Arc::new(crate::api::BillsState::load(config)?),
             members: accounts,
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),

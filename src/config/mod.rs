@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+mod bills;
 mod branding;
 mod destinations;
 mod engagement;
@@ -39,6 +40,7 @@ impl MessageKind {
         self.resource_types.contains(&resource_type)
     }
 }
+pub use bills::BillsConfig;
 pub use branding::{BrandingConfig, BrandingTexts};
 pub use engagement::EngagementConfig;
 pub use identity::{CredentialsConfig, IdentityProviderConfig};
@@ -90,6 +92,9 @@ pub struct Config {
     /// (issue #17).
     #[serde(default)]
     pub branding: BrandingConfig,
+    /// `[bills]`: the payment gateway a member pays a bill at (issue #17).
+    #[serde(default)]
+    pub bills: BillsConfig,
     /// `[credentials]`: which credentials members sign in with, two-factor, the waits after failed sign-ins (issues #6, #12).
     #[serde(default)]
     pub credentials: CredentialsConfig,
@@ -851,6 +856,7 @@ impl Config {
         self.validate_engagement()?;
         self.validate_records()?;
         self.validate_branding()?;
+        self.validate_bills()?;
         self.validate_identity()?;
         self.validate_rate_limit()?;
         self.validate_proxies()?;

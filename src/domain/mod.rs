@@ -13,9 +13,11 @@
 //! - [`records`]: the member's records as the portal shows them (results, documents,
 //!   appointments, the Summary, care plans), the site switches and notices of new records.
 //! - [`branding`]: the portal's titles, palette and icon.
+//! - [`bills`]: the member's bills, their documents, the signed pay link and payment notices.
 //! - [`op`], [`refusal`]: what every member-account command works with, and how it says no.
 
 pub(crate) mod accounts;
+pub(crate) mod bills;
 pub(crate) mod branding;
 pub(crate) mod engagement;
 pub(crate) mod identity;

@@ -978,7 +978,7 @@ async fn the_capability_statement_says_what_is_served() {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types.len(), 21);
+    assert_eq!(types.len(), 22);
     for summary in [
         "QuestionnaireResponse",
         "AllergyIntolerance",
@@ -989,6 +989,7 @@ async fn the_capability_statement_says_what_is_served() {
         "MedicationStatement",
         "CareTeam",
         "Encounter",
+        "Invoice",
     ] {
         assert!(types.contains(&summary), "{summary} in {types:?}");
     }

@@ -39,6 +39,7 @@ mod http_edge;
 mod mapping_golden;
 mod mappings;
 mod members_api;
+mod members_bills;
 mod members_care_plans;
 mod members_proxies;
 mod members_requests;

@@ -106,7 +106,12 @@ const MEMBER_SESSION_TOO: &[&str] = &[
 /// Routes a signed-in member calls with their session token, not an API key: every API key is
 /// refused (401), as no key is a session.
 /// Routes anyone may call without a key (the portal front end's branding).
-const PUBLIC_ROUTES: &[(&str, &str)] = &[("GET", "/api/branding"), ("GET", "/api/branding/icon")];
+const PUBLIC_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/branding"),
+    ("GET", "/api/branding/icon"),
+    // Authenticated by the gateway's signature, not a key.
+    ("POST", "/api/bills/payment-notice"),
+];
 
 const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/me"),
@@ -131,6 +136,12 @@ const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/me/principals/{id}/documents"),
     ("GET", "/api/me/principals/{id}/documents/{document}/content"),
     ("GET", "/api/me/summary"),
+    ("GET", "/api/me/bills"),
+    ("GET", "/api/me/bills/{id}/document"),
+    ("POST", "/api/me/bills/{id}/pay"),
+    ("GET", "/api/me/principals/{id}/bills"),
+    ("GET", "/api/me/principals/{id}/bills/{bill}/document"),
+    ("POST", "/api/me/principals/{id}/bills/{bill}/pay"),
     ("GET", "/api/me/principals/{id}/summary"),
     ("GET", "/api/me/care-plans"),
     ("POST", "/api/me/care-plans/{id}/questionnaire-response"),
@@ -216,7 +227,7 @@ async fn the_openapi_document_describes_exactly_the_routes() {
                 assert_eq!(operation["security"], json!([]), "{method} {path}");
                 let (status, answer) = w.call(&method.to_uppercase(), path, None, None).await;
                 assert!(
-                    status == 200 || status == 404,
+                    status != 401 && status != 403 && status < 500,
                     "{method} {path} without a key: {status} {answer}"
                 );
                 continue;

@@ -8,6 +8,7 @@
 //! - [`external`]: automated enrollment and the portal's member self-service.
 //! - [`admin`]: audit, settings, notification state.
 //! - [`proxies`]: proxy relationships, for staff and for the signed-in member.
+//! - [`bills`]: the member's bills, the pay redirect and the gateway's payment notice.
 //! - [`branding`]: the portal's titles, palette and icon: public reads, a manager's changes.
 //! - [`records`]: the member's records (results), for them and their granted proxies.
 //! - [`openapi`]: the OpenAPI document.
@@ -16,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod bills;
 mod branding;
 mod engagement;
 mod external;
@@ -68,6 +70,19 @@ pub fn routes() -> Router<AppState> {
             "/api/settings/members",
             get(admin::settings).put(admin::put_settings),
         )
+        .route("/api/me/bills", get(bills::mine))
+        .route("/api/me/bills/{id}/document", get(bills::my_document))
+        .route("/api/me/bills/{id}/pay", post(bills::my_pay))
+        .route("/api/me/principals/{id}/bills", get(bills::principal))
+        .route(
+            "/api/me/principals/{id}/bills/{bill}/document",
+            get(bills::principal_document),
+        )
+        .route(
+            "/api/me/principals/{id}/bills/{bill}/pay",
+            post(bills::principal_pay),
+        )
+        .route("/api/bills/payment-notice", post(bills::payment_notice))
         .route("/api/branding", get(branding::public))
         .route("/api/branding/icon", get(branding::icon))
         .route("/api/settings/branding", put(branding::put_texts))

@@ -410,6 +410,7 @@ pub fn document() -> Value {
         .chain(super::proxies::OPERATIONS)
         .chain(super::records::OPERATIONS)
         .chain(super::branding::OPERATIONS)
+        .chain(super::bills::OPERATIONS)
     {
         let mut parameters: Vec<Value> = op
             .path

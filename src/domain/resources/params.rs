@@ -203,10 +203,14 @@ pub const PARAMS: &[Param] = &[
     p("Encounter", "type", Kind::Token, &["type"]),
     p("Encounter", "date", Kind::Date, &["period.start"]),
     p("Encounter", "identifier", Kind::Token, &["identifier"]),
+    patient_ref("Invoice", &["subject"]),
+    p("Invoice", "status", Kind::Token, &["status"]),
+    p("Invoice", "date", Kind::Date, &["date"]),
+    p("Invoice", "identifier", Kind::Token, &["identifier"]),
 ];
 
 /// The resource types the endpoint serves.
-pub const TYPES: [&str; 21] = [
+pub const TYPES: [&str; 22] = [
     "Patient",
     "RelatedPerson",
     "Task",
@@ -228,6 +232,7 @@ pub const TYPES: [&str; 21] = [
     "MedicationStatement",
     "CareTeam",
     "Encounter",
+    "Invoice",
 ];
 
 pub fn is_served(resource_type: &str) -> bool {
