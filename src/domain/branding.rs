@@ -15,6 +15,7 @@ use crate::config::{BrandingConfig, BrandingTexts};
 use crate::domain::accounts::audit;
 use crate::domain::op::Op;
 use crate::domain::refusal::{Kind, Refusal};
+use crate::domain::saved_settings;
 use crate::store::{Keyspace, Reader, StoreError};
 
 const TEXTS_KEY: &[u8] = b"branding";
@@ -31,12 +32,7 @@ pub struct Icon {
 
 /// The titles and palette in force.
 pub fn texts(reader: &dyn Reader, config: &BrandingConfig) -> Result<BrandingTexts, StoreError> {
-    if let Some(bytes) = reader.get(Keyspace::MemberSettings, TEXTS_KEY)?
-        && let Ok(saved) = serde_json::from_slice(&bytes)
-    {
-        return Ok(saved);
-    }
-    Ok(config.texts())
+    saved_settings::load(reader, TEXTS_KEY, &config.texts())
 }
 
 /// The icon in force, if one was uploaded.
@@ -54,21 +50,15 @@ pub fn save_texts(
     reason: &str,
 ) -> Result<BrandingTexts, Refusal> {
     new.check().map_err(Refusal::invalid)?;
-    require_reason(reason)?;
-    let before = texts(op.tx, config)?;
-    op.tx.put(
-        Keyspace::MemberSettings,
-        TEXTS_KEY.to_vec(),
-        serde_json::to_vec(&new).expect("branding serializes"),
-    );
-    audit::record(
+    saved_settings::save(
         op,
+        TEXTS_KEY,
+        &config.texts(),
+        new,
         "branding.update",
         "settings/branding",
-        Some(reason),
-        json!({ "before": before, "after": new }),
-    );
-    Ok(new)
+        reason,
+    )
 }
 
 /// Saves a new icon sent as `content_type`, once its bytes are found to be that image type.

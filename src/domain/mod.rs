@@ -14,6 +14,7 @@
 //!   appointments, the Summary, care plans), the site switches and notices of new records.
 //! - [`branding`]: the portal's titles, palette and icon.
 //! - [`bills`]: the member's bills, their documents, the signed pay link and payment notices.
+//! - [`saved_settings`]: settings saved at run time over the config's, audited.
 //! - [`op`], [`refusal`]: what every member-account command works with, and how it says no.
 
 pub(crate) mod accounts;
@@ -27,6 +28,7 @@ pub(crate) mod proxies;
 pub(crate) mod records;
 pub(crate) mod refusal;
 pub(crate) mod resources;
+pub(crate) mod saved_settings;
 
 #[cfg(test)]
 mod proxies_props_tests;

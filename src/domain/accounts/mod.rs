@@ -28,7 +28,8 @@ use crate::domain::accounts::templates::Templates;
 use crate::domain::identity::secrets::TokenKey;
 use crate::domain::identity::throttle::{RequestLimiter, SignInThrottle};
 use crate::domain::refusal::Refusal;
-use crate::store::{Keyspace, Reader};
+use crate::domain::saved_settings;
+use crate::store::Reader;
 
 #[derive(Debug)]
 pub struct Accounts {
@@ -109,16 +110,19 @@ impl Accounts {
 
     /// The settings in force: the last ones a Configuration Manager saved, else the config's.
     pub fn settings(&self, reader: &dyn Reader) -> Result<Settings, Refusal> {
-        if let Some(bytes) = reader.get(Keyspace::MemberSettings, SETTINGS_KEY)?
-            && let Ok(settings) = serde_json::from_slice(&bytes)
-        {
-            return Ok(settings);
-        }
-        Ok(Settings {
+        Ok(saved_settings::load(
+            reader,
+            SETTINGS_KEY,
+            &self.configured_settings(),
+        )?)
+    }
+
+    fn configured_settings(&self) -> Settings {
+        Settings {
             pending_user_expiration_hours: *self.config.pending_user_expiration_hours.get_ref(),
             max_expiration_reset_hours: *self.config.max_expiration_reset_hours.get_ref(),
             passphrase_required: self.config.passphrase_required,
-        })
+        }
     }
 
     /// Saves new settings (in the command's write set, with its audit record).
@@ -131,22 +135,14 @@ impl Accounts {
         if settings.pending_user_expiration_hours == 0 || settings.max_expiration_reset_hours == 0 {
             return Err(Refusal::invalid("hours must be at least 1"));
         }
-        if reason.trim().is_empty() {
-            return Err(Refusal::invalid("a reason is required"));
-        }
-        let before = self.settings(op.tx)?;
-        op.tx.put(
-            Keyspace::MemberSettings,
-            SETTINGS_KEY.to_vec(),
-            serde_json::to_vec(&settings).expect("settings serialize"),
-        );
-        crate::domain::accounts::audit::record(
+        saved_settings::save(
             op,
+            SETTINGS_KEY,
+            &self.configured_settings(),
+            settings,
             "settings.update",
             "settings/members",
-            Some(reason),
-            serde_json::json!({ "before": before, "after": settings }),
-        );
-        Ok(settings)
+            reason,
+        )
     }
 }

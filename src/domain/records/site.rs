@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::config::RecordSwitches;
 use crate::domain::op::Op;
 use crate::domain::refusal::{Kind, Refusal};
-use crate::store::{Keyspace, Reader, StoreError};
+use crate::domain::saved_settings;
+use crate::store::{Reader, StoreError};
 
 const SWITCHES_KEY: &[u8] = b"records";
 
@@ -23,12 +24,7 @@ pub enum Part {
 
 /// The switches in force.
 pub fn switches(reader: &dyn Reader, configured: &RecordSwitches) -> Result<RecordSwitches, StoreError> {
-    if let Some(bytes) = reader.get(Keyspace::MemberSettings, SWITCHES_KEY)?
-        && let Ok(saved) = serde_json::from_slice(&bytes)
-    {
-        return Ok(saved);
-    }
-    Ok(configured.clone())
+    saved_settings::load(reader, SWITCHES_KEY, configured)
 }
 
 /// Saves new switches (in the command's write set, with its audit record).
@@ -39,23 +35,15 @@ pub fn save(
     reason: &str,
 ) -> Result<RecordSwitches, Refusal> {
     new.check().map_err(Refusal::invalid)?;
-    if reason.trim().is_empty() {
-        return Err(Refusal::invalid("a reason is required"));
-    }
-    let before = switches(op.tx, configured)?;
-    op.tx.put(
-        Keyspace::MemberSettings,
-        SWITCHES_KEY.to_vec(),
-        serde_json::to_vec(&new).expect("switches serialize"),
-    );
-    crate::domain::accounts::audit::record(
+    saved_settings::save(
         op,
+        SWITCHES_KEY,
+        configured,
+        new,
         "settings.update",
         "settings/records",
-        Some(reason),
-        serde_json::json!({ "before": before, "after": new }),
-    );
-    Ok(new)
+        reason,
+    )
 }
 
 /// The switches in force, when the site offers `part` now; refused (404 `not-offered`) when the
