@@ -41,6 +41,10 @@ pub struct AppState {
     pub records: Arc<crate::config::RecordsConfig>,
     /// `[branding]`: the portal's titles and palette until a Configuration Manager saves others.
     pub branding: Arc<crate::config::BrandingConfig>,
+    /// `[consents]`: where changed consents go, and the switches the config starts with.
+    pub consents: Arc<crate::config::ConsentsConfig>,
+    /// `[news]`: the feeds whose state analysts read.
+    pub news: Arc<crate::config::NewsConfig>,
     /// `[bills]` and the key shared with the payment gateway.
     pub bills: Arc<BillsState>,
     pub fhir: fhir::FhirState,

@@ -174,6 +174,7 @@ impl Engine {
                 outbox: outbox.clone(),
                 committer: handle.clone(),
                 members: accounts.clone(),
+                news: Arc::new(config.news.clone()),
             },
             stopped.clone(),
             &mut tasks,
@@ -193,6 +194,8 @@ impl Engine {
             engagement: Arc::new(config.engagement.clone()),
             records: Arc::new(config.records.clone()),
             branding: Arc::new(config.branding.clone()),
+            news: Arc::new(config.news.clone()),
+            consents: Arc::new(config.consents.clone()),
             bills: Arc::new(crate::api::BillsState::load(config)?),
             members: accounts,
             fhir: crate::api::fhir::FhirState {

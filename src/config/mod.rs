@@ -12,11 +12,13 @@ use toml::Spanned;
 
 mod bills;
 mod branding;
+mod consents;
 mod destinations;
 mod engagement;
 mod identity;
 pub(crate) mod live_mappings;
 mod members;
+mod news;
 mod proxies;
 mod rate_limit;
 mod records;
@@ -42,9 +44,11 @@ impl MessageKind {
 }
 pub use bills::BillsConfig;
 pub use branding::{BrandingConfig, BrandingTexts};
+pub use consents::{ConsentSwitches, ConsentsConfig};
 pub use engagement::EngagementConfig;
 pub use identity::{CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
+pub use news::NewsConfig;
 pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM};
 pub use rate_limit::RateLimitConfig;
 pub use records::{RecordSwitches, RecordsConfig, SUMMARY_TYPES};
@@ -95,6 +99,12 @@ pub struct Config {
     /// `[bills]`: the payment gateway a member pays a bill at (issue #17).
     #[serde(default)]
     pub bills: BillsConfig,
+    /// `[news]`: the feeds the `news-poll` job fetches (issue #17).
+    #[serde(default)]
+    pub news: NewsConfig,
+    /// `[consents]`: where a member's changed consent goes, and what members may do (issue #17).
+    #[serde(default)]
+    pub consents: ConsentsConfig,
     /// `[credentials]`: which credentials members sign in with, two-factor, the waits after failed sign-ins (issues #6, #12).
     #[serde(default)]
     pub credentials: CredentialsConfig,
@@ -857,6 +867,8 @@ impl Config {
         self.validate_records()?;
         self.validate_branding()?;
         self.validate_bills()?;
+        self.validate_news()?;
+        self.validate_consents()?;
         self.validate_identity()?;
         self.validate_rate_limit()?;
         self.validate_proxies()?;

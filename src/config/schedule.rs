@@ -4,12 +4,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// The jobs the scheduler knows.
-pub const JOBS: [&str; 5] = [
+pub const JOBS: [&str; 6] = [
     "retry-sweep",
     "dead-letter-digest",
     "journal-retention",
     "proxy-expiry",
     "token-replay-sweep",
+    "news-poll",
 ];
 
 #[derive(Debug, Clone, Deserialize)]

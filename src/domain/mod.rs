@@ -13,6 +13,8 @@
 //! - [`records`]: the member's records as the portal shows them (results, documents,
 //!   appointments, the Summary, care plans), the site switches and notices of new records.
 //! - [`branding`]: the portal's titles, palette and icon.
+//! - [`news`]: the news feeds' items and how their fetches went.
+//! - [`consents`]: the member's consents, their answers changed and sent back.
 //! - [`bills`]: the member's bills, their documents, the signed pay link and payment notices.
 //! - [`saved_settings`]: settings saved at run time over the config's, audited.
 //! - [`op`], [`refusal`]: what every member-account command works with, and how it says no.
@@ -20,9 +22,11 @@
 pub(crate) mod accounts;
 pub(crate) mod bills;
 pub(crate) mod branding;
+pub(crate) mod consents;
 pub(crate) mod engagement;
 pub(crate) mod identity;
 pub(crate) mod mpi;
+pub(crate) mod news;
 pub(crate) mod op;
 pub(crate) mod proxies;
 pub(crate) mod records;

@@ -233,3 +233,74 @@ pub async fn token_replay_sweep(context: &JobContext) -> Result<String, JobError
         "forgot {forgotten} used external tokens past their expiry"
     ))
 }
+
+/// Fetches every configured feed at once, then keeps what each brought in one commit.
+pub async fn news_poll(context: &JobContext) -> Result<String, JobError> {
+    use tributary_adapter_news::{Fetched, Fetcher};
+
+    let news = context.news.clone();
+    if news.feeds.is_empty() {
+        return Ok("no feeds configured".into());
+    }
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("Tributary/", env!("CARGO_PKG_VERSION"), " news"))
+        .build()
+        .map_err(|e| JobError::Refused(format!("no HTTP client: {e}")))?;
+    let fetcher = Fetcher::new(
+        client,
+        news.max_feed_bytes,
+        Duration::from_secs(news.timeout_secs),
+    );
+    let mut fetches = tokio::task::JoinSet::new();
+    for feed in &news.feeds {
+        let name = feed.name.get_ref().clone();
+        let url = feed.url.get_ref().clone();
+        let state = crate::domain::news::state(context.store.as_ref(), &name)?;
+        let fetcher = fetcher.clone();
+        fetches.spawn(async move {
+            let fetched = fetcher.fetch(&url, &state.validators()).await;
+            (name, url, fetched)
+        });
+    }
+    let mut results = vec![];
+    while let Some(joined) = fetches.join_next().await {
+        let (name, url, fetched) = joined?;
+        if let Err(error) = &fetched {
+            tracing::warn!(feed = %name, %url, %error, "news feed not fetched; its items stay, the next run tries again");
+        }
+        results.push((name, fetched.map_err(|e| e.to_string())));
+    }
+    let (mut changed, mut unchanged, mut failed) = (0, 0, 0);
+    for (_, fetched) in &results {
+        match fetched {
+            Ok(Fetched::Changed { .. }) => changed += 1,
+            Ok(Fetched::NotModified) => unchanged += 1,
+            Err(_) => failed += 1,
+        }
+    }
+    let items = context
+        .committer
+        .run("news poll", "schedule", move |ctx| {
+            let mut items = 0;
+            for (name, fetched) in results {
+                match crate::domain::news::record(ctx.tx, &name, fetched, ctx.now) {
+                    Ok(state) => items += state.items,
+                    Err(error) => {
+                        return Finished::refused(
+                            "news poll".into(),
+                            error.to_string(),
+                            Err(error.to_string()),
+                        );
+                    }
+                }
+            }
+            Finished::applied("news poll".into(), vec![], Ok(items))
+        })
+        .await
+        .ok_or(JobError::Stopping)??
+        .map_err(JobError::Refused)?;
+    Ok(format!(
+        "{} feeds: {changed} brought items, {unchanged} unchanged, {failed} failed; {items} items kept",
+        changed + unchanged + failed
+    ))
+}

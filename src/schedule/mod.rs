@@ -10,6 +10,8 @@
 //!   range at once, never row by row); the store's data is not touched.
 //! - `proxy-expiry`: marks the proxy relationships whose expiry has come as expired and notifies
 //!   both parties (access already stopped at the expiry itself; this makes it visible and told).
+//! - `news-poll`: fetches every `[news]` feed at once (conditional GET, bounded size and time)
+//!   and keeps their items; a feed that fails keeps its old items and is tried again next run.
 //! - `token-replay-sweep`: forgets the used external tokens that could no longer pass anyway
 //!   (past their expiry plus the clock skew allowed), so the replay memory does not grow for ever.
 
@@ -33,6 +35,8 @@ pub struct JobContext {
     pub committer: CommitterHandle,
     /// The member-accounts service (templates, settings) for jobs that notify members.
     pub members: Arc<crate::domain::accounts::Accounts>,
+    /// `[news]`: the feeds `news-poll` fetches.
+    pub news: Arc<crate::config::NewsConfig>,
 }
 
 /// Starts one task per configured job.
@@ -66,6 +70,7 @@ async fn run(job: &JobConfig, context: &JobContext) {
         "journal-retention" => jobs::journal_retention(job, context).await,
         "proxy-expiry" => jobs::proxy_expiry(context).await,
         "token-replay-sweep" => jobs::token_replay_sweep(context).await,
+        "news-poll" => jobs::news_poll(context).await,
         other => Err(jobs::JobError::Unknown(other.to_string())),
     };
     match outcome {

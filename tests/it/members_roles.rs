@@ -70,6 +70,9 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("GET", "/api/settings/members", &["config"]),
     ("PUT", "/api/settings/members", &["config"]),
     ("GET", "/api/settings/records", &["config"]),
+    ("GET", "/api/news/feeds", &["analyst", "config"]),
+    ("GET", "/api/settings/consents", &["config"]),
+    ("PUT", "/api/settings/consents", &["config"]),
     ("PUT", "/api/settings/branding", &["config"]),
     ("PUT", "/api/settings/branding/icon", &["config"]),
     ("PUT", "/api/settings/records", &["config"]),
@@ -109,6 +112,7 @@ const MEMBER_SESSION_TOO: &[&str] = &[
 const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/branding"),
     ("GET", "/api/branding/icon"),
+    ("GET", "/api/news"),
     // Authenticated by the gateway's signature, not a key.
     ("POST", "/api/bills/payment-notice"),
 ];
@@ -136,6 +140,11 @@ const SESSION_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/me/principals/{id}/documents"),
     ("GET", "/api/me/principals/{id}/documents/{document}/content"),
     ("GET", "/api/me/summary"),
+    ("GET", "/api/me/news"),
+    ("GET", "/api/me/consents"),
+    ("PUT", "/api/me/consents/{id}"),
+    ("GET", "/api/me/principals/{id}/consents"),
+    ("PUT", "/api/me/principals/{id}/consents/{consent}"),
     ("GET", "/api/me/bills"),
     ("GET", "/api/me/bills/{id}/document"),
     ("POST", "/api/me/bills/{id}/pay"),

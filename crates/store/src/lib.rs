@@ -125,11 +125,16 @@ pub enum Keyspace {
     ProxyByMember,
     /// `expires at \0 relationship id` -> nothing: the active relationships, soonest to end first.
     ProxyExpiry,
+    /// News feed name -> how its last fetches went and what to send back on the next
+    /// (src/domain/news.rs).
+    NewsFeed,
+    /// `feed \0 item id` -> a news item, as the feed last gave it.
+    NewsItem,
 }
 
 impl Keyspace {
     /// Every keyspace.
-    pub const ALL: [Keyspace; 34] = [
+    pub const ALL: [Keyspace; 36] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -164,6 +169,8 @@ impl Keyspace {
         Keyspace::Proxy,
         Keyspace::ProxyByMember,
         Keyspace::ProxyExpiry,
+        Keyspace::NewsFeed,
+        Keyspace::NewsItem,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -203,6 +210,8 @@ impl Keyspace {
             Keyspace::Proxy => b'X',
             Keyspace::ProxyByMember => b'Y',
             Keyspace::ProxyExpiry => b'Z',
+            Keyspace::NewsFeed => b'F',
+            Keyspace::NewsItem => b'n',
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`admin`]: audit, settings, notification state.
 //! - [`proxies`]: proxy relationships, for staff and for the signed-in member.
 //! - [`bills`]: the member's bills, the pay redirect and the gateway's payment notice.
+//! - [`consents`]: the member's consents, their answers, and the consent switches.
+//! - [`news`]: the news items, public and for members, and the feeds' state.
 //! - [`branding`]: the portal's titles, palette and icon: public reads, a manager's changes.
 //! - [`records`]: the member's records (results), for them and their granted proxies.
 //! - [`openapi`]: the OpenAPI document.
@@ -19,8 +21,10 @@
 mod admin;
 mod bills;
 mod branding;
+mod consents;
 mod engagement;
 mod external;
+mod news;
 pub(crate) mod openapi;
 mod proxies;
 mod records;
@@ -83,6 +87,20 @@ pub fn routes() -> Router<AppState> {
             post(bills::principal_pay),
         )
         .route("/api/bills/payment-notice", post(bills::payment_notice))
+        .route("/api/me/consents", get(consents::mine))
+        .route("/api/me/consents/{id}", put(consents::my_answers))
+        .route("/api/me/principals/{id}/consents", get(consents::principal))
+        .route(
+            "/api/me/principals/{id}/consents/{consent}",
+            put(consents::principal_answers),
+        )
+        .route(
+            "/api/settings/consents",
+            get(consents::switches).put(consents::put_switches),
+        )
+        .route("/api/news", get(news::public))
+        .route("/api/news/feeds", get(news::feeds))
+        .route("/api/me/news", get(news::mine))
         .route("/api/branding", get(branding::public))
         .route("/api/branding/icon", get(branding::icon))
         .route("/api/settings/branding", put(branding::put_texts))

@@ -411,6 +411,8 @@ pub fn document() -> Value {
         .chain(super::records::OPERATIONS)
         .chain(super::branding::OPERATIONS)
         .chain(super::bills::OPERATIONS)
+        .chain(super::news::OPERATIONS)
+        .chain(super::consents::OPERATIONS)
     {
         let mut parameters: Vec<Value> = op
             .path
