@@ -242,6 +242,7 @@ pub async fn news_poll(context: &JobContext) -> Result<String, JobError> {
     if news.feeds.is_empty() {
         return Ok("no feeds configured".into());
     }
+    let began = std::time::Instant::now();
     let client = reqwest::Client::builder()
         .user_agent(concat!("Tributary/", env!("CARGO_PKG_VERSION"), " news"))
         .build()
@@ -300,7 +301,8 @@ pub async fn news_poll(context: &JobContext) -> Result<String, JobError> {
         .ok_or(JobError::Stopping)??
         .map_err(JobError::Refused)?;
     Ok(format!(
-        "{} feeds: {changed} brought items, {unchanged} unchanged, {failed} failed; {items} items kept",
-        changed + unchanged + failed
+        "{} feeds: {changed} brought items, {unchanged} unchanged, {failed} failed; {items} items kept; {} ms",
+        changed + unchanged + failed,
+        began.elapsed().as_millis()
     ))
 }
