@@ -10,22 +10,10 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::common::code;
-use crate::credentials_support::{PASSWORD, active_jane, as_member};
+use crate::credentials_support::{active_jane, as_member, session_of};
 use crate::members_support::{World, start};
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
-
-async fn signed_in(w: &World, username: &str) -> String {
-    let (status, signed) = w
-        .post(
-            "/api/sign-in",
-            "portal",
-            json!({ "username": username, "password": PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, 200, "{signed}");
-    signed["session"].as_str().unwrap().to_string()
-}
 
 /// The gateway's signature: HMAC-SHA256 under the key the engine made, hex.
 fn sign(w: &World, text: &str) -> String {
@@ -90,7 +78,7 @@ async fn a_member_lists_downloads_and_pays_a_bill_and_the_gateways_notice_marks_
         assert_eq!(status, 201, "{stored}");
         ids.push(stored["id"].as_str().unwrap().to_string());
     }
-    let session = signed_in(&w, "jane").await;
+    let session = session_of(&w, "jane").await;
     let (status, listed) = as_member(&w, "GET", "/api/me/bills", &session).await;
     assert_eq!(status, 200, "{listed}");
     let numbers: Vec<&str> = listed["bills"]
@@ -181,7 +169,7 @@ async fn a_member_lists_downloads_and_pays_a_bill_and_the_gateways_notice_marks_
     let sam = w.active_member(1, "SMITH", "sam", 2).await;
     w.relate(&jane, &sam, ("expires_at", "2099-01-01T00:00:00Z"))
         .await;
-    let sam_session = signed_in(&w, "sam").await;
+    let sam_session = session_of(&w, "sam").await;
     let (status, hers) = as_member(
         &w,
         "GET",

@@ -6,23 +6,11 @@
 
 use crate::common::code;
 use crate::common::peers::HttpReceiver;
-use crate::credentials_support::{PASSWORD, active_jane, as_member};
+use crate::credentials_support::{active_jane, as_member, session_of};
 use crate::members_support::{World, start};
 use serde_json::{Value, json};
 
 const PHQ2: &str = "https://care.example/Questionnaire/phq-2";
-
-async fn signed_in(w: &World, username: &str) -> String {
-    let (status, signed) = w
-        .post(
-            "/api/sign-in",
-            "portal",
-            json!({ "username": username, "password": PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, 200, "{signed}");
-    signed["session"].as_str().unwrap().to_string()
-}
 
 /// Posts a resource to the FHIR endpoint as Care Community's client; answers its id.
 async fn post_fhir(w: &World, resource: Value) -> String {
@@ -94,7 +82,7 @@ async fn a_member_answers_a_care_plans_questionnaire_and_care_community_receives
         }),
     )
     .await;
-    let session = signed_in(&w, "jane").await;
+    let session = session_of(&w, "jane").await;
 
     let (status, plans) = as_member(&w, "GET", "/api/me/care-plans", &session).await;
     assert_eq!(status, 200, "{plans}");
@@ -171,7 +159,7 @@ async fn a_member_answers_a_care_plans_questionnaire_and_care_community_receives
     let sam = w.active_member(1, "SMITH", "sam", 2).await;
     w.relate(&jane, &sam, ("expires_at", "2099-01-01T00:00:00Z"))
         .await;
-    let sam_session = signed_in(&w, "sam").await;
+    let sam_session = session_of(&w, "sam").await;
     let (status, hers) = as_member(
         &w,
         "GET",

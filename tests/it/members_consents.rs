@@ -8,20 +8,8 @@ use serde_json::{Value, json};
 
 use crate::common::code;
 use crate::common::peers::HttpReceiver;
-use crate::credentials_support::{PASSWORD, active_jane, as_member};
+use crate::credentials_support::{active_jane, as_member, session_of};
 use crate::members_support::{World, start};
-
-async fn signed_in(w: &World, username: &str) -> String {
-    let (status, signed) = w
-        .post(
-            "/api/sign-in",
-            "portal",
-            json!({ "username": username, "password": PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, 200, "{signed}");
-    signed["session"].as_str().unwrap().to_string()
-}
 
 async fn put_as(w: &World, path: &str, session: &str, body: Value) -> (u16, Value) {
     let response = w
@@ -71,7 +59,7 @@ async fn a_member_changes_a_consent_answer_that_goes_back_and_the_switches_gover
     let (status, stored) = w.post("/fhir/Consent", "fhir", consent).await;
     assert_eq!(status, 201, "{stored}");
     let id = stored["id"].as_str().unwrap().to_string();
-    let session = signed_in(&w, "jane").await;
+    let session = session_of(&w, "jane").await;
 
     let (status, listed) = as_member(&w, "GET", "/api/me/consents", &session).await;
     assert_eq!(status, 200, "{listed}");
@@ -112,7 +100,7 @@ async fn a_member_changes_a_consent_answer_that_goes_back_and_the_switches_gover
     let sam = w.active_member(1, "SMITH", "sam", 2).await;
     w.relate(&jane, &sam, ("expires_at", "2099-01-01T00:00:00Z"))
         .await;
-    let sam_session = signed_in(&w, "sam").await;
+    let sam_session = session_of(&w, "sam").await;
     let (status, hers) = as_member(
         &w,
         "GET",

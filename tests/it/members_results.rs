@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::common::peers::MllpPeer;
 use crate::common::{code, segment};
-use crate::credentials_support::{PASSWORD, active_jane, as_member};
+use crate::credentials_support::{active_jane, as_member, session_of};
 use crate::members_support::{World, start, variant};
 use serde_json::{Value, json};
 
@@ -26,18 +26,6 @@ async fn feed_jane(w: &World, fixture: &str, control_id: &str) {
         ],
     );
     w.feed(&message).await;
-}
-
-async fn signed_in(w: &World, username: &str) -> String {
-    let (status, signed) = w
-        .post(
-            "/api/sign-in",
-            "portal",
-            json!({ "username": username, "password": PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, 200, "{signed}");
-    signed["session"].as_str().unwrap().to_string()
 }
 
 fn result<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -87,7 +75,7 @@ async fn a_member_reads_their_results_and_a_granted_proxy_reads_them_until_it_ex
     let jane = active_jane(&w).await;
     feed_jane(&w, "oru_r01_lab_panel.hl7", "JRES1").await;
     feed_jane(&w, "oru_r01_radiology_report.hl7", "JRES2").await;
-    let jane_session = signed_in(&w, "jane").await;
+    let jane_session = session_of(&w, "jane").await;
 
     let (status, mine) = as_member(&w, "GET", "/api/me/results", &jane_session).await;
     assert_eq!(status, 200, "{mine}");
@@ -152,7 +140,7 @@ async fn a_member_reads_their_results_and_a_granted_proxy_reads_them_until_it_ex
     let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(4))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     w.relate(&jane, &sam, ("expires_at", &expires_at)).await;
-    let sam_session = signed_in(&w, "sam").await;
+    let sam_session = session_of(&w, "sam").await;
     let (status, hers) = as_member(
         &w,
         "GET",
@@ -220,7 +208,7 @@ async fn a_member_reads_their_documents_text_inline_and_a_pdf_downloaded_and_a_p
     ] {
         feed_jane(&w, fixture, control_id).await;
     }
-    let jane_session = signed_in(&w, "jane").await;
+    let jane_session = session_of(&w, "jane").await;
     let (status, mine) = as_member(&w, "GET", "/api/me/documents", &jane_session).await;
     assert_eq!(status, 200, "{mine}");
     let documents = mine["documents"].as_array().unwrap();
@@ -255,7 +243,7 @@ async fn a_member_reads_their_documents_text_inline_and_a_pdf_downloaded_and_a_p
 
     // Sam reads Jane's documents while a relationship grants it, not before.
     let sam = w.active_member(1, "SMITH", "sam", 2).await;
-    let sam_session = signed_in(&w, "sam").await;
+    let sam_session = session_of(&w, "sam").await;
     let (status, answer) = as_member(
         &w,
         "GET",
@@ -357,7 +345,7 @@ async fn a_member_sees_their_appointments_downloads_one_as_icalendar_and_a_proxy
         .await;
     w.feed(&booking("JAPT4", "APT-CANCELLED", "20990601", "SIU^S15^SIU_S12"))
         .await;
-    let jane_session = signed_in(&w, "jane").await;
+    let jane_session = session_of(&w, "jane").await;
 
     let (status, mine) = as_member(&w, "GET", "/api/me/appointments", &jane_session).await;
     assert_eq!(status, 200, "{mine}");
@@ -425,7 +413,7 @@ async fn a_member_sees_their_appointments_downloads_one_as_icalendar_and_a_proxy
 
     // A proxy only with a grant.
     let sam = w.active_member(1, "SMITH", "sam", 2).await;
-    let sam_session = signed_in(&w, "sam").await;
+    let sam_session = session_of(&w, "sam").await;
     let (status, answer) = as_member(
         &w,
         "GET",
@@ -586,7 +574,7 @@ async fn an_upcoming_appointment_shows_its_pay_link_when_the_site_enables_prepay
     };
     w.feed(&booking("JPAY1", "APT-PAY-1", "20990401")).await;
     w.feed(&booking("JPAY2", "APT-PAY-2", "20200401")).await;
-    let session = signed_in(&w, "jane").await;
+    let session = session_of(&w, "jane").await;
     let (_, listed) = as_member(&w, "GET", "/api/me/appointments", &session).await;
     assert_eq!(listed["upcoming"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(

@@ -5,21 +5,9 @@
 //! buttons with an education link, the whole tab off) and the member's next reads follow them.
 
 use crate::common::code;
-use crate::credentials_support::{PASSWORD, active_jane, as_member};
+use crate::credentials_support::{active_jane, as_member, session_of};
 use crate::members_support::{World, start, variant};
 use serde_json::{Value, json};
-
-async fn signed_in(w: &World, username: &str) -> String {
-    let (status, signed) = w
-        .post(
-            "/api/sign-in",
-            "portal",
-            json!({ "username": username, "password": PASSWORD }),
-        )
-        .await;
-    assert_eq!(status, 200, "{signed}");
-    signed["session"].as_str().unwrap().to_string()
-}
 
 /// Posts a record to the FHIR endpoint as the upstream feed's client; expects 201.
 async fn post_record(w: &World, resource: Value) {
@@ -103,7 +91,7 @@ async fn a_member_reads_their_summary_by_type_and_the_site_switches_change_what_
         );
         w.feed(&message).await;
     }
-    let session = signed_in(&w, "jane").await;
+    let session = session_of(&w, "jane").await;
 
     let (status, summary) = as_member(&w, "GET", "/api/me/summary", &session).await;
     assert_eq!(status, 200, "{summary}");
@@ -144,7 +132,7 @@ async fn a_member_reads_their_summary_by_type_and_the_site_switches_change_what_
     let sam = w.active_member(1, "SMITH", "sam", 2).await;
     w.relate(&jane, &sam, ("expires_at", "2099-01-01T00:00:00Z"))
         .await;
-    let sam_session = signed_in(&w, "sam").await;
+    let sam_session = session_of(&w, "sam").await;
     let (status, hers) = as_member(
         &w,
         "GET",

@@ -13,9 +13,9 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::credentials_support::{PASSWORD, active_jane, as_member};
+use crate::credentials_support::{active_jane, as_member, session_of};
 use crate::members_support::{World, start};
 
 const RSS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -171,14 +171,7 @@ async fn the_news_poll_keeps_every_feeds_items_and_a_failing_feed_keeps_its_old_
     assert_eq!(public["items"][0]["published"], "2025-10-07T17:30:00Z");
     // A signed-in member sees every item (up to fifty), newest first.
     active_jane(&w).await;
-    let (_, signed) = w
-        .post(
-            "/api/sign-in",
-            "portal",
-            json!({ "username": "jane", "password": PASSWORD }),
-        )
-        .await;
-    let session = signed["session"].as_str().unwrap().to_string();
+    let session = session_of(&w, "jane").await;
     let (status, mine) = as_member(&w, "GET", "/api/me/news", &session).await;
     assert_eq!(status, 200, "{mine}");
     let all = titles(&mine);

@@ -9,13 +9,12 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::openapi::{Operation, PUBLIC, SIGNED_IN};
-use super::proxies::acting_for;
+use super::proxies::whose;
 use super::reply::{body, error, ok, read, settled};
 use super::signin::MemberSession;
 use crate::api::AppState;
 use crate::core::Finished;
 use crate::domain::bills::{self, PaymentNotice};
-use crate::domain::identity::sessions;
 use crate::domain::op::Op;
 use crate::domain::refusal::{Kind, Refusal};
 
@@ -67,21 +66,6 @@ pub async fn principal_pay(
     Path((principal, id)): Path<(String, String)>,
 ) -> Result<Response, Response> {
     pay(&state, me, Some(principal), id).await
-}
-
-/// The patient whose bills the caller reads: their own, or a principal's they act for now.
-fn whose(
-    store: &dyn crate::store::Reader,
-    me: &MemberSession,
-    principal: Option<&str>,
-) -> Result<String, Refusal> {
-    match principal {
-        None => Ok(me.session.patient_id.clone()),
-        Some(principal) => {
-            acting_for(store, &me.session.patient_id, principal, &sessions::now())?;
-            Ok(principal.to_string())
-        }
-    }
 }
 
 async fn list(state: &AppState, me: MemberSession, principal: Option<String>) -> Result<Response, Response> {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::openapi::{Operation, SIGNED_IN};
-use super::proxies::acting_for;
+use super::proxies::whose;
 use super::reply::{body, command, error, ok, read, settled};
 use super::signin::MemberSession;
 use crate::api::AppState;
@@ -18,7 +18,6 @@ use crate::config::ConsentSwitches;
 use crate::core::Finished;
 use crate::domain::accounts::roles::Role;
 use crate::domain::consents::{self, Answer};
-use crate::domain::identity::sessions;
 use crate::domain::refusal::{Kind, Refusal};
 
 /// `GET /api/me/consents`.
@@ -53,21 +52,6 @@ pub async fn principal_answers(
     bytes: Bytes,
 ) -> Result<Response, Response> {
     answer(&state, me, Some(principal), id, &bytes).await
-}
-
-/// The patient whose consents the caller reads: their own, or a principal's they act for now.
-fn whose(
-    store: &dyn crate::store::Reader,
-    me: &MemberSession,
-    principal: Option<&str>,
-) -> Result<String, Refusal> {
-    match principal {
-        None => Ok(me.session.patient_id.clone()),
-        Some(principal) => {
-            acting_for(store, &me.session.patient_id, principal, &sessions::now())?;
-            Ok(principal.to_string())
-        }
-    }
 }
 
 async fn list(state: &AppState, me: MemberSession, principal: Option<String>) -> Result<Response, Response> {

@@ -263,6 +263,27 @@ pub async fn principal(
     Ok(ok(StatusCode::OK, answer))
 }
 
+/// The patient a signed-in member reads or acts for: their own, or a principal's whose
+/// relationship with them grants it now (403 `no-proxy-access` otherwise).
+pub(super) fn whose(
+    store: &dyn crate::store::Reader,
+    me: &super::signin::MemberSession,
+    principal: Option<&str>,
+) -> Result<String, Refusal> {
+    match principal {
+        None => Ok(me.session.patient_id.clone()),
+        Some(principal) => {
+            acting_for(
+                store,
+                &me.session.patient_id,
+                principal,
+                &crate::domain::identity::sessions::now(),
+            )?;
+            Ok(principal.to_string())
+        }
+    }
+}
+
 /// The relationship that lets `proxy` act for `principal` at `now`; 403 `no-proxy-access`
 /// otherwise, saying why (none, revoked, expired).
 pub(super) fn acting_for(

@@ -11,12 +11,11 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::proxies::acting_for;
+use super::proxies::whose;
 use super::reply::{body, error, ok, read, settled};
 use super::signin::MemberSession;
 use crate::api::AppState;
 use crate::core::Finished;
-use crate::domain::identity::sessions;
 use crate::domain::records::appointments;
 use crate::domain::records::care_plans;
 use crate::domain::records::documents;
@@ -471,21 +470,6 @@ async fn cancel(
         StatusCode::OK,
         json!({ "appointment": appointment, "pushed": pushed }),
     ))
-}
-
-/// The patient whose records the caller reads: their own, or a principal's they act for now.
-fn whose(
-    store: &dyn crate::store::Reader,
-    me: &MemberSession,
-    principal: Option<&str>,
-) -> Result<String, Refusal> {
-    match principal {
-        None => Ok(me.session.patient_id.clone()),
-        Some(principal) => {
-            acting_for(store, &me.session.patient_id, principal, &sessions::now())?;
-            Ok(principal.to_string())
-        }
-    }
 }
 
 async fn results_for(

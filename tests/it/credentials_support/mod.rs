@@ -40,6 +40,20 @@ pub async fn send_code(w: &World, challenge: &str, code: &str) -> (u16, Value) {
     .await
 }
 
+/// Signs `username` in with the shared test password (no two-factor) and answers the session
+/// token.
+pub async fn session_of(w: &World, username: &str) -> String {
+    let (status, signed) = w
+        .post(
+            "/api/sign-in",
+            "portal",
+            json!({ "username": username, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{signed}");
+    signed["session"].as_str().unwrap().to_string()
+}
+
 /// A request with a member's session token as the bearer.
 pub async fn as_member(w: &World, method: &str, path: &str, session: &str) -> (u16, Value) {
     let url = format!("{}{path}", w.engine.http);
