@@ -107,6 +107,19 @@ async fn originals_addenda_replacements_and_cancels_land_on_their_documents() {
         .found(&format!("DocumentReference?patient={patient}&status=current"))
         .await;
     assert_eq!(current.len(), 1, "{current:?}");
+    // Searchable by category (TXA-2, table 0270) and date, as a user filters documents.
+    let summaries = engine
+        .found(&format!(
+            "DocumentReference?patient={patient}&category=DS&date=ge2025-03-01"
+        ))
+        .await;
+    assert!(!summaries.is_empty(), "by category and date");
+    assert!(
+        engine
+            .found(&format!("DocumentReference?patient={patient}&category=XX"))
+            .await
+            .is_empty()
+    );
 
     // An event HL7 does not define for MDM is refused before any channel.
     let unknown = String::from_utf8(original)

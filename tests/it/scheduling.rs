@@ -93,6 +93,12 @@ async fn an_siu_booking_becomes_an_appointment_of_the_patient_once_and_its_subsc
     );
     let of_patient = appointments(&engine, &format!("patient={patient_id}")).await;
     assert_eq!(of_patient.len(), 1, "found by its patient: {of_patient:?}");
+    let typed = appointments(
+        &engine,
+        &format!("patient={patient_id}&appointment-type=FOLLOWUP&date=ge2025-04-01"),
+    )
+    .await;
+    assert_eq!(typed.len(), 1, "found by its type and date: {typed:?}");
 
     // A resend is answered as the first time and changes nothing.
     let again = engine.send(booking.as_bytes()).await;

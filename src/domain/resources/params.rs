@@ -68,6 +68,13 @@ pub const PARAMS: &[Param] = &[
     p("Appointment", "date", Kind::Date, &["start"]),
     p("Appointment", "status", Kind::Token, &["status"]),
     p("Appointment", "identifier", Kind::Token, &["identifier"]),
+    p(
+        "Appointment",
+        "appointment-type",
+        Kind::Token,
+        &["appointmentType"],
+    ),
+    p("Appointment", "service-type", Kind::Token, &["serviceType"]),
     p("Questionnaire", "url", Kind::String, &["url"]),
     p("Questionnaire", "name", Kind::String, &["name"]),
     p("Questionnaire", "status", Kind::Token, &["status"]),
@@ -88,6 +95,7 @@ pub const PARAMS: &[Param] = &[
     patient_ref("DocumentReference", &["subject"]),
     p("DocumentReference", "status", Kind::Token, &["status"]),
     p("DocumentReference", "type", Kind::Token, &["type"]),
+    p("DocumentReference", "category", Kind::Token, &["category"]),
     p("DocumentReference", "date", Kind::Date, &["date"]),
     p(
         "DocumentReference",
@@ -117,6 +125,8 @@ pub const PARAMS: &[Param] = &[
     ),
     patient_ref("CarePlan", &["subject"]),
     p("CarePlan", "status", Kind::Token, &["status"]),
+    p("CarePlan", "category", Kind::Token, &["category"]),
+    p("CarePlan", "date", Kind::Date, &["period.start"]),
     // The Summary types, with FHIR R4's names for their parameters.
     patient_ref("AllergyIntolerance", &["patient"]),
     p("AllergyIntolerance", "code", Kind::Token, &["code"]),
