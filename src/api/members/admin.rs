@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::reply::{body, command, error, ok, read};
+use super::reply::{body, body_with_reason, command, error, ok, read};
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow};
 use crate::config::RecordSwitches;
@@ -113,21 +113,7 @@ pub async fn put_record_switches(
     bytes: Bytes,
 ) -> Result<Response, Response> {
     allow(&caller, &[Role::ConfigurationManager])?;
-    // The switches and a `reason` beside them: serde cannot refuse unknown fields through a
-    // flattened struct, so the reason is taken off first and the rest read strictly.
-    let mut request: serde_json::Map<String, serde_json::Value> = body(&bytes)?;
-    let reason = match request.remove("reason") {
-        Some(serde_json::Value::String(reason)) => reason,
-        _ => String::new(),
-    };
-    let switches: RecordSwitches =
-        serde_json::from_value(serde_json::Value::Object(request)).map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                &format!("request body: {e}"),
-            )
-        })?;
+    let (switches, reason): (RecordSwitches, String) = body_with_reason(&bytes)?;
     let configured = state.records.switches();
     let (switches, _) = command(
         &state,

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::openapi::{Operation, SIGNED_IN};
 use super::proxies::whose;
-use super::reply::{body, command, error, ok, read, settled};
+use super::reply::{body, body_with_reason, command, ok, read, settled};
 use super::signin::MemberSession;
 use crate::api::AppState;
 use crate::api::auth::{Authed, allow};
@@ -146,18 +146,7 @@ pub async fn put_switches(
     bytes: Bytes,
 ) -> Result<Response, Response> {
     allow(&caller, &[Role::ConfigurationManager])?;
-    let mut request: serde_json::Map<String, serde_json::Value> = body(&bytes)?;
-    let reason = match request.remove("reason") {
-        Some(serde_json::Value::String(reason)) => reason,
-        _ => String::new(),
-    };
-    let new: ConsentSwitches = serde_json::from_value(serde_json::Value::Object(request)).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            &format!("request body: {e}"),
-        )
-    })?;
+    let (new, reason): (ConsentSwitches, String) = body_with_reason(&bytes)?;
     let configured = state.consents.site.clone();
     let (saved, _) = command(
         &state,

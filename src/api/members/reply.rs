@@ -47,6 +47,25 @@ pub fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
     })
 }
 
+/// A JSON body of settings with a `reason` beside them: the settings read strictly (an unknown
+/// field is a 400, which serde cannot say through a flattened struct, hence the reason is taken
+/// off first) and the reason (empty when absent).
+pub fn body_with_reason<T: DeserializeOwned>(bytes: &Bytes) -> Result<(T, String), Response> {
+    let mut request: serde_json::Map<String, serde_json::Value> = body(bytes)?;
+    let reason = match request.remove("reason") {
+        Some(serde_json::Value::String(reason)) => reason,
+        _ => String::new(),
+    };
+    let settings = serde_json::from_value(serde_json::Value::Object(request)).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            &format!("request body: {e}"),
+        )
+    })?;
+    Ok((settings, reason))
+}
+
 /// Runs `action` as a committer command: its writes, audit records and notifications commit
 /// together, and the answer comes once they are durable. Returns the action's value and the
 /// deliveries it queued.
