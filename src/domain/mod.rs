@@ -13,6 +13,7 @@
 //! - [`records`]: the member's records as the portal shows them (results, documents,
 //!   appointments, the Summary, care plans), the site switches and notices of new records.
 //! - [`branding`]: the portal's titles, palette and icon.
+//! - [`messages`]: the member's inbox of providers' messages, read and archived per member.
 //! - [`news`]: the news feeds' items and how their fetches went.
 //! - [`consents`]: the member's consents, their answers changed and sent back.
 //! - [`bills`]: the member's bills, their documents, the signed pay link and payment notices.
@@ -25,6 +26,7 @@ pub(crate) mod branding;
 pub(crate) mod consents;
 pub(crate) mod engagement;
 pub(crate) mod identity;
+pub(crate) mod messages;
 pub(crate) mod mpi;
 pub(crate) mod news;
 pub(crate) mod op;

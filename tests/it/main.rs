@@ -42,6 +42,7 @@ mod members_api;
 mod members_bills;
 mod members_care_plans;
 mod members_consents;
+mod members_messages;
 mod members_proxies;
 mod members_requests;
 mod members_results;

@@ -483,7 +483,10 @@ async fn a_member_sees_their_appointments_downloads_one_as_icalendar_and_a_proxy
 async fn a_member_is_told_of_a_new_result_document_and_appointment_when_the_site_switches_say_so() {
     let w = start("[credentials]\nmode = \"portal\"\ntwo_factor = false\n").await;
     active_jane(&w).await;
-    let before = w.email.received().len();
+    // Her activation token, then the note that her account is active.
+    let registered = crate::members_support::nth(&w.email, 2).await;
+    assert!(registered.contains("now active"), "{registered}");
+    let before = 2;
 
     // With the notice switches off (the default), a new result tells no one.
     feed_jane(&w, "oru_r01_lab_panel.hl7", "JNOTE1").await;

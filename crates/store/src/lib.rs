@@ -130,11 +130,14 @@ pub enum Keyspace {
     NewsFeed,
     /// `feed \0 item id` -> a news item, as the feed last gave it.
     NewsItem,
+    /// `patient id \0 Communication id` -> what that member did with the message (read,
+    /// archived) (src/domain/messages.rs).
+    MessageState,
 }
 
 impl Keyspace {
     /// Every keyspace.
-    pub const ALL: [Keyspace; 36] = [
+    pub const ALL: [Keyspace; 37] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -171,6 +174,7 @@ impl Keyspace {
         Keyspace::ProxyExpiry,
         Keyspace::NewsFeed,
         Keyspace::NewsItem,
+        Keyspace::MessageState,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -212,6 +216,7 @@ impl Keyspace {
             Keyspace::ProxyExpiry => b'Z',
             Keyspace::NewsFeed => b'F',
             Keyspace::NewsItem => b'n',
+            Keyspace::MessageState => b'G',
         }
     }
 }

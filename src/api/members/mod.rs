@@ -10,6 +10,7 @@
 //! - [`proxies`]: proxy relationships, for staff and for the signed-in member.
 //! - [`bills`]: the member's bills, the pay redirect and the gateway's payment notice.
 //! - [`consents`]: the member's consents, their answers, and the consent switches.
+//! - [`messages`]: the member's inbox of providers' messages.
 //! - [`news`]: the news items, public and for members, and the feeds' state.
 //! - [`branding`]: the portal's titles, palette and icon: public reads, a manager's changes.
 //! - [`records`]: the member's records (results), for them and their granted proxies.
@@ -24,6 +25,7 @@ mod branding;
 mod consents;
 mod engagement;
 mod external;
+mod messages;
 mod news;
 pub(crate) mod openapi;
 mod proxies;
@@ -98,6 +100,9 @@ pub fn routes() -> Router<AppState> {
             "/api/settings/consents",
             get(consents::switches).put(consents::put_switches),
         )
+        .route("/api/me/messages", get(messages::list))
+        .route("/api/me/messages/{id}", get(messages::open).put(messages::mark))
+        .route("/api/me/messages/{id}/attachments/{n}", get(messages::attachment))
         .route("/api/news", get(news::public))
         .route("/api/news/feeds", get(news::feeds))
         .route("/api/me/news", get(news::mine))

@@ -24,8 +24,14 @@ pub const CREDENTIAL_WORKFLOWS: [&str; 1] = ["sign-in-code"];
 /// The notifications of proxy relationships (issue #6), sent to both parties.
 pub const PROXY_WORKFLOWS: [&str; 3] = ["proxy-created", "proxy-revoked", "proxy-expired"];
 
-/// The notifications of new records (issue 16), each behind a site switch.
-pub const RECORD_WORKFLOWS: [&str; 3] = ["record-result", "record-document", "record-appointment"];
+/// The notifications of new records (issue 16), each behind a site switch, and of a new message
+/// from a provider (issue 17).
+pub const RECORD_WORKFLOWS: [&str; 4] = [
+    "record-result",
+    "record-document",
+    "record-appointment",
+    "message-received",
+];
 
 /// Every template, by locale and file name.
 #[derive(Debug, Clone, Default)]

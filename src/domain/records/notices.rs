@@ -2,7 +2,8 @@
 //! of an active member's patient queues a notification by their preference (email and/or text,
 //! in their language), in the commit that stores the record, when the site's switch for that
 //! kind of record is on (`notify_results`, `notify_documents`, `notify_appointments`) and the
-//! site shows that part of the Records tab. Only a record the store did not hold before counts:
+//! site shows that part of the Records tab. A new message a provider sends the patient (a
+//! Communication naming them as a recipient) is always told of. Only a record the store did not hold before counts:
 //! a correction, a status change or the same message sent again tells no one. The notice says
 //! that something is there, never what: results and documents stay behind the sign-in.
 
@@ -46,7 +47,10 @@ struct Notice {
 
 impl Projection for RecordNotices {
     fn follows(&self, kind: &str) -> bool {
-        matches!(kind, "DiagnosticReport" | "DocumentReference" | "Appointment")
+        matches!(
+            kind,
+            "DiagnosticReport" | "DocumentReference" | "Appointment" | "Communication"
+        )
     }
 
     fn project(&self, ctx: &mut Context<'_, '_>, changed: &[Changed]) -> Result<(), StoreError> {
@@ -71,12 +75,13 @@ impl Projection for RecordNotices {
         }
         let switches = site::switches(&*ctx.tx, &self.configured)?;
         for notice in notices {
-            let wanted = switches.records
-                && match notice.workflow {
-                    "record-result" => switches.results && switches.notify_results,
-                    "record-document" => switches.documents && switches.notify_documents,
-                    _ => switches.notify_appointments,
-                };
+            let wanted = match notice.workflow {
+                "record-result" => switches.records && switches.results && switches.notify_results,
+                "record-document" => switches.records && switches.documents && switches.notify_documents,
+                "record-appointment" => switches.records && switches.notify_appointments,
+                // A provider's message is always told of (its text never is).
+                _ => true,
+            };
             if wanted {
                 self.send(ctx, &notice)?;
             }
@@ -147,6 +152,20 @@ fn notice_of(kind: &str, record: &Value) -> Option<Notice> {
             path: "/appointments",
             date: record["start"].as_str().map(readable_start),
         }),
+        // A message a provider sends the patient (not one the patient sent).
+        "Communication"
+            if !matches!(status, "entered-in-error" | "not-done")
+                && !record["sender"]["reference"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("Patient/")) =>
+        {
+            Some(Notice {
+                patient_id: record["recipient"].as_array()?.iter().find_map(patient_of)?,
+                workflow: "message-received",
+                path: "/messages",
+                date: None,
+            })
+        }
         _ => None,
     }
 }
