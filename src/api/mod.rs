@@ -43,6 +43,8 @@ pub struct AppState {
     pub branding: Arc<crate::config::BrandingConfig>,
     /// `[consents]`: where changed consents go, and the switches the config starts with.
     pub consents: Arc<crate::config::ConsentsConfig>,
+    /// `[messages]`: where members' messages go, and the switches the config starts with.
+    pub messages: Arc<crate::config::MessagesConfig>,
     /// `[news]`: the feeds whose state analysts read.
     pub news: Arc<crate::config::NewsConfig>,
     /// `[bills]` and the key shared with the payment gateway.

@@ -196,6 +196,7 @@ impl Engine {
             branding: Arc::new(config.branding.clone()),
             news: Arc::new(config.news.clone()),
             consents: Arc::new(config.consents.clone()),
+            messages: Arc::new(config.messages.clone()),
             bills: Arc::new(crate::api::BillsState::load(config)?),
             members: accounts,
             fhir: crate::api::fhir::FhirState {
@@ -207,6 +208,7 @@ impl Engine {
                     .patient_feed_mapping
                     .as_ref()
                     .map(|m| m.get_ref().clone()),
+                message_switches: config.messages.switches(),
             },
         };
         // HSTS goes with TLS on the listener (`[http.tls]`).

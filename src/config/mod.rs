@@ -18,6 +18,7 @@ mod engagement;
 mod identity;
 pub(crate) mod live_mappings;
 mod members;
+mod messages;
 mod news;
 mod proxies;
 mod rate_limit;
@@ -48,6 +49,7 @@ pub use consents::{ConsentSwitches, ConsentsConfig};
 pub use engagement::EngagementConfig;
 pub use identity::{CredentialsConfig, IdentityProviderConfig};
 pub use members::{ApiClientConfig, MembersConfig, ROLES, SCOPES};
+pub use messages::{MESSAGE_CATEGORIES, MessageDestinations, MessageSwitches, MessagesConfig};
 pub use news::NewsConfig;
 pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM};
 pub use rate_limit::RateLimitConfig;
@@ -105,6 +107,10 @@ pub struct Config {
     /// `[consents]`: where a member's changed consent goes, and what members may do (issue #17).
     #[serde(default)]
     pub consents: ConsentsConfig,
+    /// `[messages]`: where members' messages go, and which directions of messaging the site
+    /// offers (issue #17).
+    #[serde(default)]
+    pub messages: MessagesConfig,
     /// `[credentials]`: which credentials members sign in with, two-factor, the waits after failed sign-ins (issues #6, #12).
     #[serde(default)]
     pub credentials: CredentialsConfig,
@@ -869,6 +875,7 @@ impl Config {
         self.validate_bills()?;
         self.validate_news()?;
         self.validate_consents()?;
+        self.validate_messages()?;
         self.validate_identity()?;
         self.validate_rate_limit()?;
         self.validate_proxies()?;
@@ -1113,7 +1120,7 @@ bind = "127.0.0.1:2575"
     fn the_shipped_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
         let config = Config::load(&path).unwrap();
-        assert_eq!(config.channels.len(), 9);
+        assert_eq!(config.channels.len(), 10);
         assert_eq!(config.http_bind().to_string(), "127.0.0.1:8080");
         assert_eq!(config.mappings.dir, PathBuf::from("mappings"));
     }

@@ -13,7 +13,9 @@
 //! - [`records`]: the member's records as the portal shows them (results, documents,
 //!   appointments, the Summary, care plans), the site switches and notices of new records.
 //! - [`branding`]: the portal's titles, palette and icon.
-//! - [`messages`]: the member's inbox of providers' messages, read and archived per member.
+//! - [`messages`]: the member's messages: the boxes, what members write and where it goes, the
+//!   messaging switches.
+//! - [`directory`]: the providers and groups members write to, and their favourites.
 //! - [`news`]: the news feeds' items and how their fetches went.
 //! - [`consents`]: the member's consents, their answers changed and sent back.
 //! - [`bills`]: the member's bills, their documents, the signed pay link and payment notices.
@@ -24,6 +26,7 @@ pub(crate) mod accounts;
 pub(crate) mod bills;
 pub(crate) mod branding;
 pub(crate) mod consents;
+pub(crate) mod directory;
 pub(crate) mod engagement;
 pub(crate) mod identity;
 pub(crate) mod messages;

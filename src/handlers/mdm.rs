@@ -1,5 +1,7 @@
-//! MDM (medical document management; HL7 v2 chapter 9): clinical documents. A channel's mapping
-//! makes each MDM event a DocumentReference kept under its unique document number (TXA-12): an
+//! MDM (medical document management; HL7 v2 chapter 9): clinical documents, and the messages an
+//! upstream sends patients as documents. A channel's mapping makes each MDM event a
+//! DocumentReference (or, for messages, a Communication) kept under its unique document number
+//! (TXA-12): an
 //! original (T02), an addendum (T06, appending its parent), a replacement (T10, superseding its
 //! parent), a cancel (T11, marking it entered-in-error), status changes and edits. The patient
 //! must be known (ERR 204 otherwise). HL7 defines T01 to T11; any other event is refused before
@@ -18,7 +20,7 @@ impl Handler for Mdm {
     }
 
     fn resource_types(&self) -> &'static [&'static str] {
-        &["DocumentReference"]
+        &["DocumentReference", "Communication"]
     }
 
     fn before_routing(&self, message: &Message, _store: &dyn Store) -> Option<Early> {

@@ -13,7 +13,7 @@ fn check_config_accepts_the_shipped_config() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (9 channels,"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (10 channels,"));
 }
 
 #[test]
@@ -62,6 +62,12 @@ fn a_bad_palette_or_site_switch_is_named_by_file_and_line() {
             "summary_types = [\"hobbies\", \"allergies\"",
             "[records.site]",
             "hobbies",
+        ),
+        (
+            "patient_medical = false",
+            "patient_medical = true",
+            "[messages.site]",
+            "messages.destinations.medical",
         ),
     ] {
         let path = dir.path().join("bad.toml");

@@ -978,8 +978,11 @@ async fn the_capability_statement_says_what_is_served() {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types.len(), 22);
+    assert_eq!(types.len(), 25);
     for summary in [
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
         "QuestionnaireResponse",
         "AllergyIntolerance",
         "Condition",

@@ -133,11 +133,14 @@ pub enum Keyspace {
     /// `patient id \0 Communication id` -> what that member did with the message (read,
     /// archived) (src/domain/messages.rs).
     MessageState,
+    /// `patient id \0 Type/id` -> when the member made that provider or group a favourite
+    /// (src/domain/directory.rs).
+    Favourite,
 }
 
 impl Keyspace {
     /// Every keyspace.
-    pub const ALL: [Keyspace; 37] = [
+    pub const ALL: [Keyspace; 38] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -175,6 +178,7 @@ impl Keyspace {
         Keyspace::NewsFeed,
         Keyspace::NewsItem,
         Keyspace::MessageState,
+        Keyspace::Favourite,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -217,6 +221,7 @@ impl Keyspace {
             Keyspace::NewsFeed => b'F',
             Keyspace::NewsItem => b'n',
             Keyspace::MessageState => b'G',
+            Keyspace::Favourite => b'v',
         }
     }
 }

@@ -109,6 +109,19 @@ fn read_entry(state: &FhirState, entry: &Value, index: usize) -> Entry {
     let (path, _query) = url.split_once('?').unwrap_or((url, ""));
     let parts: Vec<&str> = path.split('/').collect();
     let resource = entry.get("resource").cloned();
+    let refused_message = match (parts.as_slice(), &resource) {
+        ([resource_type, ..], Some(resource)) if matches!(method, "POST" | "PUT") => {
+            state.message_refused(resource_type, resource)
+        }
+        _ => None,
+    };
+    if let Some(mut refused) = refused_message {
+        refused.message = format!("entry {index}: {}", refused.message);
+        return Entry {
+            full_url,
+            action: Action::Bad(refused),
+        };
+    }
     let action = match (method, parts.as_slice(), resource) {
         ("GET", [resource_type, ..], _) if params::is_served(resource_type) => Action::Read,
         ("POST", [resource_type], Some(resource)) if params::is_served(resource_type) => {

@@ -46,6 +46,9 @@ pub struct FhirState {
     pub mappings: Arc<LiveMappings>,
     /// The mapping a posted Patient goes through (an upstream feed), if configured.
     pub patient_feed_mapping: Option<String>,
+    /// `[messages.site]`: whether providers may message members, until a Configuration Manager
+    /// saves other switches.
+    pub message_switches: crate::config::MessageSwitches,
 }
 
 impl FromRef<AppState> for FhirState {
@@ -55,6 +58,28 @@ impl FromRef<AppState> for FhirState {
 }
 
 impl FhirState {
+    /// A provider's message to a patient while the site's `provider_initiated` switch is off:
+    /// 403 `forbidden`, its diagnostics starting with the code `provider-messages-off`.
+    pub fn message_refused(&self, resource_type: &str, resource: &Value) -> Option<Refused> {
+        use crate::domain::messages::switches;
+        if resource_type != "Communication" || !switches::is_provider_message(resource) {
+            return None;
+        }
+        match switches::switches(self.store.as_ref(), &self.message_switches) {
+            Ok(switches) if switches.provider_initiated => None,
+            Ok(_) => Some(Refused::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "provider-messages-off: this site does not let providers message members now",
+            )),
+            Err(e) => Some(Refused::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "exception",
+                e.to_string(),
+            )),
+        }
+    }
+
     /// A posted Patient as the feed mapping sees it, kept as sent ([`patient_merge`]); None
     /// when it is a plain create: another type, no feed mapping, or a Patient without any
     /// identifier value, which has no identity for the feed to match and is created as sent

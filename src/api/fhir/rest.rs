@@ -460,6 +460,9 @@ pub async fn create(
         Ok(resource) => resource,
         Err(response) => return response,
     };
+    if let Some(refused) = state.message_refused(&resource_type, &resource) {
+        return refusal(format, &refused);
+    }
     // Conditional create: nothing is created when the criteria already match one resource.
     if let Some(criteria) = headers.get("if-none-exist").and_then(|v| v.to_str().ok()) {
         match conditional_match(&state, &resource_type, criteria) {
@@ -550,6 +553,9 @@ pub async fn update(
         Ok(version) => version,
         Err(e) => return format::error(format, StatusCode::BAD_REQUEST, "invalid", &e),
     };
+    if let Some(refused) = state.message_refused(&resource_type, &resource) {
+        return refusal(format, &refused);
+    }
     let journal = resource.to_string();
     let resource = if resource_type == "Patient" {
         match state.put_patient(resource) {

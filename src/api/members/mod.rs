@@ -10,7 +10,8 @@
 //! - [`proxies`]: proxy relationships, for staff and for the signed-in member.
 //! - [`bills`]: the member's bills, the pay redirect and the gateway's payment notice.
 //! - [`consents`]: the member's consents, their answers, and the consent switches.
-//! - [`messages`]: the member's inbox of providers' messages.
+//! - [`messages`]: the member's messages: boxes, writing and replying, the messaging switches.
+//! - [`directory`]: the provider directory and the member's favourites.
 //! - [`news`]: the news items, public and for members, and the feeds' state.
 //! - [`branding`]: the portal's titles, palette and icon: public reads, a manager's changes.
 //! - [`records`]: the member's records (results), for them and their granted proxies.
@@ -23,6 +24,7 @@ mod admin;
 mod bills;
 mod branding;
 mod consents;
+mod directory;
 mod engagement;
 mod external;
 mod messages;
@@ -100,9 +102,36 @@ pub fn routes() -> Router<AppState> {
             "/api/settings/consents",
             get(consents::switches).put(consents::put_switches),
         )
-        .route("/api/me/messages", get(messages::list))
+        .route("/api/me/messages", get(messages::list).post(messages::write))
         .route("/api/me/messages/{id}", get(messages::open).put(messages::mark))
+        .route("/api/me/messages/{id}/reply", post(messages::reply))
         .route("/api/me/messages/{id}/attachments/{n}", get(messages::attachment))
+        .route(
+            "/api/me/principals/{id}/messages",
+            get(messages::principal_list).post(messages::principal_write),
+        )
+        .route(
+            "/api/me/principals/{id}/messages/{message}",
+            get(messages::principal_open).put(messages::principal_mark),
+        )
+        .route(
+            "/api/me/principals/{id}/messages/{message}/reply",
+            post(messages::principal_reply),
+        )
+        .route(
+            "/api/me/principals/{id}/messages/{message}/attachments/{n}",
+            get(messages::principal_attachment),
+        )
+        .route(
+            "/api/settings/messages",
+            get(messages::get_switches).put(messages::put_switches),
+        )
+        .route("/api/me/providers", get(directory::search))
+        .route("/api/me/favourites", get(directory::favourites))
+        .route(
+            "/api/me/favourites/{type}/{id}",
+            put(directory::add).delete(directory::remove),
+        )
         .route("/api/news", get(news::public))
         .route("/api/news/feeds", get(news::feeds))
         .route("/api/me/news", get(news::mine))

@@ -413,6 +413,7 @@ pub fn document() -> Value {
         .chain(super::bills::OPERATIONS)
         .chain(super::news::OPERATIONS)
         .chain(super::consents::OPERATIONS)
+        .chain(super::directory::OPERATIONS)
         .chain(super::messages::OPERATIONS)
     {
         let mut parameters: Vec<Value> = op

@@ -221,10 +221,37 @@ pub const PARAMS: &[Param] = &[
     p("Invoice", "status", Kind::Token, &["status"]),
     p("Invoice", "date", Kind::Date, &["date"]),
     p("Invoice", "identifier", Kind::Token, &["identifier"]),
+    // The provider directory members search to write to (issue 17).
+    p("Practitioner", "name", Kind::String, &["name"]),
+    p("Practitioner", "family", Kind::String, &["name.family"]),
+    p("Practitioner", "given", Kind::String, &["name.given"]),
+    p("Practitioner", "identifier", Kind::Token, &["identifier"]),
+    p("Practitioner", "active", Kind::Token, &["active"]),
+    p(
+        "PractitionerRole",
+        "practitioner",
+        Kind::Reference,
+        &["practitioner"],
+    ),
+    p(
+        "PractitionerRole",
+        "organization",
+        Kind::Reference,
+        &["organization"],
+    ),
+    p("PractitionerRole", "specialty", Kind::Token, &["specialty"]),
+    p("PractitionerRole", "role", Kind::Token, &["code"]),
+    p("PractitionerRole", "identifier", Kind::Token, &["identifier"]),
+    p("PractitionerRole", "active", Kind::Token, &["active"]),
+    p("Organization", "name", Kind::String, &["name", "alias"]),
+    p("Organization", "identifier", Kind::Token, &["identifier"]),
+    p("Organization", "type", Kind::Token, &["type"]),
+    p("Organization", "active", Kind::Token, &["active"]),
+    p("Organization", "partof", Kind::Reference, &["partOf"]),
 ];
 
 /// The resource types the endpoint serves.
-pub const TYPES: [&str; 22] = [
+pub const TYPES: [&str; 25] = [
     "Patient",
     "RelatedPerson",
     "Task",
@@ -247,6 +274,9 @@ pub const TYPES: [&str; 22] = [
     "CareTeam",
     "Encounter",
     "Invoice",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
 ];
 
 pub fn is_served(resource_type: &str) -> bool {
@@ -291,6 +321,7 @@ fn extract(param: &Param, node: &Value, out: &mut Vec<String>) {
     match param.kind {
         Kind::Token => match node {
             Value::String(code) => out.push(token(code, "")),
+            Value::Bool(flag) => out.push(token(&flag.to_string(), "")),
             Value::Object(object) => {
                 if let Some(value) = object.get("value").and_then(Value::as_str) {
                     out.push(token(

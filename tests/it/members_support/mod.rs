@@ -116,6 +116,7 @@ mapping = "ucr-mdm-document"
 kind = "mllp"
 bind = "127.0.0.1:0"
 [channels.filter]
+sending_applications = ["UCR"]
 message_types = ["MDM"]
 
 [[destinations]]
@@ -192,6 +193,7 @@ impl World {
             "GET" => self.http.get(url),
             "POST" => self.http.post(url),
             "PUT" => self.http.put(url),
+            "DELETE" => self.http.delete(url),
             other => panic!("method {other}"),
         };
         if let Some(client) = client {
