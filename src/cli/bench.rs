@@ -28,6 +28,10 @@ pub enum BenchCommand {
     Outbox(super::bench_outbox::OutboxBenchArgs),
     /// Member search latency on 1,000,000 synced patients (by default).
     Members(super::bench_members::MembersBenchArgs),
+    /// One news poll of F feeds of N items (time and engine CPU), then one that finds nothing new.
+    News(super::bench_news::NewsBenchArgs),
+    /// Provider message posted to its member's notice at an SMTP peer: latency and engine CPU.
+    Notices(super::bench_notices::NoticesBenchArgs),
     /// The null MLLP server `bench mllp` measures beside the engine (runs until SIGTERM).
     #[command(hide = true)]
     NullMllp,
@@ -83,6 +87,8 @@ pub async fn run(command: BenchCommand) -> std::process::ExitCode {
         BenchCommand::Fhir(args) => super::bench_fhir::bench_fhir(args).await,
         BenchCommand::Outbox(args) => super::bench_outbox::bench_outbox(args).await,
         BenchCommand::Members(args) => super::bench_members::bench_members(args).await,
+        BenchCommand::News(args) => super::bench_news::bench_news(args).await,
+        BenchCommand::Notices(args) => super::bench_notices::bench_notices(args).await,
         BenchCommand::NullMllp => serve_null_mllp().await,
     };
     match result {

@@ -4,6 +4,8 @@ mod api_key;
 mod bench;
 mod bench_fhir;
 mod bench_members;
+mod bench_news;
+mod bench_notices;
 mod bench_outbox;
 mod bench_process;
 mod mapping;

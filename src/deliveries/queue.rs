@@ -72,6 +72,21 @@ pub fn pending(store: &dyn Store, destination: &str, limit: usize) -> Result<Vec
     list(store, Keyspace::Outbox, &delivery::prefix(destination), limit)
 }
 
+/// The next deliveries of a destination after the key `after` (a delivery's, or the
+/// destination's prefix for all), in the order they go out.
+pub fn pending_after(
+    store: &dyn Store,
+    destination: &str,
+    after: &[u8],
+    limit: usize,
+) -> Result<Vec<Delivery>, StoreError> {
+    Ok(store
+        .scan_prefix_after(Keyspace::Outbox, &delivery::prefix(destination), after, limit)?
+        .into_iter()
+        .filter_map(|(_, value)| Delivery::from_bytes(&value))
+        .collect())
+}
+
 /// Dead letters, of one destination or of all, oldest cause first.
 pub fn dead_letters(
     store: &dyn Store,

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
 use crate::core::CommitterHandle;
@@ -29,7 +29,7 @@ pub use fanout::Fanout;
 
 /// The running outbox: one worker per destination, and the way to wake them.
 pub struct Outbox {
-    wakers: HashMap<String, Arc<Notify>>,
+    wakers: HashMap<String, Arc<worker::Wake>>,
     durable: Arc<AtomicU64>,
 }
 
@@ -67,7 +67,7 @@ impl Outbox {
         let durable = Arc::new(AtomicU64::new(store.journal_last_seq()));
         let mut wakers = HashMap::new();
         for (destination, adapter) in config.destinations.iter().zip(adapters(config)?) {
-            let wake = Arc::new(Notify::new());
+            let wake = Arc::new(worker::Wake::default());
             let name = destination.name.get_ref().clone();
             wakers.insert(name.clone(), wake.clone());
             let worker = worker::Worker {
@@ -91,17 +91,24 @@ impl Outbox {
         self.wake_all();
     }
 
-    /// Tells a destination's worker to look at its queue now (a dead letter put back).
+    /// Tells a destination's worker to look at its whole queue now (a dead letter put back).
     pub fn wake(&self, destination: &str) {
         if let Some(wake) = self.wakers.get(destination) {
-            wake.notify_one();
+            wake.whole_queue();
         }
     }
 
-    /// Tells every worker to look at its queue now.
+    /// Tells every worker to look at what is new in its queue now.
     pub fn wake_all(&self) {
         for wake in self.wakers.values() {
-            wake.notify_one();
+            wake.new_work();
+        }
+    }
+
+    /// Tells every worker to look at its whole queue again (the `retry-sweep` job).
+    pub fn sweep(&self) {
+        for wake in self.wakers.values() {
+            wake.whole_queue();
         }
     }
 

@@ -2,7 +2,11 @@
 //! adapter, and records how it went.
 //!
 //! One delivery at a time per destination, in key order (the order the causes were committed):
-//! that keeps order per destination and patient. A transient failure keeps the delivery first in
+//! that keeps order per destination and patient. The worker reads its queue from just past the
+//! last delivery it finished, not from the start: a finished delivery leaves a tombstone in the
+//! store until compaction, and reading past all of them again for every delivery made each one
+//! cost more than the last. A dead letter put back by hand sits behind that point, so putting one
+//! back tells the worker to read from the start again, as does every idle poll. A transient failure keeps the delivery first in
 //! line until its backoff ends, so nothing behind it overtakes it; after the configured tries, or
 //! at once on a permanent failure, it becomes a dead letter and the queue moves on.
 //!
@@ -12,7 +16,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
@@ -22,7 +26,7 @@ use crate::config::RetryConfig;
 use crate::core::CommitterHandle;
 use crate::store::{Overlay, Store, StoreError};
 
-use crate::deliveries::delivery::Delivery;
+use crate::deliveries::delivery::{self, Delivery};
 use crate::deliveries::queue;
 use crate::deliveries::seal::{self, SealKey};
 
@@ -40,21 +44,47 @@ pub struct Worker {
     pub store: Arc<dyn Store>,
     /// Every move of a delivery is written through the core, as every write is.
     pub committer: CommitterHandle,
-    pub wake: Arc<Notify>,
+    pub wake: Arc<Wake>,
     /// The last journal sequence known durable: a delivery whose cause is later waits.
     pub durable: Arc<AtomicU64>,
     /// Opens notifications' sealed secrets.
     pub seal_key: SealKey,
 }
 
+/// How a worker is told to look at its queue: at what is new, or at all of it again.
+#[derive(Default)]
+pub struct Wake {
+    notify: Notify,
+    from_start: AtomicBool,
+}
+
+impl Wake {
+    /// Look at what was queued since the last look (new causes are durable).
+    pub fn new_work(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Look at the whole queue again (a dead letter was put back, behind the reading point).
+    pub fn whole_queue(&self) {
+        self.from_start.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+}
+
 impl Worker {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let jitter = RandomState::new();
+        let start = delivery::prefix(&self.destination);
+        // Every delivery of this destination up to this key is finished.
+        let mut finished_up_to = start.clone();
         loop {
             if *stop.borrow() {
                 return;
             }
-            let wait = match self.deliver_ready(&jitter, &mut stop).await {
+            if self.wake.from_start.swap(false, Ordering::AcqRel) {
+                finished_up_to.clone_from(&start);
+            }
+            let wait = match self.deliver_ready(&jitter, &mut stop, &mut finished_up_to).await {
                 Ok(wait) => wait,
                 Err(e) => {
                     tracing::error!(destination = %self.destination, error = %e, "outbox store failed");
@@ -62,9 +92,9 @@ impl Worker {
                 }
             };
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notify.notified() => {}
                 _ = stop.changed() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait) => finished_up_to.clone_from(&start),
             }
         }
     }
@@ -74,9 +104,10 @@ impl Worker {
         &self,
         jitter: &RandomState,
         stop: &mut watch::Receiver<bool>,
+        finished_up_to: &mut Vec<u8>,
     ) -> Result<Duration, crate::store::StoreError> {
         loop {
-            let batch = queue::pending(self.store.as_ref(), &self.destination, BATCH)?;
+            let batch = queue::pending_after(self.store.as_ref(), &self.destination, finished_up_to, BATCH)?;
             if batch.is_empty() {
                 return Ok(IDLE_POLL);
             }
@@ -92,10 +123,12 @@ impl Worker {
                 if delivery.not_before_ms > now_ms {
                     return Ok(Duration::from_millis(delivery.not_before_ms - now_ms));
                 }
+                let key = delivery.key();
                 if !self.attempt(delivery, jitter).await? {
                     // It failed and waits for its backoff: nothing behind it may overtake it.
                     break;
                 }
+                *finished_up_to = key;
             }
         }
     }

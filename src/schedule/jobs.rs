@@ -36,7 +36,7 @@ pub enum JobError {
 const DIGEST_LIMIT: usize = 200;
 
 pub async fn retry_sweep(context: &JobContext) -> Result<String, JobError> {
-    context.outbox.wake_all();
+    context.outbox.sweep();
     Ok(format!(
         "woke {} destination workers",
         context.outbox.destinations().len()

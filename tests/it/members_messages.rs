@@ -219,6 +219,7 @@ async fn members_write_by_category_and_reply_each_to_its_destination_as_the_swit
     let desk = HttpReceiver::start().await;
     let w = world_with_destinations(&clinic, &desk).await;
     let jane = active_jane(&w).await;
+    assert!(nth(&w.email, 2).await.contains("now active"));
     directory(&w).await;
     let session = session_of(&w, "jane").await;
 
@@ -424,6 +425,12 @@ async fn members_write_by_category_and_reply_each_to_its_destination_as_the_swit
             .starts_with("provider-messages-off"),
         "{refused}"
     );
+    let bundle = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [{
+        "fullUrl": "urn:uuid:6f1c2a4e-2b7d-4c3e-9a55-0d6f7e8a9b10",
+        "resource": from_provider_again,
+        "request": { "method": "POST", "url": "Communication" } }] });
+    let (status, refused) = w.post("/fhir", "fhir", bundle).await;
+    assert_eq!(status, 403, "a Bundle is no way around the switch: {refused}");
     let from_system = json!({
         "resourceType": "Communication", "status": "completed",
         "sender": { "reference": "Organization/cardiology", "display": "Riverside Cardiology" },
@@ -459,6 +466,7 @@ async fn a_proxy_reads_and_writes_a_principals_messages_only_with_a_grant() {
     let desk = HttpReceiver::start().await;
     let w = world_with_destinations(&clinic, &desk).await;
     let jane = active_jane(&w).await;
+    assert!(nth(&w.email, 2).await.contains("now active"));
     set_switches(&w, true, true, true, true).await;
     let message = json!({
         "resourceType": "Communication", "status": "completed",
@@ -473,7 +481,9 @@ async fn a_proxy_reads_and_writes_a_principals_messages_only_with_a_grant() {
     assert_eq!(status, 201, "{stored}");
     let id = stored["id"].as_str().unwrap().to_string();
 
-    let sam = w.active_member(1, "SMITH", "sam", w.email.received().len()).await;
+    // Jane's two emails, then her message's notice.
+    nth(&w.email, 3).await;
+    let sam = w.active_member(1, "SMITH", "sam", 3).await;
     let sam_session = session_of(&w, "sam").await;
     let hers = format!("/api/me/principals/{jane}/messages");
     // Without a relationship: nothing.
@@ -558,7 +568,9 @@ async fn trakcares_hl7_messages_land_in_the_inbox_through_their_mapping() {
     )
     .await;
     let _jane = active_jane(&w).await;
-    let emails = w.email.received().len();
+    // Her activation token, then the note that her account is active.
+    assert!(nth(&w.email, 2).await.contains("now active"));
+    let emails = 2;
     w.feed(TRAKCARE_MESSAGE.as_bytes()).await;
     let notice = nth(&w.email, emails + 1).await;
     assert!(notice.contains("sent you a message"), "{notice}");
@@ -581,4 +593,53 @@ async fn trakcares_hl7_messages_land_in_the_inbox_through_their_mapping() {
     w.feed(cancel.as_bytes()).await;
     let (_, inbox) = member_call(&w, "GET", "/api/me/messages", &session, None).await;
     assert!(inbox["messages"].as_array().unwrap().is_empty(), "{inbox}");
+}
+
+#[tokio::test]
+async fn a_providers_message_is_told_by_email_to_a_real_smtp_server_and_by_text() {
+    let w = crate::engagement_support::start().await;
+    let jane = w.jane().await;
+    w.active_member(&jane).await;
+    let (emails_before, texts_before) = (w.emails().len(), w.texts().len());
+    let message = json!({
+        "resourceType": "Communication", "status": "completed",
+        "sender": { "reference": "Practitioner/osei", "display": "Dr Kwame Osei" },
+        "recipient": [{ "reference": format!("Patient/{jane}") }],
+        "topic": { "text": "Your scan" }, "sent": "2030-01-01T09:00:00Z",
+        "payload": [{ "contentString": "The scan shows nothing to worry about." }]
+    });
+    let (status, stored) = w.post("/fhir/Communication", "fhir", message).await;
+    assert_eq!(status, 201, "{stored}");
+    // Quoted-printable soft line breaks undone, to read the text as the member does.
+    let notice = |text: &str| text.replace("=\r\n", "").replace("=\n", "");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let email = loop {
+        let found = w
+            .emails()
+            .into_iter()
+            .skip(emails_before)
+            .find(|(_, text)| notice(text).contains("sent you a message"));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no notice at the SMTP server: {:?}",
+            w.emails()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(email.0.len(), 1, "to the member alone: {:?}", email.0);
+    assert!(
+        !notice(&email.1).contains("nothing to worry about"),
+        "{}",
+        email.1
+    );
+    let texts = w.wait_texts(texts_before + 1).await;
+    let text = texts
+        .iter()
+        .skip(texts_before)
+        .find(|t| t.contains("message"))
+        .expect("a text notice");
+    assert!(!text.contains("nothing to worry about"), "{text}");
 }

@@ -461,6 +461,38 @@ impl Reader for EmbeddedStore {
 }
 
 impl Store for EmbeddedStore {
+    fn scan_prefix_after(
+        &self,
+        keyspace: Keyspace,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        use lsm_tree::Guard as _;
+        use std::ops::Bound;
+        let mut found = vec![];
+        if limit == 0 {
+            return Ok(found);
+        }
+        let full_prefix = full_key(keyspace, prefix);
+        let from = Bound::Excluded(full_key(keyspace, after));
+        let _reading = self.readers.read().map_err(|_| StoreError::Poisoned)?;
+        for entry in self
+            .tree
+            .range::<Vec<u8>, _>((from, Bound::Unbounded), self.readable.get(), None)
+        {
+            let (key, value) = entry.into_inner()?;
+            if !key.starts_with(&full_prefix) {
+                break;
+            }
+            found.push((key[1..].to_vec(), value.to_vec()));
+            if found.len() >= limit {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError> {
         let appended = self
             .check_free_space()
@@ -798,6 +830,48 @@ mod tests {
         assert_eq!(
             store.scan_prefix(Keyspace::EmailIndex, b"a", 10).unwrap().len(),
             3
+        );
+    }
+
+    #[test]
+    fn scan_prefix_after_starts_past_a_key_and_stays_inside_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut writes = WriteSet::default();
+        for key in [&b"q\x001"[..], b"q\x002", b"q\x003", b"q\x004", b"r\x005"] {
+            writes.ops.push(put(Keyspace::Outbox, key, b"v"));
+        }
+        writes.ops.push(put(Keyspace::DeadLetter, b"q\x009", b"v"));
+        store.commit(writes).unwrap();
+        // Taken and deleted, as a queue does: the tombstones are behind the reader.
+        store
+            .commit(WriteSet {
+                ops: vec![
+                    (Keyspace::Outbox, b"q\x001".to_vec(), None),
+                    (Keyspace::Outbox, b"q\x002".to_vec(), None),
+                ],
+                journal: vec![],
+            })
+            .unwrap();
+        let keys = |after: &[u8], limit| -> Vec<Vec<u8>> {
+            store
+                .scan_prefix_after(Keyspace::Outbox, b"q\x00", after, limit)
+                .unwrap()
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect()
+        };
+        assert_eq!(
+            keys(b"q\x00", 10),
+            [b"q\x003".to_vec(), b"q\x004".to_vec()],
+            "from the start"
+        );
+        assert_eq!(keys(b"q\x002", 10), [b"q\x003".to_vec(), b"q\x004".to_vec()]);
+        assert_eq!(keys(b"q\x003", 10), [b"q\x004".to_vec()]);
+        assert_eq!(keys(b"q\x003", 0), Vec::<Vec<u8>>::new());
+        assert!(
+            keys(b"q\x004", 10).is_empty(),
+            "nothing of another prefix or keyspace"
         );
     }
 

@@ -263,6 +263,17 @@ pub trait Reader {
 pub trait Store: Reader + Send + Sync {
     /// Apply every write atomically (visible to readers at once, durable only after `sync`).
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError>;
+    /// Entries whose key starts with `prefix` and sorts after `after` (itself under `prefix`),
+    /// in key order, at most `limit`: a queue read from where its reader left off, without
+    /// walking what was taken before (an LSM keeps deleted keys as tombstones until compaction).
+    #[allow(clippy::type_complexity)]
+    fn scan_prefix_after(
+        &self,
+        keyspace: Keyspace,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
     /// Make everything committed so far durable on disk.
     fn sync(&self) -> Result<(), StoreError>;
     /// Fold the log into the store's own files, so the next open has nothing to replay.

@@ -119,6 +119,26 @@ impl Reader for MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn scan_prefix_after(
+        &self,
+        keyspace: Keyspace,
+        prefix: &[u8],
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        use std::ops::Bound;
+        let inner = self.read();
+        let Some(entries) = inner.keyspaces.get(&keyspace) else {
+            return Ok(vec![]);
+        };
+        Ok(entries
+            .range::<Vec<u8>, _>((Bound::Excluded(after.to_vec()), Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .take(limit)
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect())
+    }
+
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError> {
         let bytes = wal::encoded_len(&writes) as u64;
         let mut inner = self.write();
