@@ -978,11 +978,12 @@ async fn the_capability_statement_says_what_is_served() {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types.len(), 25);
+    assert_eq!(types.len(), 26);
     for summary in [
         "Practitioner",
         "PractitionerRole",
         "Organization",
+        "Binary",
         "QuestionnaireResponse",
         "AllergyIntolerance",
         "Condition",

@@ -643,3 +643,41 @@ async fn a_providers_message_is_told_by_email_to_a_real_smtp_server_and_by_text(
         .expect("a text notice");
     assert!(!text.contains("nothing to worry about"), "{text}");
 }
+
+#[tokio::test]
+async fn a_message_in_a_bundle_with_its_file_as_a_binary_is_downloaded_from_the_binary() {
+    let w = start("[credentials]\nmode = \"portal\"\ntwo_factor = false\n").await;
+    let jane = active_jane(&w).await;
+    let pdf = base64::engine::general_purpose::STANDARD.encode(PDF);
+    let bundle = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+        { "fullUrl": "urn:uuid:3b0e8f4c-7d3a-4c1e-9f0a-2a6b8c1d5e01",
+          "resource": { "resourceType": "Binary", "contentType": "application/pdf", "data": pdf },
+          "request": { "method": "POST", "url": "Binary" } },
+        { "fullUrl": "urn:uuid:3b0e8f4c-7d3a-4c1e-9f0a-2a6b8c1d5e02",
+          "resource": { "resourceType": "Communication", "status": "completed",
+            "sender": { "reference": "Organization/lab", "display": "Riverside Laboratory" },
+            "recipient": [{ "reference": format!("Patient/{jane}") }],
+            "topic": { "text": "Your report" }, "sent": "2030-01-01T09:00:00Z",
+            "payload": [{ "contentString": "Your report is attached." },
+                        { "contentAttachment": { "contentType": "application/pdf", "title": "Report",
+                                                 "url": "urn:uuid:3b0e8f4c-7d3a-4c1e-9f0a-2a6b8c1d5e01" } }] },
+          "request": { "method": "POST", "url": "Communication" } }
+    ] });
+    let (status, answer) = w.post("/fhir", "fhir", bundle).await;
+    assert_eq!(status, 200, "{answer}");
+    let session = session_of(&w, "jane").await;
+    let (_, inbox) = member_call(&w, "GET", "/api/me/messages", &session, None).await;
+    let message = &inbox["messages"][0];
+    assert_eq!(message["attachments"][0]["title"], "Report", "{inbox}");
+    let id = message["id"].as_str().unwrap();
+    let download = w
+        .http
+        .get(format!("{}/api/me/messages/{id}/attachments/0", w.engine.http))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status().as_u16(), 200);
+    assert_eq!(download.headers()["content-type"], "application/pdf");
+    assert_eq!(download.bytes().await.unwrap().as_ref(), PDF);
+}

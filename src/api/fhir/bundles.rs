@@ -462,7 +462,8 @@ fn rewrite_references(value: &mut Value, resolved: &HashMap<String, String>) {
     match value {
         Value::Object(object) => {
             for (key, child) in object.iter_mut() {
-                if key == "reference"
+                // A Reference's `reference`, and an Attachment's `url` (a Binary in the Bundle).
+                if (key == "reference" || key == "url")
                     && let Some(target) = child.as_str().and_then(|r| resolved.get(r))
                 {
                     *child = Value::String(target.clone());
@@ -787,11 +788,13 @@ mod tests {
     fn references_to_resolved_full_urls_are_rewritten_everywhere() {
         let mut resource = json!({
             "for": { "reference": "urn:uuid:a" },
-            "input": [{ "valueReference": { "reference": "urn:uuid:b" } }, { "valueReference": { "reference": "Patient/x" } }]
+            "input": [{ "valueReference": { "reference": "urn:uuid:b" } }, { "valueReference": { "reference": "Patient/x" } }],
+            "payload": [{ "contentAttachment": { "url": "urn:uuid:c" } }]
         });
         let resolved = HashMap::from([
             ("urn:uuid:a".to_string(), "Patient/p1".to_string()),
             ("urn:uuid:b".to_string(), "DocumentReference/7-0".to_string()),
+            ("urn:uuid:c".to_string(), "Binary/7-1".to_string()),
         ]);
         rewrite_references(&mut resource, &resolved);
         assert_eq!(resource["for"]["reference"], "Patient/p1");
@@ -800,6 +803,10 @@ mod tests {
             "DocumentReference/7-0"
         );
         assert_eq!(resource["input"][1]["valueReference"]["reference"], "Patient/x");
+        assert_eq!(
+            resource["payload"][0]["contentAttachment"]["url"], "Binary/7-1",
+            "an attachment's file"
+        );
     }
 
     #[test]

@@ -339,8 +339,14 @@ pub fn attachment(
                 format!("message `{id}` has no attachment {n}"),
             )
         })?;
+    // The file is in the attachment (`data`), or a Binary it points at (`url`).
+    let binary = match (attachment.get("data"), attachment["url"].as_str()) {
+        (None, Some(url)) => Some(binary_of(reader, url, id, n)?),
+        _ => None,
+    };
+    let holder = binary.as_ref().unwrap_or(attachment);
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(attachment["data"].as_str().unwrap_or(""))
+        .decode(holder["data"].as_str().unwrap_or(""))
         .map_err(|e| {
             Refusal::new(
                 Kind::Store,
@@ -350,7 +356,25 @@ pub fn attachment(
         })?;
     let content_type = attachment["contentType"]
         .as_str()
+        .or(holder["contentType"].as_str())
         .unwrap_or("application/octet-stream")
         .to_string();
     Ok((content_type, bytes))
+}
+
+/// The Binary an attachment's `url` names (`Binary/<id>`, relative or on this server), or 404.
+fn binary_of(reader: &dyn Reader, url: &str, id: &str, n: usize) -> Result<Value, Refusal> {
+    let key = resources::params::reference_key(url);
+    let missing = || {
+        Refusal::new(
+            Kind::NotFound,
+            "no-attachment",
+            format!("attachment {n} of message `{id}` points at `{url}`, which this server does not hold"),
+        )
+    };
+    let binary_id = key.strip_prefix("Binary/").ok_or_else(missing)?;
+    match resources::read(reader, "Binary", binary_id)? {
+        Some(Current::Live(binary)) => Ok(binary),
+        _ => Err(missing()),
+    }
 }

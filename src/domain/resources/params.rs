@@ -251,7 +251,7 @@ pub const PARAMS: &[Param] = &[
 ];
 
 /// The resource types the endpoint serves.
-pub const TYPES: [&str; 25] = [
+pub const TYPES: [&str; 26] = [
     "Patient",
     "RelatedPerson",
     "Task",
@@ -277,6 +277,8 @@ pub const TYPES: [&str; 25] = [
     "Practitioner",
     "PractitionerRole",
     "Organization",
+    // The files a Communication's attachment points at (`contentAttachment.url`).
+    "Binary",
 ];
 
 pub fn is_served(resource_type: &str) -> bool {
