@@ -23,6 +23,7 @@
 //! - [`hl7`], [`fhir`], [`mapping`], [`store`]: the parts that import nothing above them,
 //!   workspace crates of their own under `crates/` (`tributary-hl7` ...), re-exported here.
 //! - `cli`: the `tributary` command: serve, check-config, send, bench.
+//! - `metrics`: the Prometheus metrics: names, the recorder, what `/metrics` renders.
 
 pub(crate) mod api;
 pub(crate) mod app;
@@ -32,6 +33,7 @@ pub(crate) mod core;
 pub(crate) mod deliveries;
 pub(crate) mod domain;
 pub(crate) mod handlers;
+pub(crate) mod metrics;
 pub(crate) mod outbox;
 pub(crate) mod schedule;
 

@@ -9,6 +9,7 @@ mod health;
 mod journal;
 mod limit;
 mod members;
+mod metrics;
 mod outbox;
 
 use std::sync::Arc;
@@ -103,8 +104,11 @@ pub fn router(state: AppState, options: Options) -> Router {
         .route("/outbox/dead-letters/{id}/retry", post(outbox::retry))
         .route("/outbox/deliveries/{id}", get(outbox::delivery))
         .route("/outbox/{destination}/pending", get(outbox::pending))
+        .route("/metrics", get(metrics::metrics))
         .merge(fhir::routes(&state))
         .merge(members::routes())
+        // Every route counted and timed under its pattern (README "Metrics").
+        .route_layer(axum::middleware::from_fn(metrics::measured))
         .fallback(not_found)
         .with_state(state.clone())
         // Every request but /health takes from its address's budget (issue #12).

@@ -73,6 +73,8 @@ impl Engine {
             reserve = fd_budget::RESERVE,
             "file-descriptor budget"
         );
+        // Metrics are recorded from the first message on (README "Metrics").
+        crate::metrics::install();
         let mappings = Arc::new(LiveMappings::load(config, crate::handlers::message_kinds())?);
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_with(
             &config.store.data_dir,

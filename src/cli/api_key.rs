@@ -16,7 +16,7 @@ pub struct ApiKeyArgs {
     name: String,
     /// A role, repeatable: direct-enrollment-user, member-account-manager,
     /// enrollment-request-agent, enrollment-exception-agent, configuration-manager,
-    /// integration-analyst, external-system.
+    /// integration-analyst, metrics-reader, external-system.
     #[arg(long = "role")]
     roles: Vec<String>,
     /// A scope of an external-system client, repeatable: enroll, self-service, invite, tasks,

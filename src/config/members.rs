@@ -114,7 +114,8 @@ pub struct ApiClientConfig {
     pub key_sha256: Spanned<String>,
     /// Staff roles: `direct-enrollment-user`, `member-account-manager`,
     /// `enrollment-request-agent`, `enrollment-exception-agent`, `configuration-manager`,
-    /// `integration-analyst` (the journal and the outbox); `external-system` for a system client
+    /// `integration-analyst` (the journal and the outbox), `metrics-reader` (`/metrics`);
+    /// `external-system` for a system client
     /// (then `scopes` say what it may do).
     #[serde(default)]
     pub roles: Vec<Spanned<String>>,
@@ -125,7 +126,7 @@ pub struct ApiClientConfig {
     pub scopes: Vec<Spanned<String>>,
 }
 
-pub const ROLES: [&str; 7] = [
+pub const ROLES: [&str; 8] = [
     "direct-enrollment-user",
     "member-account-manager",
     "enrollment-request-agent",
@@ -133,6 +134,7 @@ pub const ROLES: [&str; 7] = [
     "configuration-manager",
     "external-system",
     "integration-analyst",
+    "metrics-reader",
 ];
 
 pub const SCOPES: [&str; 6] = [

@@ -339,6 +339,7 @@ fn run(
             releases.push(release);
             next_seq += 1;
         }
+        crate::metrics::commit_batch(releases.len() + bookkeeping.len());
         let mut writes = overlay.into_writes();
         writes.journal = journal;
         let keys = Written::keys_of(&writes);
@@ -377,7 +378,10 @@ fn sync_loop(
         let mut ready = vec![first];
         ready.extend(committed.try_iter());
         let last_seq = ready.iter().map(|b| b.last_seq).max().unwrap_or(0);
-        match store.sync() {
+        let started = std::time::Instant::now();
+        let synced = store.sync();
+        crate::metrics::fsync(started.elapsed());
+        match synced {
             Ok(()) => {
                 on_durable(last_seq);
                 for release in ready.into_iter().flat_map(|batch| batch.releases) {

@@ -20,6 +20,19 @@ pub enum Status {
     Filtered,
 }
 
+impl Status {
+    /// Its name, as the journal's JSON writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Applied => "applied",
+            Status::Duplicate => "duplicate",
+            Status::Error => "error",
+            Status::Rejected => "rejected",
+            Status::Filtered => "filtered",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JournalEntry {
     pub seq: u64,

@@ -346,6 +346,7 @@ fn at_segment(segment: &str, field: Option<u32>) -> ErrLocation {
 impl InboundHandler for ListenerInbound {
     fn handle<'a>(&'a self, inbound: Inbound) -> Pin<Box<dyn Future<Output = Vec<Bytes>> + Send + 'a>> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             if let Some(batch_ack) = self.answer_batch(&inbound, &received_at).await {
                 return batch_ack;
@@ -361,7 +362,9 @@ impl InboundHandler for ListenerInbound {
                     Charset::Utf8
                 }
             };
+            let channel = read.channel.clone();
             let replies = self.submit(read, &inbound.peer, received_at).await;
+            crate::metrics::ack_latency(&channel, started.elapsed());
             match replies {
                 Some(replies) => replies.iter().map(|r| Bytes::from(encode(r, charset))).collect(),
                 // The committer is gone (shutting down): no ACK, so the sender keeps the message.

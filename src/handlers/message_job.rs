@@ -80,10 +80,17 @@ impl MessageJob {
             let entry = process(ctx, &self, prepared);
             let replies = entry.replies.clone();
             let seq = ctx.seq;
+            let (message_type, status) = (entry.message_type.clone(), entry.status);
             let release: Release = Box::new(move |durable| {
                 let replies = match durable {
-                    Ok(()) => replies,
-                    Err(reason) => failure_replies(&self, reason, seq),
+                    Ok(()) => {
+                        crate::metrics::message(&self.channel, &message_type, status.name());
+                        replies
+                    }
+                    Err(reason) => {
+                        crate::metrics::message(&self.channel, &message_type, "unstored");
+                        failure_replies(&self, reason, seq)
+                    }
                 };
                 let _ = reply.send(replies);
             });

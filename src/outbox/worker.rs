@@ -145,6 +145,7 @@ impl Worker {
             && let Some(newer) = queue::newer_delivered(store, &delivery)?
         {
             tracing::info!(destination = %self.destination, id = %delivery.id, %newer, "retried dead letter superseded");
+            crate::metrics::delivery_settled(&self.destination, "superseded");
             let now = now();
             self.record(move |tx| {
                 queue::mark_superseded(tx, crate::store::Keyspace::Outbox, delivery, newer, &now);
@@ -167,6 +168,7 @@ impl Worker {
                 Err(error) => {
                     // Another server key, or changed on disk: no try can ever succeed.
                     tracing::error!(destination = %self.destination, id = %delivery.id, %error, "dead letter");
+                    crate::metrics::delivery_settled(&self.destination, "dead");
                     let now = now();
                     self.record(move |tx| {
                         queue::mark_dead(tx, delivery, &error.to_string(), &now);
@@ -183,16 +185,20 @@ impl Worker {
             content_type: delivery.content_type.clone(),
             headers,
         };
+        let started = std::time::Instant::now();
         let result = self.adapter.deliver(&envelope).await;
+        let took = started.elapsed();
         let now = now();
         match result {
             Ok(reply) => {
+                crate::metrics::delivery(&self.destination, "delivered", took);
                 tracing::debug!(destination = %self.destination, id = %delivery.id, "delivered");
                 self.record(move |tx| queue::mark_delivered(tx, delivery, &reply, &now))
                     .await?;
                 Ok(true)
             }
             Err(DeliveryError::Transient(error)) if delivery.attempts + 1 < self.retry.max_attempts => {
+                crate::metrics::delivery(&self.destination, "retry", took);
                 let backoff = self.backoff(delivery.attempts + 1, &delivery.id, jitter);
                 tracing::warn!(
                     destination = %self.destination, id = %delivery.id, attempt = delivery.attempts + 1,
@@ -208,6 +214,7 @@ impl Worker {
                 Ok(false)
             }
             Err(error) => {
+                crate::metrics::delivery(&self.destination, "dead", took);
                 tracing::error!(
                     destination = %self.destination, id = %delivery.id, %error, "delivery failed for good; dead letter"
                 );

@@ -73,6 +73,7 @@ async fn run(job: &JobConfig, context: &JobContext) {
         "news-poll" => jobs::news_poll(context).await,
         other => Err(jobs::JobError::Unknown(other.to_string())),
     };
+    crate::metrics::job_run(name, outcome.is_err());
     match outcome {
         Ok(summary) => tracing::info!(job = name, %summary, "scheduled job ran"),
         Err(error) => tracing::error!(job = name, %error, "scheduled job failed"),

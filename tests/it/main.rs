@@ -48,6 +48,7 @@ mod members_requests;
 mod members_results;
 mod members_roles;
 mod members_summary;
+mod metrics;
 mod news;
 mod outbox;
 mod outbox_secrets;

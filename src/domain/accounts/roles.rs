@@ -22,6 +22,8 @@ pub enum Role {
     /// Runs the interfaces: reads the journal, follows deliveries, retries or discards dead
     /// letters.
     IntegrationAnalyst,
+    /// Scrapes `/metrics` (a Prometheus server): counts and latencies, no patient data.
+    MetricsReader,
 }
 
 impl Role {
@@ -34,6 +36,7 @@ impl Role {
             "configuration-manager" => Role::ConfigurationManager,
             "external-system" => Role::ExternalSystem,
             "integration-analyst" => Role::IntegrationAnalyst,
+            "metrics-reader" => Role::MetricsReader,
             _ => return None,
         })
     }
@@ -47,6 +50,7 @@ impl Role {
             Role::ConfigurationManager => "configuration-manager",
             Role::ExternalSystem => "external-system",
             Role::IntegrationAnalyst => "integration-analyst",
+            Role::MetricsReader => "metrics-reader",
         }
     }
 }

@@ -38,6 +38,7 @@ pub const ANALYST_KEY: &str = "key-analyst-0001";
 /// The API key of the FHIR client every test config carries (scopes `fhir-read`, `fhir-write`):
 /// an upstream system that writes through the FHIR endpoint.
 pub const FHIR_KEY: &str = "key-fhir-0001";
+pub const METRICS_KEY: &str = "key-metrics-0001";
 
 /// An API client of a test config: name, key, roles, scopes.
 pub type ApiClient = (
@@ -56,6 +57,7 @@ pub const TEST_CLIENTS: &[ApiClient] = &[
         &["external-system"],
         &["fhir-read", "fhir-write"],
     ),
+    ("metrics", METRICS_KEY, &["metrics-reader"], &[]),
 ];
 
 /// SHA-256 of an API key, hex: what `[[api_clients]]` entries hold as `key_sha256`.
