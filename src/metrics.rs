@@ -5,7 +5,8 @@
 //! Measuring points call the functions below; a process without the recorder installed (a unit
 //! test, a CLI command) records into nothing.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -114,8 +115,14 @@ fn describe() {
     );
 }
 
+/// Messages by channel and status since the engine started, for the console's dashboard.
+static BY_CHANNEL: Mutex<BTreeMap<(String, &'static str), u64>> = Mutex::new(BTreeMap::new());
+
 /// An inbound message journaled with `status`.
 pub fn message(channel: &str, message_type: &str, status: &'static str) {
+    if let Ok(mut counts) = BY_CHANNEL.lock() {
+        *counts.entry((channel.to_string(), status)).or_default() += 1;
+    }
     counter!(
         MESSAGES,
         "channel" => channel.to_string(),
@@ -123,6 +130,11 @@ pub fn message(channel: &str, message_type: &str, status: &'static str) {
         "status" => status
     )
     .increment(1);
+}
+
+/// Messages by channel and status since the engine started.
+pub fn messages_by_channel() -> BTreeMap<(String, &'static str), u64> {
+    BY_CHANNEL.lock().map(|c| c.clone()).unwrap_or_default()
 }
 
 /// A message answered `took` after its frame was read.

@@ -29,6 +29,17 @@ pub async fn metrics(State(state): State<AppState>, Authed(caller): Authed) -> R
             "another metrics recorder was installed in this process",
         ));
     };
+    let queues = queue_states(&state).await;
+    let mut response = crate::metrics::render(handle, &queues).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// Each destination's queue now: how many wait (up to [`DEPTH_COUNTED`]) and the oldest's age.
+pub(super) async fn queue_states(state: &AppState) -> Vec<QueueState> {
     let destinations: Vec<String> = state
         .outbox
         .destinations()
@@ -36,7 +47,7 @@ pub async fn metrics(State(state): State<AppState>, Authed(caller): Authed) -> R
         .map(str::to_string)
         .collect();
     let store = state.store.clone();
-    let queues = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         destinations
             .into_iter()
             .map(|destination| {
@@ -58,13 +69,7 @@ pub async fn metrics(State(state): State<AppState>, Authed(caller): Authed) -> R
             .collect::<Vec<_>>()
     })
     .await
-    .unwrap_or_default();
-    let mut response = crate::metrics::render(handle, &queues).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    Ok(response)
+    .unwrap_or_default()
 }
 
 /// Counts and times the request under its route's pattern (`/fhir/{type}/{id}`, never the ids).

@@ -3,14 +3,15 @@
 //! key with the `integration-analyst` role ([`auth`]).
 
 mod auth;
+mod console;
 mod edge;
 pub(crate) mod fhir;
 mod health;
 mod journal;
 mod limit;
 mod members;
-mod metrics;
-mod outbox;
+pub(crate) mod metrics;
+pub(crate) mod outbox;
 
 use std::sync::Arc;
 
@@ -50,6 +51,10 @@ pub struct AppState {
     pub news: Arc<crate::config::NewsConfig>,
     /// `[bills]` and the key shared with the payment gateway.
     pub bills: Arc<BillsState>,
+    /// The console's signed-in analysts.
+    pub console: Arc<console::ConsoleSessions>,
+    /// Whether the listener speaks TLS (the console's cookie is then `Secure`).
+    pub tls: bool,
     pub fhir: fhir::FhirState,
 }
 
@@ -107,6 +112,7 @@ pub fn router(state: AppState, options: Options) -> Router {
         .route("/metrics", get(metrics::metrics))
         .merge(fhir::routes(&state))
         .merge(members::routes())
+        .merge(console::routes())
         // Every route counted and timed under its pattern (README "Metrics").
         .route_layer(axum::middleware::from_fn(metrics::measured))
         .fallback(not_found)

@@ -122,7 +122,7 @@ pub async fn discard(
 }
 
 /// Runs a dead letter's move through the core, as every write goes.
-async fn dead_letter_move(
+pub(super) async fn dead_letter_move(
     state: &AppState,
     id: String,
     change: fn(&mut Overlay<'_>, &str, &str) -> Result<Delivery, DeadLetterError>,

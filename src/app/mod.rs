@@ -200,6 +200,8 @@ impl Engine {
             consents: Arc::new(config.consents.clone()),
             messages: Arc::new(config.messages.clone()),
             bills: Arc::new(crate::api::BillsState::load(config)?),
+            console: Arc::default(),
+            tls: config.http.tls.is_some(),
             members: accounts,
             fhir: crate::api::fhir::FhirState {
                 store: store.clone(),

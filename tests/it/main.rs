@@ -9,6 +9,7 @@
 
 // What the test files share (used as `crate::common::...`).
 mod common;
+mod console;
 mod credentials_support;
 mod engagement_support;
 mod fhir_packages;

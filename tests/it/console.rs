@@ -1,0 +1,173 @@
+//! The integration analyst's console over HTTP (issue 18, first part), against the real engine:
+//! signing in with an analyst's key (and not with another role's), the channels dashboard, the
+//! message browser and a message's labelled segments, a reprocess with its reason journaled,
+//! and a dead letter retried to a PIX consumer that came back, then signing out.
+
+use std::path::Path;
+
+use crate::common::peers::{MllpPeer, free_addr};
+use crate::common::{ANALYST_KEY, EngineProcess, FHIR_KEY, MAPPINGS, fixture, msa, temp_store, write_config};
+
+struct Console {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+impl Console {
+    async fn get(&self, path: &str) -> (u16, String) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}{path}", self.base)).form(form);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_analyst_signs_in_browses_messages_reprocesses_one_and_retries_a_dead_letter() {
+    let consumer_addr = free_addr();
+    let (_dir, data) = temp_store();
+    let config = write_config(data.parent().unwrap(), "", Path::new(MAPPINGS));
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[destinations]]\nname = \"pix\"\nkind = \"mllp\"\nmapping = \"patient-adt-a31\"\n\
+         events = [\"patient-changed\"]\n[destinations.settings]\naddress = \"{consumer_addr}\"\n\
+         [destinations.retry]\nmax_attempts = 1\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let engine = EngineProcess::start_config(&config, &data);
+    assert_eq!(
+        msa(&engine.send(&fixture("ucr/adt_a28_new_patient.hl7")).await).0,
+        "AA"
+    );
+    let refused = engine.send(&fixture("ucr/adt_a99_unsupported_event.hl7")).await;
+    assert_eq!(msa(&refused).0, "AR");
+
+    let mut console = Console {
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        base: engine.http.clone(),
+        cookie: None,
+    };
+    // Signed out: the sign-in page. Another role's key, or an unknown one, does not sign in.
+    let (status, page) = console.get("/console").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("action=\"/console/login\""), "{page}");
+    assert_eq!(
+        console
+            .post("/console/login", &[("key", FHIR_KEY)])
+            .await
+            .status()
+            .as_u16(),
+        403
+    );
+    assert_eq!(
+        console
+            .post("/console/login", &[("key", "no-such-key")])
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    let signed_in = console.post("/console/login", &[("key", ANALYST_KEY)]).await;
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains(ANALYST_KEY), "the key is not the session");
+    console.cookie = Some(cookie.split(';').next().unwrap().to_string());
+
+    // The dashboard: the channel's messages by status.
+    let (status, page) = console.get("/console").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("ucr-adt"), "{page}");
+    assert!(page.contains("status=applied\">1</a>"), "{page}");
+    assert!(page.contains("pix"), "{page}");
+
+    // The browser finds the refused message by status; its page labels every field.
+    let (_, page) = console.get("/console/messages?status=rejected").await;
+    assert!(page.contains("ADT^A99"), "{page}");
+    assert!(!page.contains("ADT^A28"), "only the rejected one: {page}");
+    let (_, page) = console.get("/console/messages?type=ADT%5EA28").await;
+    let seq: u64 = page
+        .split("href=\"/console/messages/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a link to the A28: {page}"));
+    let (status, page) = console.get(&format!("/console/messages/{seq}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("title=\"PID-5.1\">DOE</span>"), "{page}");
+    assert!(page.contains("title=\"MSA-1\">AA</span>"), "the ACK sent: {page}");
+    assert_eq!(console.get("/console/messages/999999").await.0, 404);
+
+    // Reprocessed with a reason: a new journal entry says who and why.
+    let response = console
+        .post(
+            &format!("/console/messages/{seq}/reprocess"),
+            &[("reason", "mapping fixed")],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    let journal: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/journal?from={}", engine.http, seq + 1))
+        .bearer_auth(ANALYST_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let peers: Vec<&str> = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["peer"].as_str())
+        .collect();
+    assert!(
+        peers
+            .iter()
+            .any(|p| p.contains(&format!("reprocess of journal {seq}")) && p.contains("mapping fixed")),
+        "{peers:?}"
+    );
+
+    // The A31 found no consumer and died; the consumer comes back and a retry delivers it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let dead_id = loop {
+        let (_, page) = console.get("/console/dead-letters").await;
+        if let Some(id) = page
+            .split("action=\"/console/dead-letters/")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+        {
+            break id.to_string();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let consumer = MllpPeer::start(&consumer_addr, "AA").await;
+    let response = console
+        .post(&format!("/console/dead-letters/{dead_id}/retry"), &[])
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    let received = consumer.wait_for(1).await;
+    assert!(received[0].contains("ADT^A31"), "{received:?}");
+
+    // Signed out, the session is gone.
+    assert_eq!(console.post("/console/logout", &[]).await.status().as_u16(), 303);
+    assert_eq!(console.get("/console").await.0, 401);
+}
