@@ -10,6 +10,7 @@
 // What the test files share (used as `crate::common::...`).
 mod common;
 mod console;
+mod console_browser;
 mod credentials_support;
 mod engagement_support;
 mod fhir_packages;

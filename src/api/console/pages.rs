@@ -36,7 +36,7 @@ pub async fn dashboard(State(state): State<AppState>, Analyst(caller): Analyst) 
     let mut channels: Vec<&str> = counts.keys().map(|(c, _)| c.as_str()).collect();
     channels.dedup();
     let mut body = String::from(
-        "<h2>Channels</h2><p class=\"note\">Messages answered since the engine started.</p><table><tr><th>channel</th>",
+        "<p class=\"note\">Messages answered since the engine started.</p><table><tr><th>channel</th>",
     );
     for status in statuses {
         body.push_str(&format!("<th>{status}</th>"));
