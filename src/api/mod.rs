@@ -3,7 +3,7 @@
 //! key with the `integration-analyst` role ([`auth`]).
 
 mod auth;
-mod console;
+pub(crate) mod console;
 mod edge;
 pub(crate) mod fhir;
 mod health;
@@ -53,6 +53,8 @@ pub struct AppState {
     pub bills: Arc<BillsState>,
     /// The console's signed-in analysts.
     pub console: Arc<console::ConsoleSessions>,
+    /// What the console's setup pages show (channels' mappings, the config file).
+    pub setup: Arc<console::ConsoleSetup>,
     /// Whether the listener speaks TLS (the console's cookie is then `Secure`).
     pub tls: bool,
     pub fhir: fhir::FhirState,

@@ -201,6 +201,7 @@ impl Engine {
             messages: Arc::new(config.messages.clone()),
             bills: Arc::new(crate::api::BillsState::load(config)?),
             console: Arc::default(),
+            setup: Arc::new(crate::api::console::ConsoleSetup::of(config)),
             tls: config.http.tls.is_some(),
             members: accounts,
             fhir: crate::api::fhir::FhirState {

@@ -596,6 +596,11 @@ impl Config {
         ))
     }
 
+    /// The file this config was read from, and its text as read.
+    pub fn source(&self) -> (&str, &str) {
+        (&self.origin.file, &self.origin.text)
+    }
+
     pub fn error_at(&self, span: std::ops::Range<usize>, key: String, message: String) -> ConfigError {
         ConfigError {
             file: self.origin.file.clone(),

@@ -167,6 +167,27 @@ async fn an_analyst_signs_in_browses_messages_reprocesses_one_and_retries_a_dead
     let received = consumer.wait_for(1).await;
     assert!(received[0].contains("ADT^A31"), "{received:?}");
 
+    // Each channel's mapping; the golden tests, run on request; the config, secrets redacted.
+    let (status, page) = console.get("/console/mappings").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<td>ucr-adt</td><td>ucr-adt-patient</td>"),
+        "{page}"
+    );
+    let ran = console.post("/console/mappings/test", &[]).await;
+    assert_eq!(ran.status().as_u16(), 200);
+    let page = ran.text().await.unwrap();
+    assert!(page.contains(" passed, 0 failed"), "{page}");
+    assert!(page.contains("mdm_t02_message_with_letter.in.hl7"), "{page}");
+    let (status, page) = console.get("/console/config").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("name = &quot;ucr-adt&quot;"), "{page}");
+    assert!(page.contains("key_sha256 = &quot;[redacted]&quot;"), "{page}");
+    assert!(
+        !page.contains(&crate::common::sha256_hex(ANALYST_KEY)),
+        "no key hash shown"
+    );
+
     // Signed out, the session is gone.
     assert_eq!(console.post("/console/logout", &[]).await.status().as_u16(), 303);
     assert_eq!(console.get("/console").await.0, 401);

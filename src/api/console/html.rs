@@ -33,7 +33,8 @@ pub fn page(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str
     let nav = match signed_in {
         Some(who) => format!(
             "<a href=\"/console\">Channels</a><a href=\"/console/messages\">Messages</a>\
-             <a href=\"/console/dead-letters\">Dead letters</a><span>{}</span>\
+             <a href=\"/console/dead-letters\">Dead letters</a><a href=\"/console/mappings\">Mappings</a>\
+             <a href=\"/console/config\">Configuration</a><span>{}</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\"><button>Sign out</button></form>",
             esc(who)
         ),

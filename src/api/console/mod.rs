@@ -7,10 +7,12 @@
 //! - [`session`]: signing in and out, and the session every other page needs.
 //! - [`html`]: the page frame and escaping.
 //! - [`pages`]: the dashboard, the message browser and detail (with reprocess), dead letters.
+//! - [`setup`]: each channel's mapping, the golden tests run on request, the configuration.
 
 mod html;
 mod pages;
 mod session;
+mod setup;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -18,6 +20,7 @@ use axum::routing::{get, post};
 use super::AppState;
 
 pub use session::ConsoleSessions;
+pub use setup::ConsoleSetup;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -30,4 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/dead-letters", get(pages::dead_letters))
         .route("/console/dead-letters/{id}/retry", post(pages::retry))
         .route("/console/dead-letters/{id}/discard", post(pages::discard))
+        .route("/console/mappings", get(setup::mappings))
+        .route("/console/mappings/test", post(setup::test))
+        .route("/console/config", get(setup::config))
 }

@@ -1,0 +1,204 @@
+//! The console's read-only views of how the engine is set up: which mapping each channel uses,
+//! the golden tests of the mappings run on request with their field differences, and the
+//! configuration file with its secrets redacted.
+
+use std::path::PathBuf;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::html::{esc, page};
+use super::session::Analyst;
+use crate::api::AppState;
+use crate::mapping::{MappingSet, run_golden_tests};
+
+/// What the setup pages show, taken from the config the engine started with.
+pub struct ConsoleSetup {
+    /// Each channel's name and mapping, in config order.
+    pub channels: Vec<(String, String)>,
+    pub mappings_dir: PathBuf,
+    /// The config file's path, and its text with secret values redacted.
+    pub config_file: String,
+    pub config_redacted: String,
+}
+
+impl ConsoleSetup {
+    pub fn of(config: &crate::config::Config) -> ConsoleSetup {
+        let (file, text) = config.source();
+        ConsoleSetup {
+            channels: config
+                .channels
+                .iter()
+                .map(|c| (c.name.get_ref().clone(), c.mapping.get_ref().clone()))
+                .collect(),
+            mappings_dir: config.mappings.dir.clone(),
+            config_file: file.to_string(),
+            config_redacted: redact(text),
+        }
+    }
+}
+
+/// Keys whose values are secrets, or lead to them.
+const SECRET_KEYS: [&str; 6] = [
+    "password",
+    "secret",
+    "token",
+    "key_sha256",
+    "api_key",
+    "private_key",
+];
+
+/// The config text with the value of every secret key replaced, and the password of any URL
+/// (`scheme://user:password@host`) too.
+fn redact(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let key = line.split('=').next().unwrap_or("").trim().to_lowercase();
+            if line.contains('=')
+                && !line.trim_start().starts_with('#')
+                && SECRET_KEYS.iter().any(|s| key.contains(s))
+            {
+                let (left, _) = line.split_once('=').unwrap_or((line, ""));
+                return format!("{left}= \"[redacted]\"");
+            }
+            redact_url_password(line)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn redact_url_password(line: &str) -> String {
+    let Some(scheme_end) = line.find("://") else {
+        return line.to_string();
+    };
+    let rest = &line[scheme_end + 3..];
+    let authority_end = rest.find(['/', '"', ' ']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{}://{user}:[redacted]{}", &line[..scheme_end], &rest[at..])
+        }
+        _ => line.to_string(),
+    }
+}
+
+/// `GET /console/mappings`: each channel's mapping, and a button to run the golden tests.
+pub async fn mappings(State(state): State<AppState>, Analyst(caller): Analyst) -> Response {
+    page(
+        StatusCode::OK,
+        "Mappings",
+        Some(&caller.actor()),
+        &mappings_body(&state, None),
+    )
+}
+
+/// `POST /console/mappings/test`: the golden tests of the mappings folder, each case passed or
+/// failed with its field differences and the rules that fired.
+pub async fn test(State(state): State<AppState>, Analyst(caller): Analyst) -> Response {
+    let dir = state.setup.mappings_dir.clone();
+    let ran = tokio::task::spawn_blocking(move || {
+        let set = MappingSet::load(&dir).map_err(|e| e.to_string())?;
+        Ok::<_, String>(run_golden_tests(&dir, &set, &[]))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let results = match ran {
+        Ok(report) => {
+            let failed = report
+                .cases
+                .iter()
+                .filter(|c| c.error.is_some() || !c.mismatches.is_empty())
+                .count();
+            let mut html = format!(
+                "<h2>Golden tests</h2><p><strong>{} passed, {failed} failed</strong></p><table><tr><th>case</th><th>mapping</th><th>result</th></tr>",
+                report.cases.len() - failed
+            );
+            for case in &report.cases {
+                let mut result = String::new();
+                if let Some(error) = &case.error {
+                    result.push_str(&format!("<span class=\"error\">{}</span>", esc(error)));
+                }
+                for mismatch in &case.mismatches {
+                    result.push_str(&format!(
+                        "<div class=\"error\">{}: expected {}, got {}</div>",
+                        esc(&mismatch.path),
+                        esc(mismatch.expected.as_deref().unwrap_or("(absent)")),
+                        esc(mismatch.got.as_deref().unwrap_or("(absent)"))
+                    ));
+                }
+                if result.is_empty() {
+                    result.push_str("passed");
+                }
+                let case_name = case
+                    .case
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                html.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{result}</td></tr>",
+                    esc(&case_name),
+                    esc(&case.mapping)
+                ));
+            }
+            html.push_str("</table>");
+            html
+        }
+        Err(e) => format!(
+            "<p class=\"error\">The mappings could not be loaded: {}</p>",
+            esc(&e)
+        ),
+    };
+    page(
+        StatusCode::OK,
+        "Mappings",
+        Some(&caller.actor()),
+        &mappings_body(&state, Some(&results)),
+    )
+}
+
+fn mappings_body(state: &AppState, results: Option<&str>) -> String {
+    let mut body = String::from("<table><tr><th>channel</th><th>mapping</th></tr>");
+    for (channel, mapping) in &state.setup.channels {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td></tr>",
+            esc(channel),
+            esc(mapping)
+        ));
+    }
+    body.push_str(&format!(
+        "</table><p class=\"note\">Mappings folder: {}</p>\
+         <form method=\"post\" action=\"/console/mappings/test\"><button>Run the golden tests</button></form>{}",
+        esc(&state.setup.mappings_dir.display().to_string()),
+        results.unwrap_or("")
+    ));
+    body
+}
+
+/// `GET /console/config`: the configuration the engine started with, secrets redacted.
+pub async fn config(State(state): State<AppState>, Analyst(caller): Analyst) -> Response {
+    let body = format!(
+        "<p class=\"note\">{} as the engine read it at start; secret values are redacted.</p><pre>{}</pre>",
+        esc(&state.setup.config_file),
+        esc(&state.setup.config_redacted)
+    );
+    page(StatusCode::OK, "Configuration", Some(&caller.actor()), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_url_passwords_are_redacted() {
+        let text = "password = \"hunter2\"\nkey_sha256 = \"abc\"\nurl = \"postgres://app:s3cret@db:5432/x\"\nhost = \"smtp\"\n# password = \"comment\"";
+        let shown = redact(text);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("abc") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(shown.contains("postgres://app:[redacted]@db:5432/x"), "{shown}");
+        assert!(shown.contains("host = \"smtp\""), "{shown}");
+    }
+}
