@@ -9,6 +9,7 @@ pub(crate) mod fd_budget;
 mod http_server;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -216,6 +217,12 @@ impl Engine {
                 message_switches: config.messages.switches(),
             },
         };
+        tasks.spawn(reload_clients_on_hangup(
+            state.members.clone(),
+            state.setup.clone(),
+            PathBuf::from(config.source().0),
+            stopped_signal(stopped.clone()),
+        ));
         // HSTS goes with TLS on the listener (`[http.tls]`).
         let app = crate::api::router(
             state,
@@ -326,6 +333,48 @@ async fn reload_tls_on_hangup(listeners: Vec<ServerTls>, stopped: impl std::futu
                 ),
             }
         }
+    }
+}
+
+/// Reads the config file again on SIGHUP and puts its `[[api_clients]]` in force (a key added
+/// works, a key removed stops working, at once). A config that does not validate changes
+/// nothing; what happened is logged and shown on the console's configuration page.
+async fn reload_clients_on_hangup(
+    accounts: Arc<crate::domain::accounts::Accounts>,
+    setup: Arc<crate::api::console::ConsoleSetup>,
+    path: PathBuf,
+    stopped: impl std::future::Future<Output = ()>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(error) => {
+            tracing::warn!(%error, "no SIGHUP handler; API clients are not reloaded");
+            return;
+        }
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            received = hangup.recv() => if received.is_none() { return },
+        }
+        let outcome = match Config::load(&path) {
+            Ok(config) => {
+                let count = accounts
+                    .clients
+                    .replace(crate::domain::accounts::roles::Clients::from_config(
+                        &config.api_clients,
+                    ));
+                tracing::info!(clients = count, config = %path.display(), "API clients reloaded");
+                Ok(count)
+            }
+            Err(error) => {
+                tracing::error!(%error, "config reload failed; the API clients in force stay");
+                Err(error.to_string())
+            }
+        };
+        setup.reloaded(outcome);
     }
 }
 

@@ -192,3 +192,75 @@ async fn an_analyst_signs_in_browses_messages_reprocesses_one_and_retries_a_dead
     assert_eq!(console.post("/console/logout", &[]).await.status().as_u16(), 303);
     assert_eq!(console.get("/console").await.0, 401);
 }
+
+#[tokio::test]
+async fn sighup_puts_new_api_clients_in_force_and_a_broken_config_changes_nothing() {
+    let (_dir, data) = temp_store();
+    let config = write_config(data.parent().unwrap(), "", Path::new(MAPPINGS));
+    let engine = EngineProcess::start_config(&config, &data);
+    let late_key = "key-late-analyst-0001";
+    let journal = |key: &'static str| {
+        let url = format!("{}/journal", engine.http);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(journal(late_key).await, 401);
+
+    // A client added to the file is in force after SIGHUP, without a restart.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&crate::common::clients_toml(&[(
+        "late",
+        late_key,
+        &["integration-analyst"],
+        &[],
+    )]));
+    std::fs::write(&config, &text).unwrap();
+    engine.signal("HUP");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while journal(late_key).await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "the new key never worked");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // A config that does not validate changes nothing, and the console says why.
+    std::fs::write(&config, format!("{text}\n[[api_clients]]\nname = \"broken\"\nkey_sha256 = \"not-hex\"\nroles = [\"no-such-role\"]\n")).unwrap();
+    engine.signal("HUP");
+    let mut console = Console {
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        base: engine.http.clone(),
+        cookie: None,
+    };
+    let signed_in = console.post("/console/login", &[("key", late_key)]).await;
+    assert_eq!(signed_in.status().as_u16(), 303, "the reloaded key signs in");
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_string();
+    console.cookie = Some(cookie.split(';').next().unwrap().to_string());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, page) = console.get("/console/config").await;
+        if page.contains("failed") {
+            assert!(
+                page.contains("tributary.toml:") && page.contains(".key_sha256"),
+                "names the file, line and key: {page}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed reload shown: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(journal(late_key).await, 200, "the clients in force stay");
+    assert_eq!(journal(ANALYST_KEY).await, 200);
+}

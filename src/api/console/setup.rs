@@ -3,6 +3,7 @@
 //! configuration file with its secrets redacted.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,6 +22,8 @@ pub struct ConsoleSetup {
     /// The config file's path, and its text with secret values redacted.
     pub config_file: String,
     pub config_redacted: String,
+    /// When the config was last read again (SIGHUP), and what came of it.
+    last_reload: Mutex<Option<(String, Result<usize, String>)>>,
 }
 
 impl ConsoleSetup {
@@ -35,6 +38,29 @@ impl ConsoleSetup {
             mappings_dir: config.mappings.dir.clone(),
             config_file: file.to_string(),
             config_redacted: redact(text),
+            last_reload: Mutex::new(None),
+        }
+    }
+
+    /// Notes a reload of the config: how many API clients are in force, or why it failed.
+    pub fn reloaded(&self, outcome: Result<usize, String>) {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if let Ok(mut last) = self.last_reload.lock() {
+            *last = Some((at, outcome));
+        }
+    }
+
+    fn reload_note(&self) -> String {
+        match self.last_reload.lock().ok().and_then(|l| l.clone()) {
+            None => "<p class=\"note\">Not reloaded since start (SIGHUP reloads the API clients).</p>".into(),
+            Some((at, Ok(count))) => {
+                format!("<p>Reloaded at {}: {count} API clients in force.</p>", esc(&at))
+            }
+            Some((at, Err(error))) => format!(
+                "<p class=\"error\">The reload at {} failed, and the API clients in force stay: {}</p>",
+                esc(&at),
+                esc(&error)
+            ),
         }
     }
 }
@@ -179,7 +205,8 @@ fn mappings_body(state: &AppState, results: Option<&str>) -> String {
 /// `GET /console/config`: the configuration the engine started with, secrets redacted.
 pub async fn config(State(state): State<AppState>, Analyst(caller): Analyst) -> Response {
     let body = format!(
-        "<p class=\"note\">{} as the engine read it at start; secret values are redacted.</p><pre>{}</pre>",
+        "{}<p class=\"note\">{} as the engine read it at start; secret values are redacted.</p><pre>{}</pre>",
+        state.setup.reload_note(),
         esc(&state.setup.config_file),
         esc(&state.setup.config_redacted)
     );

@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError, MembersConfig};
-use crate::domain::accounts::roles::Clients;
+use crate::domain::accounts::roles::{Clients, LiveClients};
 use crate::domain::accounts::templates::Templates;
 use crate::domain::identity::secrets::TokenKey;
 use crate::domain::identity::throttle::{RequestLimiter, SignInThrottle};
@@ -36,7 +36,7 @@ pub struct Accounts {
     pub config: MembersConfig,
     pub key: TokenKey,
     pub templates: Templates,
-    pub clients: Clients,
+    pub clients: LiveClients,
     /// `[credentials]`: sign-in, two-factor, the waits after failures (issues #6, #12).
     pub credentials: crate::config::CredentialsConfig,
     /// `[[identity_providers]]`, with their fetched keys.
@@ -80,7 +80,7 @@ impl Accounts {
         let templates = Templates::load(&members.templates_dir, &members.default_locale)
             .map_err(|e| problem("members.templates_dir", e))?;
         Ok(Accounts {
-            clients: Clients::from_config(&config.api_clients),
+            clients: LiveClients::new(Clients::from_config(&config.api_clients)),
             credentials: config.credentials.clone(),
             providers: crate::domain::identity::oidc::Providers::new(&config.identity_providers),
             proxies: config.proxies.clone(),
@@ -99,7 +99,7 @@ impl Accounts {
             config,
             key,
             templates,
-            clients: Clients::default(),
+            clients: LiveClients::default(),
             credentials: Default::default(),
             providers: crate::domain::identity::oidc::Providers::new(&[]),
             proxies: Default::default(),

@@ -121,6 +121,31 @@ impl Caller {
     }
 }
 
+/// The API clients in force: the config's, replaced whole when the config is read again
+/// (SIGHUP). A request authenticates against the set in force when it arrives.
+#[derive(Debug, Default)]
+pub struct LiveClients(std::sync::RwLock<Clients>);
+
+impl LiveClients {
+    pub fn new(clients: Clients) -> LiveClients {
+        LiveClients(std::sync::RwLock::new(clients))
+    }
+
+    /// The caller this key belongs to, among the clients in force.
+    pub fn authenticate(&self, key: &str) -> Option<Caller> {
+        self.0.read().ok()?.authenticate(key)
+    }
+
+    /// Puts `clients` in force instead; returns how many there are.
+    pub fn replace(&self, clients: Clients) -> usize {
+        let count = clients.entries.len();
+        if let Ok(mut in_force) = self.0.write() {
+            *in_force = clients;
+        }
+        count
+    }
+}
+
 /// The configured API clients, found by key.
 #[derive(Debug, Clone, Default)]
 pub struct Clients {
