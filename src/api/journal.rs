@@ -64,24 +64,15 @@ pub async fn reprocess(
     State(state): State<AppState>,
     Path(seq): Path<u64>,
 ) -> (StatusCode, Json<Value>) {
-    let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.journal(seq, 1)).await;
-    let entry = match found {
-        Ok(Ok(entries)) => match entries.into_iter().next() {
-            Some((found, bytes)) if found == seq => JournalEntry::from_bytes(&bytes),
-            _ => {
-                return (
-                    StatusCode::NOT_FOUND,
-                    Json(json!({ "error": format!("no journal entry {seq}"), "code": "not-found" })),
-                );
-            }
-        },
-        Ok(Err(e)) => return internal(e.to_string()),
-        Err(e) => return internal(e.to_string()),
-    };
-    let entry = match entry {
-        Ok(entry) => entry,
-        Err(e) => return internal(format!("journal entry {seq} is unreadable: {e}")),
+    let entry = match entry_at(state.store.clone(), seq).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": format!("no journal entry {seq}"), "code": "not-found" })),
+            );
+        }
+        Err(e) => return internal(e),
     };
     match state.listeners.reprocess(seq, &entry, &caller.actor()).await {
         Ok(replies) => (
@@ -96,6 +87,20 @@ pub async fn reprocess(
             StatusCode::CONFLICT,
             Json(json!({ "error": e.to_string(), "code": "not-reprocessable" })),
         ),
+    }
+}
+
+/// Journal entry `seq`, None when the journal has none; the error says what failed to read.
+pub(super) async fn entry_at(store: StoreRef, seq: u64) -> Result<Option<JournalEntry>, String> {
+    let found = tokio::task::spawn_blocking(move || store.journal(seq, 1))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    match found.into_iter().next() {
+        Some((found, bytes)) if found == seq => JournalEntry::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|e| format!("journal entry {seq} is unreadable: {e}")),
+        _ => Ok(None),
     }
 }
 

@@ -7,7 +7,7 @@ pub(crate) mod console;
 mod edge;
 pub(crate) mod fhir;
 mod health;
-mod journal;
+pub(crate) mod journal;
 mod limit;
 mod members;
 pub(crate) mod metrics;

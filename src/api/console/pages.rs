@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::html::{esc, page, see_other};
 use super::session::Analyst;
 use crate::api::AppState;
+use crate::api::journal::entry_at;
 use crate::core::journal::JournalEntry;
 use crate::deliveries::queue::{self, DeadLetterError};
 use crate::hl7::{Delimiters, Message};
@@ -211,20 +212,6 @@ fn failure(caller: &crate::domain::accounts::roles::Caller, error: &str) -> Resp
     )
 }
 
-async fn entry_at(state: &AppState, seq: u64) -> Result<Option<JournalEntry>, String> {
-    let store = state.store.clone();
-    let found = tokio::task::spawn_blocking(move || store.journal(seq, 1))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    match found.into_iter().next() {
-        Some((found, bytes)) if found == seq => JournalEntry::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|e| format!("journal entry {seq} is unreadable: {e}")),
-        _ => Ok(None),
-    }
-}
-
 /// `GET /console/messages/{seq}`: the message with its segments labelled (hover a field or
 /// component for its name, `PID-5.1`), escapes decoded; its ACKs, error and deliveries.
 pub async fn message(
@@ -232,7 +219,7 @@ pub async fn message(
     Analyst(caller): Analyst,
     Path(seq): Path<u64>,
 ) -> Response {
-    let entry = match entry_at(&state, seq).await {
+    let entry = match entry_at(state.store.clone(), seq).await {
         Ok(Some(entry)) => entry,
         Ok(None) => {
             return page(
@@ -380,7 +367,7 @@ pub async fn reprocess(
             "<p>Say why the message is reprocessed.</p>",
         );
     }
-    let entry = match entry_at(&state, seq).await {
+    let entry = match entry_at(state.store.clone(), seq).await {
         Ok(Some(entry)) => entry,
         Ok(None) => return see_other(&format!("/console/messages/{seq}")),
         Err(e) => return failure(&caller, &e),
