@@ -24,6 +24,7 @@
 //!   workspace crates of their own under `crates/` (`tributary-hl7` ...), re-exported here.
 //! - `cli`: the `tributary` command: serve, check-config, send, bench.
 //! - `metrics`: the Prometheus metrics: names, the recorder, what `/metrics` renders.
+//! - `traces`: the span tree of each message and request, exported over OTLP when configured.
 
 pub(crate) mod api;
 pub(crate) mod app;
@@ -36,6 +37,7 @@ pub(crate) mod handlers;
 pub(crate) mod metrics;
 pub(crate) mod outbox;
 pub(crate) mod schedule;
+pub(crate) mod traces;
 
 /// The `tributary` command (`src/main.rs`): parses the arguments and runs the subcommand.
 pub use cli::main;

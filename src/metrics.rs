@@ -123,6 +123,7 @@ pub fn message(channel: &str, message_type: &str, status: &'static str) {
     if let Ok(mut counts) = BY_CHANNEL.lock() {
         *counts.entry((channel.to_string(), status)).or_default() += 1;
     }
+    count_rate(channel);
     counter!(
         MESSAGES,
         "channel" => channel.to_string(),
@@ -135,6 +136,61 @@ pub fn message(channel: &str, message_type: &str, status: &'static str) {
 /// Messages by channel and status since the engine started.
 pub fn messages_by_channel() -> BTreeMap<(String, &'static str), u64> {
     BY_CHANNEL.lock().map(|c| c.clone()).unwrap_or_default()
+}
+
+/// Seconds in one step of the console's msg/s chart.
+pub const RATE_STEP_SECS: u64 = 10;
+
+/// Steps the chart keeps: the last ten minutes.
+pub const RATE_STEPS: usize = 60;
+
+/// Messages by channel in each recent step: `(step number since the epoch, count)`, oldest
+/// first, steps without messages left out.
+static RATES: Mutex<BTreeMap<String, std::collections::VecDeque<(u64, u64)>>> = Mutex::new(BTreeMap::new());
+
+fn step_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / RATE_STEP_SECS)
+}
+
+fn count_rate(channel: &str) {
+    let now = step_now();
+    let Ok(mut rates) = RATES.lock() else { return };
+    if !rates.contains_key(channel) {
+        rates.insert(channel.to_string(), Default::default());
+    }
+    let steps = rates.get_mut(channel).expect("just inserted");
+    match steps.back_mut() {
+        Some((step, count)) if *step == now => *count += 1,
+        _ => steps.push_back((now, 1)),
+    }
+    while steps
+        .front()
+        .is_some_and(|(step, _)| step + (RATE_STEPS as u64) <= now)
+    {
+        steps.pop_front();
+    }
+}
+
+/// Each channel's messages per second in each of the last `RATE_STEPS` steps, oldest first;
+/// the last step is the one under way (its rate so far over the whole step).
+pub fn message_rates() -> BTreeMap<String, Vec<f64>> {
+    let now = step_now();
+    let first = now + 1 - RATE_STEPS as u64;
+    let Ok(rates) = RATES.lock() else {
+        return BTreeMap::new();
+    };
+    rates
+        .iter()
+        .map(|(channel, steps)| {
+            let mut per_second = vec![0.0; RATE_STEPS];
+            for (step, count) in steps.iter().filter(|(step, _)| *step >= first && *step <= now) {
+                per_second[(step - first) as usize] = *count as f64 / RATE_STEP_SECS as f64;
+            }
+            (channel.clone(), per_second)
+        })
+        .collect()
 }
 
 /// A message answered `took` after its frame was read.

@@ -7,6 +7,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::AppState;
 use super::auth::{Authed, allow};
@@ -77,7 +78,16 @@ pub async fn measured(matched: Option<MatchedPath>, request: Request, next: Next
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_owned());
-    let response = next.run(request).await;
+    // The route's pattern, not the path: no id or identifier of a patient goes in a trace.
+    let span = tracing::info_span!(
+        target: crate::traces::TARGET,
+        "http request",
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", i64::from(response.status().as_u16()));
     crate::metrics::http_request(&route, &method, response.status().as_u16(), started.elapsed());
     response
 }

@@ -118,6 +118,20 @@ impl Engine {
             &mut tasks,
         )?);
         let _ = started_outbox.set(outbox.clone());
+        tasks.spawn({
+            let (store, committer) = (store.clone(), handle.clone());
+            async move {
+                match crate::core::journal_index::backfill(store, committer).await {
+                    Ok(0) => {}
+                    Ok(indexed) => {
+                        tracing::info!(entries = indexed, "indexed the journal kept before its index")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the journal's earlier entries could not be indexed")
+                    }
+                }
+            }
+        });
 
         let mut mllp = vec![];
         let mut inbound_sides = crate::handlers::reprocess::Listeners::default();

@@ -32,6 +32,8 @@ pub enum BenchCommand {
     News(super::bench_news::NewsBenchArgs),
     /// Provider message posted to its member's notice at an SMTP peer: latency and engine CPU.
     Notices(super::bench_notices::NoticesBenchArgs),
+    /// Console page load times over a journal of 1,000,000 messages (by default).
+    Console(super::bench_console::ConsoleBenchArgs),
     /// The null MLLP server `bench mllp` measures beside the engine (runs until SIGTERM).
     #[command(hide = true)]
     NullMllp,
@@ -89,6 +91,7 @@ pub async fn run(command: BenchCommand) -> std::process::ExitCode {
         BenchCommand::Members(args) => super::bench_members::bench_members(args).await,
         BenchCommand::News(args) => super::bench_news::bench_news(args).await,
         BenchCommand::Notices(args) => super::bench_notices::bench_notices(args).await,
+        BenchCommand::Console(args) => super::bench_console::bench_console(args).await,
         BenchCommand::NullMllp => serve_null_mllp().await,
     };
     match result {

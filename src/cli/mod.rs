@@ -2,6 +2,7 @@
 
 mod api_key;
 mod bench;
+mod bench_console;
 mod bench_fhir;
 mod bench_members;
 mod bench_news;

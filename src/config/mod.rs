@@ -24,6 +24,7 @@ mod proxies;
 mod rate_limit;
 mod records;
 mod schedule;
+mod traces;
 
 pub use destinations::{DestinationConfig, RetryConfig, event_resource_type};
 
@@ -55,6 +56,7 @@ pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM};
 pub use rate_limit::RateLimitConfig;
 pub use records::{RecordSwitches, RecordsConfig, SUMMARY_TYPES};
 pub use schedule::{JOBS, JobConfig, parse_cron};
+pub use traces::TracesConfig;
 
 use tributary_adapter_core::tls::{ServerTlsConfig, server_config};
 
@@ -71,6 +73,9 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// `[traces]`: the OTLP collector spans are sent to, if any (issue #18).
+    #[serde(default)]
+    pub traces: TracesConfig,
     #[serde(default)]
     pub commit: CommitConfig,
     #[serde(default)]
@@ -879,6 +884,7 @@ impl Config {
         self.validate_branding()?;
         self.validate_bills()?;
         self.validate_news()?;
+        self.validate_traces()?;
         self.validate_consents()?;
         self.validate_messages()?;
         self.validate_identity()?;

@@ -14,6 +14,7 @@ use crate::store::{Overlay, Reader, Staged, Store, StoreError};
 
 use super::context::JobState;
 use super::journal::{JournalEntry, Status};
+use super::journal_index;
 use super::prepared::{self, CommittedBatches, Prepared, Written};
 use super::{Context, Projections};
 
@@ -21,6 +22,8 @@ use super::{Context, Projections};
 pub struct Job {
     origin: Option<Arc<str>>,
     run: Box<dyn FnOnce(&mut Context<'_, '_>) -> Done + Send>,
+    /// The span it was sent from (a message's, a request's): its commit span goes under it.
+    span: tracing::Span,
 }
 
 impl Job {
@@ -34,6 +37,7 @@ impl Job {
         Job {
             origin,
             run: Box::new(run),
+            span: tracing::Span::current(),
         }
     }
 }
@@ -192,6 +196,8 @@ impl CommitterHandle {
                 error: failure.clone(),
                 duplicate_of: None,
                 patients: vec![],
+                identifiers: vec![],
+                changes: vec![],
                 deliveries: vec![],
                 replies: vec![],
                 message: String::new(),
@@ -325,24 +331,41 @@ fn run(
         let mut releases = Vec::with_capacity(batch.len());
         let mut bookkeeping = vec![];
         let mut journal = Vec::with_capacity(batch.len());
+        let mut index = vec![];
         for job in batch.drain(..) {
             let mut state = JobState::new(job.origin, projections.clone());
             let mut ctx = Context::new(&mut overlay, &now, next_seq, &mut state, &written);
-            let Done { entry, release } = (job.run)(&mut ctx);
+            let commit_span = crate::traces::commit_span(&job.span);
+            let Done { entry, release } = commit_span.in_scope(|| (job.run)(&mut ctx));
             let Some(mut entry) = entry else {
                 bookkeeping.push(release);
                 continue;
             };
             entry.seq = next_seq;
-            entry.deliveries.extend(state.into_deliveries());
+            crate::traces::committed(&job.span, &commit_span, next_seq, entry.status.name());
+            // The commit span lasts until the change is durable (or failed), as its answer.
+            let release: Release = if commit_span.is_disabled() {
+                release
+            } else {
+                Box::new(move |durable| {
+                    release(durable);
+                    drop(commit_span);
+                })
+            };
+            let (deliveries, changes) = state.into_outcome();
+            entry.deliveries.extend(deliveries);
+            entry.changes = changes;
+            index.extend(journal_index::writes(&entry));
             journal.push((next_seq, entry.to_bytes()));
             releases.push(release);
             next_seq += 1;
         }
         crate::metrics::commit_batch(releases.len() + bookkeeping.len());
         let mut writes = overlay.into_writes();
-        writes.journal = journal;
+        // The journal's index is written only here and read by no prepared change.
         let keys = Written::keys_of(&writes);
+        writes.ops.extend(index);
+        writes.journal = journal;
         match store.commit(writes) {
             Ok(()) => {
                 written.committed(keys);

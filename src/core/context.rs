@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::store::{Overlay, Staged, StoreError};
+use crate::store::{Changed, Overlay, Staged, StoreError};
 
 use super::Projections;
 use super::prepared::{Prepared, Written};
@@ -30,6 +30,8 @@ pub(super) struct JobState {
     also_notify: Vec<String>,
     deliveries: Deliveries,
     projections: Projections,
+    /// The records its stages changed, for its journal entry.
+    changes: Vec<Changed>,
 }
 
 /// The deliveries one job queues: numbered in the job (a delivery's id is its destination, the
@@ -66,11 +68,22 @@ impl JobState {
             also_notify: vec![],
             deliveries: Deliveries::default(),
             projections,
+            changes: vec![],
         }
     }
 
-    pub(super) fn into_deliveries(self) -> Vec<String> {
-        self.deliveries.ids
+    /// The deliveries it queued and the records it changed (`Type/id`, with `/_history/n` for
+    /// a versioned record), for its journal entry.
+    pub(super) fn into_outcome(self) -> (Vec<String>, Vec<String>) {
+        let changes = self
+            .changes
+            .into_iter()
+            .map(|c| match c.version {
+                Some(version) => format!("{}/{}/_history/{version}", c.kind, c.id),
+                None => format!("{}/{}", c.kind, c.id),
+            })
+            .collect();
+        (self.deliveries.ids, changes)
     }
 }
 
@@ -165,7 +178,11 @@ impl<'a, 'o> Context<'a, 'o> {
         &mut self,
         change: impl FnOnce(&mut Context<'_, '_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mark = (self.job.deliveries.next, self.job.deliveries.ids.len());
+        let mark = (
+            self.job.deliveries.next,
+            self.job.deliveries.ids.len(),
+            self.job.changes.len(),
+        );
         let mut staged = Overlay::new(&*self.tx);
         let result = {
             let mut inner = Context {
@@ -183,6 +200,19 @@ impl<'a, 'o> Context<'a, 'o> {
         };
         match result {
             Ok(value) => {
+                // Each stage notes only what it wrote itself (a nested stage's writes reach this
+                // one without their notes), so the job's list holds each change once.
+                for changed in staged.changed() {
+                    match self
+                        .job
+                        .changes
+                        .iter_mut()
+                        .find(|c| c.kind == changed.kind && c.id == changed.id)
+                    {
+                        Some(known) => known.version = changed.version.or(known.version),
+                        None => self.job.changes.push(changed.clone()),
+                    }
+                }
                 let writes = staged.into_writes();
                 self.tx.absorb(writes);
                 Ok(value)
@@ -190,6 +220,7 @@ impl<'a, 'o> Context<'a, 'o> {
             Err(e) => {
                 self.job.deliveries.next = mark.0;
                 self.job.deliveries.ids.truncate(mark.1);
+                self.job.changes.truncate(mark.2);
                 Err(e)
             }
         }

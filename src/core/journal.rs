@@ -52,6 +52,13 @@ pub struct JournalEntry {
     pub duplicate_of: Option<u64>,
     /// Patients the message wrote.
     pub patients: Vec<String>,
+    /// The patient identifiers the message carries (PID-3 and MRG-1, first component), which
+    /// the console finds it by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<String>,
+    /// The records it changed: `Type/id` (`Type/id/_history/version` for a FHIR resource).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
     /// Ids of the deliveries it queued in the outbox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<String>,

@@ -20,6 +20,7 @@ mod committer;
 mod context;
 pub(crate) mod idempotency;
 pub(crate) mod journal;
+pub(crate) mod journal_index;
 mod prepared;
 mod projection;
 

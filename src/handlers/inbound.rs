@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tracing::Instrument;
 use tributary_adapter_core::{Inbound, InboundHandler};
 
 use crate::config::OnFiltered;
@@ -79,10 +80,17 @@ impl ListenerInbound {
             };
             return (self.unrouted.clone(), unreadable::input(inbound, error), None);
         }
-        let message = match Message::parse(&inbound.payload) {
+        let parsed = crate::trace_step!("parse").in_scope(|| Message::parse(&inbound.payload));
+        let message = match parsed {
             Ok(message) => message,
             Err(error) => return (self.unrouted.clone(), unreadable::input(inbound, error), None),
         };
+        let span = tracing::Span::current();
+        span.record("control_id", message.control_id());
+        span.record(
+            "message_type",
+            format!("{}^{}", message.message_type(), message.trigger_event()),
+        );
         self.read_message(message)
     }
 
@@ -142,7 +150,8 @@ impl ListenerInbound {
             return (self.unrouted.clone(), JobInput::Hl7 { message, changes }, None);
         }
         let changes = match handler {
-            Some(handler) => self.map(route, &message, handler),
+            Some(handler) => crate::trace_step!("map", mapping = %route.mapping)
+                .in_scope(|| self.map(route, &message, handler)),
             None => Err(unsupported_type(&message)),
         };
         (
@@ -257,7 +266,7 @@ impl ListenerInbound {
         let now = chrono::Utc::now().format("%Y%m%d%H%M%S+0000").to_string();
         let output = mapping
             .run(&Input::Hl7(message), &now)
-            .map_err(|e| Outcome::Error(run_error(&e)))?;
+            .map_err(|e| Outcome::Error(run_error(&e, &route.mapping)))?;
         let changes = ResourceChange::from_output(output).map_err(|e| match e {
             ChangeError::NoPrevious => Outcome::Error(ParseError {
                 code: ErrorCode::RequiredFieldMissing,
@@ -300,12 +309,16 @@ fn unsupported_type(message: &Message) -> Outcome {
     })
 }
 
-/// A mapping's run error as an ERR: a required field missing at the path it names.
-fn run_error(error: &RunError) -> ParseError {
+/// A mapping's run error as an ERR: a required field missing at the path it names, and the
+/// mapping and line of the rule that failed (the console links it to that line).
+fn run_error(error: &RunError, mapping: &str) -> ParseError {
     ParseError {
         code: ErrorCode::RequiredFieldMissing,
         location: location_of(&error.path),
-        text: format!("{} ({}, mapping line {})", error.message, error.path, error.line),
+        text: format!(
+            "{} ({}, mapping {mapping} line {})",
+            error.message, error.path, error.line
+        ),
     }
 }
 
@@ -345,32 +358,39 @@ fn at_segment(segment: &str, field: Option<u32>) -> ErrLocation {
 
 impl InboundHandler for ListenerInbound {
     fn handle<'a>(&'a self, inbound: Inbound) -> Pin<Box<dyn Future<Output = Vec<Bytes>> + Send + 'a>> {
-        Box::pin(async move {
-            let started = std::time::Instant::now();
-            let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            if let Some(batch_ack) = self.answer_batch(&inbound, &received_at).await {
-                return batch_ack;
-            }
-            let read = self.read(&inbound);
-            // Replies go out in the character set the message came in (an ACK echoes MSH-18).
-            let charset = match &read.input {
-                JobInput::Hl7 { message, .. }
-                | JobInput::Answered { message, .. }
-                | JobInput::Filtered { message, .. } => message.charset(),
-                JobInput::Unreadable { error, .. } => {
-                    tracing::warn!(peer = %inbound.peer, error = %error.text, "unreadable message");
-                    Charset::Utf8
+        let span = crate::traces::message_span();
+        Box::pin(
+            async move {
+                let started = std::time::Instant::now();
+                let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                if let Some(batch_ack) = self.answer_batch(&inbound, &received_at).await {
+                    return batch_ack;
                 }
-            };
-            let channel = read.channel.clone();
-            let replies = self.submit(read, &inbound.peer, received_at).await;
-            crate::metrics::ack_latency(&channel, started.elapsed());
-            match replies {
-                Some(replies) => replies.iter().map(|r| Bytes::from(encode(r, charset))).collect(),
-                // The committer is gone (shutting down): no ACK, so the sender keeps the message.
-                None => vec![],
+                let read = self.read(&inbound);
+                // Replies go out in the character set the message came in (an ACK echoes MSH-18).
+                let charset = match &read.input {
+                    JobInput::Hl7 { message, .. }
+                    | JobInput::Answered { message, .. }
+                    | JobInput::Filtered { message, .. } => message.charset(),
+                    JobInput::Unreadable { error, .. } => {
+                        tracing::warn!(peer = %inbound.peer, error = %error.text, "unreadable message");
+                        Charset::Utf8
+                    }
+                };
+                let channel = read.channel.clone();
+                tracing::Span::current().record("channel", &*channel);
+                let replies = self.submit(read, &inbound.peer, received_at).await;
+                crate::metrics::ack_latency(&channel, started.elapsed());
+                let _ack = crate::trace_step!("ack", replies = replies.as_ref().map_or(0, Vec::len) as i64)
+                    .entered();
+                match replies {
+                    Some(replies) => replies.iter().map(|r| Bytes::from(encode(r, charset))).collect(),
+                    // The committer is gone (shutting down): no ACK, so the sender keeps the message.
+                    None => vec![],
+                }
             }
-        })
+            .instrument(span),
+        )
     }
 }
 

@@ -121,6 +121,8 @@ fn process(
         error: None,
         duplicate_of: None,
         patients: vec![],
+        identifiers: vec![],
+        changes: vec![],
         deliveries: vec![],
         replies: vec![],
         message: String::new(),
@@ -177,6 +179,26 @@ fn describe(entry: &mut JournalEntry, message: &Message) {
     entry.control_id = message.control_id();
     entry.message_type = format!("{}^{}", message.message_type(), message.trigger_event());
     entry.message = message.text().to_string();
+    entry.identifiers = patient_identifiers(message);
+}
+
+/// The patient identifiers a message carries (PID-3 and MRG-1, each repetition's ID), which
+/// the console's browser finds it by.
+fn patient_identifiers(message: &Message) -> Vec<String> {
+    let mut found: Vec<String> = vec![];
+    let fields = message
+        .segments_named("PID")
+        .map(|pid| pid.field(3))
+        .chain(message.segments_named("MRG").map(|mrg| mrg.field(1)));
+    for field in fields {
+        for repetition in field.repetitions() {
+            let id = repetition.component(1).text();
+            if !id.is_empty() && !found.contains(&id) {
+                found.push(id);
+            }
+        }
+    }
+    found
 }
 
 /// A message that changes the store: once per control id, its changes staged, its ACKs.

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+use tracing::Instrument;
 use tributary_adapter_core::{DeliveryError, Envelope, Outbound};
 
 use crate::config::RetryConfig;
@@ -185,9 +186,23 @@ impl Worker {
             content_type: delivery.content_type.clone(),
             headers,
         };
+        let span = crate::traces::delivery_span(
+            &self.destination,
+            &delivery.id,
+            delivery.cause,
+            delivery.attempts + 1,
+        );
         let started = std::time::Instant::now();
-        let result = self.adapter.deliver(&envelope).await;
+        let result = self.adapter.deliver(&envelope).instrument(span.clone()).await;
         let took = started.elapsed();
+        span.record(
+            "result",
+            match &result {
+                Ok(_) => "delivered",
+                Err(DeliveryError::Transient(_)) => "transient failure",
+                Err(_) => "failed",
+            },
+        );
         let now = now();
         match result {
             Ok(reply) => {

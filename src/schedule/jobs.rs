@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use crate::config::JobConfig;
+use crate::core::journal_index;
 use crate::core::{Finished, NotStored};
 use crate::deliveries::Delivery;
 use crate::deliveries::queue::{self, Outgoing};
@@ -144,9 +145,47 @@ pub async fn journal_retention(job: &JobConfig, context: &JobContext) -> Result<
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let store = context.store.clone();
     let (segments, bytes) = tokio::task::spawn_blocking(move || store.drop_journal_before(cutoff)).await??;
+    let forgotten = forget_dropped_entries(context).await?;
     Ok(format!(
-        "dropped {segments} journal segments ({bytes} bytes) older than {days} days"
+        "dropped {segments} journal segments ({bytes} bytes) older than {days} days, and {forgotten} entries from the journal's index"
     ))
+}
+
+/// Index entries taken out in one commit.
+const INDEX_BATCH: usize = 1_000;
+
+/// Takes the entries the journal no longer has out of its index, oldest last, a batch a commit.
+async fn forget_dropped_entries(context: &JobContext) -> Result<usize, JobError> {
+    let store = context.store.clone();
+    let first_kept = tokio::task::spawn_blocking(move || {
+        let first = store.journal(0, 1)?.first().map(|(seq, _)| *seq);
+        Ok::<_, crate::store::StoreError>(first.unwrap_or(store.journal_last_seq() + 1))
+    })
+    .await??;
+    let mut forgotten = 0;
+    loop {
+        let store = context.store.clone();
+        let old = tokio::task::spawn_blocking(move || {
+            journal_index::older_than(store.as_ref(), first_kept, INDEX_BATCH)
+        })
+        .await??;
+        if old.is_empty() {
+            return Ok(forgotten);
+        }
+        forgotten += old.len();
+        let removals = journal_index::removals(&old);
+        context
+            .committer
+            .write(move |ctx| {
+                ctx.tx.absorb(crate::store::WriteSet {
+                    ops: removals,
+                    journal: vec![],
+                });
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .await
+            .ok_or(JobError::Stopping)??;
+    }
 }
 
 /// Relationships one command marks expired.

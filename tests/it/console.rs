@@ -97,6 +97,10 @@ async fn an_analyst_signs_in_browses_messages_reprocesses_one_and_retries_a_dead
     assert!(page.contains("ucr-adt"), "{page}");
     assert!(page.contains("status=applied\">1</a>"), "{page}");
     assert!(page.contains("pix"), "{page}");
+    assert!(
+        page.contains("role=\"img\"") && page.contains("aria-label=\"ucr-adt: "),
+        "the channel's msg/s chart, with its text alternative: {page}"
+    );
 
     // The browser finds the refused message by status; its page labels every field.
     let (_, page) = console.get("/console/messages?status=rejected").await;
@@ -113,6 +117,36 @@ async fn an_analyst_signs_in_browses_messages_reprocesses_one_and_retries_a_dead
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("title=\"PID-5.1\">DOE</span>"), "{page}");
     assert!(page.contains("title=\"MSA-1\">AA</span>"), "the ACK sent: {page}");
+    // What it wrote: the Patient version it made, as stored.
+    assert!(page.contains("<summary>Patient/"), "{page}");
+    assert!(page.contains("version 1</summary>"), "{page}");
+    assert!(page.contains("&quot;family&quot;: &quot;DOE&quot;"), "{page}");
+
+    // Found by either of its patient identifiers, in its time range and not outside it.
+    for identifier in ["1000234567", "MRN00012345"] {
+        let (_, page) = console
+            .get(&format!("/console/messages?patient={identifier}"))
+            .await;
+        assert!(
+            page.contains(&format!("href=\"/console/messages/{seq}\"")),
+            "{page}"
+        );
+    }
+    let (_, page) = console.get("/console/messages?patient=1000234568").await;
+    assert!(page.contains("No message matches."), "{page}");
+    let (_, page) = console
+        .get("/console/messages?patient=1000234567&since=2000-01-01T00:00&until=2999-01-01T00:00")
+        .await;
+    assert!(
+        page.contains(&format!("href=\"/console/messages/{seq}\"")),
+        "{page}"
+    );
+    for range in ["since=2999-01-01T00:00", "until=2000-01-01T00:00"] {
+        let (_, page) = console
+            .get(&format!("/console/messages?patient=1000234567&{range}"))
+            .await;
+        assert!(page.contains("No message matches."), "{range}: {page}");
+    }
     assert_eq!(console.get("/console/messages/999999").await.0, 404);
 
     // Reprocessed with a reason: a new journal entry says who and why.
@@ -171,9 +205,19 @@ async fn an_analyst_signs_in_browses_messages_reprocesses_one_and_retries_a_dead
     let (status, page) = console.get("/console/mappings").await;
     assert_eq!(status, 200, "{page}");
     assert!(
-        page.contains("<td>ucr-adt</td><td>ucr-adt-patient</td>"),
+        page.contains(
+            "<td>ucr-adt</td><td><a href=\"/console/mappings/ucr-adt-patient\">ucr-adt-patient</a></td>"
+        ),
         "{page}"
     );
+    let (status, page) = console.get("/console/mappings/ucr-adt-patient?line=3").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<tr id=\"L3\" class=\"failed\">"),
+        "the line asked for is marked: {page}"
+    );
+    assert_eq!(console.get("/console/mappings/..%2Fconfig").await.0, 404);
+    assert_eq!(console.get("/console/mappings/no-such-mapping").await.0, 404);
     let ran = console.post("/console/mappings/test", &[]).await;
     assert_eq!(ran.status().as_u16(), 200);
     let page = ran.text().await.unwrap();

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -262,6 +264,21 @@ async fn an_analyst_works_the_console_in_chromium() {
         "/console/messages/",
     )
     .await;
+    // One click from the error to the rule that raised it.
+    let errored = client.current_url().await.unwrap();
+    click_and_load(
+        &client,
+        "a[href^='/console/mappings/ucr-oru-result']",
+        "/console/mappings/ucr-oru-result",
+    )
+    .await;
+    assert!(
+        text(&client, "tr.failed code")
+            .await
+            .contains("required(PID-3.1)"),
+        "the failing rule's line, as the mapping reads now"
+    );
+    client.goto(errored.as_str()).await.unwrap();
     client
         .wait()
         .for_element(Locator::Css("input[name=reason]"))
@@ -306,5 +323,64 @@ async fn an_analyst_works_the_console_in_chromium() {
         .unwrap();
     let received = consumer.wait_for(1).await;
     assert!(received[0].contains("ADT^A31"), "{received:?}");
+
+    // Every page is labelled and starts with a way past the navigation for the keyboard.
+    for path in [
+        "/console",
+        "/console/messages",
+        "/console/messages?channel=ucr-oru",
+        "/console/dead-letters",
+        "/console/mappings",
+        "/console/mappings/ucr-oru-result",
+        "/console/config",
+    ] {
+        client.goto(&format!("{}{path}", engine.http)).await.unwrap();
+        assert_accessible(&client, path).await;
+    }
+    let first_message = format!("{}/console/messages", engine.http);
+    client.goto(&first_message).await.unwrap();
+    click_and_load(
+        &client,
+        "table tr:nth-child(2) td:first-child a",
+        "/console/messages/",
+    )
+    .await;
+    assert_accessible(&client, "a message").await;
     client.close().await.unwrap();
+}
+
+/// Every form control has a label (around it, pointing at it, or `aria-label`), every image a
+/// text alternative, and the first Tab reaches the link that skips to the page's content.
+async fn assert_accessible(client: &Client, page: &str) {
+    let unlabelled = client
+        .find_all(Locator::XPath(
+            "//input[not(@type='hidden') and not(ancestor::label) and not(@aria-label) and not(@id = //label/@for)] \
+             | //select[not(ancestor::label) and not(@aria-label)] | //textarea[not(ancestor::label) and not(@aria-label)] \
+             | //*[@role='img'][not(@aria-label)] | //button[normalize-space(.)='']",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        unlabelled.is_empty(),
+        "{page}: {} controls without a label",
+        unlabelled.len()
+    );
+    assert!(
+        client.find(Locator::Css("html[lang] main h1")).await.is_ok(),
+        "{page}: a language and a main heading"
+    );
+    let tab = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down {
+            value: Key::Tab.into(),
+        })
+        .then(KeyAction::Up {
+            value: Key::Tab.into(),
+        });
+    client.perform_actions(tab).await.unwrap();
+    let focused = client.active_element().await.unwrap();
+    assert_eq!(
+        focused.text().await.unwrap(),
+        "Skip to content",
+        "{page}: the first Tab goes to the skip link"
+    );
 }

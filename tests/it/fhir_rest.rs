@@ -160,6 +160,14 @@ async fn a_task_is_created_read_updated_versioned_searched_and_deleted() {
     let v1 = fhir.get(&format!("/Task/{id}/_history/1")).await;
     assert_eq!(v1.status, 200);
     assert_eq!(v1.json()["status"], "ready");
+    let v2 = fhir.get(&format!("/Task/{id}/_history/2")).await;
+    assert_eq!(
+        v2.status, 200,
+        "the current version is a version too: {}",
+        v2.text
+    );
+    assert_eq!(v2.json()["meta"]["versionId"], "2");
+    assert_eq!(fhir.get(&format!("/Task/{id}/_history/3")).await.status, 404);
     let history = fhir.get(&format!("/Task/{id}/_history")).await.json();
     assert_eq!(history["type"], "history");
     assert_eq!(history["total"], 2);

@@ -60,5 +60,6 @@ mod schedule;
 mod scheduling;
 mod summary_feeds;
 mod tls;
+mod traces;
 mod untrusted_senders;
 mod upstream_demographics;

@@ -27,6 +27,7 @@
 //! `flock` while the store is open, so a second process is refused). A `sled/` folder left by an
 //! earlier release is imported once (see `sled_import`).
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
@@ -69,6 +70,10 @@ pub struct EmbeddedStore {
     log_segment_bytes: u64,
     /// Why the last commit or sync failed; cleared by the next sync that succeeds.
     failure: Mutex<Option<String>>,
+    /// The first journal sequence number of each closed log segment (None: it has none), read
+    /// once from the segment's head: a journal read starts at the segment that holds `from`
+    /// instead of walking every segment before it.
+    journal_starts: Mutex<BTreeMap<u64, Option<u64>>>,
     /// Held open for its `flock` while the store is open.
     _lock: File,
 }
@@ -289,6 +294,7 @@ impl EmbeddedStore {
             min_free_bytes: options.min_free_bytes,
             log_segment_bytes: options.log_segment_bytes,
             failure: Mutex::new(None),
+            journal_starts: Mutex::new(BTreeMap::new()),
             _lock: lock,
         })
     }
@@ -315,6 +321,20 @@ impl EmbeddedStore {
             });
         }
         Ok(())
+    }
+
+    /// The first journal sequence number of `segment`, remembered once the segment is closed
+    /// (the one being written, `current`, may still get its first).
+    fn journal_start(&self, segment: u64, current: u64) -> Result<Option<u64>, StoreError> {
+        let mut starts = self.journal_starts.lock().map_err(|_| StoreError::Poisoned)?;
+        if let Some(&known) = starts.get(&segment) {
+            return Ok(known);
+        }
+        let first = wal::first_journal_seq(&self.log_dir, segment)?;
+        if segment < current {
+            starts.insert(segment, first);
+        }
+        Ok(first)
     }
 
     fn lock_log(&self) -> Result<std::sync::MutexGuard<'_, Log>, StoreError> {
@@ -560,14 +580,22 @@ impl Store for EmbeddedStore {
     }
 
     fn journal(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let segments = wal::segments(&self.log_dir)?;
+        let current = self.lock_log()?.wal.segment();
+        // The segment to start at: the last whose first entry is at or before `from`.
+        let mut start = 0;
+        for (i, &segment) in segments.iter().enumerate() {
+            match self.journal_start(segment, current)? {
+                Some(first) if first <= from => start = i,
+                Some(_) => break,
+                None => {}
+            }
+        }
         let mut found = vec![];
-        for segment in wal::segments(&self.log_dir)? {
-            for record in wal::read_segment(&self.log_dir, segment)? {
-                found.extend(record.journal.into_iter().filter(|(seq, _)| *seq >= from));
-                if found.len() >= limit {
-                    found.truncate(limit);
-                    return Ok(found);
-                }
+        for &segment in &segments[start.min(segments.len())..] {
+            wal::read_journal(&self.log_dir, segment, from, limit, &mut found)?;
+            if found.len() >= limit {
+                break;
             }
         }
         Ok(found)
@@ -924,6 +952,50 @@ mod tests {
             100
         );
         assert_eq!(store.journal_last_seq(), 100);
+    }
+
+    #[test]
+    fn a_journal_read_from_the_middle_of_many_segments_gets_exactly_what_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            log_segment_bytes: 2048,
+            ..StoreOptions::default()
+        };
+        let store = EmbeddedStore::open_with(dir.path(), &options).unwrap();
+        let mut seq = 0u64;
+        for round in 0..120u64 {
+            // Some records carry no journal entry (bookkeeping), some carry three.
+            let entries = (round % 4) as usize;
+            let journal = (0..entries)
+                .map(|_| {
+                    seq += 1;
+                    (seq, format!("entry {seq} {}", "j".repeat(100)).into_bytes())
+                })
+                .collect();
+            store
+                .commit(WriteSet {
+                    ops: vec![put(Keyspace::Meta, format!("m{round}").as_bytes(), &[7; 300])],
+                    journal,
+                })
+                .unwrap();
+            store.sync().unwrap();
+        }
+        assert!(wal::segments(&dir.path().join("journal")).unwrap().len() > 10);
+        for from in [0, 1, 2, 57, 99, seq - 1, seq, seq + 1] {
+            for limit in [1, 3, 1000] {
+                let read: Vec<u64> = store
+                    .journal(from, limit)
+                    .unwrap()
+                    .iter()
+                    .map(|(s, _)| *s)
+                    .collect();
+                let expected: Vec<u64> = (from.max(1)..=seq).take(limit).collect();
+                assert_eq!(read, expected, "from {from}, limit {limit}");
+            }
+        }
+        let (at, bytes) = store.journal(57, 1).unwrap().remove(0);
+        assert_eq!(at, 57);
+        assert!(String::from_utf8(bytes).unwrap().starts_with("entry 57 "));
     }
 
     #[test]

@@ -136,11 +136,15 @@ pub enum Keyspace {
     /// `patient id \0 Type/id` -> when the member made that provider or group a favourite
     /// (src/domain/directory.rs).
     Favourite,
+    /// The journal's index, for the console's message browser: `term kind, value \0 inverted
+    /// seq (8 bytes BE)`, newest first under each term; under the term `*` the entry's summary
+    /// (src/core/journal_index.rs).
+    JournalIndex,
 }
 
 impl Keyspace {
     /// Every keyspace.
-    pub const ALL: [Keyspace; 38] = [
+    pub const ALL: [Keyspace; 39] = [
         Keyspace::Dedupe,
         Keyspace::Patient,
         Keyspace::IdentifierIndex,
@@ -179,6 +183,7 @@ impl Keyspace {
         Keyspace::NewsItem,
         Keyspace::MessageState,
         Keyspace::Favourite,
+        Keyspace::JournalIndex,
     ];
 
     /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
@@ -222,6 +227,7 @@ impl Keyspace {
             Keyspace::NewsItem => b'n',
             Keyspace::MessageState => b'G',
             Keyspace::Favourite => b'v',
+            Keyspace::JournalIndex => b'q',
         }
     }
 }
@@ -262,6 +268,7 @@ pub trait Reader {
 /// The storage contract the engine and the API rely on.
 pub trait Store: Reader + Send + Sync {
     /// Apply every write atomically (visible to readers at once, durable only after `sync`).
+    /// Journal sequence numbers only increase, from entry to entry and commit to commit.
     fn commit(&self, writes: WriteSet) -> Result<(), StoreError>;
     /// Entries whose key starts with `prefix` and sorts after `after` (itself under `prefix`),
     /// in key order, at most `limit`: a queue read from where its reader left off, without

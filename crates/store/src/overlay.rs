@@ -29,6 +29,8 @@ pub struct Changed {
     pub kind: String,
     /// The record's id within its kind.
     pub id: String,
+    /// The version written, for a record that keeps versions (a FHIR resource).
+    pub version: Option<u64>,
 }
 
 impl<'r> Overlay<'r> {
@@ -48,11 +50,23 @@ impl<'r> Overlay<'r> {
 
     /// Notes that the record `kind`/`id` changed (each once).
     pub fn note_changed(&mut self, kind: &str, id: &str) {
-        if !self.changed.iter().any(|c| c.kind == kind && c.id == id) {
-            self.changed.push(Changed {
+        self.note(kind, id, None);
+    }
+
+    /// Notes that version `version` of the record `kind`/`id` was written (each record once,
+    /// with the last version written).
+    pub fn note_version(&mut self, kind: &str, id: &str, version: u64) {
+        self.note(kind, id, Some(version));
+    }
+
+    fn note(&mut self, kind: &str, id: &str, version: Option<u64>) {
+        match self.changed.iter_mut().find(|c| c.kind == kind && c.id == id) {
+            Some(known) => known.version = version.or(known.version),
+            None => self.changed.push(Changed {
                 kind: kind.to_string(),
                 id: id.to_string(),
-            });
+                version,
+            }),
         }
     }
 
@@ -97,7 +111,7 @@ impl<'r> Overlay<'r> {
     pub fn absorb_staged(&mut self, staged: Staged) {
         self.absorb(staged.writes);
         for changed in staged.changed {
-            self.note_changed(&changed.kind, &changed.id);
+            self.note(&changed.kind, &changed.id, changed.version);
         }
     }
 

@@ -374,6 +374,7 @@ pub fn segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
 }
 
 /// Reads every whole record of a segment, in order, up to the first damaged one.
+#[cfg(test)]
 pub fn read_segment(dir: &Path, segment: u64) -> Result<Vec<WriteSet>, StoreError> {
     Ok(decode_all(&read_file(&segment_path(dir, segment))?).0)
 }
@@ -384,6 +385,108 @@ fn read_file(path: &Path) -> Result<Vec<u8>, StoreError> {
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(|e| io(&path.display().to_string(), e))?;
     Ok(bytes)
+}
+
+/// Adds to `found` the journal entries of a segment's whole records with a sequence number of
+/// at least `from`, until `found` holds `limit`. The records' writes are stepped over, not
+/// copied: a journal read costs one file read and a walk of its records.
+pub fn read_journal(
+    dir: &Path,
+    segment: u64,
+    from: u64,
+    limit: usize,
+    found: &mut Vec<(u64, Vec<u8>)>,
+) -> Result<(), StoreError> {
+    let bytes = read_file(&segment_path(dir, segment))?;
+    let mut at = 0;
+    while found.len() < limit {
+        let Some((payload, used)) = intact_payload(&bytes[at..]) else {
+            break;
+        };
+        at += used;
+        let Some(entries) = journal_of(payload) else {
+            break;
+        };
+        for (seq, entry) in entries {
+            if seq >= from && found.len() < limit {
+                found.push((seq, entry.to_vec()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sequence number of a segment's first journal entry (None: it has none), reading its
+/// records one at a time from the start, so only the head of the file is read.
+pub fn first_journal_seq(dir: &Path, segment: u64) -> Result<Option<u64>, StoreError> {
+    let path = segment_path(dir, segment);
+    let io_error = |e| io(&path.display().to_string(), e);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(e)),
+    };
+    let mut at = 0u64;
+    let mut record = vec![];
+    loop {
+        let mut header = [0u8; 8];
+        if file.read_exact_at(&mut header, at).is_err() {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        if !(8..=MAX_RECORD).contains(&len) {
+            return Ok(None);
+        }
+        record.resize(8 + len, 0);
+        if file.read_exact_at(&mut record, at).is_err() {
+            return Ok(None);
+        }
+        let Some((payload, used)) = intact_payload(&record) else {
+            return Ok(None);
+        };
+        match journal_of(payload) {
+            Some(entries) if !entries.is_empty() => return Ok(Some(entries[0].0)),
+            Some(_) => at += used as u64,
+            None => return Ok(None),
+        }
+    }
+}
+
+/// The payload of the intact record at the start of `bytes`, and the bytes the record spans.
+fn intact_payload(bytes: &[u8]) -> Option<(&[u8], usize)> {
+    let mut header = Cursor { bytes, at: 0 };
+    let len = header.u32()? as usize;
+    let crc = header.u32()?;
+    if !(8..=MAX_RECORD).contains(&len) {
+        return None;
+    }
+    let payload = bytes.get(8..8 + len)?;
+    (crc32fast::hash(payload) == crc).then_some((payload, 8 + len))
+}
+
+/// The journal entries of a record's payload, its writes stepped over.
+fn journal_of(payload: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+    let mut cursor = Cursor {
+        bytes: payload,
+        at: 0,
+    };
+    for _ in 0..cursor.u32()? {
+        cursor.u8()?;
+        cursor.bytes()?;
+        match cursor.u8()? {
+            0 => {}
+            1 => {
+                cursor.bytes()?;
+            }
+            _ => return None,
+        }
+    }
+    let mut entries = vec![];
+    for _ in 0..cursor.u32()? {
+        let seq = cursor.u64()?;
+        entries.push((seq, cursor.bytes()?));
+    }
+    (cursor.at == payload.len()).then_some(entries)
 }
 
 /// What recovery does with a damaged record that intact records follow.

@@ -26,15 +26,18 @@ header a{color:#fff}main{padding:1em}table{border-collapse:collapse;margin:.5em 
 td,th{border:1px solid #d8dde0;padding:.25em .5em;text-align:left;vertical-align:top}\
 .seg{font-family:monospace;white-space:pre-wrap;word-break:break-all}\
 .seg span[title]:hover{background:#ffeb3b}.error{color:#b00020}.note{color:#4c6272}\
-form.inline{display:inline}";
+form.inline{display:inline}tr.failed{background:#fde8e8}\
+a:focus,button:focus,input:focus,select:focus,summary:focus{outline:3px solid #ffb81c;outline-offset:1px}\
+.skip{position:absolute;left:-999em}.skip:focus{left:1em;top:.5em;background:#fff;color:#005eb8;padding:.3em}\
+svg.rate{vertical-align:middle}header nav{display:flex;gap:1.5em}";
 
 /// A whole page: `title`, the navigation (when someone is signed in), then `body`.
 pub fn page(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str) -> Response {
     let nav = match signed_in {
         Some(who) => format!(
-            "<a href=\"/console\">Channels</a><a href=\"/console/messages\">Messages</a>\
+            "<nav aria-label=\"Console\"><a href=\"/console\">Channels</a><a href=\"/console/messages\">Messages</a>\
              <a href=\"/console/dead-letters\">Dead letters</a><a href=\"/console/mappings\">Mappings</a>\
-             <a href=\"/console/config\">Configuration</a><span>{}</span>\
+             <a href=\"/console/config\">Configuration</a></nav><span>Signed in as {}</span>\
              <form class=\"inline\" method=\"post\" action=\"/console/logout\"><button>Sign out</button></form>",
             esc(who)
         ),
@@ -42,8 +45,9 @@ pub fn page(status: StatusCode, title: &str, signed_in: Option<&str>, body: &str
     };
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} - Tributary</title>\
-         <style>{STYLE}</style></head><body><header><strong>Tributary</strong>{nav}</header>\
-         <main><h1>{}</h1>{body}</main></body></html>",
+         <style>{STYLE}</style></head><body><a class=\"skip\" href=\"#main\">Skip to content</a>\
+         <header><strong>Tributary</strong>{nav}</header>\
+         <main id=\"main\"><h1>{}</h1>{body}</main></body></html>",
         esc(title),
         esc(title)
     );

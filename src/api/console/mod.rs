@@ -35,5 +35,6 @@ pub fn routes() -> Router<AppState> {
         .route("/console/dead-letters/{id}/discard", post(pages::discard))
         .route("/console/mappings", get(setup::mappings))
         .route("/console/mappings/test", post(setup::test))
+        .route("/console/mappings/{name}", get(setup::mapping_source))
         .route("/console/config", get(setup::config))
 }

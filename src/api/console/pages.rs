@@ -12,15 +12,12 @@ use super::html::{esc, page, see_other};
 use super::session::Analyst;
 use crate::api::AppState;
 use crate::api::journal::entry_at;
-use crate::core::journal::JournalEntry;
+use crate::core::journal_index::{self, Query as SearchQuery};
 use crate::deliveries::queue::{self, DeadLetterError};
 use crate::hl7::{Delimiters, Message};
 
 /// Journal entries one page of the browser shows.
 const PAGE: usize = 50;
-
-/// Journal entries the browser reads back, at most, for one page of matches (newest first).
-const SCANNED: u64 = 5_000;
 
 /// `GET /console`: each channel's messages by status since the engine started, and each
 /// destination's queue.
@@ -36,18 +33,23 @@ pub async fn dashboard(State(state): State<AppState>, Analyst(caller): Analyst) 
     ];
     let mut channels: Vec<&str> = counts.keys().map(|(c, _)| c.as_str()).collect();
     channels.dedup();
-    let mut body = String::from(
-        "<p class=\"note\">Messages answered since the engine started.</p><table><tr><th>channel</th>",
+    let rates = crate::metrics::message_rates();
+    let mut body = format!(
+        "<p class=\"note\">Messages answered since the engine started; msg/s in {}-second steps over the last {} minutes.</p>\
+         <table><caption>Channels</caption><tr><th scope=\"col\">channel</th><th scope=\"col\">msg/s</th>",
+        crate::metrics::RATE_STEP_SECS,
+        crate::metrics::RATE_STEP_SECS * crate::metrics::RATE_STEPS as u64 / 60,
     );
     for status in statuses {
-        body.push_str(&format!("<th>{status}</th>"));
+        body.push_str(&format!("<th scope=\"col\">{status}</th>"));
     }
     body.push_str("</tr>");
     for channel in &channels {
         body.push_str(&format!(
-            "<tr><td><a href=\"/console/messages?channel={}\">{}</a></td>",
+            "<tr><th scope=\"row\"><a href=\"/console/messages?channel={}\">{}</a></th><td>{}</td>",
             esc(&url_encode(channel)),
-            esc(channel)
+            esc(channel),
+            rate_chart(channel, rates.get(*channel).map(Vec::as_slice).unwrap_or(&[])),
         ));
         for status in statuses {
             let n = counts.get(&(channel.to_string(), status)).copied().unwrap_or(0);
@@ -59,7 +61,7 @@ pub async fn dashboard(State(state): State<AppState>, Analyst(caller): Analyst) 
         body.push_str("</tr>");
     }
     if channels.is_empty() {
-        body.push_str("<tr><td colspan=\"7\">No message yet.</td></tr>");
+        body.push_str("<tr><td colspan=\"8\">No message yet.</td></tr>");
     }
     body.push_str("</table><h2>Destinations</h2><table><tr><th>destination</th><th>waiting</th><th>oldest waiting</th></tr>");
     for queue in crate::api::metrics::queue_states(&state).await {
@@ -74,126 +76,129 @@ pub async fn dashboard(State(state): State<AppState>, Analyst(caller): Analyst) 
     page(StatusCode::OK, "Channels", Some(&caller.actor()), &body)
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Filters {
-    #[serde(default)]
-    channel: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default, rename = "type")]
-    message_type: String,
-    #[serde(default)]
-    control_id: String,
-    #[serde(default)]
-    sender: String,
-    /// A patient identifier (or id) the message names.
-    #[serde(default)]
-    patient: String,
-    /// Only entries before this sequence number (the next page).
-    before: Option<u64>,
+/// A small line chart of a channel's msg/s, oldest step left, drawn in SVG (the console runs no
+/// script); its text alternative gives the latest and the highest rate.
+fn rate_chart(channel: &str, per_second: &[f64]) -> String {
+    let (width, height) = (180.0, 28.0);
+    let peak = per_second.iter().copied().fold(0.0_f64, f64::max);
+    let latest = per_second.last().copied().unwrap_or(0.0);
+    let step = width / (per_second.len().max(2) - 1) as f64;
+    let points: Vec<String> = per_second
+        .iter()
+        .enumerate()
+        .map(|(i, rate)| {
+            let y = if peak > 0.0 {
+                height - 2.0 - rate / peak * (height - 4.0)
+            } else {
+                height - 2.0
+            };
+            format!("{:.1},{:.1}", i as f64 * step, y)
+        })
+        .collect();
+    format!(
+        "<svg class=\"rate\" role=\"img\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" aria-label=\"{label}\">\
+         <title>{label}</title><polyline fill=\"none\" stroke=\"#005eb8\" stroke-width=\"1.5\" points=\"{}\"/></svg> {latest:.1}",
+        points.join(" "),
+        label = esc(&format!(
+            "{channel}: {latest:.1} msg/s now, at most {peak:.1} in the last ten minutes"
+        )),
+    )
 }
 
-impl Filters {
-    fn keep(&self, entry: &JournalEntry) -> bool {
-        let blank_or =
-            |filter: &str, test: &dyn Fn(&str) -> bool| filter.trim().is_empty() || test(filter.trim());
-        blank_or(&self.channel, &|f| entry.channel == f)
-            && blank_or(&self.status, &|f| json_name(entry) == f)
-            && blank_or(&self.message_type, &|f| entry.message_type.starts_with(f))
-            && blank_or(&self.control_id, &|f| entry.control_id == f)
-            && blank_or(&self.sender, &|f| {
-                entry.sender.to_lowercase().contains(&f.to_lowercase())
-            })
-            && blank_or(&self.patient, &|f| {
-                entry.patients.iter().any(|p| p == f) || entry.message.contains(f)
-            })
-    }
-}
-
-fn json_name(entry: &JournalEntry) -> &'static str {
-    entry.status.name()
-}
-
-/// `GET /console/messages`: the journal, newest first, filtered.
+/// `GET /console/messages`: the journal, newest first, searched through its index
+/// (`core::journal_index`): by channel, status, type, control id, sender, patient identifier and
+/// arrival time, a page at a time.
 pub async fn messages(
     State(state): State<AppState>,
     Analyst(caller): Analyst,
-    Query(filters): Query<Filters>,
+    Query(query): Query<SearchQuery>,
 ) -> Response {
     let store = state.store.clone();
-    let before = filters.before;
-    let read = tokio::task::spawn_blocking(move || {
-        let last = store.journal_last_seq();
-        let end = before.map_or(last, |b| b.saturating_sub(1).min(last));
-        let start = end.saturating_sub(SCANNED - 1).max(1);
-        let entries = store.journal(start, (end + 1 - start.min(end + 1)) as usize)?;
-        Ok::<_, crate::store::StoreError>((start, entries))
-    })
-    .await;
-    let (start, entries) = match read {
+    let search = query.clone();
+    let started = std::time::Instant::now();
+    let found =
+        tokio::task::spawn_blocking(move || journal_index::search(store.as_ref(), &search, PAGE)).await;
+    let found = match found {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => return failure(&caller, &e.to_string()),
         Err(e) => return failure(&caller, &e.to_string()),
     };
-    let mut shown = vec![];
-    for (_, bytes) in entries.iter().rev() {
-        if let Ok(entry) = JournalEntry::from_bytes(bytes)
-            && filters.keep(&entry)
-        {
-            shown.push(entry);
-            if shown.len() == PAGE {
-                break;
-            }
-        }
-    }
-    let field = |name: &str, value: &str, label: &str| {
+    let took = started.elapsed();
+    let field = |name: &str, value: &str, label: &str, kind: &str| {
         format!(
-            "<label>{label} <input name=\"{name}\" value=\"{}\" size=\"12\"></label> ",
+            "<label>{label} <input type=\"{kind}\" name=\"{name}\" value=\"{}\" size=\"12\"></label> ",
             esc(value)
         )
     };
+    let statuses = ["", "applied", "duplicate", "error", "rejected", "filtered"];
+    let status_options: String = statuses
+        .iter()
+        .map(|s| {
+            let selected = if *s == query.status.trim() {
+                " selected"
+            } else {
+                ""
+            };
+            let label = if s.is_empty() { "any" } else { s };
+            format!("<option value=\"{s}\"{selected}>{label}</option>")
+        })
+        .collect();
     let mut body = format!(
-        "<form method=\"get\" action=\"/console/messages\">{}{}{}{}{}{}<button>Search</button></form>\
-         <p class=\"note\">Newest first, among the {SCANNED} journal entries before the page's start.</p>\
-         <table><tr><th>seq</th><th>received</th><th>channel</th><th>type</th><th>status</th><th>sender</th><th>control id</th><th>error</th></tr>",
-        field("channel", &filters.channel, "channel"),
-        field("status", &filters.status, "status"),
-        field("type", &filters.message_type, "type"),
-        field("control_id", &filters.control_id, "control id"),
-        field("sender", &filters.sender, "sender"),
-        field("patient", &filters.patient, "patient"),
+        "<form method=\"get\" action=\"/console/messages\" aria-label=\"Search the journal\">{}\
+         <label>status <select name=\"status\">{status_options}</select></label> {}{}{}{}{}{}\
+         <button>Search</button></form>\
+         <p class=\"note\">Newest first. Times are UTC. {} {} examined in {} ms.</p>\
+         <table><caption>Journal entries</caption><tr><th scope=\"col\">seq</th><th scope=\"col\">received</th><th scope=\"col\">channel</th><th scope=\"col\">type</th><th scope=\"col\">status</th><th scope=\"col\">sender</th><th scope=\"col\">control id</th><th scope=\"col\">patient</th><th scope=\"col\">error</th></tr>",
+        field("channel", &query.channel, "channel", "text"),
+        field("type", &query.message_type, "type", "text"),
+        field("control_id", &query.control_id, "control id", "text"),
+        field("sender", &query.sender, "sender", "text"),
+        field("patient", &query.patient, "patient identifier", "text"),
+        field("since", &query.since, "from", "datetime-local"),
+        field("until", &query.until, "until", "datetime-local"),
+        found.examined,
+        if found.examined == 1 { "entry" } else { "entries" },
+        took.as_millis(),
     );
-    for entry in &shown {
+    for row in &found.rows {
         body.push_str(&format!(
-            "<tr><td><a href=\"/console/messages/{seq}\">{seq}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
-            esc(&entry.received_at),
-            esc(&entry.channel),
-            esc(&entry.message_type),
-            entry.status.name(),
-            esc(&entry.sender),
-            esc(&entry.control_id),
-            esc(entry.error.as_deref().unwrap_or("")),
-            seq = entry.seq,
+            "<tr><td><a href=\"/console/messages/{seq}\">{seq}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
+            esc(&row.received_at),
+            esc(&row.channel),
+            esc(&row.message_type),
+            row.status.name(),
+            esc(&row.sender),
+            esc(&row.control_id),
+            esc(&row.identifiers.join(", ")),
+            esc(row.error.as_deref().unwrap_or("")),
+            seq = row.seq,
         ));
     }
-    if shown.is_empty() {
-        body.push_str("<tr><td colspan=\"8\">No message matches.</td></tr>");
+    if found.rows.is_empty() {
+        body.push_str("<tr><td colspan=\"9\">No message matches.</td></tr>");
     }
     body.push_str("</table>");
-    if start > 1 {
-        let oldest = if shown.len() == PAGE {
-            shown.last().map_or(start, |e| e.seq)
-        } else {
-            start
-        };
+    if found.stopped_at_budget {
         body.push_str(&format!(
-            "<p><a href=\"/console/messages?channel={}&amp;status={}&amp;type={}&amp;control_id={}&amp;sender={}&amp;patient={}&amp;before={oldest}\">Older</a></p>",
-            esc(&url_encode(&filters.channel)),
-            esc(&url_encode(&filters.status)),
-            esc(&url_encode(&filters.message_type)),
-            esc(&url_encode(&filters.control_id)),
-            esc(&url_encode(&filters.sender)),
-            esc(&url_encode(&filters.patient)),
+            "<p class=\"note\">Stopped after {} entries without filling the page: search further back with the link below, or narrow the search.</p>",
+            journal_index::SEARCH_BUDGET
+        ));
+    }
+    if let Some(before) = found.next_before {
+        let link: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("channel", &query.channel)
+            .append_pair("status", &query.status)
+            .append_pair("type", &query.message_type)
+            .append_pair("control_id", &query.control_id)
+            .append_pair("sender", &query.sender)
+            .append_pair("patient", &query.patient)
+            .append_pair("since", &query.since)
+            .append_pair("until", &query.until)
+            .append_pair("before", &before.to_string())
+            .finish();
+        body.push_str(&format!(
+            "<p><a href=\"/console/messages?{}\">Older</a></p>",
+            esc(&link)
         ));
     }
     page(StatusCode::OK, "Messages", Some(&caller.actor()), &body)
@@ -245,7 +250,16 @@ pub async fn message(
         entry
             .error
             .as_ref()
-            .map(|e| format!("<tr><th>error</th><td class=\"error\">{}</td></tr>", esc(e)))
+            .map(|e| format!(
+                "<tr><th>error</th><td class=\"error\">{}{}</td></tr>",
+                esc(e),
+                failed_rule(e)
+                    .map(|(mapping, line)| format!(
+                        " <a href=\"/console/mappings/{m}?line={line}#L{line}\">See line {line} of mapping {m}</a>",
+                        m = esc(mapping)
+                    ))
+                    .unwrap_or_default()
+            ))
             .unwrap_or_default(),
         entry
             .duplicate_of
@@ -263,6 +277,13 @@ pub async fn message(
     body.push_str("<h2>Replies</h2>");
     for reply in &entry.replies {
         body.push_str(&labelled(reply));
+    }
+    body.push_str("<h2>What it changed</h2>");
+    if entry.changes.is_empty() {
+        body.push_str("<p>Nothing in the store.</p>");
+    }
+    for change in &entry.changes {
+        body.push_str(&changed_record(state.store.as_ref(), change));
     }
     body.push_str("<h2>Deliveries it caused</h2><table><tr><th>id</th><th>state</th><th>tries</th><th>last error</th></tr>");
     for id in &entry.deliveries {
@@ -292,6 +313,40 @@ pub async fn message(
         &format!("Message {seq}"),
         Some(&caller.actor()),
         &body,
+    )
+}
+
+/// The mapping and line an error names (`mapping adt-patient line 12`), to link to.
+fn failed_rule(error: &str) -> Option<(&str, usize)> {
+    let (_, rest) = error.rsplit_once("mapping ")?;
+    let (mapping, rest) = rest.split_once(" line ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let safe = !mapping.is_empty()
+        && mapping
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    Some((mapping, digits.parse().ok()?)).filter(|_| safe)
+}
+
+/// One record a message changed: for a FHIR resource, the version it wrote (the mapped output
+/// as stored), folded.
+fn changed_record(store: &dyn crate::store::Store, change: &str) -> String {
+    let versioned = change.split_once("/_history/").and_then(|(record, version)| {
+        let (kind, id) = record.split_once('/')?;
+        Some((kind, id, version.parse::<u64>().ok()?))
+    });
+    let Some((kind, id, version)) = versioned else {
+        return format!("<p>{}</p>", esc(change));
+    };
+    let shown = match crate::domain::resources::vread(store, kind, id, version) {
+        Ok(Some(resource)) => serde_json::to_string_pretty(&resource).unwrap_or_default(),
+        Ok(None) => "This version is no longer kept.".into(),
+        Err(e) => format!("It could not be read: {e}"),
+    };
+    format!(
+        "<details><summary>{} version {version}</summary><pre>{}</pre></details>",
+        esc(&format!("{kind}/{id}")),
+        esc(&shown)
     )
 }
 
@@ -482,5 +537,30 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("<span title=\"PID-3\">"), "{shown}");
+    }
+
+    #[test]
+    fn an_error_names_the_mapping_and_line_to_link_to() {
+        assert_eq!(
+            failed_rule("PID-3.99 is required (PID-3.99, mapping ucr-oru-result line 14)"),
+            Some(("ucr-oru-result", 14))
+        );
+        assert_eq!(failed_rule("control id `X` was already used"), None);
+        assert_eq!(
+            failed_rule("x (PID-3, mapping ../etc line 2)"),
+            None,
+            "only a plain name"
+        );
+        assert_eq!(failed_rule("x (mapping a line )"), None);
+    }
+
+    #[test]
+    fn the_rate_chart_has_a_point_a_step_and_says_what_it_shows() {
+        let chart = rate_chart("ucr-adt", &[0.0, 2.0, 4.0]);
+        assert!(
+            chart.contains("points=\"0.0,26.0 90.0,14.0 180.0,2.0\""),
+            "{chart}"
+        );
+        assert!(chart.contains("ucr-adt: 4.0 msg/s now, at most 4.0"), "{chart}");
     }
 }

@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde::Deserialize;
 
 use super::html::{esc, page};
 use super::session::Analyst;
@@ -184,13 +185,72 @@ pub async fn test(State(state): State<AppState>, Analyst(caller): Analyst) -> Re
     )
 }
 
+#[derive(Debug, Deserialize)]
+pub struct LineQuery {
+    line: Option<usize>,
+}
+
+/// `GET /console/mappings/{name}`: a mapping's source as it is on disk now, its lines numbered
+/// and anchored (`#L12`); `?line=12` marks the rule an error named.
+pub async fn mapping_source(
+    State(state): State<AppState>,
+    Analyst(caller): Analyst,
+    Path(name): Path<String>,
+    Query(query): Query<LineQuery>,
+) -> Response {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let path = state.setup.mappings_dir.join(format!("{name}.map"));
+    let text = if plain {
+        std::fs::read_to_string(&path).ok()
+    } else {
+        None
+    };
+    let Some(text) = text else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "No such mapping",
+            Some(&caller.actor()),
+            &format!("<p>The mappings folder has no mapping `{}`.</p>", esc(&name)),
+        );
+    };
+    let mut body = format!(
+        "<p class=\"note\">{} as it is on disk now.</p><table class=\"source\"><caption>Lines of {}</caption>",
+        esc(&path.display().to_string()),
+        esc(&name)
+    );
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        let marked = query.line == Some(number);
+        body.push_str(&format!(
+            "<tr id=\"L{number}\"{}><th scope=\"row\">{number}</th><td><code>{}</code>{}</td></tr>",
+            if marked { " class=\"failed\"" } else { "" },
+            esc(line),
+            if marked {
+                " <strong>\u{2190} the rule the error names</strong>"
+            } else {
+                ""
+            },
+        ));
+    }
+    body.push_str("</table>");
+    page(
+        StatusCode::OK,
+        &format!("Mapping {name}"),
+        Some(&caller.actor()),
+        &body,
+    )
+}
+
 fn mappings_body(state: &AppState, results: Option<&str>) -> String {
     let mut body = String::from("<table><tr><th>channel</th><th>mapping</th></tr>");
     for (channel, mapping) in &state.setup.channels {
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td><a href=\"/console/mappings/{m}\">{m}</a></td></tr>",
             esc(channel),
-            esc(mapping)
+            m = esc(mapping)
         ));
     }
     body.push_str(&format!(

@@ -242,7 +242,7 @@ fn write(
     let bytes = serde_json::to_vec(&new).expect("a JSON value always serializes");
     tx.put(Keyspace::Patient, id.as_bytes().to_vec(), bytes);
     // What follows from a patient (a member's search entries, fan-out) is the projections'.
-    tx.note_changed("Patient", id);
+    tx.note_version("Patient", id, resources::version_of(&new));
     Ok(())
 }
 

@@ -92,10 +92,11 @@ pub fn vread(
     id: &str,
     version: u64,
 ) -> Result<Option<Value>, StoreError> {
-    reader
-        .get(Keyspace::History, &history_key(resource_type, id, version))?
-        .map(|bytes| parse(&bytes, &format!("{resource_type}/{id}/_history/{version}")))
-        .transpose()
+    if let Some(kept) = reader.get(Keyspace::History, &history_key(resource_type, id, version))? {
+        return parse(&kept, &format!("{resource_type}/{id}/_history/{version}")).map(Some);
+    }
+    // The current version is kept only as the current one.
+    Ok(current_raw(reader, resource_type, id)?.filter(|current| version_of(current) == version))
 }
 
 /// One page of a resource's history, newest first.
@@ -168,7 +169,7 @@ pub fn put(
     }
     let bytes = serde_json::to_vec(&resource).expect("a JSON value always serializes");
     tx.put(Keyspace::Resource, key(resource_type, id), bytes);
-    tx.note_changed(resource_type, id);
+    tx.note_version(resource_type, id, previous_version + 1);
     Ok(resource)
 }
 
@@ -208,7 +209,7 @@ pub fn delete(
     record_version(tx, resource_type, id, &old);
     let bytes = serde_json::to_vec(&tombstone).expect("a JSON value always serializes");
     tx.put(Keyspace::Resource, key(resource_type, id), bytes);
-    tx.note_changed(resource_type, id);
+    tx.note_version(resource_type, id, version);
     Ok(Some(version))
 }
 
