@@ -41,12 +41,7 @@ pub async fn metrics(State(state): State<AppState>, Authed(caller): Authed) -> R
 
 /// Each destination's queue now: how many wait (up to [`DEPTH_COUNTED`]) and the oldest's age.
 pub(super) async fn queue_states(state: &AppState) -> Vec<QueueState> {
-    let destinations: Vec<String> = state
-        .outbox
-        .destinations()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
+    let destinations = state.outbox.destinations();
     let store = state.store.clone();
     tokio::task::spawn_blocking(move || {
         destinations

@@ -55,6 +55,8 @@ pub struct AppState {
     pub console: Arc<console::ConsoleSessions>,
     /// What the console's setup pages show (channels' mappings, the config file).
     pub setup: Arc<console::ConsoleSetup>,
+    /// Asks for the config file to be read again and put in force (the console's button).
+    pub reload: tokio::sync::mpsc::Sender<crate::app::ReloadRequest>,
     /// Whether the listener speaks TLS (the console's cookie is then `Secure`).
     pub tls: bool,
     pub fhir: fhir::FhirState,

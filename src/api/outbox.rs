@@ -50,7 +50,7 @@ pub async fn pending(
     Path(destination): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Answer {
-    if !state.outbox.destinations().contains(&destination.as_str()) {
+    if !state.outbox.destinations().contains(&destination) {
         return error(StatusCode::NOT_FOUND, format!("no destination `{destination}`"));
     }
     let limit = params.limit.min(MAX_LIMIT);

@@ -1,29 +1,28 @@
 //! The composition root: starting and stopping the whole application. It opens the store,
 //! loads the mappings, registers the projections and starts the committer, one MLLP listener per
 //! address (shared by the channels on it), the outbox workers, the scheduled jobs and the HTTP
-//! API; and shuts them down in order (stop accepting, finish what is in flight, sync).
+//! API; and shuts them down in order (stop accepting, finish what is in flight, sync). The
+//! listeners, outbox workers and jobs a reloaded config changes are `reload`'s.
 //!
 //! Nothing else builds these parts or wires them together; nothing below imports this module.
 
 pub(crate) mod fd_budget;
 mod http_server;
+mod reload;
+
+pub use reload::ReloadRequest;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tributary_adapter_core::tls::ServerTls;
 
+use crate::config::Config;
 use crate::config::live_mappings::LiveMappings;
-use crate::config::{ChannelConfig, Config, SourceKind};
 use crate::core::{CommitterHandle, Projections};
-use crate::handlers::inbound::ListenerInbound;
-use crate::handlers::replies::AckPolicy;
-use crate::handlers::route::Route;
 use crate::outbox::{Fanout, Outbox};
 use crate::store::{EmbeddedStore, Store};
 
@@ -94,7 +93,8 @@ impl Engine {
             accounts.clone(),
             config.records.switches(),
         )));
-        projections.push(Arc::new(Fanout::new(config, mappings.clone())));
+        let fanout = Arc::new(Fanout::new(config, mappings.clone()));
+        projections.push(fanout.clone());
         let projections: Projections = projections.into();
         // The outbox's workers write through the committer, and the committer tells the outbox
         // what is durable: the outbox is set here once both exist.
@@ -109,14 +109,14 @@ impl Engine {
         };
         let (handle, thread) =
             crate::core::start(store.clone(), config.commit.max_batch, projections, on_durable);
-        let outbox = Arc::new(Outbox::start(
+        let outbox = Outbox::start(
             config,
             store.clone(),
             handle.clone(),
             accounts.key.sealing_key(),
             stopped.clone(),
             &mut tasks,
-        )?);
+        )?;
         let _ = started_outbox.set(outbox.clone());
         tasks.spawn({
             let (store, committer) = (store.clone(), handle.clone());
@@ -133,58 +133,30 @@ impl Engine {
             }
         });
 
-        let mut mllp = vec![];
-        let mut inbound_sides = crate::handlers::reprocess::Listeners::default();
-        // Every listener's TLS, reloaded together on SIGHUP.
-        let mut tls_listeners = vec![];
-        for (addr, channels) in listeners(config) {
-            let names: Vec<String> = channels.iter().map(|c| c.name.get_ref().clone()).collect();
-            let what = format!("channel {}", names.join(", "));
-            let listener = bind(addr, &what).await?;
-            let bound = listener.local_addr().map_err(|source| StartError::Bind {
-                addr,
-                what: what.clone(),
-                source,
-            })?;
-            let source = &channels[0].source;
-            let tls = load_tls(source.tls.as_ref(), &what)?;
-            tls_listeners.extend(tls.clone());
-            let settings = tributary_adapter_mllp::ListenerConfig {
-                bind: bound,
-                max_frame: *source.max_frame_bytes.get_ref(),
-                idle_timeout: Duration::from_secs(source.idle_timeout_secs),
-                max_connections: *source.max_connections.get_ref(),
-                tls,
-                allowed_peers: source.allowed_peer_networks(),
-            };
-            let handler = Arc::new(ListenerInbound {
-                routes: channels.iter().map(|c| Route::new(c)).collect(),
-                mappings: mappings.clone(),
-                max_frame_bytes: *source.max_frame_bytes.get_ref(),
-                committer: handle.clone(),
-                store: store.clone(),
-                unrouted: names.join("|").into(),
-                rejected_head_bytes: config.journal.rejected_head_bytes,
-                // Channels sharing a listener agree on these (checked at load).
-                unrouted_acks: Arc::new(AckPolicy::new(names.join("|"), channels[0].ack_settings(), None)),
-                on_filtered: *channels[0].on_filtered.get_ref(),
-            });
-            inbound_sides.add(names.clone(), handler.clone());
-            let shutdown = stopped_signal(stopped.clone());
-            tasks.spawn(async move {
-                if let Err(e) = tributary_adapter_mllp::serve(listener, settings, handler, shutdown).await {
-                    tracing::error!(listener = %what, error = %e, "listener failed");
-                }
-            });
-            tracing::info!(
-                channels = %names.join(", "),
-                addr = %bound,
-                tls = source.tls.is_some(),
-                "MLLP listener started"
+        let shared = reload::Shared {
+            mappings: mappings.clone(),
+            committer: handle.clone(),
+            store: store.clone(),
+            stopped: stopped.clone(),
+        };
+        let mut running = vec![];
+        for (addr, channels) in reload::listeners(config) {
+            let what = format!(
+                "channel {}",
+                channels
+                    .iter()
+                    .map(|c| c.name.get_ref().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            mllp.extend(names.into_iter().map(|name| (name, bound)));
+            let socket = reload::bind(addr, &what).await?;
+            running.push(reload::start_listener(addr, socket, &channels, config, &shared)?);
         }
-        crate::schedule::start(
+        let mllp = running
+            .iter()
+            .flat_map(|l| l.names.iter().map(|name| (name.clone(), l.bound)))
+            .collect();
+        let schedules = crate::schedule::start(
             config,
             crate::schedule::JobContext {
                 store: store.clone(),
@@ -197,14 +169,17 @@ impl Engine {
             &mut tasks,
         );
         let http_addr = config.http_bind();
-        let listener = bind(http_addr, "HTTP").await?;
+        let listener = reload::bind(http_addr, "HTTP").await?;
         let http = listener.local_addr().map_err(|source| StartError::Bind {
             addr: http_addr,
             what: "HTTP".into(),
             source,
         })?;
+        let (reload_requests, reload_asked) = tokio::sync::mpsc::channel(4);
+        let registry = Arc::new(crate::handlers::reprocess::Listeners::default());
         let state = crate::api::AppState {
-            listeners: Arc::new(inbound_sides),
+            listeners: registry.clone(),
+            reload: reload_requests,
             store: store.clone(),
             outbox: outbox.clone(),
             committer: handle.clone(),
@@ -231,25 +206,27 @@ impl Engine {
                 message_switches: config.messages.switches(),
             },
         };
-        tasks.spawn(reload_clients_on_hangup(
-            state.members.clone(),
-            state.setup.clone(),
-            PathBuf::from(config.source().0),
-            stopped_signal(stopped.clone()),
-        ));
+        let (state_members, state_setup) = (state.members.clone(), state.setup.clone());
         // HSTS goes with TLS on the listener (`[http.tls]`).
         let app = crate::api::router(
             state,
             crate::api::Options::of(&config.http, config.http.tls.is_some()),
         );
-        let http_tls = load_tls(config.http.tls.as_ref(), "HTTP")?;
-        tls_listeners.extend(http_tls.clone());
-        if !tls_listeners.is_empty() {
-            tasks.spawn(reload_tls_on_hangup(
-                tls_listeners,
-                stopped_signal(stopped.clone()),
-            ));
-        }
+        let http_tls = reload::load_tls(config.http.tls.as_ref(), "HTTP")?;
+        let reloader = reload::Reloader {
+            path: PathBuf::from(config.source().0),
+            shared,
+            listeners: running,
+            registry,
+            http_tls: http_tls.clone(),
+            accounts: state_members,
+            setup: state_setup,
+            fanout,
+            outbox: outbox.clone(),
+            schedules,
+        };
+        reloader.register();
+        tasks.spawn(reloader.run(reload_asked));
         let shutdown = stopped_signal(stopped.clone());
         let limits = http_server::HttpLimits {
             max_connections: budget.http,
@@ -280,115 +257,6 @@ impl Engine {
             tracing::error!(error = %e, "final checkpoint failed");
         }
         tracing::info!("engine stopped");
-    }
-}
-
-/// The channels grouped by the address they listen on, in config order: one listener each.
-fn listeners(config: &Config) -> Vec<(SocketAddr, Vec<&ChannelConfig>)> {
-    let mut grouped: Vec<(SocketAddr, Vec<&ChannelConfig>)> = vec![];
-    for channel in &config.channels {
-        let SourceKind::Mllp = channel.source.kind.get_ref();
-        let addr = channel.source.bind_addr();
-        match grouped.iter_mut().find(|(a, _)| *a == addr) {
-            Some((_, channels)) => channels.push(channel),
-            None => grouped.push((addr, vec![channel])),
-        }
-    }
-    grouped
-}
-
-async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
-        addr,
-        what: what.to_string(),
-        source,
-    })
-}
-
-/// A listener's TLS from its settings (checked at config load; read again here).
-fn load_tls(
-    settings: Option<&toml::Spanned<tributary_adapter_core::tls::ServerTlsConfig>>,
-    what: &str,
-) -> Result<Option<ServerTls>, StartError> {
-    settings
-        .map(|settings| {
-            ServerTls::load(settings.get_ref()).map_err(|source| StartError::Tls {
-                what: what.to_string(),
-                source,
-            })
-        })
-        .transpose()
-}
-
-/// Reads every listener's certificate and key again on SIGHUP (with the mappings): later
-/// handshakes use the new ones. A listener whose files are broken keeps the ones in force.
-async fn reload_tls_on_hangup(listeners: Vec<ServerTls>, stopped: impl std::future::Future<Output = ()>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(hangup) => hangup,
-        Err(error) => {
-            tracing::warn!(%error, "no SIGHUP handler; TLS certificates are not reloaded");
-            return;
-        }
-    };
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            received = hangup.recv() => if received.is_none() { return },
-        }
-        for tls in &listeners {
-            match tls.reload() {
-                Ok(()) => tracing::info!(cert = %tls.settings().cert.display(), "TLS certificate reloaded"),
-                Err(error) => tracing::error!(
-                    cert = %tls.settings().cert.display(),
-                    %error,
-                    "TLS reload failed; keeping the certificate in force"
-                ),
-            }
-        }
-    }
-}
-
-/// Reads the config file again on SIGHUP and puts its `[[api_clients]]` in force (a key added
-/// works, a key removed stops working, at once). A config that does not validate changes
-/// nothing; what happened is logged and shown on the console's configuration page.
-async fn reload_clients_on_hangup(
-    accounts: Arc<crate::domain::accounts::Accounts>,
-    setup: Arc<crate::api::console::ConsoleSetup>,
-    path: PathBuf,
-    stopped: impl std::future::Future<Output = ()>,
-) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(hangup) => hangup,
-        Err(error) => {
-            tracing::warn!(%error, "no SIGHUP handler; API clients are not reloaded");
-            return;
-        }
-    };
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            received = hangup.recv() => if received.is_none() { return },
-        }
-        let outcome = match Config::load(&path) {
-            Ok(config) => {
-                let count = accounts
-                    .clients
-                    .replace(crate::domain::accounts::roles::Clients::from_config(
-                        &config.api_clients,
-                    ));
-                tracing::info!(clients = count, config = %path.display(), "API clients reloaded");
-                Ok(count)
-            }
-            Err(error) => {
-                tracing::error!(%error, "config reload failed; the API clients in force stay");
-                Err(error.to_string())
-            }
-        };
-        setup.reloaded(outcome);
     }
 }
 

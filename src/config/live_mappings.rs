@@ -24,7 +24,8 @@ const POLL: Duration = Duration::from_secs(1);
 
 pub struct LiveMappings {
     dir: PathBuf,
-    config: Config,
+    /// The config the mappings are checked against (its channels), replaced by a reload.
+    config: RwLock<Config>,
     /// What each kind of inbound message accepts from a channel's mapping.
     kinds: Vec<MessageKind>,
     current: RwLock<Arc<MappingSet>>,
@@ -37,7 +38,7 @@ impl LiveMappings {
         let set = load_checked(config, &kinds)?;
         Ok(LiveMappings {
             dir: config.mappings.dir.clone(),
-            config: config.clone(),
+            config: RwLock::new(config.clone()),
             kinds,
             current: RwLock::new(Arc::new(set)),
         })
@@ -49,7 +50,17 @@ impl LiveMappings {
 
     /// Loads the folder again; on any problem the mappings in force stay.
     pub fn reload(&self) -> Result<(), MappingsError> {
-        let set = load_checked(&self.config, &self.kinds)?;
+        let config = self.config.read().expect("mappings config lock").clone();
+        let set = load_checked(&config, &self.kinds)?;
+        *self.current.write().expect("mappings lock") = Arc::new(set);
+        Ok(())
+    }
+
+    /// Checks the mappings folder against a reloaded config (its channels' mappings) and, when
+    /// they agree, keeps both; on any problem nothing changes.
+    pub fn reconfigure(&self, config: &Config) -> Result<(), MappingsError> {
+        let set = load_checked(config, &self.kinds)?;
+        *self.config.write().expect("mappings config lock") = config.clone();
         *self.current.write().expect("mappings lock") = Arc::new(set);
         Ok(())
     }

@@ -15,6 +15,7 @@
 
 mod adt;
 pub(crate) mod inbound;
+pub(crate) mod live_listener;
 mod mdm;
 mod message_job;
 mod oru;

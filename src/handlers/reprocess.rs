@@ -5,7 +5,7 @@
 //! control id is the idempotency key); one that was refused (a result for a patient the store
 //! did not know yet, a mapping that failed) is applied if it now can be.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tributary_adapter_core::{Inbound, InboundHandler};
@@ -14,11 +14,13 @@ use crate::core::journal::JournalEntry;
 use crate::hl7::{Charset, Message, encode};
 
 use super::inbound::ListenerInbound;
+use super::live_listener::LiveListener;
 
-/// Every MLLP listener's inbound side, by the channels it serves.
+/// Every MLLP listener's inbound side, by the channels it serves (replaced whole when the
+/// config is reloaded).
 #[derive(Default)]
 pub struct Listeners {
-    by_channels: Vec<(Vec<String>, Arc<ListenerInbound>)>,
+    by_channels: RwLock<Vec<(Vec<String>, Arc<LiveListener>)>>,
 }
 
 /// Why a journal entry cannot be reprocessed.
@@ -33,17 +35,25 @@ pub enum ReprocessError {
 }
 
 impl Listeners {
-    pub fn add(&mut self, channels: Vec<String>, inbound: Arc<ListenerInbound>) {
-        self.by_channels.push((channels, inbound));
+    /// Puts these listeners, by the channels each serves, in the place of those known so far.
+    pub fn replace(&self, listeners: Vec<(Vec<String>, Arc<LiveListener>)>) {
+        match self.by_channels.write() {
+            Ok(mut current) => *current = listeners,
+            Err(poisoned) => *poisoned.into_inner() = listeners,
+        }
     }
 
     /// The listener of a journaled channel (`a|b` names the channels of a listener for a
     /// message none of them took).
-    fn serving(&self, channel: &str) -> Option<&Arc<ListenerInbound>> {
-        self.by_channels
+    fn serving(&self, channel: &str) -> Option<Arc<ListenerInbound>> {
+        let by_channels = match self.by_channels.read() {
+            Ok(by_channels) => by_channels,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        by_channels
             .iter()
             .find(|(names, _)| channel.split('|').any(|c| names.iter().any(|n| n == c)))
-            .map(|(_, inbound)| inbound)
+            .map(|(_, live)| live.current())
     }
 
     /// Sends entry `seq`'s message through its listener again; returns the replies it got.

@@ -13,7 +13,7 @@
 //! renderings mean the consumer would learn nothing new.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
@@ -45,13 +45,44 @@ struct Target {
 }
 
 pub struct Fanout {
+    /// Replaced whole when the config is reloaded; each change reads one version of it.
+    routes: RwLock<Arc<Routes>>,
+    mappings: Arc<LiveMappings>,
+}
+
+/// The destinations and which channels name each: what the config says now.
+struct Routes {
     targets: Vec<Target>,
     by_channel: HashMap<String, Vec<usize>>,
-    mappings: Arc<LiveMappings>,
 }
 
 impl Fanout {
     pub fn new(config: &Config, mappings: Arc<LiveMappings>) -> Fanout {
+        Fanout {
+            routes: RwLock::new(Arc::new(Routes::of(config))),
+            mappings,
+        }
+    }
+
+    /// Puts a reloaded config's destinations and channels in force for the changes after this.
+    pub fn reload(&self, config: &Config) {
+        let routes = Arc::new(Routes::of(config));
+        match self.routes.write() {
+            Ok(mut current) => *current = routes,
+            Err(poisoned) => *poisoned.into_inner() = routes,
+        }
+    }
+
+    fn routes(&self) -> Arc<Routes> {
+        match self.routes.read() {
+            Ok(routes) => routes.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl Routes {
+    fn of(config: &Config) -> Routes {
         let targets: Vec<Target> = config
             .destinations
             .iter()
@@ -76,11 +107,7 @@ impl Fanout {
                 (c.name.get_ref().clone(), names)
             })
             .collect();
-        Fanout {
-            targets,
-            by_channel,
-            mappings,
-        }
+        Routes { targets, by_channel }
     }
 
     /// The destinations of a change to a `resource_type` made by a job from `origin` naming
@@ -99,7 +126,9 @@ impl Fanout {
             })
             .collect()
     }
+}
 
+impl Fanout {
     /// What each interested destination is to be sent about `writes`, the resources one change
     /// wrote, in order: a delivery, or one that cannot even be rendered.
     fn plan(
@@ -110,13 +139,14 @@ impl Fanout {
         now: &str,
     ) -> Vec<Planned> {
         let mappings = self.mappings.current();
+        let routes = self.routes();
         let mapping_now = hl7_timestamp(now);
         let mut planned = vec![];
         for write in writes {
-            for target in self
+            for target in routes
                 .chosen(&write.resource_type, origin, also)
                 .into_iter()
-                .map(|i| &self.targets[i])
+                .map(|i| &routes.targets[i])
             {
                 let render = |resource: &Value| -> Result<Option<(String, String)>, String> {
                     let Some(resource) = target.subscribed(resource) else {
@@ -187,7 +217,7 @@ impl Projection for Fanout {
     }
 
     fn project(&self, ctx: &mut Context<'_, '_>, changed: &[Changed]) -> Result<(), StoreError> {
-        if self.targets.is_empty() {
+        if self.routes().targets.is_empty() {
             return Ok(());
         }
         let mut writes = Vec::with_capacity(changed.len());

@@ -39,14 +39,77 @@ pub struct JobContext {
     pub news: Arc<crate::config::NewsConfig>,
 }
 
-/// Starts one task per configured job.
-pub fn start(config: &Config, context: JobContext, stop: watch::Receiver<bool>, tasks: &mut JoinSet<()>) {
+/// The scheduled jobs running now; a reloaded config replaces them whole.
+pub struct Schedules {
+    context: std::sync::Mutex<JobContext>,
+    running: tokio::sync::Mutex<Running>,
+}
+
+/// The job tasks started together, and how to stop them.
+struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts one task per configured job; they stop when `stop` turns true (and are waited for in
+/// `tasks`).
+pub fn start(
+    config: &Config,
+    context: JobContext,
+    mut stop: watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Arc<Schedules> {
+    let first = spawn_jobs(config, &context);
+    let schedules = Arc::new(Schedules {
+        context: std::sync::Mutex::new(context),
+        running: tokio::sync::Mutex::new(first),
+    });
+    let stopping = schedules.clone();
+    tasks.spawn(async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        stopping.stop().await;
+    });
+    schedules
+}
+
+impl Schedules {
+    /// Puts a reloaded config's `[[schedule]]` (and `[news]`) in force: the jobs in force finish
+    /// a run under way and stop, then the new config's start. Returns how many are scheduled.
+    pub async fn reload(&self, config: &Config) -> usize {
+        let context = match self.context.lock() {
+            Ok(mut context) => {
+                context.news = Arc::new(config.news.clone());
+                context.clone()
+            }
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let mut running = self.running.lock().await;
+        stop_all(&mut running).await;
+        *running = spawn_jobs(config, &context);
+        running.tasks.len()
+    }
+
+    async fn stop(&self) {
+        stop_all(&mut *self.running.lock().await).await;
+    }
+}
+
+async fn stop_all(running: &mut Running) {
+    let _ = running.stop.send(true);
+    for task in running.tasks.drain(..) {
+        let _ = task.await;
+    }
+}
+
+fn spawn_jobs(config: &Config, context: &JobContext) -> Running {
+    let (stop_sender, stop) = watch::channel(false);
+    let mut tasks = vec![];
     for job in &config.schedule {
         let Ok(schedule) = parse_cron(job.cron.get_ref()) else {
             continue; // validated at load
         };
         let (job, context, mut stop) = (job.clone(), context.clone(), stop.clone());
-        tasks.spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let name = job.job.get_ref().clone();
             tracing::info!(job = %name, cron = %job.cron.get_ref(), "scheduled job started");
             for next in schedule.upcoming(chrono::Utc) {
@@ -57,7 +120,11 @@ pub fn start(config: &Config, context: JobContext, stop: watch::Receiver<bool>, 
                 }
                 run(&job, &context).await;
             }
-        });
+        }));
+    }
+    Running {
+        stop: stop_sender,
+        tasks,
     }
 }
 

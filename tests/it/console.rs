@@ -179,6 +179,35 @@ async fn an_analyst_signs_in_browses_messages_reprocesses_one_and_retries_a_dead
         "{peers:?}"
     );
 
+    // A set: every message a search finds (here the refused A99), reprocessed with a reason.
+    let (_, page) = console.get("/console/messages?status=rejected").await;
+    assert!(page.contains("action=\"/console/messages/reprocess\""), "{page}");
+    let response = console
+        .post(
+            "/console/messages/reprocess",
+            &[
+                ("status", "rejected"),
+                ("type", "ADT^A99"),
+                ("reason", "A99 support checked"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("1 messages found"), "{page}");
+    assert!(
+        page.contains("<td>AR</td><td>1</td>"),
+        "still unsupported: {page}"
+    );
+    let (_, journal) = engine.get(&format!("/journal?from={}", seq + 1)).await;
+    assert!(
+        journal["entries"].as_array().unwrap().iter().any(|e| {
+            let peer = e["peer"].as_str().unwrap_or("");
+            peer.contains("reprocess of journal") && peer.contains("A99 support checked")
+        }),
+        "{journal}"
+    );
+
     // The A31 found no consumer and died; the consumer comes back and a retry delivers it.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
     let dead_id = loop {

@@ -55,6 +55,7 @@ mod news;
 mod outbox;
 mod outbox_secrets;
 mod pix_query;
+mod reload;
 mod results;
 mod schedule;
 mod scheduling;

@@ -11,6 +11,7 @@
 
 mod html;
 mod pages;
+mod reprocess_set;
 mod session;
 mod setup;
 
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/login", post(session::login))
         .route("/console/logout", post(session::logout))
         .route("/console/messages", get(pages::messages))
+        .route("/console/messages/reprocess", post(reprocess_set::reprocess_set))
         .route("/console/messages/{seq}", get(pages::message))
         .route("/console/messages/{seq}/reprocess", post(pages::reprocess))
         .route("/console/dead-letters", get(pages::dead_letters))
@@ -37,4 +39,5 @@ pub fn routes() -> Router<AppState> {
         .route("/console/mappings/test", post(setup::test))
         .route("/console/mappings/{name}", get(setup::mapping_source))
         .route("/console/config", get(setup::config))
+        .route("/console/config/reload", post(setup::reload))
 }

@@ -178,6 +178,27 @@ pub async fn messages(
         body.push_str("<tr><td colspan=\"9\">No message matches.</td></tr>");
     }
     body.push_str("</table>");
+    if !found.rows.is_empty() {
+        let hidden: String = [
+            ("channel", &query.channel),
+            ("status", &query.status),
+            ("type", &query.message_type),
+            ("control_id", &query.control_id),
+            ("sender", &query.sender),
+            ("patient", &query.patient),
+            ("since", &query.since),
+            ("until", &query.until),
+        ]
+        .iter()
+        .map(|(name, value)| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", esc(value)))
+        .collect();
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"/console/messages/reprocess\">{hidden}\
+             <label>Reason <input name=\"reason\" required size=\"30\"></label> \
+             <button>Reprocess every message this search finds (up to {}, oldest first)</button></form>",
+            super::reprocess_set::MAX_SET
+        ));
+    }
     if found.stopped_at_budget {
         body.push_str(&format!(
             "<p class=\"note\">Stopped after {} entries without filling the page: search further back with the link below, or narrow the search.</p>",
@@ -208,7 +229,7 @@ fn url_encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-fn failure(caller: &crate::domain::accounts::roles::Caller, error: &str) -> Response {
+pub(super) fn failure(caller: &crate::domain::accounts::roles::Caller, error: &str) -> Response {
     page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "The store could not be read",

@@ -10,41 +10,67 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::html::{esc, page};
+use super::html::{esc, page, see_other};
 use super::session::Analyst;
 use crate::api::AppState;
 use crate::mapping::{MappingSet, run_golden_tests};
 
-/// What the setup pages show, taken from the config the engine started with.
+/// What the setup pages show, taken from the config in force (the one the engine started with,
+/// or the last one reloaded).
 pub struct ConsoleSetup {
-    /// Each channel's name and mapping, in config order.
-    pub channels: Vec<(String, String)>,
+    in_force: Mutex<InForce>,
     pub mappings_dir: PathBuf,
-    /// The config file's path, and its text with secret values redacted.
-    pub config_file: String,
-    pub config_redacted: String,
-    /// When the config was last read again (SIGHUP), and what came of it.
-    last_reload: Mutex<Option<(String, Result<usize, String>)>>,
+    /// When the config was last read again (SIGHUP or the console), and what came of it.
+    last_reload: Mutex<Option<(String, Result<String, String>)>>,
 }
 
-impl ConsoleSetup {
-    pub fn of(config: &crate::config::Config) -> ConsoleSetup {
+/// What the pages show of the config in force.
+#[derive(Clone, Default)]
+struct InForce {
+    /// Each channel's name and mapping, in config order.
+    channels: Vec<(String, String)>,
+    /// The config file's path, and its text with secret values redacted.
+    file: String,
+    redacted: String,
+}
+
+impl InForce {
+    fn of(config: &crate::config::Config) -> InForce {
         let (file, text) = config.source();
-        ConsoleSetup {
+        InForce {
             channels: config
                 .channels
                 .iter()
                 .map(|c| (c.name.get_ref().clone(), c.mapping.get_ref().clone()))
                 .collect(),
+            file: file.to_string(),
+            redacted: redact(text),
+        }
+    }
+}
+
+impl ConsoleSetup {
+    pub fn of(config: &crate::config::Config) -> ConsoleSetup {
+        ConsoleSetup {
+            in_force: Mutex::new(InForce::of(config)),
             mappings_dir: config.mappings.dir.clone(),
-            config_file: file.to_string(),
-            config_redacted: redact(text),
             last_reload: Mutex::new(None),
         }
     }
 
-    /// Notes a reload of the config: how many API clients are in force, or why it failed.
-    pub fn reloaded(&self, outcome: Result<usize, String>) {
+    /// Shows a reloaded config from now on.
+    pub fn in_force(&self, config: &crate::config::Config) {
+        if let Ok(mut in_force) = self.in_force.lock() {
+            *in_force = InForce::of(config);
+        }
+    }
+
+    fn current(&self) -> InForce {
+        self.in_force.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+
+    /// Notes a reload of the config: what is in force, or why it failed.
+    pub fn reloaded(&self, outcome: Result<String, String>) {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         if let Ok(mut last) = self.last_reload.lock() {
             *last = Some((at, outcome));
@@ -53,12 +79,12 @@ impl ConsoleSetup {
 
     fn reload_note(&self) -> String {
         match self.last_reload.lock().ok().and_then(|l| l.clone()) {
-            None => "<p class=\"note\">Not reloaded since start (SIGHUP reloads the API clients).</p>".into(),
-            Some((at, Ok(count))) => {
-                format!("<p>Reloaded at {}: {count} API clients in force.</p>", esc(&at))
+            None => "<p class=\"note\">Not reloaded since start.</p>".into(),
+            Some((at, Ok(summary))) => {
+                format!("<p>Reloaded at {}: {}.</p>", esc(&at), esc(&summary))
             }
             Some((at, Err(error))) => format!(
-                "<p class=\"error\">The reload at {} failed, and the API clients in force stay: {}</p>",
+                "<p class=\"error\">The reload at {} failed, and the config in force stays: {}</p>",
                 esc(&at),
                 esc(&error)
             ),
@@ -246,7 +272,7 @@ pub async fn mapping_source(
 
 fn mappings_body(state: &AppState, results: Option<&str>) -> String {
     let mut body = String::from("<table><tr><th>channel</th><th>mapping</th></tr>");
-    for (channel, mapping) in &state.setup.channels {
+    for (channel, mapping) in &state.setup.current().channels {
         body.push_str(&format!(
             "<tr><td>{}</td><td><a href=\"/console/mappings/{m}\">{m}</a></td></tr>",
             esc(channel),
@@ -264,13 +290,26 @@ fn mappings_body(state: &AppState, results: Option<&str>) -> String {
 
 /// `GET /console/config`: the configuration the engine started with, secrets redacted.
 pub async fn config(State(state): State<AppState>, Analyst(caller): Analyst) -> Response {
+    let in_force = state.setup.current();
     let body = format!(
-        "{}<p class=\"note\">{} as the engine read it at start; secret values are redacted.</p><pre>{}</pre>",
+        "{}<form method=\"post\" action=\"/console/config/reload\"><button>Reload the configuration file</button></form>\
+         <p class=\"note\">{} as it is in force; secret values are redacted. A reload (this button, or SIGHUP) \
+         puts the API clients, channels, destinations and scheduled jobs of the file in force without a restart.</p><pre>{}</pre>",
         state.setup.reload_note(),
-        esc(&state.setup.config_file),
-        esc(&state.setup.config_redacted)
+        esc(&in_force.file),
+        esc(&in_force.redacted)
     );
     page(StatusCode::OK, "Configuration", Some(&caller.actor()), &body)
+}
+
+/// `POST /console/config/reload`: the config file read again and put in force, as SIGHUP does;
+/// back to the configuration page, which says what came of it.
+pub async fn reload(State(state): State<AppState>, Analyst(_caller): Analyst) -> Response {
+    let (answer, outcome) = tokio::sync::oneshot::channel();
+    if state.reload.send(answer).await.is_ok() {
+        let _ = outcome.await;
+    }
+    see_other("/console/config")
 }
 
 #[cfg(test)]
