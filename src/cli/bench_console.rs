@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::bench_process::Measured;
+use super::bench_process::{Measured, client_toml, engine_config};
 use crate::core::journal::{JournalEntry, Status};
 use crate::core::journal_index;
 use crate::store::{EmbeddedStore, Keyspace, Store, WriteSet};
@@ -66,17 +66,11 @@ pub async fn bench_console(args: ConsoleBenchArgs) -> Result<(), String> {
         started.elapsed().as_secs_f64(),
         du(&data) / 1_000_000
     );
-    let config = format!(
-        "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[http.rate_limit]\nenabled = false\n\
-         [log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
-         [[api_clients]]\nname = \"analyst\"\nkey_sha256 = \"{}\"\nroles = [\"integration-analyst\"]\n",
-        data.display().to_string(),
-        std::path::absolute(&args.mappings)
-            .map_err(|e| e.to_string())?
-            .display()
-            .to_string(),
-        crate::domain::identity::secrets::sha256_hex(ANALYST_KEY)
-    );
+    let config = engine_config(
+        &data,
+        &args.mappings,
+        &client_toml("analyst", ANALYST_KEY, "integration-analyst"),
+    )?;
     let engine = Measured::engine(&config, dir).await?;
     let base = format!("http://{}", engine.http.ok_or("the engine has no HTTP listener")?);
     let http = reqwest::Client::builder()

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use clap::Args;
 use serde_json::Value;
 
-use super::bench_process::Measured;
+use super::bench_process::{Measured, client_toml, engine_config};
 
 const ANALYST_KEY: &str = "bench-analyst-key";
 
@@ -50,19 +50,15 @@ pub async fn bench_news(args: NewsBenchArgs) -> Result<(), String> {
     let feeds: String = (0..args.feeds)
         .map(|f| format!("[[news.feeds]]\nname = \"feed-{f}\"\nurl = \"http://{server}/feed/{f}\"\n"))
         .collect();
-    let config = format!(
-        "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[http.rate_limit]\nenabled = false\n\
-         [log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n\
-         [news]\nmax_feed_bytes = 8388608\ntimeout_secs = 20\n{feeds}\
-         [[schedule]]\njob = \"news-poll\"\ncron = \"*/10 * * * * *\"\n\
-         [[api_clients]]\nname = \"analyst\"\nkey_sha256 = \"{}\"\nroles = [\"integration-analyst\"]\n",
-        dir.join("store").display().to_string(),
-        std::path::absolute(&args.mappings)
-            .map_err(|e| e.to_string())?
-            .display()
-            .to_string(),
-        crate::domain::identity::secrets::sha256_hex(ANALYST_KEY)
-    );
+    let config = engine_config(
+        &dir.join("store"),
+        &args.mappings,
+        &format!(
+            "[news]\nmax_feed_bytes = 8388608\ntimeout_secs = 20\n{feeds}\
+             [[schedule]]\njob = \"news-poll\"\ncron = \"*/10 * * * * *\"\n{}",
+            client_toml("analyst", ANALYST_KEY, "integration-analyst")
+        ),
+    )?;
     let engine = Measured::engine(&config, dir).await?;
     let base = format!("http://{}", engine.http.ok_or("the engine has no HTTP listener")?);
     println!(

@@ -15,6 +15,27 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// The config of an engine a benchmark starts: its store in `data`, HTTP on a free loopback
+/// port without rate limits, warnings only, the mappings of `mappings`, then `rest` (clients,
+/// feeds, jobs).
+pub(super) fn engine_config(data: &Path, mappings: &Path, rest: &str) -> Result<String, String> {
+    let mappings = std::path::absolute(mappings).map_err(|e| format!("{}: {e}", mappings.display()))?;
+    Ok(format!(
+        "[store]\ndata_dir = {:?}\n[http]\nbind = \"127.0.0.1:0\"\n[http.rate_limit]\nenabled = false\n\
+         [log]\nlevel = \"warn\"\n[mappings]\ndir = {:?}\n{rest}",
+        data.display().to_string(),
+        mappings.display().to_string(),
+    ))
+}
+
+/// An `[[api_clients]]` entry: `name`, the hash of `key`, one `role`.
+pub(super) fn client_toml(name: &str, key: &str, role: &str) -> String {
+    format!(
+        "[[api_clients]]\nname = \"{name}\"\nkey_sha256 = \"{}\"\nroles = [\"{role}\"]\n",
+        crate::domain::identity::secrets::sha256_hex(key)
+    )
+}
+
 /// A running child process under measurement.
 pub(super) struct Measured {
     child: Child,
