@@ -284,10 +284,7 @@ impl Reloader {
     async fn reload(&mut self) -> Result<String, String> {
         let config = Config::load(&self.path).map_err(|e| e.to_string())?;
         crate::outbox::check(&config).map_err(|e| e.to_string())?;
-        self.shared
-            .mappings
-            .reconfigure(&config)
-            .map_err(|e| e.to_string())?;
+        let mappings = self.shared.mappings.check(&config).map_err(|e| e.to_string())?;
         // Every new address is bound before anything changes: one that cannot be is the
         // whole reload's failure.
         let wanted = listeners(&config);
@@ -299,6 +296,7 @@ impl Reloader {
             }
         }
 
+        self.shared.mappings.reconfigure(&config, mappings);
         let clients = self
             .accounts
             .clients

@@ -56,13 +56,17 @@ impl LiveMappings {
         Ok(())
     }
 
-    /// Checks the mappings folder against a reloaded config (its channels' mappings) and, when
-    /// they agree, keeps both; on any problem nothing changes.
-    pub fn reconfigure(&self, config: &Config) -> Result<(), MappingsError> {
-        let set = load_checked(config, &self.kinds)?;
+    /// The mappings folder loaded and checked against a reloaded config's channels; nothing is
+    /// put in force.
+    pub fn check(&self, config: &Config) -> Result<MappingSet, MappingsError> {
+        load_checked(config, &self.kinds)
+    }
+
+    /// Puts a reloaded config in force with the mappings `check` loaded for it: later reloads
+    /// of the folder are checked against its channels.
+    pub fn reconfigure(&self, config: &Config, mappings: MappingSet) {
         *self.config.write().expect("mappings config lock") = config.clone();
-        *self.current.write().expect("mappings lock") = Arc::new(set);
-        Ok(())
+        *self.current.write().expect("mappings lock") = Arc::new(mappings);
     }
 
     /// Reloads on SIGHUP and when the folder changes, until `stopped` resolves.

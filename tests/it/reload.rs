@@ -173,6 +173,22 @@ async fn a_reload_puts_channels_destinations_and_jobs_in_force_and_a_bad_config_
         "{page}"
     );
     assert!(!listening(&clinic).await, "nothing of the bad config is in force");
+    // Nor of one whose new channel names a mapping the folder does not have.
+    std::fs::write(
+        &config,
+        format!(
+            "{base}{}{}",
+            clinic_channel(&clinic).replace("ucr-adt-patient", "no-such-mapping"),
+            pix(&second_consumer)
+        ),
+    )
+    .unwrap();
+    let page = reload().await;
+    assert!(
+        page.contains("failed") && page.contains("no-such-mapping"),
+        "{page}"
+    );
+    assert!(!listening(&clinic).await, "nothing of the bad config is in force");
     let ack = engine.send(&fixture("ucr/adt_a28_new_patient.hl7")).await;
     assert_eq!(msa(&ack).0, "AA");
 }
