@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use crate::common::peers::{MllpPeer, free_addr};
-use crate::common::{ANALYST_KEY, EngineProcess, FHIR_KEY, MAPPINGS, fixture, msa, temp_store, write_config};
+use crate::common::{
+    ANALYST_KEY, EngineProcess, FHIR_KEY, MAPPINGS, fixture, msa, pix_destination, temp_store, write_config,
+};
 
 struct Console {
     http: reqwest::Client,
@@ -15,6 +17,19 @@ struct Console {
 }
 
 impl Console {
+    /// A browser-like client of the console at `base`, not signed in, that does not follow
+    /// redirects (the tests read them).
+    fn signed_out(base: &str) -> Console {
+        Console {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_string(),
+            cookie: None,
+        }
+    }
+
     async fn get(&self, path: &str) -> (u16, String) {
         let mut request = self.http.get(format!("{}{path}", self.base));
         if let Some(cookie) = &self.cookie {
@@ -39,11 +54,8 @@ async fn an_analyst_signs_in_browses_messages_reprocesses_one_and_retries_a_dead
     let (_dir, data) = temp_store();
     let config = write_config(data.parent().unwrap(), "", Path::new(MAPPINGS));
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[[destinations]]\nname = \"pix\"\nkind = \"mllp\"\nmapping = \"patient-adt-a31\"\n\
-         events = [\"patient-changed\"]\n[destinations.settings]\naddress = \"{consumer_addr}\"\n\
-         [destinations.retry]\nmax_attempts = 1\n"
-    ));
+    text.push_str(&pix_destination(&consumer_addr));
+    text.push_str("[destinations.retry]\nmax_attempts = 1\n");
     std::fs::write(&config, text).unwrap();
     let engine = EngineProcess::start_config(&config, &data);
     assert_eq!(
@@ -53,14 +65,7 @@ async fn an_analyst_signs_in_browses_messages_reprocesses_one_and_retries_a_dead
     let refused = engine.send(&fixture("ucr/adt_a99_unsupported_event.hl7")).await;
     assert_eq!(msa(&refused).0, "AR");
 
-    let mut console = Console {
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        base: engine.http.clone(),
-        cookie: None,
-    };
+    let mut console = Console::signed_out(&engine.http);
     // Signed out: the sign-in page. Another role's key, or an unknown one, does not sign in.
     let (status, page) = console.get("/console").await;
     assert_eq!(status, 401);
@@ -306,14 +311,7 @@ async fn sighup_puts_new_api_clients_in_force_and_a_broken_config_changes_nothin
     // A config that does not validate changes nothing, and the console says why.
     std::fs::write(&config, format!("{text}\n[[api_clients]]\nname = \"broken\"\nkey_sha256 = \"not-hex\"\nroles = [\"no-such-role\"]\n")).unwrap();
     engine.signal("HUP");
-    let mut console = Console {
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        base: engine.http.clone(),
-        cookie: None,
-    };
+    let mut console = Console::signed_out(&engine.http);
     let signed_in = console.post("/console/login", &[("key", late_key)]).await;
     assert_eq!(signed_in.status().as_u16(), 303, "the reloaded key signs in");
     let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_string();

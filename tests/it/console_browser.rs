@@ -16,7 +16,8 @@ use serde_json::json;
 
 use crate::common::peers::{MllpPeer, free_addr};
 use crate::common::{
-    ANALYST_KEY, EngineProcess, MAPPINGS, add_channel, copy_tree, fixture, msa, temp_store, write_config,
+    ANALYST_KEY, EngineProcess, MAPPINGS, add_channel, copy_tree, fixture, msa, pix_destination, temp_store,
+    write_config,
 };
 
 const NGUYEN_A28: &str = "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20250311081122-0400||ADT^A28^ADT_A05|BRWSA28|P|2.5\r\
@@ -154,11 +155,8 @@ async fn an_analyst_works_the_console_in_chromium() {
     let config = write_config(dir.path(), "", &mappings);
     add_channel(&config, "ucr-oru", "ucr-oru-result", "ORU");
     let mut text_config = std::fs::read_to_string(&config).unwrap();
-    text_config.push_str(&format!(
-        "\n[[destinations]]\nname = \"pix\"\nkind = \"mllp\"\nmapping = \"patient-adt-a31\"\n\
-         events = [\"patient-changed\"]\n[destinations.settings]\naddress = \"{consumer_addr}\"\n\
-         [destinations.retry]\nmax_attempts = 1\n"
-    ));
+    text_config.push_str(&pix_destination(&consumer_addr));
+    text_config.push_str("[destinations.retry]\nmax_attempts = 1\n");
     std::fs::write(&config, text_config).unwrap();
     let engine = EngineProcess::start_config(&config, &data);
     let (_driver, client) = browser(&dir.path().join("chromium")).await;

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::common::peers::{MllpPeer, free_addr};
 use crate::common::{
-    ANALYST_KEY, EngineProcess, FHIR_KEY, MAPPINGS, METRICS_KEY, fixture, msa, temp_store, write_config,
+    ANALYST_KEY, EngineProcess, FHIR_KEY, MAPPINGS, METRICS_KEY, fixture, msa, pix_destination, temp_store,
+    write_config,
 };
 
 /// The samples of a Prometheus text page, as the reference parser reads them: name, labels, value.
@@ -91,11 +92,8 @@ async fn metrics_count_what_the_engine_did_and_a_prometheus_parser_reads_them() 
     let (_dir, data) = temp_store();
     let config = write_config(data.parent().unwrap(), "", Path::new(MAPPINGS));
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[[destinations]]\nname = \"pix\"\nkind = \"mllp\"\nmapping = \"patient-adt-a31\"\n\
-         events = [\"patient-changed\"]\n[destinations.settings]\naddress = \"{consumer_addr}\"\n\
-         \n[[schedule]]\njob = \"retry-sweep\"\ncron = \"* * * * * *\"\n"
-    ));
+    text.push_str(&pix_destination(&consumer_addr));
+    text.push_str("\n[[schedule]]\njob = \"retry-sweep\"\ncron = \"* * * * * *\"\n");
     std::fs::write(&config, text).unwrap();
     let engine = EngineProcess::start_config(&config, &data);
 

@@ -11,19 +11,13 @@ use tributary_adapter_mllp::Client;
 
 use crate::common::peers::{MllpPeer, free_addr};
 use crate::common::{
-    ANALYST_KEY, EngineProcess, MAPPINGS, METRICS_KEY, fixture, msa, temp_store, write_config,
+    ANALYST_KEY, EngineProcess, MAPPINGS, METRICS_KEY, fixture, msa, pix_destination, temp_store,
+    write_config,
 };
 
 const NGUYEN_A28: &str = "MSH|^~\\&|UCR|UCRHIE|TRIBUTARY|PORTAL|20250311081122-0400||ADT^A28^ADT_A05|RELOADA28|P|2.5\r\
      EVN|A28|20250311081122-0400\r\
      PID|1||1000551903^^^UCRMPI&2.16.840.1.113883.3.9999.1&ISO^PI||NGUYEN^LINH^THI^^^^L||19920905|F\r";
-
-fn pix(address: &str) -> String {
-    format!(
-        "\n[[destinations]]\nname = \"pix\"\nkind = \"mllp\"\nmapping = \"patient-adt-a31\"\n\
-         events = [\"patient-changed\"]\n[destinations.settings]\naddress = \"{address}\"\n"
-    )
-}
 
 fn clinic_channel(address: &str) -> String {
     format!(
@@ -73,7 +67,7 @@ async fn a_reload_puts_channels_destinations_and_jobs_in_force_and_a_bad_config_
     let (_dir, data) = temp_store();
     let config = write_config(data.parent().unwrap(), "", Path::new(MAPPINGS));
     let base = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("{base}{}", pix(&first_consumer))).unwrap();
+    std::fs::write(&config, format!("{base}{}", pix_destination(&first_consumer))).unwrap();
     let engine = EngineProcess::start_config(&config, &data);
     let mut kept = Client::connect(&engine.mllp, Duration::from_secs(5))
         .await
@@ -90,7 +84,7 @@ async fn a_reload_puts_channels_destinations_and_jobs_in_force_and_a_bad_config_
         format!(
             "{base}{}{}{SWEEP}",
             clinic_channel(&clinic),
-            pix(&second_consumer)
+            pix_destination(&second_consumer)
         ),
     )
     .unwrap();
@@ -146,7 +140,7 @@ async fn a_reload_puts_channels_destinations_and_jobs_in_force_and_a_bad_config_
             .await
             .unwrap()
     };
-    std::fs::write(&config, format!("{base}{}", pix(&second_consumer))).unwrap();
+    std::fs::write(&config, format!("{base}{}", pix_destination(&second_consumer))).unwrap();
     let page = reload().await;
     assert!(
         page.contains("3 channels on 1 listeners, 1 destinations, 0 scheduled jobs in force"),
@@ -163,7 +157,7 @@ async fn a_reload_puts_channels_destinations_and_jobs_in_force_and_a_bad_config_
         format!(
             "{base}{}{}\n[[destinations]]\nname = \"pigeon\"\nkind = \"carrier-pigeon\"\n",
             clinic_channel(&clinic),
-            pix(&second_consumer)
+            pix_destination(&second_consumer)
         ),
     )
     .unwrap();
@@ -179,7 +173,7 @@ async fn a_reload_puts_channels_destinations_and_jobs_in_force_and_a_bad_config_
         format!(
             "{base}{}{}",
             clinic_channel(&clinic).replace("ucr-adt-patient", "no-such-mapping"),
-            pix(&second_consumer)
+            pix_destination(&second_consumer)
         ),
     )
     .unwrap();

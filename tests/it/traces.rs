@@ -13,7 +13,9 @@ use axum::routing::post;
 use serde_json::Value;
 
 use crate::common::peers::{MllpPeer, free_addr};
-use crate::common::{EngineProcess, FHIR_KEY, MAPPINGS, fixture, msa, temp_store, write_config};
+use crate::common::{
+    EngineProcess, FHIR_KEY, MAPPINGS, fixture, msa, pix_destination, temp_store, write_config,
+};
 
 /// The spans received, flattened: name, ids and attributes as strings.
 #[derive(Debug, Clone)]
@@ -109,10 +111,7 @@ async fn a_message_and_a_request_are_each_one_span_tree_at_the_collector() {
         ),
         1,
     );
-    text.push_str(&format!(
-        "\n[[destinations]]\nname = \"pix\"\nkind = \"mllp\"\nmapping = \"patient-adt-a31\"\n\
-         events = [\"patient-changed\"]\n[destinations.settings]\naddress = \"{consumer_addr}\"\n"
-    ));
+    text.push_str(&pix_destination(&consumer_addr));
     std::fs::write(&config, text).unwrap();
     let engine = EngineProcess::start_config(&config, &data);
 

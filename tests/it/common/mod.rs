@@ -95,6 +95,15 @@ pub fn write_config(dir: &Path, extra_source: &str, mappings: &Path) -> PathBuf 
     write_config_http(dir, extra_source, "", mappings)
 }
 
+/// A `pix` destination for config text: every Patient change, as an ADT^A31 over MLLP to
+/// `address` (a real peer the test starts).
+pub fn pix_destination(address: &str) -> String {
+    format!(
+        "\n[[destinations]]\nname = \"pix\"\nkind = \"mllp\"\nmapping = \"patient-adt-a31\"\n\
+         events = [\"patient-changed\"]\n[destinations.settings]\naddress = \"{address}\"\n"
+    )
+}
+
 /// Adds a channel on the test listener to the config file at `config`: `name`, its `mapping`,
 /// taking messages of `message_type`.
 pub fn add_channel(config: &Path, name: &str, mapping: &str, message_type: &str) {
