@@ -245,7 +245,7 @@ impl Reloader {
                 }
                 Some(request) = requests.recv() => Some(request),
             };
-            let outcome = self.reload().await;
+            let outcome = self.reload().await.map_err(|e| e.to_string());
             match &outcome {
                 Ok(summary) => tracing::info!(config = %self.path.display(), %summary, "config reloaded"),
                 Err(error) => tracing::error!(%error, "config reload failed; the config in force stays"),
@@ -280,11 +280,12 @@ impl Reloader {
         }
     }
 
-    /// Reads and checks the config, then puts it in force; see the module doc.
-    async fn reload(&mut self) -> Result<String, String> {
-        let config = Config::load(&self.path).map_err(|e| e.to_string())?;
-        crate::outbox::check(&config).map_err(|e| e.to_string())?;
-        let mappings = self.shared.mappings.check(&config).map_err(|e| e.to_string())?;
+    /// Reads and checks the config, then puts it in force; see the module doc. Returns what is
+    /// in force.
+    async fn reload(&mut self) -> Result<String, ReloadError> {
+        let config = Config::load(&self.path)?;
+        crate::outbox::check(&config)?;
+        let mappings = self.shared.mappings.check(&config)?;
         // Every new address is bound before anything changes: one that cannot be is the
         // whole reload's failure.
         let wanted = listeners(&config);
@@ -292,7 +293,7 @@ impl Reloader {
         for (addr, channels) in &wanted {
             if !self.listeners.iter().any(|l| l.addr == *addr) {
                 let what = format!("channel {}", channel_names(channels));
-                sockets.push((*addr, bind(*addr, &what).await.map_err(|e| e.to_string())?));
+                sockets.push((*addr, bind(*addr, &what).await?));
             }
         }
 
@@ -307,20 +308,16 @@ impl Reloader {
         self.register();
         self.setup.in_force(&config);
         self.fanout.reload(&config);
-        let destinations = self
-            .outbox
-            .reload(&config, &self.shared.committer)
-            .await
-            .map_err(|e| e.to_string())?;
+        let destinations = self.outbox.reload(&config, &self.shared.committer).await?;
         let jobs = self.schedules.reload(&config).await;
-        let summary = format!(
+        let in_force = format!(
             "{clients} API clients, {} channels on {} listeners, {destinations} destinations, {jobs} scheduled jobs in force",
             config.channels.len(),
             self.listeners.len()
         );
         match failures.is_empty() {
-            true => Ok(summary),
-            false => Err(format!("{summary}; but {}", failures.join("; "))),
+            true => Ok(in_force),
+            false => Err(ReloadError::Listeners { in_force, failures }),
         }
     }
 
@@ -331,7 +328,7 @@ impl Reloader {
         config: &Config,
         wanted: &[(SocketAddr, Vec<&ChannelConfig>)],
         mut sockets: Vec<(SocketAddr, TcpListener)>,
-    ) -> Vec<String> {
+    ) -> Vec<StartError> {
         let mut failures = vec![];
         let mut kept = vec![];
         for running in std::mem::take(&mut self.listeners) {
@@ -347,7 +344,7 @@ impl Reloader {
                     running.stop().await;
                     match bind(addr, "a restarted listener").await {
                         Ok(socket) => sockets.push((addr, socket)),
-                        Err(e) => failures.push(e.to_string()),
+                        Err(e) => failures.push(e),
                     }
                 }
                 None => running.stop().await,
@@ -359,12 +356,33 @@ impl Reloader {
             };
             match start_listener(addr, socket, channels, config, &self.shared) {
                 Ok(listener) => kept.push(listener),
-                Err(e) => failures.push(e.to_string()),
+                Err(e) => failures.push(e),
             }
         }
         self.listeners = kept;
         failures
     }
+}
+
+/// Why a reload did not put the whole config in force.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    /// The file does not read or validate, or a destination's adapter cannot be built: nothing
+    /// changed.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The mappings folder does not agree with the new channels: nothing changed.
+    #[error(transparent)]
+    Mappings(#[from] crate::config::live_mappings::MappingsError),
+    /// A new listen address cannot be bound: nothing changed.
+    #[error(transparent)]
+    Bind(#[from] StartError),
+    /// The config is in force, but listeners restarted on their address could not start again.
+    #[error("{in_force}; but {}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Listeners {
+        in_force: String,
+        failures: Vec<StartError>,
+    },
 }
 
 fn channel_names(channels: &[&ChannelConfig]) -> String {

@@ -188,7 +188,7 @@ const BACKFILL_BATCH: usize = 1_000;
 /// Indexes the entries a store journaled before it had this index (one from an earlier
 /// version), a batch a commit, then marks it so it is done once. Later entries are indexed as
 /// they are committed. An entry that does not read is left out.
-pub async fn backfill(store: Arc<dyn Store>, committer: CommitterHandle) -> Result<usize, String> {
+pub async fn backfill(store: Arc<dyn Store>, committer: CommitterHandle) -> Result<usize, BackfillError> {
     let reader = store.clone();
     let (done, last) = tokio::task::spawn_blocking(move || {
         Ok::<_, StoreError>((
@@ -196,19 +196,14 @@ pub async fn backfill(store: Arc<dyn Store>, committer: CommitterHandle) -> Resu
             reader.journal_last_seq(),
         ))
     })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    .await??;
     if done {
         return Ok(0);
     }
     let (mut from, mut indexed) = (0, 0);
     while from <= last {
         let reader = store.clone();
-        let entries = tokio::task::spawn_blocking(move || reader.journal(from, BACKFILL_BATCH))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let entries = tokio::task::spawn_blocking(move || reader.journal(from, BACKFILL_BATCH)).await??;
         let Some((next, _)) = entries.last() else { break };
         from = next + 1;
         let ops: Vec<Write> = entries
@@ -227,8 +222,7 @@ pub async fn backfill(store: Arc<dyn Store>, committer: CommitterHandle) -> Resu
                 Ok::<_, StoreError>(())
             })
             .await
-            .ok_or("the engine is stopping")?
-            .map_err(|e| e.to_string())?;
+            .ok_or(BackfillError::Stopping)??;
     }
     committer
         .write(|ctx| {
@@ -236,9 +230,21 @@ pub async fn backfill(store: Arc<dyn Store>, committer: CommitterHandle) -> Resu
             Ok::<_, StoreError>(())
         })
         .await
-        .ok_or("the engine is stopping")?
-        .map_err(|e| e.to_string())?;
+        .ok_or(BackfillError::Stopping)??;
     Ok(indexed)
+}
+
+/// Why the journal's earlier entries could not all be indexed (the next start tries again).
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a blocking read failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the index could not be stored: {0}")]
+    NotStored(#[from] super::NotStored),
+    #[error("the engine is stopping")]
+    Stopping,
 }
 
 /// A search of the journal: blank fields match everything.
@@ -283,6 +289,21 @@ pub struct Page {
 }
 
 impl Query {
+    /// The search's fields as a form names them (all but `before`), to carry the search into a
+    /// link or a form.
+    pub fn form_fields(&self) -> [(&'static str, &str); 8] {
+        [
+            ("channel", &self.channel),
+            ("status", &self.status),
+            ("type", &self.message_type),
+            ("control_id", &self.control_id),
+            ("sender", &self.sender),
+            ("patient", &self.patient),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+    }
+
     /// Blank or trimmed fields, the time bounds widened to full RFC 3339 for comparing.
     fn normalized(&self) -> Query {
         let time = |t: &str| {

@@ -179,19 +179,11 @@ pub async fn messages(
     }
     body.push_str("</table>");
     if !found.rows.is_empty() {
-        let hidden: String = [
-            ("channel", &query.channel),
-            ("status", &query.status),
-            ("type", &query.message_type),
-            ("control_id", &query.control_id),
-            ("sender", &query.sender),
-            ("patient", &query.patient),
-            ("since", &query.since),
-            ("until", &query.until),
-        ]
-        .iter()
-        .map(|(name, value)| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", esc(value)))
-        .collect();
+        let hidden: String = query
+            .form_fields()
+            .iter()
+            .map(|(name, value)| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", esc(value)))
+            .collect();
         body.push_str(&format!(
             "<form method=\"post\" action=\"/console/messages/reprocess\">{hidden}\
              <label>Reason <input name=\"reason\" required size=\"30\"></label> \
@@ -207,14 +199,7 @@ pub async fn messages(
     }
     if let Some(before) = found.next_before {
         let link: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("channel", &query.channel)
-            .append_pair("status", &query.status)
-            .append_pair("type", &query.message_type)
-            .append_pair("control_id", &query.control_id)
-            .append_pair("sender", &query.sender)
-            .append_pair("patient", &query.patient)
-            .append_pair("since", &query.since)
-            .append_pair("until", &query.until)
+            .extend_pairs(query.form_fields())
             .append_pair("before", &before.to_string())
             .finish();
         body.push_str(&format!(

@@ -19,25 +19,11 @@ use crate::core::journal_index::{self, Query};
 /// Messages one request reprocesses, at most.
 pub const MAX_SET: usize = 1_000;
 
-/// The search (as the browser's form has it) and the reason.
-#[derive(Debug, Default, Deserialize)]
+/// The search (as the browser's form carries it) and the reason.
+#[derive(Debug, Deserialize)]
 pub struct SetForm {
-    #[serde(default)]
-    channel: String,
-    #[serde(default)]
-    status: String,
-    #[serde(default, rename = "type")]
-    message_type: String,
-    #[serde(default)]
-    control_id: String,
-    #[serde(default)]
-    sender: String,
-    #[serde(default)]
-    patient: String,
-    #[serde(default)]
-    since: String,
-    #[serde(default)]
-    until: String,
+    #[serde(flatten)]
+    query: Query,
     #[serde(default)]
     reason: String,
 }
@@ -58,16 +44,10 @@ pub async fn reprocess_set(
             "<p>Say why the messages are reprocessed.</p>",
         );
     }
+    // Every match, from the newest on.
     let query = Query {
-        channel: form.channel,
-        status: form.status,
-        message_type: form.message_type,
-        control_id: form.control_id,
-        sender: form.sender,
-        patient: form.patient,
-        since: form.since,
-        until: form.until,
         before: None,
+        ..form.query
     };
     let store = state.store.clone();
     let found = tokio::task::spawn_blocking(move || {
