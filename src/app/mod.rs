@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::config::live_mappings::LiveMappings;
 use crate::core::{CommitterHandle, Projections};
 use crate::outbox::{Fanout, Outbox};
-use crate::store::{EmbeddedStore, Store};
+use crate::store::{EmbeddedStore, PostgresStore, Store};
 
 /// A started engine: where it listens, and the handle to stop it.
 pub struct Engine {
@@ -46,6 +46,8 @@ pub enum StartError {
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
+    Password(#[from] crate::config::PasswordError),
+    #[error("{0}")]
     Fds(#[from] fd_budget::FdBudgetError),
     #[error("{what}: {source}")]
     Tls {
@@ -58,6 +60,25 @@ pub enum StartError {
         what: String,
         source: std::io::Error,
     },
+}
+
+/// Opens the store the config names: the embedded one in `data_dir`, or PostgreSQL.
+fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    Ok(match config.store.postgres()? {
+        None => Arc::new(EmbeddedStore::open_with(
+            &config.store.data_dir,
+            &config.store.options(),
+        )?),
+        Some(postgres) => {
+            let store = PostgresStore::open(&postgres.options)?;
+            tracing::info!(
+                schema_version = crate::store::known_schema_version(),
+                journal_last_seq = store.journal_last_seq(),
+                "store: PostgreSQL"
+            );
+            Arc::new(store)
+        }
+    })
 }
 
 impl Engine {
@@ -76,10 +97,7 @@ impl Engine {
         // Metrics are recorded from the first message on (README "Metrics").
         crate::metrics::install();
         let mappings = Arc::new(LiveMappings::load(config, crate::handlers::message_kinds())?);
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open_with(
-            &config.store.data_dir,
-            &config.store.options(),
-        )?);
+        let store = open_store(config)?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(mappings.clone().watch(stopped_signal(stopped.clone())));

@@ -24,6 +24,7 @@ mod proxies;
 mod rate_limit;
 mod records;
 mod schedule;
+mod store;
 mod traces;
 
 pub use destinations::{DestinationConfig, RetryConfig, event_resource_type};
@@ -56,6 +57,7 @@ pub use proxies::{ProxiesConfig, ROLE_CODE_SYSTEM};
 pub use rate_limit::RateLimitConfig;
 pub use records::{RecordSwitches, RecordsConfig, SUMMARY_TYPES};
 pub use schedule::{JOBS, JobConfig, parse_cron};
+pub use store::{PasswordError, StoreConfig};
 pub use traces::TracesConfig;
 
 use tributary_adapter_core::tls::{ServerTlsConfig, server_config};
@@ -188,70 +190,6 @@ impl Default for MappingsConfig {
 
 fn default_mappings_dir() -> PathBuf {
     PathBuf::from("mappings")
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// Folder of the embedded store; relative paths are taken from the working directory.
-    #[serde(default = "default_data_dir")]
-    pub data_dir: PathBuf,
-    /// Writes are refused (AE, 503) while the data folder's disk has less free space than this,
-    /// so a full disk is met before a write fails half-way; 0 turns the floor off.
-    #[serde(default = "default_min_free_bytes")]
-    pub min_free_bytes: u64,
-    /// A log segment past this many bytes is checkpointed (written out as tables) and a new one
-    /// started: smaller means more frequent checkpoints and journal files and less to replay on
-    /// start; the memtable holds up to one segment of writes.
-    #[serde(default = "default_log_segment_bytes")]
-    pub log_segment_bytes: Spanned<u64>,
-    /// Set by `serve --cut-damaged-log` only: recovery cuts the log at damage that intact
-    /// records follow instead of refusing to open.
-    #[serde(skip)]
-    pub cut_damaged_log: bool,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            data_dir: default_data_dir(),
-            min_free_bytes: default_min_free_bytes(),
-            log_segment_bytes: default_log_segment_bytes(),
-            cut_damaged_log: false,
-        }
-    }
-}
-
-impl StoreConfig {
-    /// The embedded store's options.
-    pub fn options(&self) -> crate::store::StoreOptions {
-        crate::store::StoreOptions {
-            min_free_bytes: self.min_free_bytes,
-            log_segment_bytes: *self.log_segment_bytes.get_ref(),
-            damage: if self.cut_damaged_log {
-                crate::store::LogDamage::Cut
-            } else {
-                crate::store::LogDamage::Refuse
-            },
-        }
-    }
-}
-
-fn default_min_free_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-
-fn default_log_segment_bytes() -> Spanned<u64> {
-    Spanned::new(0..0, crate::store::DEFAULT_LOG_SEGMENT_BYTES)
-}
-
-/// The bounds of `store.log_segment_bytes`: below 64 KiB a checkpoint would come every few
-/// commits; above 1 GiB the memtable (one segment of writes) and the replay on start grow too big.
-const LOG_SEGMENT_BYTES_MIN: u64 = 64 * 1024;
-const LOG_SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
-
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("./data")
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -693,16 +631,7 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let located = |span, key, message| self.error_at(span, key, message);
         check_bind(&self.http.bind, "http.bind", &located)?;
-        let segment = &self.store.log_segment_bytes;
-        if !(LOG_SEGMENT_BYTES_MIN..=LOG_SEGMENT_BYTES_MAX).contains(segment.get_ref()) {
-            return Err(located(
-                segment.span(),
-                "store.log_segment_bytes".into(),
-                format!(
-                    "must be between {LOG_SEGMENT_BYTES_MIN} and {LOG_SEGMENT_BYTES_MAX} (64 KiB to 1 GiB)"
-                ),
-            ));
-        }
+        self.store.validate(&located)?;
         self.validate_http_limits()?;
         self.validate_http()?;
         let mut names: Vec<&str> = Vec::new();

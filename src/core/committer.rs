@@ -104,6 +104,8 @@ impl<T> Finished<T> {
 pub struct CommitterHandle {
     jobs: mpsc::Sender<Job>,
     committed: CommittedBatches,
+    /// Other processes commit to the store too: nothing worked out ahead can be checked.
+    shared: bool,
 }
 
 /// Why a command's stage did not keep its writes.
@@ -131,7 +133,8 @@ impl CommitterHandle {
         store: &dyn Reader,
         change: impl FnOnce(&mut Overlay<'_>) -> Result<T, E>,
     ) -> Option<Prepared<T>> {
-        if self.jobs.capacity() == self.jobs.max_capacity() {
+        // On a shared store another node's commits are not among the keys `check` sees.
+        if self.shared || self.jobs.capacity() == self.jobs.max_capacity() {
             return None;
         }
         prepared::prepare(&self.committed, store, change)
@@ -267,6 +270,7 @@ pub fn start(
     on_durable: Arc<dyn Fn(u64) + Send + Sync>,
 ) -> (CommitterHandle, std::thread::JoinHandle<()>) {
     let next_seq = store.journal_last_seq() + 1;
+    let shared = store.shared();
     let (jobs, queue) = mpsc::channel(16 * 1024);
     let committed = CommittedBatches::default();
     let written = Written::new(committed.clone());
@@ -284,7 +288,14 @@ pub fn start(
             )
         })
         .expect("the committer thread starts");
-    (CommitterHandle { jobs, committed }, thread)
+    (
+        CommitterHandle {
+            jobs,
+            committed,
+            shared,
+        },
+        thread,
+    )
 }
 
 /// The time a change is made at, as stored (`meta.lastUpdated`): RFC 3339, UTC, milliseconds.
@@ -324,6 +335,11 @@ fn run(
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        // On a shared store this waits for the other nodes' batches, and numbers on from theirs.
+        let begun = store.begin_batch();
+        if let Ok(last_seq) = begun {
+            next_seq = last_seq + 1;
         }
         let first_seq = next_seq;
         let now = commit_time();
@@ -366,7 +382,8 @@ fn run(
         let keys = Written::keys_of(&writes);
         writes.ops.extend(index);
         writes.journal = journal;
-        match store.commit(writes) {
+        // A batch that did not begin read what may have changed since: it is not committed.
+        match begun.and_then(|_| store.commit(writes)) {
             Ok(()) => {
                 written.committed(keys);
                 for release in bookkeeping {

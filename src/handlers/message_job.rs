@@ -217,10 +217,26 @@ fn apply_message(
     } else {
         idempotency::check(&*ctx.tx, &entry.sender, &entry.control_id, &fingerprint)
     };
-    let verdict = verdict.unwrap_or_else(|e| {
-        tracing::error!(error = %e, seq, "idempotency lookup failed");
-        Verdict::New
-    });
+    let verdict = match verdict {
+        Ok(verdict) => verdict,
+        Err(e) => {
+            // Not knowing whether it was applied before, it is not applied now: AE, and the
+            // sender sends it again (on a shared store a read can fail while the commit would not).
+            tracing::error!(error = %e, seq, "idempotency lookup failed");
+            let error = ParseError {
+                code: ErrorCode::InternalError,
+                location: None,
+                text: format!("the message's control id could not be checked: {e}"),
+            };
+            entry.status = Status::Error;
+            entry.error = Some(error.text.clone());
+            entry.replies = replies_for(message, &Outcome::Error(error), seq, &job.acks)
+                .reply
+                .into_iter()
+                .collect();
+            return;
+        }
+    };
     match verdict {
         Verdict::Repeat(earlier) => {
             entry.status = Status::Duplicate;

@@ -35,8 +35,12 @@ use crate::deliveries::seal::{self, SealKey};
 const BATCH: usize = 64;
 
 /// When nothing wakes it, a worker still looks at its queue this often (a delivery retried by
-/// hand, a clock that jumped).
+/// hand, a clock that jumped, one queued by another node).
 const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// On a shared store, how soon a worker looks again when another node's worker holds the
+/// destination's lease.
+const LEASE_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Worker {
     pub destination: String,
@@ -107,6 +111,14 @@ impl Worker {
         stop: &mut watch::Receiver<bool>,
         finished_up_to: &mut Vec<u8>,
     ) -> Result<Duration, crate::store::StoreError> {
+        // One node at a time delivers a destination's queue, so its order holds across nodes.
+        // A node that dies loses its connection, and with it the lease.
+        let Some(_lease) = self.store.try_lease(&format!("outbox:{}", self.destination))? else {
+            return Ok(LEASE_RETRY);
+        };
+        // What a shared store shows is durable already (its commits are); here only our own
+        // syncer says what is.
+        let shared = self.store.shared();
         loop {
             let batch = queue::pending_after(self.store.as_ref(), &self.destination, finished_up_to, BATCH)?;
             if batch.is_empty() {
@@ -116,7 +128,7 @@ impl Worker {
                 if *stop.borrow() {
                     return Ok(IDLE_POLL);
                 }
-                if delivery.cause > self.durable.load(Ordering::Acquire) {
+                if !shared && delivery.cause > self.durable.load(Ordering::Acquire) {
                     // Its cause is not on disk yet; the sync that puts it there wakes us.
                     return Ok(IDLE_POLL);
                 }

@@ -118,6 +118,9 @@ fn spawn_jobs(config: &Config, context: &JobContext) -> Running {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.wait_for(|stopped| *stopped) => return,
                 }
+                let Some(_claim) = claim(&context, &name, next.timestamp()).await else {
+                    continue;
+                };
                 run(&job, &context).await;
             }
         }));
@@ -126,6 +129,48 @@ fn spawn_jobs(config: &Config, context: &JobContext) -> Running {
         stop: stop_sender,
         tasks,
     }
+}
+
+/// On a store several nodes share, claims the run due at `due` (Unix seconds) for this node:
+/// under the job's lease, the last run due recorded in the store must be earlier, and this one
+/// is recorded before it starts, so each run happens once in the cluster (and a node that dies
+/// during it does not have it run again). None: another node has it. One process alone always
+/// runs.
+async fn claim(context: &JobContext, name: &str, due: i64) -> Option<crate::store::Lease> {
+    let store = &context.store;
+    if !store.shared() {
+        return Some(crate::store::Lease::local());
+    }
+    let lease = match store.try_lease(&format!("job:{name}")) {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return None,
+        Err(error) => {
+            tracing::error!(job = name, %error, "scheduled job not claimed");
+            return None;
+        }
+    };
+    let key = [b"schedule-due\0".as_slice(), name.as_bytes()].concat();
+    let last_due = match store.get(crate::store::Keyspace::Meta, &key) {
+        Ok(value) => value
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(i64::from_be_bytes),
+        Err(error) => {
+            tracing::error!(job = name, %error, "scheduled job not claimed");
+            return None;
+        }
+    };
+    if last_due.is_some_and(|last| last >= due) {
+        return None;
+    }
+    let recorded = context
+        .committer
+        .write(move |ctx| {
+            ctx.tx
+                .put(crate::store::Keyspace::Meta, key, due.to_be_bytes().to_vec());
+            Ok(())
+        })
+        .await;
+    matches!(recorded, Some(Ok(()))).then_some(lease)
 }
 
 /// One run of a job; its outcome is logged.

@@ -57,6 +57,7 @@ mod outbox_secrets;
 mod pix_query;
 mod reload;
 mod results;
+mod scale_out;
 mod schedule;
 mod scheduling;
 mod summary_feeds;

@@ -82,6 +82,25 @@ pub enum StoreError {
         /// Why it does not read.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// PostgreSQL refused or could not be reached (`what` names the step: `connect`, `commit`).
+    #[error("store: PostgreSQL: {what}: {}", chain(source.as_ref()))]
+    Database {
+        /// The step that failed.
+        what: String,
+        /// The client's or the pool's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The database's schema was migrated by a newer engine than this one.
+    #[error(
+        "store: the PostgreSQL schema is at version {found}, newer than the {known} this engine \
+         knows: run the newer engine, or restore a database of this version"
+    )]
+    SchemaTooNew {
+        /// The version recorded in `tributary_schema`.
+        found: i32,
+        /// The newest this engine has migrations for.
+        known: i32,
+    },
     /// A failure met on the way to the store rather than in it (the engine stopping, a commit
     /// that did not happen), for a caller that answers in `StoreError`s.
     #[error("store: {0}")]
@@ -115,6 +134,17 @@ impl StoreError {
         StoreError::Other(cause.into())
     }
 
+    /// A PostgreSQL step (`what`) that failed.
+    pub fn database(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError::Database {
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
+
     /// A file operation on `what` (a path, or the step) that failed.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> StoreError {
         StoreError::Io {
@@ -122,6 +152,21 @@ impl StoreError {
             source,
         }
     }
+}
+
+/// An error's text followed by its causes' (a client error's own text is often only `db error`).
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let more = next.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = next.source();
+    }
+    text
 }
 
 fn what_follows(intact_after: usize) -> String {

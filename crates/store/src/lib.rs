@@ -1,25 +1,31 @@
 //! The member store: a key-value contract (`Store`) over named keyspaces plus the journal, the
-//! embedded backend (`EmbeddedStore`: an LSM tree behind a write-ahead log) and an in-memory one for tests
-//! (`MemoryStore`). The `tributary-store` crate; the engine has it as `tributary::store`, and it
+//! embedded backend (`EmbeddedStore`: an LSM tree behind a write-ahead log), the PostgreSQL one
+//! for several engine nodes (`PostgresStore`) and an in-memory one for tests (`MemoryStore`). The `tributary-store` crate; the engine has it as `tributary::store`, and it
 //! knows nothing of the engine, HL7 or FHIR.
 //!
-//! Everything above this crate speaks in keyspaces and byte keys; nothing else names the embedded tree, so a
-//! PostgreSQL backend can come later. Writes happen only as whole `WriteSet`s, applied atomically,
+//! Everything above this crate speaks in keyspaces and byte keys; nothing else names the embedded
+//! tree or the database's tables. Writes happen only as whole `WriteSet`s, applied atomically,
 //! and become durable only at `sync` (the engine group-commits: many write sets, one sync).
 
 #![deny(missing_docs)]
 
+#[cfg(test)]
+mod contract_tests;
 mod embedded;
 mod error;
 mod memory;
 mod overlay;
+mod postgres;
 mod sled_import;
+#[cfg(any(test, feature = "test-postgres"))]
+pub mod test_postgres;
 mod wal;
 
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use overlay::{Changed, Overlay, Staged};
+pub use postgres::{PostgresOptions, PostgresStore, UrlProblem, known_schema_version};
 pub use wal::Damage as LogDamage;
 
 /// The size past which a log segment is checkpointed, unless `StoreOptions` says otherwise. The
@@ -186,8 +192,9 @@ impl Keyspace {
         Keyspace::JournalIndex,
     ];
 
-    /// The one-byte prefix that keeps keyspaces apart in a single ordered key space.
-    fn prefix(self) -> u8 {
+    /// The one-byte prefix that keeps keyspaces apart in a single ordered key space (and the
+    /// `keyspace` column on PostgreSQL).
+    pub(crate) fn prefix(self) -> u8 {
         match self {
             Keyspace::Dedupe => b'd',
             Keyspace::Patient => b'p',
@@ -233,7 +240,7 @@ impl Keyspace {
 }
 
 impl Keyspace {
-    fn from_prefix(prefix: u8) -> Option<Keyspace> {
+    pub(crate) fn from_prefix(prefix: u8) -> Option<Keyspace> {
         Keyspace::ALL.into_iter().find(|k| k.prefix() == prefix)
     }
 }
@@ -297,5 +304,41 @@ pub trait Store: Reader + Send + Sync {
     /// free-space floor); None while they succeed.
     fn write_failure(&self) -> Option<String> {
         None
+    }
+    /// Starts the committer's next batch, whose `commit` ends it, and returns the last journal
+    /// sequence number committed by anyone. On a shared store no other process commits in
+    /// between, so what the batch reads is current (PostgreSQL: the cluster's writer lock); one
+    /// process alone has nothing to do.
+    fn begin_batch(&self) -> Result<u64, StoreError> {
+        Ok(self.journal_last_seq())
+    }
+    /// Whether other processes commit to this store too (several engine nodes on PostgreSQL):
+    /// nothing read outside a batch may be taken as unchanged at commit, and what a read shows
+    /// is already durable.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Takes the lease `name` when no other process holds it (an outbox destination's queue, a
+    /// scheduled job's run): held until the `Lease` is dropped, or the process dies. None when
+    /// another process holds it. A store of one process always grants it.
+    fn try_lease(&self, _name: &str) -> Result<Option<Lease>, StoreError> {
+        Ok(Some(Lease::local()))
+    }
+}
+
+/// A lease from [`Store::try_lease`]: released when dropped.
+pub struct Lease {
+    _held: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl Lease {
+    /// A lease no other process could contend for.
+    pub fn local() -> Lease {
+        Lease { _held: None }
+    }
+
+    /// A lease that `held` keeps (a connection whose session holds a lock) until dropped.
+    pub(crate) fn held(held: Box<dyn std::any::Any + Send>) -> Lease {
+        Lease { _held: Some(held) }
     }
 }
