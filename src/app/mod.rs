@@ -9,6 +9,7 @@
 pub(crate) mod fd_budget;
 mod http_server;
 mod reload;
+mod reload_generation;
 
 pub use reload::ReloadRequest;
 

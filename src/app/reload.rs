@@ -11,7 +11,8 @@
 //! workers, replaced whole once the old ones finish the delivery in hand); the scheduled jobs
 //! (replaced whole once a run under way finishes). Every SIGHUP also reads each listener's TLS
 //! certificate and key again. Other sections (`[http]`, `[store]`, `[members]`, ...) are read at
-//! start only.
+//! start only. On a store several nodes share, a reload asked of one node reloads every node,
+//! each from its own config file (`reload_generation`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -236,15 +237,39 @@ impl Reloader {
             }
         };
         let mut stopped = self.shared.stopped.clone();
+        // On a shared store a reload asked of any node reloads every node.
+        let cluster = self.shared.store.shared();
+        let mut generation = match cluster {
+            true => super::reload_generation::current(&self.shared.store).unwrap_or(0),
+            false => 0,
+        };
+        let mut poll = tokio::time::interval(super::reload_generation::POLL);
         loop {
-            let answer = tokio::select! {
+            let (answer, asked_here) = tokio::select! {
                 _ = stopped.wait_for(|stop| *stop) => break,
                 Some(()) = async { hangup.as_mut()?.recv().await } => {
                     self.reload_tls();
-                    None
+                    (None, true)
                 }
-                Some(request) = requests.recv() => Some(request),
+                Some(request) = requests.recv() => (Some(request), true),
+                _ = poll.tick(), if cluster => {
+                    match super::reload_generation::current(&self.shared.store) {
+                        Ok(newer) if newer > generation => {
+                            tracing::info!(generation = newer, "config reload asked of another node");
+                            generation = newer;
+                            self.reload_tls();
+                            (None, false)
+                        }
+                        _ => continue,
+                    }
+                }
             };
+            if cluster && asked_here {
+                match super::reload_generation::announce(&self.shared.committer).await {
+                    Ok(announced) => generation = announced,
+                    Err(error) => tracing::error!(%error, "the other nodes could not be told to reload"),
+                }
+            }
             let outcome = self.reload().await.map_err(|e| e.to_string());
             match &outcome {
                 Ok(summary) => tracing::info!(config = %self.path.display(), %summary, "config reloaded"),

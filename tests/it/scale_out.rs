@@ -401,3 +401,42 @@ async fn a_scheduled_job_runs_once_per_cluster() {
         "{runs} runs in {seconds} s across two nodes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_asked_of_one_node_applies_on_every_node() {
+    let url = TestServer::shared().new_database();
+    let root = tempfile::tempdir().unwrap();
+    let a = start_node(root.path(), "a", &url, "");
+    let b = start_node(root.path(), "b", &url, "");
+    let status = |node: &EngineProcess, key: &'static str| {
+        let url = format!("{}/journal?limit=1", node.http);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    const NEW_KEY: &str = "key-newcomer-0001";
+    assert_eq!(status(&b, NEW_KEY).await, 401, "not a client yet");
+    // Each node's own config file gains a client; only a is told to reload.
+    let newcomer = crate::common::clients_toml(&[("newcomer", NEW_KEY, &["integration-analyst"], &[])]);
+    for node in ["a", "b"] {
+        let path = root.path().join(node).join("tributary.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The API clients go before [store], which the node's config ends with.
+        let (head, store) = text.split_at(text.rfind("\n[store]").unwrap());
+        std::fs::write(&path, format!("{head}{newcomer}{store}")).unwrap();
+    }
+    a.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while status(&b, NEW_KEY).await != 200 {
+        assert!(std::time::Instant::now() < deadline, "b never took a's reload");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status(&a, NEW_KEY).await, 200);
+}

@@ -311,11 +311,17 @@ fn a_store_of_one_process_grants_every_lease() {
 
 // PostgreSQL only: what several processes on one database need.
 
+/// Two stores on one new database, as two nodes have them, and the database's name.
 fn two_nodes() -> (PostgresStore, PostgresStore, String) {
     let url = TestServer::shared().new_database();
     let a = PostgresStore::open(&postgres_options(&url)).unwrap();
     let b = PostgresStore::open(&postgres_options(&url)).unwrap();
-    (a, b, url)
+    let name = url.rsplit('/').next().unwrap().to_string();
+    (a, b, name)
+}
+
+fn run_sql(database: &str, sql: &str) {
+    TestServer::shared().run_sql(database, sql).unwrap();
 }
 
 #[test]
@@ -393,7 +399,7 @@ fn postgres_a_failed_commit_leaves_nothing_and_the_next_one_works() {
 
 #[test]
 fn postgres_retention_drops_whole_days_before_the_cutoff() {
-    let (a, _, url) = two_nodes();
+    let (a, _, database) = two_nodes();
     a.commit(WriteSet {
         ops: vec![],
         journal: vec![(3, b"today".to_vec())],
@@ -406,7 +412,7 @@ fn postgres_retention_drops_whole_days_before_the_cutoff() {
                    FOR VALUES FROM ('2020-01-02 00:00:00+00') TO ('2020-01-03 00:00:00+00');
                INSERT INTO tributary_journal VALUES (1, '2020-01-01 12:00:00+00', 'one'),
                    (2, '2020-01-02 12:00:00+00', 'two');";
-    run_sql(&url, sql);
+    run_sql(&database, sql);
     assert_eq!(a.journal(0, 10).unwrap().len(), 3);
     let jan_2_noon = SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_966_400);
     let (dropped, bytes) = a.drop_journal_before(jan_2_noon).unwrap();
@@ -427,10 +433,10 @@ fn postgres_retention_drops_whole_days_before_the_cutoff() {
 
 #[test]
 fn postgres_a_newer_schema_is_refused() {
-    let (a, _, url) = two_nodes();
+    let (a, _, database) = two_nodes();
     drop(a);
-    run_sql(&url, "INSERT INTO tributary_schema (version) VALUES (99)");
-    match PostgresStore::open(&postgres_options(&url)) {
+    run_sql(&database, "INSERT INTO tributary_schema (version) VALUES (99)");
+    match PostgresStore::open(&postgres_options(&TestServer::shared().url(&database))) {
         Err(e @ StoreError::SchemaTooNew { found: 99, .. }) => {
             assert!(e.to_string().contains("newer than the"), "{e}")
         }
@@ -455,23 +461,4 @@ fn postgres_unreachable_is_a_clear_error() {
         }
         Ok(_) => panic!("opened with no server"),
     }
-}
-
-fn run_sql(url: &str, sql: &str) {
-    let (url, sql) = (url.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            client.batch_execute(&sql).await.unwrap();
-        });
-    })
-    .join()
-    .unwrap();
 }

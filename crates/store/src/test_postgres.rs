@@ -222,7 +222,8 @@ impl TestServer {
         let pid = answered.recv().map_err(|e| e.to_string())??;
         *self.running.lock().map_err(|e| e.to_string())? = Some(pid);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        // Listening is not enough: it refuses sessions while it starts up.
+        while self.run_sql("postgres", "SELECT 1").is_err() {
             if Instant::now() > deadline {
                 return Err(format!(
                     "the test server did not listen within 30 s; see {}",
@@ -252,28 +253,33 @@ impl TestServer {
         format!("postgres://{USER}@127.0.0.1:{}/{name}", self.port)
     }
 
-    /// Creates a new empty database and returns its URL.
-    pub fn new_database(&self) -> String {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("test_{}", NEXT.fetch_add(1, Ordering::Relaxed));
-        let admin = self.url("postgres");
-        let sql = format!("CREATE DATABASE {name}");
-        // On a thread of its own: the caller may be inside a runtime, where another cannot block.
+    /// Runs `sql` in database `name`, on a thread of its own: the caller may be inside a runtime,
+    /// where another cannot block.
+    pub fn run_sql(&self, name: &str, sql: &str) -> Result<(), String> {
+        let (url, sql) = (self.url(name), sql.to_string());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .expect("a runtime");
+                .map_err(|e| e.to_string())?;
             runtime.block_on(async move {
-                let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                     .await
-                    .expect("the test server takes connections");
+                    .map_err(|e| e.to_string())?;
                 tokio::spawn(connection);
-                client.batch_execute(&sql).await.expect("CREATE DATABASE");
-            });
+                client.batch_execute(&sql).await.map_err(|e| e.to_string())
+            })
         })
         .join()
-        .expect("the database is created");
+        .map_err(|_| "the SQL thread panicked".to_string())?
+    }
+
+    /// Creates a new empty database and returns its URL.
+    pub fn new_database(&self) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("test_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.run_sql("postgres", &format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
         self.url(&name)
     }
 }
